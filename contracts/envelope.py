@@ -47,7 +47,9 @@ class CaseFlags(BaseModel):
     best_interests_determined: bool = False
 
     def merged(self, other: CaseFlags) -> CaseFlags:
-        return CaseFlags(**{k: getattr(self, k) or getattr(other, k) for k in type(self).model_fields})
+        return CaseFlags(
+            **{k: getattr(self, k) or getattr(other, k) for k in type(self).model_fields}
+        )
 
 
 class Envelope(BaseModel):
@@ -70,7 +72,8 @@ class Envelope(BaseModel):
         default_factory=dict, description="The event's clear (operational) fields."
     )
     sealed: dict[str, Any] = Field(
-        default_factory=dict, description="Per-category ciphertexts and key wraps (contracts.sealing)."
+        default_factory=dict,
+        description="Per-category ciphertexts and key wraps (contracts.sealing).",
     )
     signature: dict[str, Any] | None = Field(
         default=None, description="The sender's signature over the canonical form of the rest."

@@ -28,37 +28,18 @@ def clear(*, description: str, **kwargs: Any) -> Any:
     return tagged(DataCategory.OPERATIONAL, description=description, **kwargs)
 
 
-def identity(*, description: str, **kwargs: Any) -> Any:
-    return tagged(DataCategory.IDENTITY, description=description, **kwargs)
-
-
-def location(*, description: str, **kwargs: Any) -> Any:
-    return tagged(DataCategory.LOCATION, description=description, **kwargs)
-
-
-def health(*, description: str, **kwargs: Any) -> Any:
-    return tagged(DataCategory.HEALTH, description=description, **kwargs)
-
-
-def account(*, description: str, **kwargs: Any) -> Any:
-    return tagged(DataCategory.EXPLOITATION_ACCOUNT, description=description, **kwargs)
-
-
-def legal(*, description: str, **kwargs: Any) -> Any:
-    return tagged(DataCategory.LEGAL_STATUS, description=description, **kwargs)
-
-
-def decision(*, description: str, **kwargs: Any) -> Any:
-    return tagged(DataCategory.DECISION, description=description, **kwargs)
-
-
-def service(*, description: str, **kwargs: Any) -> Any:
-    return tagged(DataCategory.SERVICE, description=description, **kwargs)
+def personal(category: DataCategory, *, description: str, **kwargs: Any) -> Any:
+    """A sealed field: only recipients entitled to `category` can open it."""
+    if category is DataCategory.OPERATIONAL:
+        raise ValueError("use clear() for operational fields")
+    return tagged(category, description=description, **kwargs)
 
 
 def officer(*, description: str = "The officer who did it (R7: accountability).") -> Any:
     """An officer's id (badge number, not a name): operational, so oversight sees who decided."""
-    return clear(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$", description=description)
+    return clear(
+        min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$", description=description
+    )
 
 
 class ExploitationForm(StrEnum):
@@ -107,17 +88,40 @@ class CaseScreened(EventPayload):
     )
     age_status: AgeStatus = clear(description="Unknown or disputed age means a presumed child.")
     screened_by_officer: str = officer()
-    full_name: str = identity(min_length=1, max_length=200, description="Name as given.")
-    date_of_birth: date | None = identity(default=None, description="If known.")
-    nationality: str = identity(
-        min_length=2, max_length=2, pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2."
+    full_name: str = personal(
+        DataCategory.IDENTITY, min_length=1, max_length=200, description="Name as given."
     )
-    languages: list[str] = identity(default_factory=list, description="Languages spoken.")
-    found_at: str = location(max_length=500, description="Where the person was met.")
-    indicators: list[Indicator] = account(min_length=1, description="Indicators, weighed.")
-    account: str = account(default="", max_length=20000, description="The person's own account.")
-    migration_status: str = legal(default="unknown", max_length=200, description="As declared.")
-    immediate_needs: str = health(default="", max_length=2000, description="Urgent medical needs.")
+    date_of_birth: date | None = personal(
+        DataCategory.IDENTITY, default=None, description="If known."
+    )
+    nationality: str = personal(
+        DataCategory.IDENTITY,
+        min_length=2,
+        max_length=2,
+        pattern=r"^[A-Z]{2}$",
+        description="ISO 3166-1 alpha-2.",
+    )
+    languages: list[str] = personal(
+        DataCategory.IDENTITY, default_factory=list, description="Languages spoken."
+    )
+    found_at: str = personal(
+        DataCategory.LOCATION, max_length=500, description="Where the person was met."
+    )
+    indicators: list[Indicator] = personal(
+        DataCategory.EXPLOITATION_ACCOUNT, min_length=1, description="Indicators, weighed."
+    )
+    account: str = personal(
+        DataCategory.EXPLOITATION_ACCOUNT,
+        default="",
+        max_length=20000,
+        description="The person's own account.",
+    )
+    migration_status: str = personal(
+        DataCategory.LEGAL_STATUS, default="unknown", max_length=200, description="As declared."
+    )
+    immediate_needs: str = personal(
+        DataCategory.HEALTH, default="", max_length=2000, description="Urgent medical needs."
+    )
 
 
 class ConsentOverride(BaseModel):
@@ -137,16 +141,28 @@ class ReferralRequested(EventPayload):
     consent_override: ConsentOverride | None = clear(
         default=None, description="R9: legal basis when sharing without consent."
     )
-    full_name: str | None = identity(default=None, max_length=200, description="Shared identity.")
-    needs: str = service(default="", max_length=5000, description="What the person needs.")
-    medical_notes: str = health(default="", max_length=5000, description="For medical services.")
-    pickup_location: str = location(default="", max_length=500, description="Where to meet.")
+    full_name: str | None = personal(
+        DataCategory.IDENTITY, default=None, max_length=200, description="Shared identity."
+    )
+    needs: str = personal(
+        DataCategory.SERVICE, default="", max_length=5000, description="What the person needs."
+    )
+    medical_notes: str = personal(
+        DataCategory.HEALTH, default="", max_length=5000, description="For medical services."
+    )
+    pickup_location: str = personal(
+        DataCategory.LOCATION, default="", max_length=500, description="Where to meet."
+    )
 
 
 class ReferralAccepted(EventPayload):
     referral_id: str = clear(min_length=1, max_length=64, description="The referral answered.")
-    shelter_address: str = location(default="", max_length=500, description="The most dangerous field.")
-    placement: str = service(default="", max_length=2000, description="Arrangements made.")
+    shelter_address: str = personal(
+        DataCategory.LOCATION, default="", max_length=500, description="The most dangerous field."
+    )
+    placement: str = personal(
+        DataCategory.SERVICE, default="", max_length=2000, description="Arrangements made."
+    )
 
 
 class DeclineReason(StrEnum):
@@ -164,23 +180,31 @@ class ReferralDeclined(EventPayload):
     version: ClassVar[int] = 2
     referral_id: str = clear(min_length=1, max_length=64, description="The referral answered.")
     reason_code: DeclineReason = clear(description="Why, from a closed list (v2).")
-    reason: str = service(default="", max_length=2000, description="Free-text explanation.")
+    reason: str = personal(
+        DataCategory.SERVICE, default="", max_length=2000, description="Free-text explanation."
+    )
 
 
 class ReferralDeclinedV1(EventPayload):
     """Version 1 had only free text; upcast to v2 with reason_code 'other'."""
 
     referral_id: str = clear(min_length=1, max_length=64, description="The referral answered.")
-    reason: str = service(default="", max_length=2000, description="Free-text explanation.")
+    reason: str = personal(
+        DataCategory.SERVICE, default="", max_length=2000, description="Free-text explanation."
+    )
 
 
 class ConsentRecorded(EventPayload):
     consent_id: str = clear(min_length=1, max_length=64, description="Referenced by referrals.")
-    recipients: list[str] = clear(min_length=1, description="Agencies the person agreed to share with.")
+    recipients: list[str] = clear(
+        min_length=1, description="Agencies the person agreed to share with."
+    )
     categories: list[DataCategory] = clear(min_length=1, description="What may be shared.")
     voluntary_return: bool = clear(default=False, description="The person asks to return (R3).")
     recorded_by_officer: str = officer()
-    statement: str = identity(default="", max_length=5000, description="The consent as worded.")
+    statement: str = personal(
+        DataCategory.IDENTITY, default="", max_length=5000, description="The consent as worded."
+    )
 
 
 class ConsentWithdrawn(EventPayload):
@@ -200,8 +224,10 @@ class Outcome(StrEnum):
 class IdentificationDecided(EventPayload):
     stage: IdentificationStage = clear(description="Reasonable grounds first, then conclusive.")
     decided_by_officer: str = officer()
-    outcome: Outcome = decision(description="Positive or negative.")
-    reasoning: str = decision(default="", max_length=20000, description="Why.")
+    outcome: Outcome = personal(DataCategory.DECISION, description="Positive or negative.")
+    reasoning: str = personal(
+        DataCategory.DECISION, default="", max_length=20000, description="Why."
+    )
 
 
 class ReflectionStarted(EventPayload):
@@ -213,7 +239,7 @@ class ReflectionStarted(EventPayload):
 class ReflectionExtended(EventPayload):
     extra_days: int = clear(ge=1, le=365, description="Bounded by the policy maximum.")
     decided_by_officer: str = officer()
-    reason: str = decision(default="", max_length=2000, description="Why.")
+    reason: str = personal(DataCategory.DECISION, default="", max_length=2000, description="Why.")
 
 
 class ReflectionEnded(EventPayload):
@@ -224,70 +250,101 @@ class ReflectionEnded(EventPayload):
 
 class ResidenceGranted(EventPayload):
     decided_by_officer: str = officer()
-    permit_type: str = legal(max_length=200, description="Kind of permit.")
-    valid_until: date = legal(description="End of validity.")
+    permit_type: str = personal(
+        DataCategory.LEGAL_STATUS, max_length=200, description="Kind of permit."
+    )
+    valid_until: date = personal(DataCategory.LEGAL_STATUS, description="End of validity.")
 
 
 class AsylumLodged(EventPayload):
     """From here on nothing of the case reaches the consulate (R4)."""
 
     refugee: bool = clear(default=False, description="Refugee status already recognised.")
-    claim_reference: str = legal(default="", max_length=100, description="Asylum file number.")
+    claim_reference: str = personal(
+        DataCategory.LEGAL_STATUS, default="", max_length=100, description="Asylum file number."
+    )
 
 
 class GuardianAppointed(EventPayload):
     guardian_agency: str = clear(min_length=1, max_length=64, description="Responsible agency.")
     decided_by_officer: str = officer()
-    guardian_name: str = identity(max_length=200, description="The appointed guardian.")
+    guardian_name: str = personal(
+        DataCategory.IDENTITY, max_length=200, description="The appointed guardian."
+    )
 
 
 class BestInterestsDetermined(EventPayload):
     decided_by_officer: str = officer()
     return_in_best_interests: bool = clear(description="Whether return serves the child (R2).")
-    summary: str = decision(default="", max_length=20000, description="The determination.")
+    summary: str = personal(
+        DataCategory.DECISION, default="", max_length=20000, description="The determination."
+    )
 
 
 class RiskAssessed(EventPayload):
     serious_risk: bool = clear(description="Serious risk of harm on return (R4).")
     assessed_by_officer: str = officer()
-    findings: str = decision(default="", max_length=20000, description="The assessment.")
+    findings: str = personal(
+        DataCategory.DECISION, default="", max_length=20000, description="The assessment."
+    )
 
 
 class ServicesDelivered(EventPayload):
     referral_id: str = clear(min_length=1, max_length=64, description="Which referral.")
     service: ServiceKind = clear(description="What was delivered.")
-    details: str = service(default="", max_length=5000, description="What was done.")
-    medical_notes: str = health(default="", max_length=5000, description="Clinical notes.")
+    details: str = personal(
+        DataCategory.SERVICE, default="", max_length=5000, description="What was done."
+    )
+    medical_notes: str = personal(
+        DataCategory.HEALTH, default="", max_length=5000, description="Clinical notes."
+    )
 
 
 class ReturnPlanningStarted(EventPayload):
     destination_country: str = clear(pattern=r"^[A-Z]{2}$", description="Country of return.")
     counterpart_agency: str = clear(min_length=1, max_length=64, description="Who receives.")
-    full_name: str = identity(max_length=200, description="For travel documents.")
-    date_of_birth: date | None = identity(default=None, description="For travel documents.")
-    reception_needs: str = health(default="", max_length=5000, description="Care on arrival.")
+    full_name: str = personal(
+        DataCategory.IDENTITY, max_length=200, description="For travel documents."
+    )
+    date_of_birth: date | None = personal(
+        DataCategory.IDENTITY, default=None, description="For travel documents."
+    )
+    reception_needs: str = personal(
+        DataCategory.HEALTH, default="", max_length=5000, description="Care on arrival."
+    )
 
 
 class ReturnPlanAgreed(EventPayload):
     agreed_by_officer: str = officer()
-    plan: str = service(default="", max_length=20000, description="Reception and reintegration.")
+    plan: str = personal(
+        DataCategory.SERVICE,
+        default="",
+        max_length=20000,
+        description="Reception and reintegration.",
+    )
 
 
 class ReturnCompleted(EventPayload):
     voluntary: bool = clear(description="The person asked to return (R3).")
     consent_id: str | None = clear(default=None, description="R3: the recorded request.")
-    travel_details: str = service(default="", max_length=2000, description="How and when.")
+    travel_details: str = personal(
+        DataCategory.SERVICE, default="", max_length=2000, description="How and when."
+    )
 
 
 class ReintegrationMonitored(EventPayload):
     visit_number: int = clear(ge=1, description="Monitoring visit count.")
     retaliation_risk: bool = clear(description="Signs of retaliation or re-trafficking.")
-    notes: str = service(default="", max_length=5000, description="What was found.")
+    notes: str = personal(
+        DataCategory.SERVICE, default="", max_length=5000, description="What was found."
+    )
 
 
 class CompensationClaimed(EventPayload):
     forum: Literal["criminal", "civil", "state-fund", "labour"] = clear(description="Where.")
-    amount_claimed: str = legal(default="", max_length=50, description="Amount and currency.")
+    amount_claimed: str = personal(
+        DataCategory.LEGAL_STATUS, default="", max_length=50, description="Amount and currency."
+    )
 
 
 class CaseClosed(EventPayload):
