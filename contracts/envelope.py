@@ -71,6 +71,11 @@ class Envelope(BaseModel):
     operational: dict[str, Any] = Field(
         default_factory=dict, description="The event's clear (operational) fields."
     )
+    deadlines: dict[str, datetime] = Field(
+        default_factory=dict,
+        description="Due dates the sender's router computed from its country policy "
+        "(e.g. referral-answer, reflection-ends): clear, so every node and notifier agrees.",
+    )
     sealed: dict[str, Any] = Field(
         default_factory=dict,
         description="Per-category ciphertexts and key wraps (contracts.sealing).",

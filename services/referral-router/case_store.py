@@ -1,0 +1,296 @@
+"""The node's append-only event store: one case file per case, built with eventsourcing.
+
+A case file is the sequence of signed envelopes this node sent or received for one case;
+its state is the pure `lifecycle.CaseState`. The store's notification log (every recorded
+envelope in commit order) is at once the outbox the relay publishes from, the inbox the
+agency's systems page through, and the leaf order of the node's verifiable log.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import NAMESPACE_URL, UUID, uuid5
+
+from eventsourcing.application import Application, ProcessingEvent
+from eventsourcing.domain import Aggregate
+from eventsourcing.persistence import IntegrityError, Tracking
+
+from contracts.envelope import Envelope
+from contracts.vocabulary import Role
+from referral_router.lifecycle import CaseState, Proposal, evolve
+
+_NS = uuid5(NAMESPACE_URL, "urn:nrm:referral-router")
+
+SENT = "sent"
+RECEIVED = "received"
+
+
+def case_file_id(pseudonym: str) -> UUID:
+    return uuid5(_NS, f"case:{pseudonym}")
+
+
+def idempotency_id(agency_id: str, key: str) -> UUID:
+    return uuid5(_NS, f"idempotency:{agency_id}:{key}")
+
+
+def dead_letter_id(source: str, position: int) -> UUID:
+    return uuid5(_NS, f"dead-letter:{source}:{position}")
+
+
+def proposal_of(envelope: Envelope, roles: Mapping[str, Role]) -> Proposal:
+    """The clear facts of an envelope, as the lifecycle rules read them."""
+    return Proposal(
+        event_id=str(envelope.id),
+        event_type=envelope.type,
+        sender=envelope.sender,
+        sender_role=roles.get(envelope.sender, Role.FIRST_RESPONDER),
+        recipients={r: roles.get(r, Role.FIRST_RESPONDER) for r in envelope.recipients},
+        time=envelope.time,
+        operational=envelope.operational,
+    )
+
+
+class CaseFile(Aggregate):
+    """This node's file of one case: the envelopes, and the state they add up to."""
+
+    class Opened(Aggregate.Created):
+        pseudonym: str
+
+    class EnvelopeRecorded(Aggregate.Event):
+        envelope: dict[str, Any]
+        direction: str
+        roles: dict[str, str]
+
+        def apply(self, aggregate: Aggregate) -> None:
+            assert isinstance(aggregate, CaseFile)
+            aggregate._record(self.envelope, self.direction, self.roles)
+
+    def __init__(self, pseudonym: str) -> None:
+        self.pseudonym = pseudonym
+        self.state = CaseState(pseudonym=pseudonym)
+        self.entries: list[tuple[str, dict[str, Any]]] = []
+
+    @classmethod
+    def open(cls, pseudonym: str) -> CaseFile:
+        return cls._create(cls.Opened, id=case_file_id(pseudonym), pseudonym=pseudonym)
+
+    def record(self, envelope: Envelope, direction: str, roles: Mapping[str, Role]) -> None:
+        self.trigger_event(
+            self.EnvelopeRecorded,
+            envelope=envelope.model_dump(mode="json"),
+            direction=direction,
+            roles={k: str(v) for k, v in roles.items()},
+        )
+
+    def _record(self, envelope: dict[str, Any], direction: str, roles: dict[str, str]) -> None:
+        env = Envelope.model_validate(envelope)
+        proposal = proposal_of(env, {k: Role(v) for k, v in roles.items()})
+        self.state = evolve(self.state, proposal, env.flags, env.deadlines)
+        self.entries.append((direction, envelope))
+
+    def envelopes(self) -> Iterator[tuple[str, Envelope]]:
+        for direction, data in self.entries:
+            yield direction, Envelope.model_validate(data)
+
+
+class IdempotentRequest(Aggregate):
+    """The first answer to a POST with an Idempotency-Key: a retry gets it back."""
+
+    class Answered(Aggregate.Created):
+        agency_id: str
+        key: str
+        request_hash: str
+        status_code: int
+        body: dict[str, Any]
+
+    def __init__(
+        self, agency_id: str, key: str, request_hash: str, status_code: int, body: dict[str, Any]
+    ) -> None:
+        self.agency_id = agency_id
+        self.key = key
+        self.request_hash = request_hash
+        self.status_code = status_code
+        self.body = body
+
+    @classmethod
+    def answer(
+        cls, agency_id: str, key: str, request_hash: str, status_code: int, body: dict[str, Any]
+    ) -> IdempotentRequest:
+        return cls._create(
+            cls.Answered,
+            id=idempotency_id(agency_id, key),
+            agency_id=agency_id,
+            key=key,
+            request_hash=request_hash,
+            status_code=status_code,
+            body=body,
+        )
+
+
+class DeadLetter(Aggregate):
+    """A received message that can never be applied, kept with its reason (never dropped)."""
+
+    class Recorded(Aggregate.Created):
+        source: str
+        position: int
+        reason: str
+        rule: str
+        event_id: str
+        event_type: str
+        sender: str
+        received_at: datetime
+
+    def __init__(
+        self,
+        source: str,
+        position: int,
+        reason: str,
+        rule: str,
+        event_id: str,
+        event_type: str,
+        sender: str,
+        received_at: datetime,
+    ) -> None:
+        self.source = source
+        self.position = position
+        self.reason = reason
+        self.rule = rule
+        self.event_id = event_id
+        self.event_type = event_type
+        self.sender = sender
+        self.received_at = received_at
+
+
+@dataclass(frozen=True)
+class LoggedEnvelope:
+    """One entry of the node's log: its position, direction and envelope."""
+
+    position: int
+    direction: str
+    envelope: Envelope
+
+
+class CaseStore(Application[UUID]):
+    """The node's event store. Configure persistence with eventsourcing's environment
+    variables (SQLite by default here, PostgreSQL via `eventsourcing.postgres`)."""
+
+    name = "ReferralRouter"
+
+    def construct_recorder(self) -> Any:
+        # A process recorder can store tracking records atomically with events.
+        return self.factory.process_recorder()
+
+    # --- writes --------------------------------------------------------------------
+
+    def record_sent(
+        self,
+        case: CaseFile,
+        envelope: Envelope,
+        roles: Mapping[str, Role],
+        answer: IdempotentRequest | None = None,
+    ) -> None:
+        """Append a sent envelope (and the idempotent answer) in one transaction."""
+        case.record(envelope, SENT, roles)
+        self.save(case, answer)
+
+    def record_received(
+        self, envelope: Envelope, roles: Mapping[str, Role], source: str, position: int
+    ) -> bool:
+        """Append a received envelope with its transport position in one transaction.
+
+        Returns False when that position was already applied (a redelivery)."""
+        case = self.case_file_or_new(envelope.subject)
+        case.record(envelope, RECEIVED, roles)
+        return self._save_tracked(source, position, case)
+
+    def record_dead_letter(self, letter: DeadLetter) -> bool:
+        return self._save_tracked(letter.source, letter.position, letter)
+
+    def _save_tracked(self, source: str, position: int, *objs: Aggregate) -> bool:
+        pe: ProcessingEvent[UUID] = ProcessingEvent(Tracking(source, position + 1))
+        pe.collect_events(*objs)
+        try:
+            self._record(pe)
+        except IntegrityError:
+            if self.already_applied(source, position):
+                return False
+            raise
+        return True
+
+    def already_applied(self, source: str, position: int) -> bool:
+        return bool(self.recorder.has_tracking_id(source, position + 1))  # type: ignore[attr-defined]
+
+    def applied_up_to(self, source: str) -> int | None:
+        """The next position to read from `source`, or None if nothing was applied."""
+        return self.recorder.max_tracking_id(source)  # type: ignore[attr-defined]
+
+    # --- reads ---------------------------------------------------------------------
+
+    def case_file(self, pseudonym: str) -> CaseFile | None:
+        try:
+            agg = self.repository.get(case_file_id(pseudonym))
+        except Exception as exc:  # eventsourcing raises AggregateNotFoundError
+            if type(exc).__name__ == "AggregateNotFoundError":
+                return None
+            raise
+        assert isinstance(agg, CaseFile)
+        return agg
+
+    def case_file_or_new(self, pseudonym: str) -> CaseFile:
+        return self.case_file(pseudonym) or CaseFile.open(pseudonym)
+
+    def idempotent_answer(self, agency_id: str, key: str) -> IdempotentRequest | None:
+        aid = idempotency_id(agency_id, key)
+        if aid not in self.repository:
+            return None
+        agg = self.repository.get(aid)
+        assert isinstance(agg, IdempotentRequest)
+        return agg
+
+    def log(self, after: int = 0, limit: int = 100) -> list[LoggedEnvelope]:
+        """Recorded envelopes after position `after`, in commit order."""
+        out: list[LoggedEnvelope] = []
+        notes = self.recorder.select_notifications(
+            start=after + 1, limit=limit, topics=[_topic(CaseFile.EnvelopeRecorded)]
+        )
+        for n in notes:
+            event = self.mapper.to_domain_event(n)
+            assert isinstance(event, CaseFile.EnvelopeRecorded)
+            out.append(
+                LoggedEnvelope(n.id, event.direction, Envelope.model_validate(event.envelope))
+            )
+        return out
+
+    def dead_letters(self, after: int = 0, limit: int = 100) -> list[tuple[int, DeadLetter]]:
+        out: list[tuple[int, DeadLetter]] = []
+        notes = self.recorder.select_notifications(
+            start=after + 1, limit=limit, topics=[_topic(DeadLetter.Recorded)]
+        )
+        for n in notes:
+            agg = self.repository.get(n.originator_id)
+            assert isinstance(agg, DeadLetter)
+            out.append((n.id, agg))
+        return out
+
+    def max_position(self) -> int:
+        return int(self.recorder.max_notification_id() or 0)
+
+
+def _topic(cls: type) -> str:
+    from eventsourcing.utils import get_topic
+
+    return get_topic(cls)
+
+
+__all__: Sequence[str] = [
+    "RECEIVED",
+    "SENT",
+    "CaseFile",
+    "CaseStore",
+    "DeadLetter",
+    "IdempotentRequest",
+    "LoggedEnvelope",
+]
