@@ -96,7 +96,7 @@ class CaseState:
     pseudonym: str = ""
     originator: str = ""
     screened: bool = False
-    flags: CaseFlags = CaseFlags()
+    flags: CaseFlags = field(default_factory=CaseFlags)
     referrals: Mapping[str, Referral] = field(default_factory=dict)
     consents: Mapping[str, Consent] = field(default_factory=dict)
     identification: str | None = None  # None | reasonable-grounds | conclusive
