@@ -1,0 +1,56 @@
+"""JSON Schemas of every event payload version and of the envelope, from the models.
+
+The committed files under contracts/schemas/ are the published contract; a test fails
+when the models drift from them. Regenerate with `python -m contracts.schema_export`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from contracts.envelope import Envelope, dataschema_for
+from contracts.events import CATALOGUE, OLDER_VERSIONS, EventPayload
+
+SCHEMA_DIR = Path(__file__).parent / "schemas"
+
+
+def payload_schema(event_type: str, model: type[EventPayload]) -> dict[str, Any]:
+    schema = model.model_json_schema()
+    schema["$id"] = dataschema_for(event_type, model.version)
+    schema["title"] = f"{event_type} v{model.version}"
+    return schema
+
+
+def all_schemas() -> dict[str, dict[str, Any]]:
+    """file name -> schema, for every payload version and the envelope."""
+    out: dict[str, dict[str, Any]] = {}
+    versions = [(t, m) for t, m in CATALOGUE.items()] + [
+        (t, m) for (t, _), m in OLDER_VERSIONS.items()
+    ]
+    for event_type, model in versions:
+        out[f"{event_type}.v{model.version}.json"] = payload_schema(event_type, model)
+    envelope = Envelope.model_json_schema()
+    envelope["$id"] = "urn:nrm:schema:envelope:v1"
+    out["envelope.v1.json"] = envelope
+    return out
+
+
+def render(schema: dict[str, Any]) -> str:
+    return json.dumps(schema, indent=2, sort_keys=True) + "\n"
+
+
+def write(directory: Path = SCHEMA_DIR) -> list[Path]:
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, schema in all_schemas().items():
+        path = directory / name
+        path.write_text(render(schema))
+        written.append(path)
+    return written
+
+
+if __name__ == "__main__":
+    for p in write():
+        print(p)

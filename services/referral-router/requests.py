@@ -1,0 +1,138 @@
+"""HTTP request and response bodies of a router node, derived from the event catalogue.
+
+One body model per event type, joined into a union discriminated by `type`, so the
+OpenAPI document spells out every event's payload and a schema violation names its path.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from contracts.envelope import AGENCY_ID_PATTERN, CaseFlags
+from contracts.events import CATALOGUE, CaseScreened
+
+AgencyId = Annotated[str, Field(pattern=AGENCY_ID_PATTERN)]
+Recipients = Annotated[list[AgencyId], Field(min_length=1, max_length=50)]
+
+
+class ScreenCase(BaseModel):
+    """Open a new case: the first event of every case is `case.screened`."""
+
+    model_config = ConfigDict(extra="forbid")
+    recipients: Recipients
+    payload: CaseScreened
+
+
+def _event_body(event_type: str) -> type[BaseModel]:
+    name = "".join(part.capitalize() for part in event_type.replace("-", ".").split(".")) + "Body"
+    return create_model(  # type: ignore[call-overload,no-any-return]
+        name,
+        __config__=ConfigDict(extra="forbid"),
+        type=(Literal[event_type], ...),  # type: ignore[valid-type]
+        recipients=(Recipients, ...),
+        payload=(CATALOGUE[event_type], ...),
+    )
+
+
+_BODIES = tuple(_event_body(t) for t in CATALOGUE if t != "case.screened")
+AppendEvent = Annotated[Union[_BODIES], Field(discriminator="type")]  # type: ignore[valid-type]  # noqa: UP007
+
+
+class EventReceipt(BaseModel):
+    """What a node recorded: clear facts only."""
+
+    case: str
+    event_id: str
+    type: str
+    time: datetime
+    recipients: list[str]
+    deadlines: dict[str, datetime]
+    flags: CaseFlags
+    position: int | None = None
+
+
+class WithheldField(BaseModel):
+    withheld: str = Field(description="The data category this reader is not entitled to.")
+
+
+class EventView(BaseModel):
+    event_id: str
+    type: str
+    time: datetime
+    sender: str
+    recipients: list[str]
+    direction: Literal["sent", "received"]
+    operational: dict[str, Any]
+    deadlines: dict[str, datetime]
+    fields: dict[str, Any] = Field(
+        description="Personal fields this agency may open; others appear as {'withheld': category}."
+    )
+
+
+class ReferralView(BaseModel):
+    referral_id: str
+    from_agency: str
+    to_agency: str
+    service: str
+    status: str
+    answer_due: datetime | None
+
+
+class CaseView(BaseModel):
+    case: str
+    flags: CaseFlags
+    identification: str | None
+    reflection_ends: datetime | None
+    return_stage: str | None
+    closed: bool
+    erased: bool
+    referrals: list[ReferralView]
+    events: list[EventView]
+
+
+class InboxItem(BaseModel):
+    position: int
+    event_id: str
+    type: str
+    case: str
+    time: datetime
+    sender: str
+    recipients: list[str]
+    operational: dict[str, Any]
+    deadlines: dict[str, datetime]
+
+
+class InboxPage(BaseModel):
+    items: list[InboxItem]
+    next_after: int | None = Field(
+        description="Pass as `after` for the next page; null at the end."
+    )
+
+
+class DeadLetterView(BaseModel):
+    position: int
+    source: str
+    source_position: int
+    rule: str
+    reason: str
+    event_id: str
+    event_type: str
+    sender: str
+    received_at: datetime
+
+
+class DeadLetterPage(BaseModel):
+    items: list[DeadLetterView]
+    next_after: int | None
+
+
+class Problem(BaseModel):
+    """Every error body: a stable code, the rule when one applies, and what to fix."""
+
+    error: str
+    detail: str
+    rule: str | None = None
+    errors: list[dict[str, Any]] | None = None

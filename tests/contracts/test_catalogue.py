@@ -1,0 +1,63 @@
+"""The event catalogue: complete, categorised, versioned, and its schemas committed."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from contracts.events import CATALOGUE, ReferralDeclined, categories_of
+from contracts.schema_export import SCHEMA_DIR, all_schemas, render
+from contracts.versions import model_for, upcast
+from contracts.vocabulary import DataCategory
+
+DOMAIN = Path(__file__).resolve().parents[3] / "shared" / "DOMAIN.md"
+
+
+def test_every_event_type_of_domain_md_is_in_the_catalogue() -> None:
+    if not DOMAIN.exists():
+        pytest.fail(f"DOMAIN.md not found at {DOMAIN}")
+    lifecycle = DOMAIN.read_text().split("## The case lifecycle")[1].split("## Rules")[0]
+    named = set(re.findall(r"`([a-z-]+\.[a-z-]+)`", lifecycle))
+    assert len(named) >= 20
+    assert named <= set(CATALOGUE), named - set(CATALOGUE)
+
+
+@pytest.mark.parametrize("event_type", sorted(CATALOGUE))
+def test_every_field_has_a_category(event_type: str) -> None:
+    cats = categories_of(CATALOGUE[event_type])
+    assert cats, event_type
+    assert all(isinstance(c, DataCategory) for c in cats.values())
+
+
+def test_the_most_dangerous_field_is_sealed_as_location() -> None:
+    from contracts.events import ReferralAccepted
+
+    assert categories_of(ReferralAccepted)["shelter_address"] is DataCategory.LOCATION
+
+
+def test_committed_schemas_match_the_models() -> None:
+    expected = all_schemas()
+    committed = {p.name for p in SCHEMA_DIR.glob("*.json")}
+    assert committed == set(expected), "run: python -m contracts.schema_export"
+    for name, schema in expected.items():
+        assert (SCHEMA_DIR / name).read_text() == render(schema), f"{name} drifted"
+
+
+def test_schemas_carry_categories() -> None:
+    schema = all_schemas()["case.screened.v1.json"]
+    assert schema["properties"]["full_name"]["x-category"] == "identity"
+    assert schema["properties"]["found_at"]["x-category"] == "location"
+
+
+def test_v1_referral_declined_upcasts_to_v2() -> None:
+    v1 = model_for("referral.declined", 1)
+    old = v1.model_validate({"referral_id": "r1", "reason": "no beds"}).model_dump(mode="json")
+    new = ReferralDeclined.model_validate(upcast("referral.declined", 1, old))
+    assert new.reason_code == "other" and new.reason == "no beds"
+    with pytest.raises(ValidationError):
+        ReferralDeclined.model_validate(old)  # v1 alone is not a valid v2
+    with pytest.raises(ValueError, match="no version 7"):
+        model_for("referral.declined", 7)
