@@ -1,0 +1,98 @@
+"""The CloudEvents 1.0 Kafka protocol binding, binary mode, for bus envelopes.
+
+CloudEvents attributes and the bus's clear extensions travel as `ce_` headers; the value is
+the rest of the envelope (flags, operational fields, deadlines, ciphertexts, signature) as
+JSON. The key is the case pseudonym, so one case stays in one partition, in order.
+
+Two things ride beside the envelope and are never part of the signed, logged envelope:
+the W3C `traceparent`, and a case-key grant (`nrm_case_key_grant`) that delivers this
+recipient's pairwise case key the first time; keeping grants out of the append-only log
+is what lets erasure by key destruction hold (contracts.sealing).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from contracts.envelope import Envelope
+
+Headers = tuple[tuple[str, bytes], ...]
+
+CE_ATTRIBUTES = ("specversion", "id", "source", "type", "subject", "time", "dataschema")
+CE_EXTENSIONS = ("sender", "recipients")
+VALUE_MEMBERS = ("flags", "operational", "deadlines", "sealed", "signature")
+GRANT_HEADER = "nrm_case_key_grant"
+TRACE_HEADER = "traceparent"
+
+
+class MalformedMessage(ValueError):
+    """A record that is not a bus envelope; `reason` says what is wrong."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class BusMessage:
+    """A decoded record: the envelope, and what travelled beside it."""
+
+    envelope: Envelope
+    grant: bytes | None = None
+    traceparent: str | None = None
+
+
+def encode(
+    envelope: Envelope, grant: bytes | None = None, traceparent: str | None = None
+) -> tuple[bytes, bytes, Headers]:
+    """(key, value, headers) for the envelope."""
+    data = envelope.model_dump(mode="json")
+    headers: list[tuple[str, bytes]] = [
+        (f"ce_{name}", str(data[name]).encode()) for name in CE_ATTRIBUTES
+    ]
+    headers.append(("ce_sender", envelope.sender.encode()))
+    headers.append(("ce_recipients", ",".join(envelope.recipients).encode()))
+    headers.append(("content-type", b"application/json"))
+    if traceparent:
+        headers.append((TRACE_HEADER, traceparent.encode()))
+    if grant is not None:
+        headers.append((GRANT_HEADER, grant))
+    value = json.dumps({k: data[k] for k in VALUE_MEMBERS}, separators=(",", ":")).encode()
+    return envelope.subject.encode(), value, tuple(headers)
+
+
+def decode(key: bytes, value: bytes, headers: Headers) -> BusMessage:
+    """The envelope of a record, or MalformedMessage naming what is wrong."""
+    found: dict[str, bytes] = {}
+    for name, raw in headers:
+        if name in found:
+            raise MalformedMessage(f"header {name} appears twice")
+        found[name] = raw
+    try:
+        attrs: dict[str, Any] = {n: found[f"ce_{n}"].decode() for n in CE_ATTRIBUTES}
+        attrs["sender"] = found["ce_sender"].decode()
+        attrs["recipients"] = found["ce_recipients"].decode().split(",")
+    except KeyError as missing:
+        raise MalformedMessage(f"missing CloudEvents header {missing.args[0]}") from None
+    except UnicodeDecodeError:
+        raise MalformedMessage("a CloudEvents header is not UTF-8") from None
+    try:
+        body = json.loads(value)
+    except (ValueError, UnicodeDecodeError):
+        raise MalformedMessage("the value is not JSON") from None
+    if not isinstance(body, dict) or set(body) != set(VALUE_MEMBERS):
+        raise MalformedMessage(f"the value must be an object with exactly {list(VALUE_MEMBERS)}")
+    try:
+        envelope = Envelope.model_validate({**attrs, **body})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise MalformedMessage(f"envelope schema violation at {where}: {first['msg']}") from None
+    if key != envelope.subject.encode():
+        raise MalformedMessage("the record key is not the envelope's case pseudonym")
+    trace = found.get(TRACE_HEADER)
+    return BusMessage(envelope, found.get(GRANT_HEADER), trace.decode() if trace else None)

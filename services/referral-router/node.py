@@ -1,0 +1,304 @@
+"""An agency's router node: accepts its own systems' commands, applies the rules, seals,
+signs and appends; answers reads with only what this agency may open.
+
+Order of work for a new event: contracts check (done by the HTTP layer) -> known parties
+(R6) -> rules (R1-R4, R9, lifecycle) -> seal and sign -> append to the store, which is
+the outbox. Nothing is appended unless every step passed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+from uuid import uuid4
+
+from contracts.envelope import Envelope, dataschema_for, source_for
+from contracts.events import CATALOGUE, EventPayload, split_by_category
+from contracts.need_to_know import CaseContext
+from contracts.policy import CountryPolicy
+from contracts.vocabulary import DataCategory
+from referral_router.case_store import (
+    RECEIVED,
+    CaseFile,
+    CaseStore,
+    IdempotentRequest,
+    LoggedEnvelope,
+    proposal_of,
+)
+from referral_router.lifecycle import (
+    CaseState,
+    Proposal,
+    UnknownCase,
+    check_send,
+    derive_deadlines,
+    derive_flags,
+)
+from referral_router.roster import Roster
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Sealer(Protocol):
+    """What the node needs from need-to-know sealing (see sealing_at_node)."""
+
+    def seal(
+        self,
+        envelope: Envelope,
+        personal: Mapping[DataCategory, Mapping[str, Any]],
+        entitlements: Mapping[str, frozenset[DataCategory]],
+    ) -> Envelope: ...
+
+    def open(self, envelope: Envelope) -> dict[str, Any]: ...
+
+
+class IdempotencyConflict(Exception):
+    """The Idempotency-Key was used before for a different request."""
+
+
+@dataclass(frozen=True)
+class Submission:
+    """A validated command from the agency's own systems."""
+
+    event_type: str
+    payload: EventPayload
+    recipients: tuple[str, ...]
+    case: str | None = None  # None: a new case (case.screened)
+
+
+@dataclass(frozen=True)
+class Receipt:
+    status_code: int
+    body: dict[str, Any]
+
+
+def request_fingerprint(sub: Submission) -> str:
+    data = {
+        "type": sub.event_type,
+        "case": sub.case,
+        "recipients": list(sub.recipients),
+        "payload": sub.payload.model_dump(mode="json"),
+    }
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+
+def new_case_pseudonym() -> str:
+    """Random, so the pseudonym says nothing about the person."""
+    return "case-" + secrets.token_hex(10)
+
+
+class AgencyNode:
+    """One agency's node: its identity, store, view of the directory, and policy."""
+
+    def __init__(
+        self,
+        agency_id: str,
+        country: str,
+        store: CaseStore,
+        roster: Roster,
+        sealer: Sealer,
+        policy: CountryPolicy,
+        clock: Clock = utc_now,
+    ) -> None:
+        self.agency_id = agency_id
+        self.country = country
+        self.store = store
+        self.roster = roster
+        self.sealer = sealer
+        self.policy = policy
+        self.clock = clock
+
+    # --- commands ------------------------------------------------------------------
+
+    def submit(self, sub: Submission, idempotency_key: str | None = None) -> Receipt:
+        """Validate, rule-check, seal and append one event; retries with the same
+        Idempotency-Key get the first answer and append nothing."""
+        fingerprint = request_fingerprint(sub)
+        if idempotency_key is not None:
+            earlier = self.store.idempotent_answer(self.agency_id, idempotency_key)
+            if earlier is not None:
+                if earlier.request_hash != fingerprint:
+                    raise IdempotencyConflict(
+                        "this Idempotency-Key was already used for a different request"
+                    )
+                return Receipt(earlier.status_code, earlier.body)
+
+        for r in sub.recipients:
+            self.roster.active(r)
+        if self.agency_id in sub.recipients:
+            raise ValueError("an agency does not send events to itself")
+
+        pseudonym = sub.case or new_case_pseudonym()
+        case = self.store.case_file(pseudonym)
+        if case is None:
+            if sub.event_type != "case.screened":
+                raise UnknownCase(pseudonym)
+            case = CaseFile.open(pseudonym)
+
+        envelope = self._clear_envelope(case.state, sub, pseudonym)
+        roles = self.roster.roles((self.agency_id, *sub.recipients))
+        proposal = proposal_of(envelope, roles)
+        check_send(case.state, proposal, self.policy)
+        envelope = envelope.model_copy(
+            update={
+                "flags": derive_flags(case.state, proposal),
+                "deadlines": derive_deadlines(case.state, proposal, self.policy),
+            }
+        )
+        personal = {
+            cat: fields
+            for cat, fields in split_by_category(sub.payload).items()
+            if cat is not DataCategory.OPERATIONAL
+        }
+        entitlements = self._entitlements(case.state, proposal, envelope, sub)
+        sealed = self.sealer.seal(envelope, personal, entitlements)
+
+        body = _receipt_body(sealed)
+        answer = (
+            IdempotentRequest.answer(self.agency_id, idempotency_key, fingerprint, 201, body)
+            if idempotency_key is not None
+            else None
+        )
+        self.store.record_sent(case, sealed, roles, answer)
+        return Receipt(201, body)
+
+    def _clear_envelope(self, state: CaseState, sub: Submission, pseudonym: str) -> Envelope:
+        clear = split_by_category(sub.payload).get(DataCategory.OPERATIONAL, {})
+        return Envelope(
+            id=uuid4(),
+            source=source_for(self.country, self.agency_id),
+            type=sub.event_type,
+            subject=pseudonym,
+            time=self.clock(),
+            dataschema=dataschema_for(sub.event_type),
+            sender=self.agency_id,
+            recipients=sub.recipients,
+            flags=state.flags,
+            operational=clear,
+        )
+
+    def _entitlements(
+        self, state: CaseState, p: Proposal, envelope: Envelope, sub: Submission
+    ) -> dict[str, frozenset[DataCategory]]:
+        """Per recipient, the categories it may open (R5, R4); a consented referral
+        shares no more than the consent covers (R9)."""
+        providers = set(state.service_providers)
+        if p.event_type == "referral.requested":
+            providers.add(str(p.operational["to_agency"]))
+        ctx = CaseContext(
+            event_type=p.event_type,
+            case_originator=state.originator or self.agency_id,
+            service_providers=frozenset(providers),
+            asylum_lodged=envelope.flags.asylum_lodged,
+        )
+        out = {r: self.roster.entitled(r, ctx) for r in sub.recipients}
+        consent_id = p.operational.get("consent_id")
+        if (
+            p.event_type == "referral.requested"
+            and consent_id
+            and not p.operational.get("consent_override")
+        ):
+            consent = state.consents.get(str(consent_id))
+            to = str(p.operational["to_agency"])
+            if consent is not None and to in out:
+                covered = self._consent_categories(state, str(consent_id))
+                out[to] = out[to] & covered
+        return out
+
+    def _consent_categories(self, state: CaseState, consent_id: str) -> frozenset[DataCategory]:
+        case = self.store.case_file(state.pseudonym)
+        assert case is not None
+        for _, env in case.envelopes():
+            if env.type == "consent.recorded" and env.operational.get("consent_id") == consent_id:
+                return frozenset(DataCategory(c) for c in env.operational["categories"])
+        return frozenset()
+
+    # --- reads ---------------------------------------------------------------------
+
+    def case_view(self, pseudonym: str) -> dict[str, Any]:
+        """The case as this agency may see it: opened fields, and the rest withheld."""
+        case = self.store.case_file(pseudonym)
+        if case is None:
+            raise UnknownCase(pseudonym)
+        s = case.state
+        events = []
+        for direction, env in case.envelopes():
+            events.append(
+                {
+                    "event_id": str(env.id),
+                    "type": env.type,
+                    "time": env.time,
+                    "sender": env.sender,
+                    "recipients": list(env.recipients),
+                    "direction": direction,
+                    "operational": env.operational,
+                    "deadlines": env.deadlines,
+                    "fields": self.sealer.open(env),
+                }
+            )
+        return {
+            "case": pseudonym,
+            "flags": s.flags,
+            "identification": s.identification,
+            "reflection_ends": s.reflection.ends if s.reflection else None,
+            "return_stage": s.return_stage,
+            "closed": s.closed,
+            "erased": s.erased,
+            "referrals": [
+                {
+                    "referral_id": r.referral_id,
+                    "from_agency": r.from_agency,
+                    "to_agency": r.to_agency,
+                    "service": r.service,
+                    "status": r.status,
+                    "answer_due": r.answer_due,
+                }
+                for r in s.referrals.values()
+            ],
+            "events": events,
+        }
+
+    def inbox(self, after: int, limit: int) -> dict[str, Any]:
+        """Events this agency received, in arrival order, after a cursor."""
+        batch = self.store.log(after=after, limit=limit)
+        items = [_inbox_item(e) for e in batch if e.direction == RECEIVED]
+        next_after = batch[-1].position if len(batch) == limit else None
+        return {"items": items, "next_after": next_after}
+
+
+def _receipt_body(env: Envelope) -> dict[str, Any]:
+    return {
+        "case": env.subject,
+        "event_id": str(env.id),
+        "type": env.type,
+        "time": env.time.isoformat(),
+        "recipients": list(env.recipients),
+        "deadlines": {k: v.isoformat() for k, v in env.deadlines.items()},
+        "flags": env.flags.model_dump(),
+    }
+
+
+def _inbox_item(e: LoggedEnvelope) -> dict[str, Any]:
+    env = e.envelope
+    return {
+        "position": e.position,
+        "event_id": str(env.id),
+        "type": env.type,
+        "case": env.subject,
+        "time": env.time,
+        "sender": env.sender,
+        "recipients": list(env.recipients),
+        "operational": env.operational,
+        "deadlines": env.deadlines,
+    }
+
+
+__all__ = ["CATALOGUE", "AgencyNode", "IdempotencyConflict", "Receipt", "Submission"]
