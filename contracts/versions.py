@@ -7,9 +7,13 @@ upcasts the clear and opened fields step by step (v1 -> v2 -> ...), never rewrit
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from functools import cache
 from typing import Any
 
-from contracts.events import CATALOGUE, OLDER_VERSIONS, EventPayload
+from pydantic import BaseModel, ConfigDict, create_model
+
+from contracts.events import CATALOGUE, OLDER_VERSIONS, EventPayload, categories_of
+from contracts.vocabulary import DataCategory
 
 Fields = dict[str, Any]
 
@@ -33,6 +37,21 @@ def model_for(event_type: str, version: int) -> type[EventPayload]:
         return OLDER_VERSIONS[(event_type, version)]
     except KeyError:
         raise ValueError(f"{event_type} has no version {version}") from None
+
+
+@cache
+def clear_part_model(event_type: str, version: int) -> type[BaseModel]:
+    """The operational (clear) fields of a payload version: what a receiver can validate
+    before it opens anything, and all that routing and rules read."""
+    model = model_for(event_type, version)
+    fields: dict[str, Any] = {
+        name: (info.annotation, info)
+        for name, info in model.model_fields.items()
+        if categories_of(model)[name] is DataCategory.OPERATIONAL
+    }
+    return create_model(  # type: ignore[call-overload,no-any-return]
+        f"{model.__name__}Clear", __config__=ConfigDict(extra="forbid"), **fields
+    )
 
 
 def upcast(event_type: str, version: int, fields: Fields) -> Fields:

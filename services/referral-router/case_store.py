@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
@@ -162,6 +162,30 @@ class DeadLetter(Aggregate):
         self.event_type = event_type
         self.sender = sender
         self.received_at = received_at
+
+    @classmethod
+    def record(
+        cls,
+        source: str,
+        position: int,
+        reason: str,
+        rule: str,
+        event_id: str,
+        event_type: str,
+        sender: str,
+    ) -> DeadLetter:
+        return cls._create(
+            cls.Recorded,
+            id=dead_letter_id(source, position),
+            source=source,
+            position=position,
+            reason=reason,
+            rule=rule,
+            event_id=event_id,
+            event_type=event_type,
+            sender=sender,
+            received_at=datetime.now(UTC),
+        )
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,146 @@
+"""The outbox relay and the inbox loop: the node's two conversations with the transport.
+
+The store is the outbox. The relay publishes every envelope this node sent, in store
+order, one record per recipient to that recipient's inbox topic, and only then records
+its position durably. A crash in between republishes: at-least-once on the wire, made
+exactly-once in effect by each receiver's tracking records and event-id check.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Protocol
+
+from eventsourcing.persistence import Tracking
+
+from contracts.envelope import Envelope
+from contracts.kafka_binding import encode
+from referral_router.case_store import SENT, CaseStore
+from referral_router.reception import Outcome, Reception
+from referral_router.transport.base import Consumer, Message, Transport
+from referral_router.transport.topics import dead_letter_topic, inbox_topic
+
+log = logging.getLogger("nrm.relay")
+
+RELAY_TRACKING = "outbox-relay"
+
+
+class Granting(Protocol):
+    """Sealing's part in sending: a case-key grant for a recipient's first event."""
+
+    def grant_for(self, envelope: Envelope, recipient: str) -> bytes | None: ...
+
+
+class OutboxRelay:
+    """Publishes this node's sent envelopes to their recipients' inboxes."""
+
+    def __init__(
+        self,
+        store: CaseStore,
+        transport: Transport,
+        country_of: Callable[[str], str],
+        granting: Granting,
+        batch_size: int = 500,
+        on_published: Callable[[int], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.transport = transport
+        self.country_of = country_of
+        self.granting = granting
+        self.batch_size = batch_size
+        self.on_published = on_published
+
+    @property
+    def position(self) -> int:
+        return self.store.applied_up_to(RELAY_TRACKING) or 0
+
+    def pending(self) -> int:
+        """How far the relay lags behind the store (a metric: relay lag)."""
+        return max(0, self.store.max_position() - self.position)
+
+    async def publish_pending(self) -> int:
+        """Publish one batch; returns how many envelopes it carried."""
+        after = self.position
+        batch = await asyncio.to_thread(self.store.log, after, self.batch_size)
+        if not batch:
+            return 0
+        messages: list[Message] = []
+        sent = 0
+        for entry in batch:
+            if entry.direction != SENT:
+                continue
+            sent += 1
+            env = entry.envelope
+            for r in env.recipients:
+                key, value, headers = encode(env, self.granting.grant_for(env, r))
+                messages.append(Message(inbox_topic(self.country_of(r), r), key, value, headers))
+        if messages:
+            await self.transport.ensure_topics({m.topic for m in messages}, partitions=4)
+            await self.transport.publish_many(messages)
+        last = batch[-1].position
+        await asyncio.to_thread(
+            self.store.recorder.insert_tracking,  # type: ignore[attr-defined]
+            Tracking(RELAY_TRACKING, last),
+        )
+        if self.on_published:
+            self.on_published(sent)
+        return sent
+
+
+class InboxLoop:
+    """Consumes this node's inbox topic: apply each record, then commit its offset."""
+
+    def __init__(
+        self,
+        reception: Reception,
+        transport: Transport,
+        consumer: Consumer,
+        country: str,
+        on_outcome: Callable[[Outcome], None] | None = None,
+    ) -> None:
+        self.reception = reception
+        self.transport = transport
+        self.consumer = consumer
+        self.country = country
+        self.on_outcome = on_outcome
+
+    async def poll_once(self, timeout_ms: int = 200) -> int:
+        records = await self.consumer.poll(max_records=500, timeout_ms=timeout_ms)
+        if not records:
+            return 0
+        offsets: dict[tuple[str, int], int] = {}
+        dead: list[Message] = []
+        for rec in records:
+            received = await asyncio.to_thread(self.reception.apply, rec)
+            if received.outcome is Outcome.DEAD_LETTERED and received.letter is not None:
+                letter = received.letter
+                dead.append(
+                    Message(
+                        dead_letter_topic(self.country),
+                        rec.key,
+                        rec.value,
+                        (
+                            *rec.headers,
+                            ("nrm_dead_letter_rule", letter.rule.encode()),
+                            ("nrm_dead_letter_reason", letter.reason.encode()),
+                            ("nrm_dead_letter_source", f"{received.source}@{rec.offset}".encode()),
+                        ),
+                    )
+                )
+                log.warning(
+                    "dead-lettered %s@%d rule=%s reason=%s",
+                    received.source,
+                    rec.offset,
+                    letter.rule,
+                    letter.reason,
+                )
+            if self.on_outcome:
+                self.on_outcome(received.outcome)
+            offsets[(rec.topic, rec.partition)] = rec.offset + 1
+        if dead:
+            await self.transport.ensure_topics({m.topic for m in dead}, partitions=1)
+            await self.transport.publish_many(dead)
+        await self.consumer.commit(offsets)
+        return len(records)
