@@ -1,0 +1,109 @@
+"""One running router node: store, directory, sealing, HTTP app, relay and inbox loop.
+
+The same runtime serves the embedded bus (SQLite, in-process transport) and a production
+node (PostgreSQL, Kafka): only the store environment and the transport differ.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from contracts.agency_token import ReplayCache, TokenVerifier
+from contracts.directory import Directory
+from contracts.keystore import AgencyKeys
+from contracts.policy import load_policy
+from referral_router.case_keys import CaseKeyStore
+from referral_router.case_store import CaseStore
+from referral_router.http_api import create_app
+from referral_router.node import AgencyNode
+from referral_router.reception import Reception
+from referral_router.relay import InboxLoop, OutboxRelay
+from referral_router.roster import Roster
+from referral_router.sealing_at_node import NodeSeal
+from referral_router.transport.base import Transport
+from referral_router.transport.topics import inbox_topic
+
+log = logging.getLogger("nrm.node")
+
+
+def sqlite_store_env(path: Path) -> dict[str, str]:
+    return {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(path)}
+
+
+@dataclass
+class NodeSettings:
+    agency_id: str
+    country: str
+    store_env: Mapping[str, str]
+    case_keys_path: Path
+    master_key: bytes
+    audience: str
+    poll_interval: float = 0.05
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+class NodeRuntime:
+    """Builds a node from its settings, keys, directory and transport; runs its loops."""
+
+    def __init__(
+        self,
+        settings: NodeSettings,
+        keys: AgencyKeys,
+        directory: Callable[[], Directory],
+        transport: Transport,
+    ) -> None:
+        self.settings = settings
+        self.transport = transport
+        self.store = CaseStore(env=dict(settings.store_env))
+        self.roster = Roster(directory)
+        self.case_keys = CaseKeyStore(settings.case_keys_path, settings.master_key)
+        self.seal = NodeSeal(settings.agency_id, keys, self.roster, self.case_keys)
+        policy = load_policy(settings.country)
+        self.node = AgencyNode(
+            settings.agency_id, settings.country, self.store, self.roster, self.seal, policy
+        )
+        self.reception = Reception(settings.agency_id, self.store, self.roster, self.seal)
+        self.relay = OutboxRelay(self.store, transport, self._country_of, self.seal)
+        self.verifier = TokenVerifier(directory, settings.audience, replay_cache=ReplayCache())
+        self.app: FastAPI = create_app(self.node, self.verifier)
+        self._consumer = transport.consumer(
+            f"node.{settings.agency_id}", [inbox_topic(settings.country, settings.agency_id)]
+        )
+        self.inbox = InboxLoop(self.reception, transport, self._consumer, settings.country)
+        self._stopping = asyncio.Event()
+
+    def _country_of(self, agency_id: str) -> str:
+        record = self.roster.directory.agency(agency_id)
+        return record.country if record else self.settings.country
+
+    async def start(self) -> None:
+        topic = inbox_topic(self.settings.country, self.settings.agency_id)
+        await self.transport.ensure_topics([topic], partitions=4)
+        await self._consumer.start()
+
+    async def run(self) -> None:
+        """Relay and inbox, until stop(): a failure is logged and retried, never fatal."""
+        while not self._stopping.is_set():
+            worked = 0
+            try:
+                worked += await self.relay.publish_pending()
+                worked += await self.inbox.poll_once(timeout_ms=int(self.settings.poll_interval * 1000))
+            except Exception:
+                log.exception("node %s loop failed; retrying", self.settings.agency_id)
+                await asyncio.sleep(0.5)
+            if not worked:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), self.settings.poll_interval)
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        await self._consumer.stop()
+        self.case_keys.close()
+        self.store.close()
