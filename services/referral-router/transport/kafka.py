@@ -1,0 +1,226 @@
+"""The distributed transport: Apache Kafka through aiokafka.
+
+Producer: idempotent with ``acks=all``, so broker retries neither lose nor duplicate a
+record and a case's records keep their order. ``publish`` returns only when the broker
+acknowledged; while a broker is away the producer keeps retrying (aiokafka never expires
+idempotent batches), and we give up with ``DeliveryTimeoutError`` after
+``delivery_timeout_s``. Consumers: group members with manual commits only
+(``enable_auto_commit=False``) starting at ``earliest`` when the group has no commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import TopicPartition as KafkaTopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import (
+    CommitFailedError as KafkaCommitFailedError,
+)
+from aiokafka.errors import (
+    IllegalStateError,
+    KafkaError,
+    TopicAlreadyExistsError,
+    for_code,
+)
+
+from .base import (
+    CommitFailedError,
+    DeliveryTimeoutError,
+    Headers,
+    Message,
+    Position,
+    Record,
+    TopicPartition,
+    TransportError,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaSettings:
+    """Connection and timing; defaults suit production, tests shorten the group timers."""
+
+    bootstrap: str
+    client_id: str = "nrm-referral-router"
+    delivery_timeout_s: float = 120.0
+    request_timeout_ms: int = 30_000
+    linger_ms: int = 5
+    replication_factor: int = 1
+    topic_ready_timeout_s: float = 30.0
+    session_timeout_ms: int = 10_000
+    heartbeat_interval_ms: int = 3_000
+    max_poll_interval_ms: int = 300_000
+    metadata_max_age_ms: int = 30_000
+    retry_backoff_ms: int = 200
+
+
+class KafkaTransport:
+    """``Transport`` over a Kafka cluster; one shared idempotent producer."""
+
+    def __init__(self, bootstrap: str | KafkaSettings, **overrides: object) -> None:
+        base = bootstrap if isinstance(bootstrap, KafkaSettings) else KafkaSettings(bootstrap)
+        self.settings = replace(base, **overrides)  # type: ignore[arg-type]
+        self._producer: AIOKafkaProducer | None = None
+        self._producer_lock = asyncio.Lock()
+
+    async def ensure_topics(self, names: Iterable[str], partitions: int) -> None:
+        wanted = list(dict.fromkeys(names))
+        if not wanted:
+            return
+        s = self.settings
+        admin = AIOKafkaAdminClient(
+            bootstrap_servers=s.bootstrap,
+            client_id=f"{s.client_id}-admin",
+            request_timeout_ms=s.request_timeout_ms,
+        )
+        await admin.start()
+        try:
+            response = await admin.create_topics(
+                [NewTopic(n, partitions, s.replication_factor) for n in wanted]
+            )
+            for topic, code, *rest in response.topic_errors:
+                error = for_code(code)
+                if code and error is not TopicAlreadyExistsError:
+                    raise TransportError(f"creating {topic}: {error.__name__} {rest}")
+            await self._wait_for_leaders(admin, wanted)
+        finally:
+            await admin.close()
+
+    async def publish(
+        self, topic: str, key: bytes, value: bytes, headers: Headers = ()
+    ) -> Position:
+        (position,) = await self.publish_many([Message(topic, key, value, tuple(headers))])
+        return position
+
+    async def publish_many(self, messages: Sequence[Message]) -> list[Position]:
+        if not messages:
+            return []
+        producer = await self._started_producer()
+        try:
+            async with asyncio.timeout(self.settings.delivery_timeout_s):
+                futures = [
+                    await producer.send(
+                        m.topic, m.value, key=m.key, headers=list(m.headers) or None
+                    )
+                    for m in messages
+                ]
+                # shield: on timeout stop waiting, but leave aiokafka's futures alone
+                metadata = await asyncio.gather(*(asyncio.shield(f) for f in futures))
+        except TimeoutError as e:
+            raise DeliveryTimeoutError(
+                f"{len(messages)} record(s) not acknowledged within "
+                f"{self.settings.delivery_timeout_s}s"
+            ) from e
+        except KafkaError as e:
+            raise TransportError(f"publish failed: {e!r}") from e
+        return [Position(md.topic, md.partition, md.offset) for md in metadata]
+
+    def consumer(self, group_id: str, topics: Sequence[str]) -> KafkaConsumer:
+        return KafkaConsumer(self.settings, group_id, tuple(topics))
+
+    async def close(self) -> None:
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            await producer.stop()
+
+    async def _started_producer(self) -> AIOKafkaProducer:
+        async with self._producer_lock:
+            if self._producer is None:
+                s = self.settings
+                producer = AIOKafkaProducer(
+                    bootstrap_servers=s.bootstrap,
+                    client_id=s.client_id,
+                    enable_idempotence=True,
+                    acks="all",
+                    linger_ms=s.linger_ms,
+                    request_timeout_ms=s.request_timeout_ms,
+                    retry_backoff_ms=s.retry_backoff_ms,
+                    metadata_max_age_ms=s.metadata_max_age_ms,
+                )
+                await producer.start()
+                self._producer = producer
+            return self._producer
+
+    async def _wait_for_leaders(self, admin: AIOKafkaAdminClient, topics: list[str]) -> None:
+        """CreateTopics answers before every partition has a leader; publish needs one."""
+        deadline = time.monotonic() + self.settings.topic_ready_timeout_s
+        while True:
+            described = await admin.describe_topics(topics)
+            ready = {
+                t["topic"]
+                for t in described
+                if t["error_code"] == 0
+                and t["partitions"]
+                and all(p["error_code"] == 0 and p["leader"] >= 0 for p in t["partitions"])
+            }
+            if ready >= set(topics):
+                return
+            if time.monotonic() > deadline:
+                raise TransportError(f"topics without leaders: {sorted(set(topics) - ready)}")
+            await asyncio.sleep(0.1)
+
+
+class KafkaConsumer:
+    """One consumer-group member over ``AIOKafkaConsumer`` with manual commits."""
+
+    def __init__(self, settings: KafkaSettings, group_id: str, topics: tuple[str, ...]):
+        self.group_id = group_id
+        s = settings
+        self._consumer = AIOKafkaConsumer(
+            *topics,
+            bootstrap_servers=s.bootstrap,
+            client_id=f"{s.client_id}-{group_id}",
+            group_id=group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            session_timeout_ms=s.session_timeout_ms,
+            heartbeat_interval_ms=s.heartbeat_interval_ms,
+            max_poll_interval_ms=s.max_poll_interval_ms,
+            metadata_max_age_ms=s.metadata_max_age_ms,
+            request_timeout_ms=max(s.request_timeout_ms, s.session_timeout_ms + 5_000),
+            retry_backoff_ms=s.retry_backoff_ms,
+        )
+        self._started = False
+
+    async def start(self) -> None:
+        if not self._started:
+            await self._consumer.start()
+            self._started = True
+
+    async def poll(self, max_records: int = 500, timeout_ms: int = 1000) -> list[Record]:
+        batches = await self._consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)
+        return [
+            Record(
+                r.topic,
+                r.partition,
+                r.offset,
+                r.key if r.key is not None else b"",
+                r.value if r.value is not None else b"",
+                tuple((k, bytes(v) if v is not None else b"") for k, v in r.headers or ()),
+                r.timestamp,
+            )
+            for records in batches.values()
+            for r in records
+        ]
+
+    async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
+        if not offsets:
+            return
+        try:
+            await self._consumer.commit(
+                {KafkaTopicPartition(t, p): o for (t, p), o in offsets.items()}
+            )
+        except (KafkaCommitFailedError, IllegalStateError) as e:
+            raise CommitFailedError(str(e)) from e
+
+    def assignment(self) -> frozenset[TopicPartition]:
+        return frozenset((tp.topic, tp.partition) for tp in self._consumer.assignment())
+
+    async def stop(self) -> None:
+        if self._started:
+            self._started = False
+            await self._consumer.stop()
