@@ -1,0 +1,352 @@
+"""The registry application: commands that append audited events, and the signed
+directory projected from them.
+
+The directory is a pure fold of the registry's event log in notification order: its
+serial is the last notification id and its `issued_at` the last event's time, so a
+registry rebuilt from the same store signs the very same bytes (same directory hash).
+Persistence is chosen by environment as for any eventsourcing application (SQLite by
+default; `PERSISTENCE_MODULE=eventsourcing.postgres` for PostgreSQL, or the
+`REGISTRY_`-prefixed variables when several applications share a process).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+from cryptography.hazmat.primitives.asymmetric import ed25519
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.domain import Aggregate
+from eventsourcing.persistence import IntegrityError
+from eventsourcing.utils import Environment
+
+from contracts.agency_token import ReplayCache, TokenVerifier, system_clock
+from contracts.directory import (
+    AgencyRecord,
+    AgencyStatus,
+    Directory,
+    KeyStatus,
+    PublicKeyRecord,
+    SignedDirectory,
+    TrustAnchor,
+    sign_directory,
+)
+from contracts.need_to_know import Agreement, load_default_agreement
+from registry.domain import AGREEMENT_ID, Agency, AgreementRecord, agency_aggregate_id
+from registry.models import AgencyRegistration, AgreementInput, KeyInput, StatusChange
+
+DEFAULT_SQLITE_PATH = ".nrm-data/registry.sqlite"
+SYSTEM_ACTOR = "registry"
+
+
+class RegistryError(Exception):
+    status = 400
+
+
+class AgencyNotFound(RegistryError):
+    status = 404
+
+
+class RegistryConflict(RegistryError):
+    status = 409
+
+
+@dataclass(frozen=True)
+class RegistryConfig:
+    """The operator's trust roots: the directory-signing key and the operator's keys."""
+
+    country: str
+    signing_key: ed25519.Ed25519PrivateKey = field(repr=False)
+    signing_key_id: str
+    operator_id: str
+    operator_keys: tuple[PublicKeyRecord, ...]
+    audience: str = ""
+
+    @property
+    def token_audience(self) -> str:
+        return self.audience or f"nrm-registry:{self.country}"
+
+    def anchor(self) -> TrustAnchor:
+        return TrustAnchor.for_key(self.country, self.signing_key_id, self.signing_key.public_key())
+
+
+@dataclass(frozen=True)
+class KnownParty:
+    """The operator as the token verifier sees it (no directory entry of its own)."""
+
+    status: AgencyStatus
+    keys: list[PublicKeyRecord]
+
+
+class PartyView:
+    """Agencies of a directory plus, optionally, the operator: a KeyDirectory."""
+
+    def __init__(self, operator_id: str, operator: KnownParty, directory: Directory | None) -> None:
+        self._operator_id, self._operator, self._directory = operator_id, operator, directory
+
+    def agency(self, agency_id: str) -> Any:
+        if agency_id == self._operator_id:
+            return self._operator
+        return self._directory.agency(agency_id) if self._directory else None
+
+    def signing_key(self, agency_id: str, key_id: str, at_time: datetime) -> Any:
+        if agency_id == self._operator_id:
+            return next(
+                (
+                    k
+                    for k in self._operator.keys
+                    if k.key_id == key_id and k.use == "signing" and k.valid_at(at_time)
+                ),
+                None,
+            )
+        if self._directory is None:
+            return None
+        return self._directory.signing_key(agency_id, key_id, at_time)
+
+
+_EVENT_NAMES = {
+    "Agency.Registered": "agency.registered",
+    "Agency.KeysRotated": "agency.keys-rotated",
+    "Agency.Suspended": "agency.suspended",
+    "Agency.Revoked": "agency.revoked",
+    "Agency.Reactivated": "agency.reactivated",
+    "Agency.EndpointsChanged": "agency.endpoints-changed",
+    "AgreementRecord.Adopted": "agreement.adopted",
+    "AgreementRecord.Changed": "agreement.changed",
+}
+_INTERNAL = {"originator_id", "originator_version", "timestamp", "originator_topic"}
+
+
+class Registry(Application[UUID]):
+    name = "Registry"
+
+    def __init__(
+        self,
+        config: RegistryConfig,
+        env: Mapping[str, str] | None = None,
+        clock: Callable[[], datetime] = system_clock,
+    ) -> None:
+        super().__init__(env)
+        self.config = config
+        self.clock = clock
+        self._lock = threading.RLock()
+        self._position = 0
+        self._last_time: datetime | None = None
+        self._aggregates: dict[UUID, Aggregate] = {}
+        self._signed: tuple[int, Directory, SignedDirectory] | None = None
+        self.replay_cache = ReplayCache()
+        operator = KnownParty(AgencyStatus.ACTIVE, list(config.operator_keys))
+        audience = config.token_audience
+        self.token_verifier = TokenVerifier(
+            lambda: PartyView(config.operator_id, operator, self.directory()),
+            audience,
+            clock,
+            self.replay_cache,
+        )
+        self._adopt_default_agreement()
+
+    def construct_env(self, name: str, env: Mapping[str, str] | None = None) -> Environment:
+        """SQLite unless configured otherwise; a file under .nrm-data/ by default."""
+        e = super().construct_env(name, env)
+        if e.get("PERSISTENCE_MODULE") is None:
+            e["PERSISTENCE_MODULE"] = "eventsourcing.sqlite"
+        if e.get("PERSISTENCE_MODULE", "").startswith("eventsourcing.sqlite") and not e.get(
+            "SQLITE_DBNAME"
+        ):
+            Path(DEFAULT_SQLITE_PATH).parent.mkdir(parents=True, exist_ok=True)
+            e["SQLITE_DBNAME"] = DEFAULT_SQLITE_PATH
+        return e
+
+    def _adopt_default_agreement(self) -> None:
+        try:
+            self.repository.get(AGREEMENT_ID)
+        except AggregateNotFoundError:
+            agreement = load_default_agreement().to_dict()
+            # IntegrityError: another registry process adopted it first.
+            with contextlib.suppress(IntegrityError):
+                self.save(AgreementRecord(agreement=agreement, reason="default", by=SYSTEM_ACTOR))
+
+    # -- the projection -----------------------------------------------------------------
+
+    def _catch_up(self) -> None:
+        with self._lock:
+            while True:
+                batch = self.recorder.select_notifications(start=self._position + 1, limit=500)
+                if not batch:
+                    return
+                for notification in batch:
+                    ev = self.mapper.to_domain_event(notification)
+                    current = self._aggregates.get(ev.originator_id)
+                    self._aggregates[ev.originator_id] = ev.mutate(current)  # type: ignore[arg-type]
+                    self._position = notification.id
+                    self._last_time = ev.timestamp
+
+    def directory(self) -> Directory:
+        with self._lock:
+            self._catch_up()
+            if self._signed is not None and self._signed[0] == self._position:
+                return self._signed[1]
+            agencies = sorted(
+                (a.record() for a in self._aggregates.values() if isinstance(a, Agency)),
+                key=lambda r: r.id,
+            )
+            agreement = self._aggregates[AGREEMENT_ID]
+            assert isinstance(agreement, AgreementRecord)
+            directory = Directory(
+                country=self.config.country,
+                serial=self._position,
+                issued_at=self._last_time or datetime.fromtimestamp(0, UTC),
+                agencies=agencies,
+                agreement=agreement.agreement,
+                registry_key_id=self.config.signing_key_id,
+            )
+            signed = sign_directory(directory, self.config.signing_key)
+            self._signed = (self._position, directory, signed)
+            return directory
+
+    def signed_directory(self) -> SignedDirectory:
+        with self._lock:
+            self.directory()
+            assert self._signed is not None
+            return self._signed[2]
+
+    def anchor(self) -> TrustAnchor:
+        return self.config.anchor()
+
+    def agreement(self) -> Agreement:
+        return self.directory().parsed_agreement
+
+    def agency(self, agency_id: str) -> AgencyRecord:
+        record = self.directory().agency(agency_id)
+        if record is None:
+            raise AgencyNotFound(f"no agency {agency_id!r}")
+        return record
+
+    # -- commands -----------------------------------------------------------------------
+
+    def _now(self) -> datetime:
+        return self.clock().astimezone(UTC)
+
+    def _records(self, keys: list[KeyInput], at: datetime) -> list[dict[str, Any]]:
+        return [
+            PublicKeyRecord(
+                key_id=k.key_id,
+                use=k.use,
+                alg=k.alg,
+                public_key=k.public_key,
+                valid_from=at,
+                status=KeyStatus.ACTIVE,
+            ).model_dump(mode="json")
+            for k in keys
+        ]
+
+    def _save(self, aggregate: Aggregate) -> None:
+        try:
+            self.save(aggregate)
+        except IntegrityError:
+            raise RegistryConflict("concurrent change to the same record; retry") from None
+
+    def _load(self, agency_id: str) -> Agency:
+        try:
+            aggregate = self.repository.get(agency_aggregate_id(agency_id))
+        except AggregateNotFoundError:
+            raise AgencyNotFound(f"no agency {agency_id!r}") from None
+        assert isinstance(aggregate, Agency)
+        return aggregate
+
+    def register(self, reg: AgencyRegistration, by: str) -> AgencyRecord:
+        if reg.id == self.config.operator_id:
+            raise RegistryConflict(f"agency id {reg.id!r} is the registry operator's")
+        agency = Agency(
+            agency_id=reg.id,
+            name=reg.name,
+            country=reg.country,
+            roles=[str(r) for r in reg.roles],
+            services=[str(s) for s in reg.services],
+            endpoints=reg.endpoints.model_dump(mode="json"),
+            keys=self._records(reg.keys, self._now()),
+            by=by,
+        )
+        record = agency.record()  # validates the whole record before anything is stored
+        try:
+            self.save(agency)
+        except IntegrityError:
+            raise RegistryConflict(f"agency {reg.id!r} is already registered") from None
+        return record
+
+    def rotate_keys(self, agency_id: str, keys: list[KeyInput], by: str) -> AgencyRecord:
+        agency = self._load(agency_id)
+        if agency.status == AgencyStatus.REVOKED:
+            raise RegistryConflict(f"agency {agency_id!r} is revoked")
+        known = {k["key_id"] for k in agency.keys}
+        for k in keys:
+            if k.key_id in known:
+                raise RegistryConflict(f"key id {k.key_id!r} was already used by {agency_id!r}")
+        records = self._records(keys, self._now())
+        agency.rotate_keys(keys=records, at=records[0]["valid_from"], by=by)
+        record = agency.record()
+        self._save(agency)
+        return record
+
+    def set_status(self, agency_id: str, change: StatusChange, by: str) -> AgencyRecord:
+        agency = self._load(agency_id)
+        current, target = AgencyStatus(agency.status), change.status
+        if current is target:
+            raise RegistryConflict(f"agency {agency_id!r} is already {target}")
+        if current is AgencyStatus.REVOKED:
+            raise RegistryConflict(f"agency {agency_id!r} is revoked; revocation is final")
+        if target is AgencyStatus.SUSPENDED:
+            agency.suspend(reason=change.reason, by=by)
+        elif target is AgencyStatus.REVOKED:
+            agency.revoke(reason=change.reason, by=by)
+        else:
+            agency.reactivate(reason=change.reason, by=by)
+        self._save(agency)
+        return agency.record()
+
+    def change_endpoints(self, agency_id: str, endpoints: dict[str, str], by: str) -> AgencyRecord:
+        agency = self._load(agency_id)
+        if agency.endpoints == endpoints:
+            raise RegistryConflict("endpoints unchanged")
+        agency.change_endpoints(endpoints=endpoints, by=by)
+        self._save(agency)
+        return agency.record()
+
+    def set_agreement(self, new: AgreementInput, by: str) -> Agreement:
+        agreement = Agreement.from_dict(new.as_agreement_dict())  # normal form
+        record = self.repository.get(AGREEMENT_ID)
+        assert isinstance(record, AgreementRecord)
+        if record.agreement == agreement.to_dict():
+            raise RegistryConflict("agreement unchanged")
+        record.change(agreement=agreement.to_dict(), reason=new.reason, by=by)
+        self._save(record)
+        return agreement
+
+    # -- audit --------------------------------------------------------------------------
+
+    def history(self, after: int = 0, limit: int = 100) -> list[dict[str, Any]]:
+        """Registry events after notification `after`, oldest first."""
+        self._catch_up()
+        out = []
+        for n in self.recorder.select_notifications(start=after + 1, limit=limit):
+            ev = self.mapper.to_domain_event(n)
+            aggregate = self._aggregates.get(ev.originator_id)
+            data = {k: v for k, v in ev.__dict__.items() if k not in _INTERNAL}
+            out.append(
+                {
+                    "serial": n.id,
+                    "event": _EVENT_NAMES.get(type(ev).__qualname__, type(ev).__qualname__),
+                    "agency_id": getattr(aggregate, "agency_id", None),
+                    "version": ev.originator_version,
+                    "at": ev.timestamp.astimezone(UTC).isoformat(),
+                    "by": data.pop("by", None),
+                    "data": data,
+                }
+            )
+        return out

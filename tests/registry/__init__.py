@@ -1,0 +1,1 @@
+"""Tests of the registry, the signed directory, agency tokens and keystores."""
