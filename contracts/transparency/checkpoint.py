@@ -333,7 +333,8 @@ def add_cosignature(note: str | bytes | Note, witness: NoteSigner, timestamp: in
 
 def verify_cosignature(note: str | bytes | Note, witness: NoteVerifier) -> int:
     """Check the witness's cosignature/v1 on the note; returns its timestamp (the newest
-    if the witness cosigned more than once)."""
+    if the witness cosigned more than once). The key ID is always computed with type
+    0x04, whatever `witness.sig_type` says, since a cosignature can have no other."""
     parsed = note if isinstance(note, Note) else parse_note(note)
     if witness.sig_type != SIG_TYPE_COSIGNATURE_V1:
         witness = NoteVerifier(witness.name, witness.public_key, SIG_TYPE_COSIGNATURE_V1)
