@@ -4,6 +4,8 @@ directory projected from them.
 The directory is a pure fold of the registry's event log in notification order: its
 serial is the last notification id and its `issued_at` the last event's time, so a
 registry rebuilt from the same store signs the very same bytes (same directory hash).
+Serials always grow but may skip numbers on PostgreSQL (a refused insert uses up a
+sequence value); nodes only ever compare them.
 Persistence is chosen by environment as for any eventsourcing application (SQLite by
 default; `PERSISTENCE_MODULE=eventsourcing.postgres` for PostgreSQL, or the
 `REGISTRY_`-prefixed variables when several applications share a process).
