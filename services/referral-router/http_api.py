@@ -8,7 +8,7 @@ unknown agencies (R6) and reused idempotency keys. Bad input never gets a 500.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from eventsourcing.persistence import IntegrityError
 from fastapi import APIRouter, Depends, FastAPI, Header, Path, Query, Request
@@ -126,6 +126,19 @@ def inbox(
 ) -> Any:
     """Events received by this agency after the cursor `after`, oldest first."""
     return node.inbox(after, limit)
+
+
+@cases.get("/log", response_model=InboxPage)
+def node_log(
+    node: Node,
+    _: Caller,
+    after: Annotated[int, Query(ge=0, le=2**62)] = 0,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    direction: Annotated[Literal["sent", "received"] | None, Query()] = None,
+) -> Any:
+    """Every event this node recorded (sent and received) after `after`: the clear
+    parts a notifier needs to derive deadlines. Filter with `direction`."""
+    return node.inbox(after, limit, direction)
 
 
 @cases.get("/dead-letters", response_model=DeadLetterPage)

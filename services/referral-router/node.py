@@ -266,10 +266,11 @@ class AgencyNode:
             "events": events,
         }
 
-    def inbox(self, after: int, limit: int) -> dict[str, Any]:
-        """Events this agency received, in arrival order, after a cursor."""
+    def inbox(self, after: int, limit: int, direction: str | None = RECEIVED) -> dict[str, Any]:
+        """Events this node recorded after a cursor, oldest first: received ones by
+        default (the inbox), or sent ones, or both (None). Clear parts only."""
         batch = self.store.log(after=after, limit=limit)
-        items = [_inbox_item(e) for e in batch if e.direction == RECEIVED]
+        items = [_inbox_item(e) for e in batch if direction is None or e.direction == direction]
         next_after = batch[-1].position if len(batch) == limit else None
         return {"items": items, "next_after": next_after}
 
@@ -290,6 +291,7 @@ def _inbox_item(e: LoggedEnvelope) -> dict[str, Any]:
     env = e.envelope
     return {
         "position": e.position,
+        "direction": e.direction,
         "event_id": str(env.id),
         "type": env.type,
         "case": env.subject,

@@ -95,6 +95,7 @@ class CaseView(BaseModel):
 
 class InboxItem(BaseModel):
     position: int
+    direction: Literal["sent", "received"]
     event_id: str
     type: str
     case: str
