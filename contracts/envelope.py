@@ -114,6 +114,8 @@ class Envelope(BaseModel):
     @classmethod
     def _schema(cls, v: str) -> str:
         event_type, version = parse_dataschema(v)
+        if event_type not in CATALOGUE:
+            raise ValueError(f"dataschema names an unknown event type {event_type!r}")
         if version != latest_version(event_type) and (event_type, version) not in OLDER_VERSIONS:
             raise ValueError(f"unsupported schema version {v!r}")
         return v

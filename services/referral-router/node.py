@@ -53,11 +53,13 @@ class Sealer(Protocol):
     def seal(
         self,
         envelope: Envelope,
-        personal: Mapping[DataCategory, Mapping[str, Any]],
+        payload: EventPayload,
         entitlements: Mapping[str, frozenset[DataCategory]],
     ) -> Envelope: ...
 
     def open(self, envelope: Envelope) -> dict[str, Any]: ...
+
+    def erase(self, case: str) -> int: ...
 
 
 class IdempotencyConflict(Exception):
@@ -153,13 +155,12 @@ class AgencyNode:
                 "deadlines": derive_deadlines(case.state, proposal, self.policy),
             }
         )
-        personal = {
-            cat: fields
-            for cat, fields in split_by_category(sub.payload).items()
-            if cat is not DataCategory.OPERATIONAL
-        }
         entitlements = self._entitlements(case.state, proposal, envelope, sub)
-        sealed = self.sealer.seal(envelope, personal, entitlements)
+        sealed = self.sealer.seal(envelope, sub.payload, entitlements)
+        if sub.event_type == "case.erasure-ordered":
+            # Keys go first: if the append then fails, a retry records the order; the
+            # data is unreadable either way, which is what the order asked for.
+            self.sealer.erase(pseudonym)
 
         body = _receipt_body(sealed)
         answer = (

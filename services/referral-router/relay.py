@@ -105,6 +105,7 @@ class InboxLoop:
         self.consumer = consumer
         self.country = country
         self.on_outcome = on_outcome
+        self.handled = 0  # records handled since start: lets a caller see the inbox settle
 
     async def poll_once(self, timeout_ms: int = 200) -> int:
         records = await self.consumer.poll(max_records=500, timeout_ms=timeout_ms)
@@ -139,6 +140,7 @@ class InboxLoop:
             if self.on_outcome:
                 self.on_outcome(received.outcome)
             offsets[(rec.topic, rec.partition)] = rec.offset + 1
+            self.handled += 1
         if dead:
             await self.transport.ensure_topics({m.topic for m in dead}, partitions=1)
             await self.transport.publish_many(dead)

@@ -19,7 +19,7 @@ from contracts.agency_token import ReplayCache, TokenVerifier
 from contracts.directory import Directory
 from contracts.keystore import AgencyKeys
 from contracts.policy import load_policy
-from referral_router.case_keys import CaseKeyStore
+from referral_router.case_keys import SqliteCaseKeyStore
 from referral_router.case_store import CaseStore
 from referral_router.http_api import create_app
 from referral_router.node import AgencyNode
@@ -63,7 +63,7 @@ class NodeRuntime:
         self.transport = transport
         self.store = CaseStore(env=dict(settings.store_env))
         self.roster = Roster(directory)
-        self.case_keys = CaseKeyStore(settings.case_keys_path, settings.master_key)
+        self.case_keys = SqliteCaseKeyStore(settings.case_keys_path, settings.master_key)
         self.seal = NodeSeal(settings.agency_id, keys, self.roster, self.case_keys)
         policy = load_policy(settings.country)
         self.node = AgencyNode(
@@ -94,7 +94,9 @@ class NodeRuntime:
             worked = 0
             try:
                 worked += await self.relay.publish_pending()
-                worked += await self.inbox.poll_once(timeout_ms=int(self.settings.poll_interval * 1000))
+                worked += await self.inbox.poll_once(
+                    timeout_ms=int(self.settings.poll_interval * 1000)
+                )
             except Exception:
                 log.exception("node %s loop failed; retrying", self.settings.agency_id)
                 await asyncio.sleep(0.5)

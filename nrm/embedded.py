@@ -1,0 +1,322 @@
+"""The embedded default: a whole country's bus in one process.
+
+The registry, one router node per agency and the notifier, each a real HTTP server on
+127.0.0.1, sharing a durable in-process transport (Kafka's semantics in one SQLite file)
+or a real Kafka broker. Agencies are registered through the registry's API with keys
+generated into local keystores; nodes trust only the registry's signed directory.
+
+Data layout under the data folder (one folder per country)::
+
+    <country>/registry.db            the registry's event store
+    <country>/bus.db                 the in-process transport (when not on Kafka)
+    <country>/secrets/               keystores and master keys (0600; demo only)
+    <country>/nodes/<agency>/        store.db, case-keys.db, audit.db
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import socket
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+
+from contracts.agency_token import issue_token
+from contracts.directory import KeyUse
+from contracts.directory_client import DirectoryClient
+from contracts.keystore import AgencyKeys, generate_agency_keys, open_keystore, seal_keystore
+from contracts.vocabulary import Role, ServiceKind
+from referral_router.runtime import NodeRuntime, NodeSettings, sqlite_store_env
+from referral_router.transport.base import Transport
+from referral_router.transport.factory import open_transport
+from registry.api import create_app as create_registry_app
+from registry.application import Registry, RegistryConfig
+
+log = logging.getLogger("nrm.embedded")
+
+OPERATOR_ID = "registry-operator"
+
+
+@dataclass(frozen=True)
+class AgencySpec:
+    id: str
+    name: str
+    roles: tuple[Role, ...]
+    services: tuple[ServiceKind, ...] = ()
+
+
+DEMO_AGENCIES: tuple[AgencySpec, ...] = (
+    AgencySpec("border-police", "Border Police, airport unit", (Role.FIRST_RESPONDER,)),
+    AgencySpec(
+        "child-protection",
+        "Child Protection Service",
+        (Role.CHILD_PROTECTION,),
+        (ServiceKind.GUARDIANSHIP,),
+    ),
+    AgencySpec(
+        "safe-house",
+        "Safe House (NGO shelter)",
+        (Role.SERVICE_PROVIDER,),
+        (ServiceKind.SHELTER, ServiceKind.PSYCHOLOGICAL),
+    ),
+    AgencySpec("nrm-authority", "National Identification Authority", (Role.COMPETENT_AUTHORITY,)),
+    AgencySpec("immigration", "Immigration Service", (Role.IMMIGRATION,)),
+    AgencySpec("asylum-office", "Asylum Office", (Role.ASYLUM,)),
+    AgencySpec("consulate-xb", "Consulate of country XB", (Role.CONSULATE,)),
+    AgencySpec("rapporteur", "National Rapporteur", (Role.OVERSIGHT,)),
+)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def router_audience(agency_id: str) -> str:
+    """What a token for an agency's own router names as its audience."""
+    return f"nrm-router:{agency_id}"
+
+
+def _secret_file(path: Path, make: bytes) -> bytes:
+    """Read a demo secret, or create it with mode 0600."""
+    if path.exists():
+        return path.read_bytes()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(make)
+    return make
+
+
+class Keychain:
+    """The demo's keystores: passphrase-encrypted files, one per agency (0600)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        passphrase = os.environ.get("NRM_KEYSTORE_PASSPHRASE")
+        self.passphrase = (
+            passphrase
+            or _secret_file(folder / "passphrase", secrets.token_urlsafe(24).encode()).decode()
+        )
+
+    def keys(self, agency_id: str) -> AgencyKeys:
+        path = self.folder / f"{agency_id}.keystore"
+        if path.exists():
+            return open_keystore(path.read_bytes(), self.passphrase)
+        keys = generate_agency_keys(agency_id)
+        _secret_file(path, seal_keystore(keys, self.passphrase, log2_n=14))
+        return keys
+
+    def master_key(self, agency_id: str) -> bytes:
+        return _secret_file(self.folder / f"{agency_id}.master-key", secrets.token_bytes(32))
+
+
+@dataclass
+class Served:
+    """A running uvicorn server and its base URL."""
+
+    url: str
+    server: uvicorn.Server
+    task: asyncio.Task[None]
+
+
+@dataclass
+class CountryBus:
+    """One country's registry, nodes and transport, running in this process."""
+
+    country: str
+    data_dir: Path
+    agencies: Sequence[AgencySpec] = DEMO_AGENCIES
+    transport_url: str | None = None
+    port: int = 0
+    nodes: dict[str, NodeRuntime] = field(default_factory=dict)
+    urls: dict[str, str] = field(default_factory=dict)
+    _served: list[Served] = field(default_factory=list)
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.root = self.data_dir / self.country
+        self.keychain = Keychain(self.root / "secrets")
+        self.agency_keys: dict[str, AgencyKeys] = {}
+        self.transport: Transport | None = None
+
+    def _next_port(self) -> int:
+        if self.port == 0:
+            return free_port()
+        self.port += 1
+        return self.port - 1
+
+    # --- start ---------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        await self._start_registry()
+        await self._register_agencies()
+        self.transport = open_transport(self.transport_url or f"sqlite:{self.root / 'bus.db'}")
+        for spec in self.agencies:
+            await self._start_node(spec)
+
+    async def _start_registry(self) -> None:
+        reg_keys = self.keychain.keys("registry-signing")
+        op_keys = self.keychain.keys(OPERATOR_ID)
+        self.operator_keys = op_keys
+        signing = reg_keys.current(KeyUse.SIGNING)
+        self.registry_config = RegistryConfig(
+            country=self.country,
+            signing_key=signing.ed25519(),
+            signing_key_id=signing.key_id,
+            operator_id=OPERATOR_ID,
+            operator_keys=tuple(p.public_record() for p in op_keys.pairs),
+        )
+        env = sqlite_store_env(self.root / "registry.db")
+        self.registry = Registry(self.registry_config, env=env)
+        served = await self._serve(create_registry_app(self.registry))
+        self.registry_url = served.url
+
+    def operator_token(self) -> str:
+        pair = self.operator_keys.current(KeyUse.SIGNING)
+        return issue_token(
+            OPERATOR_ID, pair.key_id, pair.ed25519(), self.registry_config.token_audience
+        )
+
+    async def _register_agencies(self) -> None:
+        async with httpx.AsyncClient(base_url=self.registry_url, timeout=30) as client:
+            for spec in self.agencies:
+                keys = self.keychain.keys(spec.id)
+                self.agency_keys[spec.id] = keys
+                body = {
+                    "id": spec.id,
+                    "name": spec.name,
+                    "country": self.country,
+                    "roles": [str(r) for r in spec.roles],
+                    "services": [str(s) for s in spec.services],
+                    "endpoints": {
+                        "router_url": f"http://127.0.0.1/{spec.id}",
+                        "webhook_url": f"http://127.0.0.1/{spec.id}/webhook",
+                    },
+                    "keys": [
+                        {
+                            "key_id": p.key_id,
+                            "use": str(p.use),
+                            "alg": str(p.alg),
+                            "public_key": p.public_record().public_key,
+                        }
+                        for p in (keys.current(KeyUse.SIGNING), keys.current(KeyUse.ENCRYPTION))
+                    ],
+                }
+                headers = {"Authorization": f"Bearer {self.operator_token()}"}
+                resp = await client.post("/v1/agencies", json=body, headers=headers)
+                if resp.status_code == 409 and "already" in resp.text:
+                    continue  # registered on an earlier run: the registry keeps it
+                if resp.status_code != 201:
+                    raise RuntimeError(f"registering {spec.id}: {resp.status_code} {resp.text}")
+
+    def directory_client(self) -> DirectoryClient:
+        url = f"{self.registry_url}/v1/directory"
+
+        def fetch() -> bytes:
+            resp = httpx.get(url, timeout=10)
+            resp.raise_for_status()
+            return resp.content
+
+        return DirectoryClient(fetch, self.registry_config.anchor())
+
+    async def _start_node(self, spec: AgencySpec) -> None:
+        assert self.transport is not None
+        folder = self.root / "nodes" / spec.id
+        folder.mkdir(parents=True, exist_ok=True)
+        settings = NodeSettings(
+            agency_id=spec.id,
+            country=self.country,
+            store_env=sqlite_store_env(folder / "store.db"),
+            case_keys_path=folder / "case-keys.db",
+            master_key=self.keychain.master_key(spec.id),
+            audience=router_audience(spec.id),
+        )
+        client = self.directory_client()
+        await asyncio.to_thread(client.refresh)
+        runtime = NodeRuntime(settings, self.agency_keys[spec.id], client.current, self.transport)
+        await runtime.start()
+        self.nodes[spec.id] = runtime
+        served = await self._serve(runtime.app)
+        self.urls[spec.id] = served.url
+        self._tasks.append(asyncio.create_task(runtime.run(), name=f"node-{spec.id}"))
+
+    async def _serve(self, app: Any) -> Served:
+        port = self._next_port()
+        config = uvicorn.Config(
+            app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"
+        )
+        server = uvicorn.Server(config)
+        task = asyncio.create_task(server.serve())
+        while not server.started:
+            if task.done():
+                task.result()  # raises the server's error (e.g. port in use)
+            await asyncio.sleep(0.01)
+        served = Served(f"http://127.0.0.1:{port}", server, task)
+        self._served.append(served)
+        return served
+
+    # --- use -----------------------------------------------------------------------
+
+    def token(self, agency_id: str) -> str:
+        """A short-lived token for `agency_id`'s own systems calling its router."""
+        pair = self.agency_keys[agency_id].current(KeyUse.SIGNING)
+        return issue_token(
+            agency_id,
+            pair.key_id,
+            pair.ed25519(),
+            router_audience(agency_id),
+            now=datetime.now(UTC),
+        )
+
+    def client(self, agency_id: str) -> httpx.AsyncClient:
+        """An HTTP client of `agency_id`'s router that signs a fresh token per request."""
+
+        async def auth(request: httpx.Request) -> None:
+            request.headers["Authorization"] = f"Bearer {self.token(agency_id)}"
+
+        return httpx.AsyncClient(
+            base_url=self.urls[agency_id], timeout=30, event_hooks={"request": [auth]}
+        )
+
+    async def settle(self, timeout: float = 10.0) -> None:
+        """Wait until every node has published what it sent and drained its inbox."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        last = -1
+        while loop.time() < deadline:
+            handled = sum(n.inbox.handled for n in self.nodes.values())
+            idle = all(n.relay.pending() == 0 for n in self.nodes.values())
+            if idle and handled == last:
+                return
+            last = handled if idle else -1
+            await asyncio.sleep(0.25)
+        raise TimeoutError("the bus did not settle")
+
+    # --- stop ----------------------------------------------------------------------
+
+    async def stop(self) -> None:
+        for runtime in self.nodes.values():
+            await runtime.stop()
+        for task in self._tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        for served in reversed(self._served):
+            served.server.should_exit = True
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await served.task
+        if self.transport is not None:
+            await self.transport.close()
+        self.registry.close()

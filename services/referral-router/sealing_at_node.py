@@ -1,0 +1,138 @@
+"""Need-to-know sealing as a node does it: its keys, its case key store, the directory.
+
+The pure format lives in `contracts.sealing`; this adapter decides which case keys exist
+(one per case and reader, made on first use), hands the relay a case-key grant for a
+recipient's first event (grants travel beside the envelope, never in the log), takes
+grants in at the receiving node, and destroys a case's keys on an erasure order.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric import ed25519
+
+from contracts.directory import KeyUse
+from contracts.envelope import Envelope
+from contracts.events import EventPayload
+from contracts.keystore import AgencyKeys
+from contracts.sealing import (
+    CaseKey,
+    CaseKeyGrant,
+    GrantInvalid,
+    HpkeKeyPair,
+    SigningKey,
+    UnknownSigningKey,
+    accept_grant,
+    grant_case_key,
+    new_case_key,
+    open_envelope,
+    seal,
+    verify,
+)
+from contracts.vocabulary import DataCategory
+from referral_router.case_keys import SqliteCaseKeyStore
+from referral_router.roster import Roster
+
+
+class NodeSeal:
+    """Seals what this node sends, opens what it may read, keeps the case keys."""
+
+    def __init__(
+        self, agency_id: str, keys: AgencyKeys, roster: Roster, case_keys: SqliteCaseKeyStore
+    ) -> None:
+        self.agency_id = agency_id
+        self.keys = keys
+        self.roster = roster
+        self.case_keys = case_keys
+        signing = keys.current(KeyUse.SIGNING)
+        self.signer = SigningKey(agency_id, signing.key_id, signing.ed25519())
+        self._granted: set[tuple[str, str, str]] = set()
+        self._lock = threading.Lock()
+
+    # --- sending -------------------------------------------------------------------
+
+    def seal(
+        self,
+        envelope: Envelope,
+        payload: EventPayload,
+        entitlements: Mapping[str, frozenset[DataCategory]],
+    ) -> Envelope:
+        case = envelope.subject
+        readers = [self.agency_id, *(r for r, cats in entitlements.items() if cats)]
+        keys = {r: self._case_key(case, r) for r in readers}
+        return seal(
+            envelope, payload, signer=self.signer, entitlements=entitlements, case_keys=keys
+        )
+
+    def _case_key(self, case: str, reader: str) -> CaseKey:
+        with self._lock:
+            key = self.case_keys.current(case, self.agency_id, reader)
+            if key is None:
+                key = new_case_key(case, self.agency_id, reader)
+                self.case_keys.put(key)
+            return key
+
+    def grant_for(self, envelope: Envelope, recipient: str) -> bytes | None:
+        """A grant of this recipient's case key, the first time this process sends it
+        one (after a restart, once more: receivers take a repeated grant harmlessly)."""
+        wraps = envelope.sealed.get("wraps", {})
+        if recipient not in wraps:
+            return None
+        marker = (envelope.subject, recipient, str(wraps[recipient].get("kid")))
+        if marker in self._granted:
+            return None
+        key = self.case_keys.get(envelope.subject, self.agency_id, recipient, marker[2])
+        if key is None:  # erased since: the envelope stays unopenable, as it should
+            return None
+        record = self.roster.directory.current_encryption_key(recipient)
+        if record is None:
+            return None
+        grant = grant_case_key(
+            key,
+            signer=self.signer,
+            recipient_public_key=record.hpke(),
+            recipient_key_id=record.key_id,
+            time=datetime.now(UTC),
+        )
+        self._granted.add(marker)
+        return grant.to_bytes()
+
+    # --- receiving -----------------------------------------------------------------
+
+    def verify(self, envelope: Envelope) -> None:
+        verify(envelope, self.public_signing_key)
+
+    def accept_grant(self, envelope: Envelope, grant_bytes: bytes) -> None:
+        grant = CaseKeyGrant.from_bytes(grant_bytes)
+        if (grant.case, grant.sender) != (envelope.subject, envelope.sender):
+            raise GrantInvalid("the grant is for another case or sender than its envelope")
+        pair = self.keys.pair(grant.recipient_key_id)
+        hpke_pair = HpkeKeyPair.from_private_bytes(self.agency_id, pair.key_id, pair.private)
+        self.case_keys.put(accept_grant(grant, hpke_pair, self.public_signing_key))
+
+    def public_signing_key(
+        self, agency_id: str, key_id: str, at: datetime
+    ) -> ed25519.Ed25519PublicKey:
+        record = self.roster.directory.signing_key(agency_id, key_id, at)
+        if record is None:
+            raise UnknownSigningKey(f"{agency_id} has no signing key {key_id} valid at {at}")
+        return record.ed25519()
+
+    # --- reading and erasing -------------------------------------------------------
+
+    def open(self, envelope: Envelope) -> dict[str, Any]:
+        """Every field: opened, or {'withheld': category, ...} when this node may not."""
+        opened = open_envelope(
+            envelope, self.agency_id, self.case_keys.get, self.public_signing_key
+        )
+        return opened.to_json()
+
+    def erase(self, case: str) -> int:
+        """Crypto-shredding: destroy every case key this node holds for the case."""
+        with self._lock:
+            self._granted = {m for m in self._granted if m[0] != case}
+            return self.case_keys.delete_case(case)
