@@ -51,8 +51,13 @@ fetch() {
   log "resolving kafka_2.13:$version and its runtime dependencies from Maven Central ..."
   local repo_opt=()
   [ -n "${MAVEN_REPO_LOCAL:-}" ] && repo_opt=("-Dmaven.repo.local=$MAVEN_REPO_LOCAL")
-  if ! mvn -B -ntp -q -f "$pom" "${repo_opt[@]}" "$plugin" \
-      -DincludeScope=runtime -DoutputDirectory="$tmp" >"$dest/mvn.log" 2>&1; then
+  # Show each artifact as it downloads (nothing when maven's local repository has them);
+  # the full output stays in mvn.log.
+  if ! mvn -B -f "$pom" "${repo_opt[@]}" "$plugin" \
+      -DincludeScope=runtime -DoutputDirectory="$tmp" 2>&1 \
+      | tee "$dest/mvn.log" \
+      | { grep --line-buffered -o 'Downloaded from [^:]*: .*/[^/]*\.jar' \
+          | sed -u 's#.*/#[fetch-kafka]   downloaded #' >&2 || true; }; then
     log "mvn failed for $version (see $dest/mvn.log):"
     tail -n 20 "$dest/mvn.log" >&2 || true
     rm -rf "$tmp"

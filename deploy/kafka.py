@@ -11,7 +11,8 @@ Importable (standard library only)::
     handle.restart(pause_seconds=10)        # same data dir, same port: fault tests
     handle.stop()                           # SIGTERM, then SIGKILL
 
-or runnable: ``python deploy/kafka.py start|stop|status [--data-dir D] [--port P]``.
+or runnable: ``python deploy/kafka.py start|stop|restart|status [--data-dir D] [--port P]``
+(default data dir deploy/.cache/broker-data; ``restart --pause 10`` is the fault drill).
 """
 
 from __future__ import annotations
@@ -441,6 +442,14 @@ def _cli_stop(data_dir: Path) -> int:
     return 0
 
 
+def _cli_restart(data_dir: Path, pause: float) -> int:
+    """Fault drill: stop, stay down ``pause`` seconds, start on the same port and data."""
+    _cli_stop(data_dir)
+    print(f"down for {pause:.0f}s ...", flush=True)
+    time.sleep(pause)
+    return _cli_start(data_dir, None)
+
+
 def _cli_status(data_dir: Path) -> int:
     state = _read_state(data_dir)
     pid = int(state["pid"]) if state and state.get("pid") else None
@@ -459,9 +468,10 @@ def _read_state(data_dir: Path) -> dict[str, object] | None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=["start", "stop", "status"])
+    parser.add_argument("command", choices=["start", "stop", "restart", "status"])
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
     parser.add_argument("--port", type=int, default=None)
+    parser.add_argument("--pause", type=float, default=10.0, help="restart: seconds down")
     args = parser.parse_args(argv)
     data_dir = args.data_dir.resolve()
     try:
@@ -469,6 +479,8 @@ def main(argv: list[str] | None = None) -> int:
             return _cli_start(data_dir, args.port)
         if args.command == "stop":
             return _cli_stop(data_dir)
+        if args.command == "restart":
+            return _cli_restart(data_dir, args.pause)
         return _cli_status(data_dir)
     except BrokerError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from typing import Protocol
 
 import pytest
 
@@ -26,6 +27,15 @@ KAFKA_TEST_SETTINGS: dict[str, object] = {
 }
 
 
+class BrokerControl(Protocol):
+    """What the tests use of the ``kafka_broker`` fixture (deploy/kafka.py's handle)."""
+
+    bootstrap: str
+    port: int
+
+    def restart(self, pause_seconds: float = 10.0) -> None: ...
+
+
 @pytest.fixture(
     params=[
         pytest.param("in_process", id="in_process"),
@@ -36,7 +46,7 @@ async def transport(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Transport]:
     if request.param == "kafka":
-        broker = request.getfixturevalue("kafka_broker")
+        broker: BrokerControl = request.getfixturevalue("kafka_broker")
         impl: Transport = KafkaTransport(broker.bootstrap, **KAFKA_TEST_SETTINGS)
     else:
         impl = InProcessTransport(tmp_path_factory.mktemp("bus") / "bus.db")

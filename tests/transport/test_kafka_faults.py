@@ -9,24 +9,49 @@ once, and a consumer that lived through the outage still receives everything.
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 
 import pytest
 
-from referral_router.transport.base import Consumer, Position
+from referral_router.transport.base import Consumer, DeliveryTimeoutError, Position
 from referral_router.transport.kafka import KafkaTransport
 
-from .conftest import KAFKA_TEST_SETTINGS, Names
+from .conftest import KAFKA_TEST_SETTINGS, BrokerControl, Names
 from .helpers import drain, next_offsets
 
 PAUSE_SECONDS = 10.0
 
 
+async def _until_port_closed(port: int, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+        except OSError:
+            return
+        writer.close()
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"broker still listening on {port}")
+
+
+async def test_publish_without_a_reachable_broker_times_out() -> None:
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    transport = KafkaTransport(f"127.0.0.1:{port}", delivery_timeout_s=1.5)
+    t0 = time.monotonic()
+    with pytest.raises(DeliveryTimeoutError):
+        await transport.publish("nrm.XA.inbox.nobody", b"case-1", b"v")
+    assert time.monotonic() - t0 < 5
+    await transport.close()
+
+
 @pytest.mark.kafka
 async def test_broker_pause_loses_nothing(
-    kafka_broker: object, names: Names, members: list[Consumer]
+    kafka_broker: BrokerControl, names: Names, members: list[Consumer]
 ) -> None:
-    transport = KafkaTransport(kafka_broker.bootstrap, **KAFKA_TEST_SETTINGS)  # type: ignore[attr-defined]
+    transport = KafkaTransport(kafka_broker.bootstrap, **KAFKA_TEST_SETTINGS)
     try:
         await _pause_while_publishing(transport, kafka_broker, names, members)
     finally:
@@ -34,10 +59,11 @@ async def test_broker_pause_loses_nothing(
 
 
 async def _pause_while_publishing(
-    transport: KafkaTransport, broker: object, names: Names, members: list[Consumer]
+    transport: KafkaTransport, broker: BrokerControl, names: Names, members: list[Consumer]
 ) -> None:
-    topic = names.topic("pause")
-    await transport.ensure_topics([topic], partitions=3)
+    topic, other_topic = names.topic("pause"), names.topic("impatient")
+    await transport.ensure_topics([topic, other_topic], partitions=3)
+    impatient = KafkaTransport(transport.settings, delivery_timeout_s=2.0)
     live = transport.consumer(names.group("live"), [topic])
     members.append(live)
     await live.start()
@@ -68,9 +94,16 @@ async def _pause_while_publishing(
     producer = asyncio.create_task(keep_publishing())
     consumer = asyncio.create_task(keep_consuming())
     try:
+        await impatient.publish(other_topic, b"case-1", b"before")
         await asyncio.sleep(1.0)
         t0 = time.monotonic()
-        await asyncio.to_thread(broker.restart, PAUSE_SECONDS)  # type: ignore[attr-defined]
+        restart = asyncio.create_task(asyncio.to_thread(broker.restart, PAUSE_SECONDS))
+        await _until_port_closed(broker.port)
+        t1 = time.monotonic()
+        with pytest.raises(DeliveryTimeoutError):  # bounded: the caller is told, not hung
+            await impatient.publish(other_topic, b"case-1", b"during")
+        assert 1.5 < time.monotonic() - t1 < 5
+        await restart
         assert time.monotonic() - t0 >= PAUSE_SECONDS
         await asyncio.sleep(1.0)
         stop_publishing.set()
@@ -85,6 +118,7 @@ async def _pause_while_publishing(
     finally:
         consumer.cancel()
         await asyncio.gather(consumer, return_exceptions=True)
+        await impatient.close()
 
     audit = transport.consumer(names.group("audit"), [topic])
     members.append(audit)

@@ -23,6 +23,7 @@ from aiokafka.errors import (
 )
 from aiokafka.errors import (
     IllegalStateError,
+    KafkaConnectionError,
     KafkaError,
     TopicAlreadyExistsError,
     for_code,
@@ -99,9 +100,9 @@ class KafkaTransport:
     async def publish_many(self, messages: Sequence[Message]) -> list[Position]:
         if not messages:
             return []
-        producer = await self._started_producer()
         try:
             async with asyncio.timeout(self.settings.delivery_timeout_s):
+                producer = await self._started_producer()
                 futures = [
                     await producer.send(
                         m.topic, m.value, key=m.key, headers=list(m.headers) or None
@@ -128,8 +129,10 @@ class KafkaTransport:
             await producer.stop()
 
     async def _started_producer(self) -> AIOKafkaProducer:
+        """The shared producer; while no broker answers, keep trying (the caller's
+        delivery timeout bounds the wait), as a node must ride out a bus outage."""
         async with self._producer_lock:
-            if self._producer is None:
+            while self._producer is None:
                 s = self.settings
                 producer = AIOKafkaProducer(
                     bootstrap_servers=s.bootstrap,
@@ -141,7 +144,12 @@ class KafkaTransport:
                     retry_backoff_ms=s.retry_backoff_ms,
                     metadata_max_age_ms=s.metadata_max_age_ms,
                 )
-                await producer.start()
+                try:
+                    await producer.start()
+                except KafkaConnectionError:
+                    await producer.stop()
+                    await asyncio.sleep(s.retry_backoff_ms / 1000)
+                    continue
                 self._producer = producer
             return self._producer
 
