@@ -274,11 +274,13 @@ class CaseStore(Application[UUID]):
         assert isinstance(agg, IdempotentRequest)
         return agg
 
-    def log(self, after: int = 0, limit: int = 100) -> list[LoggedEnvelope]:
-        """Recorded envelopes after position `after`, in commit order."""
+    def log(
+        self, after: int = 0, limit: int = 100, upto: int | None = None
+    ) -> list[LoggedEnvelope]:
+        """Recorded envelopes after position `after` (up to `upto`), in commit order."""
         out: list[LoggedEnvelope] = []
         notes = self.recorder.select_notifications(
-            start=after + 1, limit=limit, topics=[_topic(CaseFile.EnvelopeRecorded)]
+            start=after + 1, limit=limit, stop=upto, topics=[_topic(CaseFile.EnvelopeRecorded)]
         )
         for n in notes:
             event = self.mapper.to_domain_event(n)

@@ -63,9 +63,10 @@ class OutboxRelay:
     async def publish_pending(self) -> int:
         """Publish one batch; returns how many envelopes it carried."""
         after = self.position
-        batch = await asyncio.to_thread(self.store.log, after, self.batch_size)
-        if not batch:
+        upto = await asyncio.to_thread(self.store.max_position)
+        if upto <= after:
             return 0
+        batch = await asyncio.to_thread(self.store.log, after, self.batch_size, upto)
         messages: list[Message] = []
         sent = 0
         for entry in batch:
@@ -79,7 +80,9 @@ class OutboxRelay:
         if messages:
             await self.transport.ensure_topics({m.topic for m in messages}, partitions=4)
             await self.transport.publish_many(messages)
-        last = batch[-1].position
+        # A short batch means everything up to `upto` was seen, including records that
+        # are not envelopes (idempotency answers, dead letters): skip past them too.
+        last = batch[-1].position if len(batch) == self.batch_size else upto
         await asyncio.to_thread(
             self.store.recorder.insert_tracking,  # type: ignore[attr-defined]
             Tracking(RELAY_TRACKING, last),

@@ -89,6 +89,7 @@ class NodeRuntime:
         await self._consumer.start()
 
     async def run(self) -> None:
+        self._running = asyncio.current_task()
         """Relay and inbox, until stop(): a failure is logged and retried, never fatal."""
         while not self._stopping.is_set():
             worked = 0
@@ -106,6 +107,10 @@ class NodeRuntime:
 
     async def stop(self) -> None:
         self._stopping.set()
+        running = getattr(self, "_running", None)
+        if running is not None and running is not asyncio.current_task():
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(running, timeout=5)
         await self._consumer.stop()
         self.case_keys.close()
         self.store.close()

@@ -1,0 +1,270 @@
+"""The demo: a presumed child found by border police, played through the nodes' HTTP APIs.
+
+Each step is what one agency's own system would send its router. The scenario checks
+every answer; the timeline at the end shows, per agency, what it sent and received and
+which fields it could open and which stayed withheld.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+from nrm.embedded import CountryBus
+
+CANARY = "CANARY-7f3a"  # seeded into personal fields; tests scan every byte for it
+
+
+@dataclass(frozen=True)
+class Step:
+    agency: str
+    says: str
+    event_type: str
+    recipients: tuple[str, ...]
+    payload: dict[str, Any]
+    expect: int = 201
+    expect_rule: str | None = None
+
+
+def scenario() -> list[Step]:
+    officer = {"decided_by_officer": "ia-0007"}
+    return [
+        Step(
+            "border-police",
+            "screens a girl found at the airport, age disputed: presumed child (R1, R2)",
+            "case.screened",
+            ("child-protection", "nrm-authority"),
+            {
+                "forms_of_exploitation": ["forced-begging-or-crime"],
+                "age_status": "disputed",
+                "screened_by_officer": "bp-0042",
+                "full_name": f"Name {CANARY}",
+                "nationality": "XB",
+                "languages": ["xb-lang"],
+                "found_at": f"Terminal 2 {CANARY}",
+                "indicators": [
+                    {
+                        "form": "forced-begging-or-crime",
+                        "strength": "strong",
+                        "observation": f"documents held by escort {CANARY}",
+                    }
+                ],
+                "account": f"Brought to beg by an 'uncle' {CANARY}",
+                "migration_status": "irregular",
+                "immediate_needs": f"dehydrated {CANARY}",
+            },
+        ),
+        Step(
+            "border-police",
+            "records her consent to share with the safe house",
+            "consent.recorded",
+            ("child-protection",),
+            {
+                "consent_id": "consent-1",
+                "recipients": ["safe-house"],
+                "categories": ["identity", "service", "health"],
+                "recorded_by_officer": "bp-0042",
+                "statement": f"agrees to shelter {CANARY}",
+            },
+        ),
+        Step(
+            "border-police",
+            "refers her to child protection (override: child protection law, R9)",
+            "referral.requested",
+            ("child-protection",),
+            {
+                "referral_id": "ref-cp-1",
+                "to_agency": "child-protection",
+                "service": "guardianship",
+                "urgent": True,
+                "consent_override": {
+                    "legal_basis": "Child Protection Act s.12: presumed child",
+                    "authorised_by_officer": "bp-0042",
+                },
+                "full_name": f"Name {CANARY}",
+                "needs": f"guardian and age assessment {CANARY}",
+            },
+        ),
+        Step(
+            "border-police",
+            "tries to refer her to the safe house without consent: refused (R9)",
+            "referral.requested",
+            ("safe-house",),
+            {"referral_id": "ref-sh-0", "to_agency": "safe-house", "service": "shelter"},
+            expect=409,
+            expect_rule="R9",
+        ),
+        Step(
+            "border-police",
+            "refers her to the safe house, relying on her consent",
+            "referral.requested",
+            ("safe-house", "child-protection"),
+            {
+                "referral_id": "ref-sh-1",
+                "to_agency": "safe-house",
+                "service": "shelter",
+                "consent_id": "consent-1",
+                "full_name": f"Name {CANARY}",
+                "needs": f"bed tonight {CANARY}",
+                "medical_notes": f"dehydrated {CANARY}",
+                "pickup_location": f"Airport police office {CANARY}",
+            },
+        ),
+        Step(
+            "child-protection",
+            "accepts and will appoint a guardian",
+            "referral.accepted",
+            ("border-police",),
+            {"referral_id": "ref-cp-1", "placement": f"guardian on duty {CANARY}"},
+        ),
+        Step(
+            "safe-house",
+            "accepts: the shelter address goes only to those entitled (R5)",
+            "referral.accepted",
+            ("border-police", "child-protection"),
+            {
+                "referral_id": "ref-sh-1",
+                "shelter_address": f"12 Hidden Lane {CANARY}",
+                "placement": f"room 3 {CANARY}",
+            },
+        ),
+        Step(
+            "child-protection",
+            "appoints a guardian and tells the authority and immigration",
+            "guardian.appointed",
+            ("nrm-authority", "immigration", "safe-house"),
+            {
+                "guardian_agency": "child-protection",
+                "decided_by_officer": "cp-0101",
+                "guardian_name": f"Guardian {CANARY}",
+            },
+        ),
+        Step(
+            "immigration",
+            "starts the reflection period (length from XA's policy file)",
+            "reflection.started",
+            ("nrm-authority", "child-protection", "safe-house"),
+            {"decided_by_officer": "im-0033"},
+        ),
+        Step(
+            "nrm-authority",
+            "decides reasonable grounds: positive",
+            "identification.decided",
+            ("immigration", "child-protection", "border-police", "asylum-office"),
+            {
+                "stage": "reasonable-grounds",
+                **officer,
+                "outcome": "positive",
+                "reasoning": f"strong indicators {CANARY}",
+            },
+        ),
+        Step(
+            "asylum-office",
+            "records that she has lodged an asylum claim",
+            "asylum.lodged",
+            ("nrm-authority", "immigration", "child-protection"),
+            {"refugee": False, "claim_reference": f"AS-2026-{CANARY}"},
+        ),
+        Step(
+            "nrm-authority",
+            "tries to inform the consulate of her country: refused (R4)",
+            "risk.assessed",
+            ("consulate-xb", "immigration"),
+            {"serious_risk": True, "assessed_by_officer": "ia-0007", "findings": CANARY},
+            expect=409,
+            expect_rule="R4",
+        ),
+        Step(
+            "nrm-authority",
+            "assesses the risk of return: serious (R4 bars return)",
+            "risk.assessed",
+            ("immigration", "child-protection"),
+            {"serious_risk": True, "assessed_by_officer": "ia-0007", "findings": f"{CANARY}"},
+        ),
+    ]
+
+
+class DemoFailed(Exception):
+    pass
+
+
+async def play(bus: CountryBus, out: TextIO, steps: list[Step] | None = None) -> str:
+    """Play the scenario; returns the case pseudonym. Raises DemoFailed on a surprise."""
+    case = ""
+    say = _printer(out)
+    for i, step in enumerate(steps or scenario(), 1):
+        async with bus.client(step.agency) as client:
+            if step.event_type == "case.screened":
+                body = {"recipients": list(step.recipients), "payload": step.payload}
+                resp = await client.post(
+                    "/v1/cases", json=body, headers={"Idempotency-Key": f"demo-{i}"}
+                )
+            else:
+                body = {
+                    "type": step.event_type,
+                    "recipients": list(step.recipients),
+                    "payload": step.payload,
+                }
+                resp = await client.post(
+                    f"/v1/cases/{case}/events", json=body, headers={"Idempotency-Key": f"demo-{i}"}
+                )
+        data = resp.json()
+        rule = data.get("rule")
+        ok = resp.status_code == step.expect and (
+            step.expect_rule is None or rule == step.expect_rule
+        )
+        mark = "ok " if ok else "FAIL"
+        verdict = f"{resp.status_code}" + (f" refused by {rule}" if rule else "")
+        say(f"[{mark}] {i:2}. {step.agency:<16} {step.says}  -> {verdict}")
+        if not ok:
+            raise DemoFailed(f"step {i}: expected {step.expect}, got {resp.status_code}: {data}")
+        if step.event_type == "case.screened":
+            case = data["case"]
+        await bus.settle()
+    return case
+
+
+async def timeline(bus: CountryBus, case: str, out: TextIO) -> dict[str, list[dict[str, Any]]]:
+    """Per agency: each event it holds, and which fields it opened or found withheld."""
+    say = _printer(out)
+    say(f"\nPer-agency timeline of {case} (what each node holds and could open):")
+    result: dict[str, list[dict[str, Any]]] = {}
+    for agency in bus.nodes:
+        async with bus.client(agency) as client:
+            resp = await client.get(f"/v1/cases/{case}")
+        if resp.status_code == 404:
+            say(f"\n{agency}: nothing of this case reached it")
+            result[agency] = []
+            continue
+        if resp.status_code != 200:
+            raise DemoFailed(f"{agency} could not read the case: {resp.status_code} {resp.text}")
+        events = resp.json()["events"]
+        result[agency] = events
+        say(f"\n{agency}:")
+        for ev in events:
+            arrow = "->" if ev["direction"] == "sent" else "<-"
+            other = ", ".join(ev["recipients"]) if ev["direction"] == "sent" else ev["sender"]
+            personal = {k: v for k, v in ev["fields"].items() if k not in ev["operational"]}
+            withheld = sorted(
+                {
+                    v["withheld"]
+                    for v in personal.values()
+                    if isinstance(v, dict) and "withheld" in v
+                }
+            )
+            opened = sorted(
+                k for k, v in personal.items() if not (isinstance(v, dict) and "withheld" in v)
+            )
+            say(
+                f"  {arrow} {ev['type']:<24} {other:<40} opened: {', '.join(opened) or '-'}"
+                + (f" | withheld: {', '.join(withheld)}" if withheld else "")
+            )
+    return result
+
+
+def _printer(out: TextIO) -> Callable[[str], None]:
+    def say(line: str) -> None:
+        print(line, file=out, flush=True)
+
+    return say
