@@ -4,6 +4,7 @@ use from worker threads with their own loops, and its group coordinator's rules.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import subprocess
 import sys
 import textwrap
@@ -134,4 +135,21 @@ async def test_publishing_to_an_unknown_topic_fails_and_stores_nothing() -> None
     with pytest.raises(UnknownTopicError):
         await bus.publish_many([Message("known", b"k", b"v"), Message("unknown", b"k", b"v")])
     assert (await bus.publish("known", b"k", b"v")).offset == 0
+    await bus.close()
+
+
+async def test_a_cancelled_poll_skips_no_record() -> None:
+    bus = InProcessTransport()
+    await bus.ensure_topics(["t"], partitions=1)
+    await bus.publish_many([Message("t", b"k", b"%d" % i) for i in range(30)])
+    member = bus.consumer("g", ["t"])
+    await member.start()
+    got: list[int] = []
+    for _ in range(200):  # many polls cut short while their read runs in a thread
+        with contextlib.suppress(TimeoutError):
+            batch = await asyncio.wait_for(member.poll(max_records=1), timeout=0.0002)
+            got += [int(r.value) for r in batch]
+    got += [int(r.value) for r in await drain(member, lambda g: len(got) + len(g) >= 30)]
+    assert got == list(range(30))
+    await member.stop()
     await bus.close()

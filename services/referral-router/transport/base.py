@@ -117,7 +117,7 @@ class Consumer(Protocol):
 
     async def poll(self, max_records: int = 500, timeout_ms: int = 1000) -> list[Record]:
         """Up to ``max_records`` records from assigned partitions, in offset order per
-        partition; waits up to ``timeout_ms`` for the first one, then returns [] ."""
+        partition; waits up to ``timeout_ms`` for any, else returns an empty list."""
         ...
 
     async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:

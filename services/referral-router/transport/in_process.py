@@ -97,7 +97,7 @@ class InProcessConsumer:
     async def start(self) -> None:
         if self._member is None:
             self._member = self._t._groups.join(self.group_id, self._topics)
-            await asyncio.to_thread(self._sync)
+            await asyncio.to_thread(self._sync, self._member)
             self._t._wakeups.notify_all()  # other members pick up the rebalance
 
     async def poll(self, max_records: int = 500, timeout_ms: int = 1000) -> list[Record]:
@@ -107,7 +107,10 @@ class InProcessConsumer:
         while True:
             waiter = self._t._wakeups.register()
             try:
-                records = await asyncio.to_thread(self._fetch, max_records)
+                records, advanced = await asyncio.to_thread(self._fetch, max_records)
+                for tp, position in advanced.items():
+                    if tp in self._positions:  # still owned: no rebalance in between
+                        self._positions[tp] = position
                 remaining = deadline - time.monotonic()
                 if records or remaining <= 0:
                     return records
@@ -135,30 +138,42 @@ class InProcessConsumer:
             self._owned, self._positions = frozenset(), {}
             self._t._wakeups.notify_all()
 
-    def _sync(self) -> None:
+    def _sync(self, member: str) -> tuple[frozenset[TopicPartition], dict[TopicPartition, int]]:
         """Adopt the current assignment; moved partitions restart at the commit point."""
-        assert self._member is not None
-        owned, resets = self._t._groups.sync(self.group_id, self._member)
+        owned, resets = self._t._groups.sync(self.group_id, member)
         log = self._t._log
-        for tp in resets | (owned - self._positions.keys()):
+        positions = {tp: o for tp, o in self._positions.items() if tp in owned}
+        for tp in resets | (owned - positions.keys()):
             committed = log.committed(self.group_id, tp)
-            self._positions[tp] = 0 if committed is None else committed  # "earliest"
-        self._positions = {tp: o for tp, o in self._positions.items() if tp in owned}
-        self._owned = owned
+            positions[tp] = 0 if committed is None else committed  # "earliest"
+        self._positions, self._owned = positions, owned
+        return owned, positions
 
-    def _fetch(self, max_records: int) -> list[Record]:
-        """Sync, then read round-robin across owned partitions (fair under backlog)."""
-        self._sync()
-        order = sorted(self._owned)
+    def _fetch(self, max_records: int) -> tuple[list[Record], dict[TopicPartition, int]]:
+        """Sync, then read round-robin across owned partitions (fair under backlog).
+
+        Returns the records and the positions they advance to, without applying them:
+        ``poll`` applies them once the records are handed over, so a poll cancelled
+        mid-read (or finishing in its thread after ``stop()``) skips nothing.
+        """
+        member = self._member
+        if member is None:
+            return [], {}
+        try:
+            owned, positions = self._sync(member)
+        except CommitFailedError:  # left the group meanwhile
+            return [], {}
+        order = sorted(owned)
         if not order:
-            return []
+            return [], {}
         self._turn = (self._turn + 1) % len(order)
         records: list[Record] = []
+        advanced: dict[TopicPartition, int] = {}
         for tp in order[self._turn :] + order[: self._turn]:
-            batch = self._t._log.read(tp, self._positions[tp], max_records - len(records))
+            batch = self._t._log.read(tp, positions[tp], max_records - len(records))
             if batch:
                 records.extend(batch)
-                self._positions[tp] = batch[-1].offset + 1
+                advanced[tp] = batch[-1].offset + 1
             if len(records) >= max_records:
                 break
-        return records
+        return records, advanced
