@@ -23,6 +23,7 @@ import rfc8785
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hpke
 from cryptography.hazmat.primitives.asymmetric import ed25519, mlkem, x25519
+from nacl.bindings import crypto_core_ed25519_is_valid_point
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -125,47 +126,18 @@ def b64url_decode(text: str) -> bytes:
 
 # --- key validation --------------------------------------------------------------------
 
-_P = 2**255 - 19
-_D = (-121665 * pow(121666, _P - 2, _P)) % _P
-_SQRT_M1 = pow(2, (_P - 1) // 4, _P)
-
-
-def _ed_add(a: tuple[int, int], b: tuple[int, int]) -> tuple[int, int]:
-    (x1, y1), (x2, y2) = a, b
-    t = _D * x1 * x2 * y1 * y2 % _P
-    x3 = (x1 * y2 + y1 * x2) * pow(1 + t, _P - 2, _P) % _P
-    y3 = (y1 * y2 + x1 * x2) * pow(1 - t, _P - 2, _P) % _P
-    return x3, y3
-
-
-def _ed25519_point(raw: bytes) -> tuple[int, int]:
-    """Decode an Ed25519 point (RFC 8032 §5.1.3); OpenSSL defers this check to verify time."""
-    y = int.from_bytes(raw, "little") & ((1 << 255) - 1)
-    sign = raw[31] >> 7
-    if y >= _P:
-        raise KeyMaterialError("Ed25519 public key is not canonical (y >= p)")
-    u, v = (y * y - 1) % _P, (_D * y * y + 1) % _P
-    x = u * pow(v, 3, _P) * pow(u * pow(v, 7, _P), (_P - 5) // 8, _P) % _P
-    if v * x * x % _P == (-u) % _P:
-        x = x * _SQRT_M1 % _P
-    elif v * x * x % _P != u:
-        raise KeyMaterialError("Ed25519 public key is not a point on the curve")
-    if x == 0 and sign:
-        raise KeyMaterialError("Ed25519 public key is not canonical (negative zero x)")
-    if x & 1 != sign:
-        x = _P - x
-    return x, y
-
 
 def validate_ed25519_public(raw: bytes) -> ed25519.Ed25519PublicKey:
+    """A registrable Ed25519 key: 32 bytes, a canonical encoding of a point on the curve,
+    not of small order. OpenSSL defers these checks to verify time, so libsodium
+    (`crypto_core_ed25519_is_valid_point`) makes them at registration."""
     if len(raw) != ED25519_PUBLIC_LENGTH:
         raise KeyMaterialError(f"Ed25519 public key must be 32 bytes, got {len(raw)}")
-    point = _ed25519_point(raw)
-    q = point
-    for _ in range(3):
-        q = _ed_add(q, q)
-    if q == (0, 1):
-        raise KeyMaterialError("Ed25519 public key is a small-order point")
+    if not crypto_core_ed25519_is_valid_point(raw):
+        raise KeyMaterialError(
+            "Ed25519 public key refused: not canonical, not a point on the curve, or a "
+            "small-order point"
+        )
     return ed25519.Ed25519PublicKey.from_public_bytes(raw)
 
 
