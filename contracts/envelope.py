@@ -11,9 +11,9 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 from uuid import UUID
 
-import rfc8785
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from contracts.canonical import canonical_json
 from contracts.events import CATALOGUE, OLDER_VERSIONS, latest_version
 
 AGENCY_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{1,62}$"
@@ -129,12 +129,11 @@ class Envelope(BaseModel):
 
     def signing_bytes(self) -> bytes:
         """RFC 8785 canonical JSON of everything but the signature: what is signed."""
-        body = self.model_dump(mode="json", exclude={"signature"})
-        return rfc8785.dumps(body)
+        return canonical_json(self.model_dump(mode="json", exclude={"signature"}))
 
     def canonical_bytes(self) -> bytes:
         """RFC 8785 canonical JSON of the whole envelope: what the verifiable log hashes."""
-        return rfc8785.dumps(self.model_dump(mode="json"))
+        return canonical_json(self.model_dump(mode="json"))
 
     @classmethod
     def from_canonical(cls, data: bytes) -> Envelope:

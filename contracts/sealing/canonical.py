@@ -1,63 +1,19 @@
-"""RFC 8785 (JCS) canonical JSON, fast for the values envelopes actually carry.
-
-`rfc8785.dumps` is pure Python and costs ~60-300 µs per envelope, more than all the
-cryptography of a seal. For JSON made of dicts with ASCII keys, lists, strings, bools,
-None and integers within ±(2**53 - 1), the C `json` encoder with sorted keys, no spaces
-and `ensure_ascii=False` produces exactly the JCS bytes (same escapes: short forms for
-\\b \\f \\n \\r \\t, lowercase ``\\u00xx`` for other controls, everything else literal
-UTF-8; ASCII keys sort the same by code point as by UTF-16 unit). Anything else (floats,
-big integers, non-ASCII keys, lone surrogates) goes to `rfc8785.dumps`, so the result is
-always byte-identical to `Envelope.signing_bytes()` (a property test checks it).
-"""
+"""Canonical bytes of envelopes, for sealing: RFC 8785 via the fast encoder in
+`contracts.canonical` (the envelope's own methods use it too)."""
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
-import rfc8785
-
+from contracts.canonical import canonical_json
 from contracts.envelope import Envelope
 
-_MAX_SAFE = 2**53 - 1
-_encode = json.JSONEncoder(
-    ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False
-).encode
-
-
-def _fast_ok(value: Any) -> bool:
-    t = type(value)
-    if t is str or t is bool or value is None:
-        return True
-    if t is dict:
-        for k, v in value.items():
-            if type(k) is not str or not k.isascii():
-                return False
-            if type(v) is not str and not _fast_ok(v):
-                return False
-        return True
-    if t is list or t is tuple:
-        return all(type(v) is str or _fast_ok(v) for v in value)
-    if t is int:
-        return -_MAX_SAFE <= value <= _MAX_SAFE
-    return False
-
-
-def canonical_json(value: Any) -> bytes:
-    """RFC 8785 bytes of a JSON-ready value."""
-    if _fast_ok(value):
-        try:
-            return _encode(value).encode("utf-8")
-        except UnicodeEncodeError:  # lone surrogate: let the reference encoder decide
-            pass
-    return rfc8785.dumps(value)
+__all__ = ["canonical_bytes", "canonical_json", "signing_bytes"]
 
 
 def signing_bytes(envelope: Envelope) -> bytes:
-    """Byte-identical to `envelope.signing_bytes()`, without its pure-Python cost."""
-    return canonical_json(envelope.model_dump(mode="json", exclude={"signature"}))
+    """What the sender signs: everything but the signature."""
+    return envelope.signing_bytes()
 
 
 def canonical_bytes(envelope: Envelope) -> bytes:
-    """Byte-identical to `envelope.canonical_bytes()` (what the log hashes)."""
-    return canonical_json(envelope.model_dump(mode="json"))
+    """What the verifiable log hashes: the whole envelope."""
+    return envelope.canonical_bytes()
