@@ -1,0 +1,176 @@
+"""The read-only oversight API of a node's audit log, mounted at /v1/audit.
+
+Only agencies whose directory record holds the `oversight` role, and the node's own
+agency, may call it. What it serves is what an independent verifier needs and nothing
+more: signed checkpoints, inclusion and consistency proofs, the stored envelopes (clear
+attributes and ciphertext: the store holds no plaintext) and the decisions with the
+deciding agency and officer (R7). Errors are `Problem` bodies with precise 4xx codes;
+the router converts its own errors, so it behaves the same in whichever app mounts it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.routing import APIRoute
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from contracts.directory import Directory
+from contracts.vocabulary import Role
+from referral_router.audit_log import AuditLog, AuditLogError, AuditRangeError
+from referral_router.requests import Problem
+
+MAX_PAGE = 1000
+_bearer = HTTPBearer(auto_error=False)
+
+
+class AuditDenied(Exception):
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+def _problem(status: int, error: str, detail: str, **extra: Any) -> JSONResponse:
+    body = Problem(error=error, detail=detail, **extra).model_dump(exclude_none=True)
+    resp = JSONResponse(status_code=status, content=body)
+    if status == 401:
+        resp.headers["WWW-Authenticate"] = "Bearer"
+    return resp
+
+
+class _ProblemRoute(APIRoute):
+    """Turns auth, validation and audit-log errors into Problem bodies inside the route,
+    so no app-level handler is needed and bad input never becomes a 500."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def guarded(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except AuditDenied as exc:
+                code = "unauthenticated" if exc.status == 401 else "forbidden"
+                return _problem(exc.status, code, exc.reason)
+            except RequestValidationError as exc:
+                errors = [
+                    {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type")}
+                    for e in exc.errors()
+                ]
+                where = ".".join(str(p) for p in errors[0]["loc"]) if errors else "query"
+                msg = errors[0]["msg"] if errors else "invalid request"
+                return _problem(422, "invalid-request", f"{where}: {msg}", errors=errors)
+            except AuditLogError as exc:
+                code = {404: "not-found", 422: "out-of-range"}.get(exc.status, "bad-request")
+                return _problem(exc.status, code, str(exc))
+
+        return guarded
+
+
+def audit_of(request: Request) -> AuditLog:
+    audit: AuditLog = request.app.state.audit
+    return audit
+
+
+def oversight_caller(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> str:
+    """The caller's agency, if it is an oversight body or this node's own agency."""
+    if credentials is None:
+        raise AuditDenied(401, "missing bearer token")
+    try:
+        agency = request.app.state.check_token(credentials.credentials)
+    except Exception as exc:
+        status = getattr(exc, "status", None)
+        if status in (401, 403):
+            raise AuditDenied(status, str(getattr(exc, "reason", exc))) from exc
+        raise
+    own = audit_of(request).agency_id
+    if agency == own:
+        return str(agency)
+    directory: Directory = request.app.state.directory()
+    record = directory.agency(agency)
+    if record is None or Role.OVERSIGHT not in record.roles:
+        raise AuditDenied(403, f"{agency} is not an oversight body (role 'oversight') nor {own}")
+    return str(agency)
+
+
+Caller = Annotated[str, Depends(oversight_caller)]
+Audit = Annotated[AuditLog, Depends(audit_of)]
+Start = Annotated[int, Query(ge=0, le=2**62, description="First index (0-based).")]
+Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description="Page size.")]
+Size = Annotated[int, Query(ge=0, le=2**62)]
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": Problem} for code in (401, 403, 404, 422)
+}
+oversight_router = APIRouter(
+    prefix="/v1/audit", tags=["audit"], responses=_ERRORS, route_class=_ProblemRoute
+)
+
+
+@oversight_router.get("/checkpoint", response_class=PlainTextResponse)
+def latest_checkpoint(audit: Audit, _: Caller) -> PlainTextResponse:
+    """The latest signed checkpoint, as a C2SP signed note (text/plain)."""
+    note = audit.latest_checkpoint().note
+    return PlainTextResponse(note, media_type="text/plain; charset=utf-8")
+
+
+@oversight_router.post("/checkpoints", status_code=201)
+def issue_checkpoint(audit: Audit, _: Caller) -> dict[str, Any]:
+    """Catch up with the store and sign a checkpoint now (the same one if nothing new)."""
+    return audit.issue_checkpoint().as_json()
+
+
+@oversight_router.get("/checkpoints")
+def checkpoint_history(audit: Audit, _: Caller, start: Start = 0, limit: Limit = 100) -> Any:
+    """Every checkpoint the node signed, in issue order."""
+    items = audit.checkpoints(start, limit)
+    total = audit.checkpoint_count()
+    nxt = start + len(items) if start + len(items) < total else None
+    return {"total": total, "items": [c.as_json() for c in items], "next": nxt}
+
+
+@oversight_router.get("/inclusion")
+def inclusion(
+    audit: Audit,
+    _: Caller,
+    event_id: Annotated[str, Query(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9-]+$")],
+    size: Annotated[int | None, Query(ge=1, le=2**62)] = None,
+) -> Any:
+    """Inclusion proof of the event's leaf in the tree of `size` leaves (default: all)."""
+    return audit.inclusion_proof(event_id, size).as_json()
+
+
+@oversight_router.get("/consistency")
+def consistency(audit: Audit, _: Caller, old: Size, new: Size) -> Any:
+    """Proof that the log of `new` leaves extends the log of `old` leaves."""
+    if old > new:
+        raise AuditRangeError(f"old size {old} exceeds new size {new}")
+    proof = audit.consistency_proof(old, new)
+    return {"old": old, "new": new, "proof": [p.hex() for p in proof]}
+
+
+@oversight_router.get("/leaves")
+def leaves(audit: Audit, _: Caller, start: Start = 0, limit: Limit = 100) -> Any:
+    """Leaves with their stored envelopes (clear attributes and ciphertext)."""
+    size = audit.size
+    if start > size:
+        raise AuditRangeError(f"start {start} is beyond the log's size {size}")
+    items = audit.leaves(start, limit) if start < size else []
+    nxt = start + len(items) if start + len(items) < size else None
+    return {"size": size, "start": start, "items": [i.as_json() for i in items], "next": nxt}
+
+
+@oversight_router.get("/decisions")
+def decisions(audit: Audit, _: Caller, start: Start = 0, limit: Limit = 100) -> Any:
+    """Decisions (R7) with the deciding agency and officer, from leaf index `start` on."""
+    found = audit.decisions(start, limit)
+    items = [{"leaf": idx, **d.as_json()} for idx, d in found]
+    nxt = found[-1][0] + 1 if len(found) == limit else None
+    return {"items": items, "next": nxt}

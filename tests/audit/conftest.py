@@ -1,0 +1,229 @@
+"""Real stores (SQLite, PostgreSQL), real keys, a signed directory, envelopes of real cases.
+
+Envelopes are built by hand and left unsigned: the log hashes whatever was stored, and
+envelope signatures are another issue's concern.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from contracts.agency_token import issue_token
+from contracts.directory import (
+    AgencyRecord,
+    Directory,
+    Endpoints,
+    KeyUse,
+    SignedDirectory,
+    TrustAnchor,
+    sign_directory,
+)
+from contracts.envelope import Envelope, dataschema_for, source_for
+from contracts.keystore import AgencyKeys, generate_agency_keys
+from contracts.vocabulary import Role
+from referral_router.audit_log import AuditLog
+from referral_router.case_store import CaseFile, CaseStore
+
+COUNTRY = "XA"
+DOMAIN = "nrm.example"
+T0 = datetime(2025, 1, 6, 9, 0, tzinfo=UTC)
+ROLES: dict[str, Role] = {
+    "xa-police": Role.FIRST_RESPONDER,
+    "xa-ca": Role.COMPETENT_AUTHORITY,
+    "xa-shelter": Role.SERVICE_PROVIDER,
+    "xa-immigration": Role.IMMIGRATION,
+    "xa-rapporteur": Role.OVERSIGHT,
+}
+
+
+def origin_of(agency: str, country: str = COUNTRY) -> str:
+    return f"{DOMAIN}/{country}/{agency}"
+
+
+def sqlite_env(path: Path) -> dict[str, str]:
+    return {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(path)}
+
+
+def envelope(
+    event_type: str,
+    sender: str,
+    recipients: Sequence[str],
+    case: str,
+    time: datetime,
+    operational: dict[str, Any] | None = None,
+    sealed: dict[str, Any] | None = None,
+) -> Envelope:
+    return Envelope(
+        id=uuid.uuid4(),
+        source=source_for(COUNTRY, sender),
+        type=event_type,
+        subject=case,
+        time=time,
+        dataschema=dataschema_for(event_type),
+        sender=sender,
+        recipients=tuple(recipients),
+        operational=operational or {},
+        sealed=sealed if sealed is not None else {"identity": {"ct": uuid.uuid4().hex}},
+    )
+
+
+def case_story(case: str, t: datetime, *, sender: str = "xa-police") -> list[Envelope]:
+    """One case as its first responder's node sees it: screened, referred, decided."""
+    return [
+        envelope(
+            "case.screened",
+            sender,
+            ["xa-ca"],
+            case,
+            t,
+            {
+                "forms_of_exploitation": ["forced-labour"],
+                "age_status": "adult",
+                "screened_by_officer": "p-17",
+            },
+        ),
+        envelope(
+            "referral.requested",
+            sender,
+            ["xa-shelter"],
+            case,
+            t + timedelta(hours=1),
+            {"referral_id": "r1", "to_agency": "xa-shelter", "service": "shelter"},
+        ),
+        envelope(
+            "identification.decided",
+            "xa-ca",
+            [sender],
+            case,
+            t + timedelta(days=3),
+            {"stage": "reasonable-grounds", "decided_by_officer": "ca-4"},
+        ),
+    ]
+
+
+def record(store: CaseStore, envelopes: Sequence[Envelope], me: str) -> None:
+    """Record as node `me` would: its own envelopes as sent, the others as received."""
+    files: dict[str, CaseFile] = {}
+    for i, env in enumerate(envelopes):
+        roles = {a: ROLES.get(a, Role.FIRST_RESPONDER) for a in (env.sender, *env.recipients)}
+        if env.sender == me:
+            case = files.get(env.subject) or store.case_file_or_new(env.subject)
+            store.record_sent(case, env, roles)
+            files[env.subject] = case
+        else:
+            files.pop(env.subject, None)  # reload after a received event
+            assert store.record_received(env, roles, "test-inbox", store.max_position() + i)
+
+
+@dataclass
+class Agencies:
+    """Keys of every agency, the registry key, and the signed directory."""
+
+    keys: dict[str, AgencyKeys]
+    registry_key: Ed25519PrivateKey
+    directory: Directory
+    signed: SignedDirectory
+    anchor: TrustAnchor
+    extra_roles: dict[str, list[Role]] = field(default_factory=dict)
+
+    def signer(self, agency: str) -> Ed25519PrivateKey:
+        return self.keys[agency].current(KeyUse.SIGNING).ed25519()
+
+    def token(self, agency: str, audience: str) -> str:
+        pair = self.keys[agency].current(KeyUse.SIGNING)
+        return issue_token(agency, pair.key_id, pair.ed25519(), audience)
+
+
+def build_agencies(ids: Sequence[str] = tuple(ROLES), serial: int = 1) -> Agencies:
+    now = datetime.now(UTC) - timedelta(days=1)
+    keys = {a: generate_agency_keys(a, now) for a in ids}
+    registry_key = Ed25519PrivateKey.generate()
+    agreement = json.loads(
+        resources.files("contracts").joinpath("agreements/default.json").read_text()
+    )
+    records = [
+        AgencyRecord(
+            id=a,
+            name=f"Agency {a}",
+            country=COUNTRY,
+            roles=[ROLES.get(a, Role.FIRST_RESPONDER)],
+            endpoints=Endpoints(
+                router_url=f"https://{a}.example/router", webhook_url=f"https://{a}.example/h"
+            ),
+            keys=[p.public_record() for p in keys[a].pairs],
+        )
+        for a in ids
+    ]
+    directory = Directory(
+        country=COUNTRY,
+        serial=serial,
+        issued_at=now,
+        agencies=records,
+        agreement=agreement,
+        registry_key_id="xa-registry-1",
+    )
+    signed = sign_directory(directory, registry_key)
+    anchor = TrustAnchor.for_key(COUNTRY, "xa-registry-1", registry_key.public_key())
+    return Agencies(keys, registry_key, directory, signed, anchor)
+
+
+@pytest.fixture(scope="session")
+def agencies() -> Agencies:
+    return build_agencies()
+
+
+@dataclass
+class Node:
+    """One agency's store and audit log."""
+
+    agency: str
+    store: CaseStore
+    audit: AuditLog
+    db: Path | None
+
+
+def open_node(
+    tmp_path: Path, agency: str, agencies: Agencies, env: dict[str, str] | None = None
+) -> Node:
+    db = tmp_path / f"{agency}.sqlite"
+    store = CaseStore(env=env or sqlite_env(db))
+    audit = AuditLog(
+        store, tmp_path / f"{agency}.audit", origin_of(agency), agencies.signer(agency)
+    )
+    return Node(agency, store, audit, None if env else db)
+
+
+@pytest.fixture
+def police(tmp_path: Path, agencies: Agencies) -> Iterator[Node]:
+    node = open_node(tmp_path, "xa-police", agencies)
+    yield node
+    node.audit.close()
+    node.store.close()
+
+
+def served(audit: AuditLog, seen: Any = None) -> tuple[list[str], list[Any], dict[Any, Any]]:
+    """What the oversight API would serve, fetched the way `nrm audit verify` fetches:
+    (checkpoint notes in issue order, leaves of the latest size, planned proofs)."""
+    from contracts.audit_verification import LeafEntry, sizes_to_prove
+    from referral_router.audit_log import AuditLogError
+
+    notes = [c.note for c in audit.checkpoints(0, 10_000)]
+    proofs = {}
+    for old, new in sizes_to_prove(notes, seen):
+        try:
+            proofs[(old, new)] = audit.consistency_proof(old, new)
+        except AuditLogError:
+            continue
+    size = audit.latest_checkpoint().size if notes else 0
+    leaves = [LeafEntry.from_json(v.as_json()) for v in audit.leaves(0, size)] if size else []
+    return notes, leaves, proofs
