@@ -21,7 +21,8 @@ from contracts.envelope import Envelope, dataschema_for, source_for
 from contracts.events import CATALOGUE, EventPayload, split_by_category
 from contracts.need_to_know import CaseContext
 from contracts.policy import CountryPolicy
-from contracts.vocabulary import DataCategory
+from contracts.vocabulary import DataCategory, Role
+from referral_router import telemetry
 from referral_router.case_store import (
     RECEIVED,
     CaseFile,
@@ -144,6 +145,8 @@ class AgencyNode:
             if sub.event_type != "case.screened":
                 raise UnknownCase(pseudonym)
             case = CaseFile.open(pseudonym)
+        if sub.event_type == "case.erasure-ordered":
+            sub = self._to_every_party(case, sub)
 
         envelope = self._clear_envelope(case.state, sub, pseudonym)
         roles = self.roster.roles((self.agency_id, *sub.recipients))
@@ -169,7 +172,24 @@ class AgencyNode:
             else None
         )
         self.store.record_sent(case, sealed, roles, answer)
+        telemetry.event_appended(self.agency_id, sealed)
         return Receipt(201, body)
+
+    def _to_every_party(self, case: CaseFile, sub: Submission) -> Submission:
+        """An erasure order reaches every agency this node knows took part in the case
+        (except a consulate barred by R4), so every node destroys its keys."""
+        parties: dict[str, None] = dict.fromkeys(sub.recipients)
+        for _, env in case.envelopes():
+            parties.update(dict.fromkeys((env.sender, *env.recipients)))
+        parties.pop(self.agency_id, None)
+        barred = case.state.flags.asylum_lodged
+        keep = [
+            a
+            for a in parties
+            if not (barred and self.roster.role(a) is Role.CONSULATE)
+            and self.roster.directory.agency(a) is not None
+        ]
+        return Submission(sub.event_type, sub.payload, tuple(keep), sub.case)
 
     def _clear_envelope(self, state: CaseState, sub: Submission, pseudonym: str) -> Envelope:
         clear = split_by_category(sub.payload).get(DataCategory.OPERATIONAL, {})

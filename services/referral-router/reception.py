@@ -37,6 +37,8 @@ class Verifier(Protocol):
 
     def accept_grant(self, envelope: Envelope, grant: bytes) -> None: ...
 
+    def erase(self, case: str) -> int: ...
+
 
 @dataclass(frozen=True)
 class Received:
@@ -94,6 +96,8 @@ class Reception:
             return self._dead_letter(source, record, envelope, "CONTRACT", exc.reason)
         except Refused as exc:
             return self._dead_letter(source, record, envelope, exc.rule, exc.reason)
+        if envelope.type == "case.erasure-ordered":
+            self.verifier.erase(envelope.subject)  # keys first, then the order is recorded
         applied = self.store.record_received(envelope, roles, source, record.offset)
         return Received(
             Outcome.APPLIED if applied else Outcome.DUPLICATE, source, record.offset, envelope

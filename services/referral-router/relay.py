@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Callable
 from typing import Protocol
 
@@ -17,6 +18,7 @@ from eventsourcing.persistence import Tracking
 
 from contracts.envelope import Envelope
 from contracts.kafka_binding import encode
+from referral_router import telemetry
 from referral_router.case_store import SENT, CaseStore
 from referral_router.reception import Outcome, Reception
 from referral_router.transport.base import Consumer, Message, Transport
@@ -25,6 +27,11 @@ from referral_router.transport.topics import dead_letter_topic, inbox_topic
 log = logging.getLogger("nrm.relay")
 
 RELAY_TRACKING = "outbox-relay"
+
+#: Fault injection for the kill -9 drill (tests/faults): when set to "1", the process
+#: exits with status 9 right after the broker acknowledged a batch, before the relay
+#: records its position, as a crash at the worst moment would.
+CRASH_AFTER_PUBLISH_ENV = "NRM_FAULT_EXIT_AFTER_PUBLISH"
 
 
 class Granting(Protocol):
@@ -69,17 +76,23 @@ class OutboxRelay:
         batch = await asyncio.to_thread(self.store.log, after, self.batch_size, upto)
         messages: list[Message] = []
         sent = 0
+        spans = telemetry.PublishBatch()
         for entry in batch:
             if entry.direction != SENT:
                 continue
             sent += 1
             env = entry.envelope
             for r in env.recipients:
-                key, value, headers = encode(env, self.granting.grant_for(env, r))
-                messages.append(Message(inbox_topic(self.country_of(r), r), key, value, headers))
+                topic = inbox_topic(self.country_of(r), r)
+                trace = spans.start(env, r, topic)
+                key, value, headers = encode(env, self.granting.grant_for(env, r), trace)
+                messages.append(Message(topic, key, value, headers))
         if messages:
-            await self.transport.ensure_topics({m.topic for m in messages}, partitions=4)
-            await self.transport.publish_many(messages)
+            with spans:
+                await self.transport.ensure_topics({m.topic for m in messages}, partitions=4)
+                await self.transport.publish_many(messages)
+            if os.environ.get(CRASH_AFTER_PUBLISH_ENV) == "1":
+                os._exit(9)
         # A short batch means everything up to `upto` was seen, including records that
         # are not envelopes (idempotency answers, dead letters): skip past them too.
         last = batch[-1].position if len(batch) == self.batch_size else upto
@@ -102,6 +115,7 @@ class InboxLoop:
         consumer: Consumer,
         country: str,
         on_outcome: Callable[[Outcome], None] | None = None,
+        delete_interval: float = 1.0,
     ) -> None:
         self.reception = reception
         self.transport = transport
@@ -109,15 +123,24 @@ class InboxLoop:
         self.country = country
         self.on_outcome = on_outcome
         self.handled = 0  # records handled since start: lets a caller see the inbox settle
+        self.delete_interval = delete_interval
+        self._delivered: dict[tuple[str, int], int] = {}
+        self._last_delete = 0.0
 
     async def poll_once(self, timeout_ms: int = 200) -> int:
         records = await self.consumer.poll(max_records=500, timeout_ms=timeout_ms)
         if not records:
+            await self._delete_delivered(force=True)
             return 0
         offsets: dict[tuple[str, int], int] = {}
         dead: list[Message] = []
+        agency = self.reception.agency_id
         for rec in records:
-            received = await asyncio.to_thread(self.reception.apply, rec)
+            with telemetry.applying(
+                agency, rec.topic, rec.partition, rec.offset, rec.headers
+            ) as done:
+                received = await asyncio.to_thread(self.reception.apply, rec)
+                done(received.outcome, received.envelope)
             if received.outcome is Outcome.DEAD_LETTERED and received.letter is not None:
                 letter = received.letter
                 dead.append(
@@ -148,4 +171,16 @@ class InboxLoop:
             await self.transport.ensure_topics({m.topic for m in dead}, partitions=1)
             await self.transport.publish_many(dead)
         await self.consumer.commit(offsets)
+        self._delivered.update(offsets)
+        await self._delete_delivered()
         return len(records)
+
+    async def _delete_delivered(self, force: bool = False) -> None:
+        """Stored and committed records leave the bus (grants with them), at most once
+        per `delete_interval` while busy, and whenever the inbox falls idle."""
+        now = asyncio.get_running_loop().time()
+        if not self._delivered or (not force and now - self._last_delete < self.delete_interval):
+            return
+        delivered, self._delivered = self._delivered, {}
+        self._last_delete = now
+        await self.transport.delete_before(delivered)

@@ -241,3 +241,23 @@ async def test_rebalance_when_member_leaves_loses_nothing(
         assert all(bid not in committed for _, bid in earlier), f"committed {key} came again"
     redelivered = {k for k, seen in by_record.items() if len(seen) > 1}
     assert {(r.partition, r.offset) for r in b_last_batch} <= redelivered
+
+
+async def test_delete_before_removes_delivered_records(
+    transport: Transport, names: Names, members: list[Consumer]
+) -> None:
+    """What a node has stored and committed can be deleted from the bus; later records
+    and the end offsets are untouched, and a new group reads only what remains."""
+    topic = names.topic("delete")
+    await transport.ensure_topics([topic], partitions=1)
+    acks = await transport.publish_many(
+        [Message(topic, b"case-1", f"v{i}".encode(), (("grant", b"secret"),)) for i in range(6)]
+    )
+    await transport.delete_before({(topic, 0): acks[4].offset})
+    later = await transport.publish(topic, b"case-1", b"v6")
+    assert later.offset == acks[-1].offset + 1  # offsets never reused
+    consumer = transport.consumer(names.group("delete"), [topic])
+    members.append(consumer)
+    await consumer.start()
+    received = await drain(consumer, lambda got: len(got) >= 3)
+    assert [r.value for r in received] == [b"v4", b"v5", b"v6"]

@@ -155,6 +155,14 @@ class Transport(Protocol):
         """A new, not yet started member of ``group_id`` subscribed to ``topics``."""
         ...
 
+    async def delete_before(self, offsets: Mapping[TopicPartition, int]) -> None:
+        """Delete each partition's records before the given offset (Kafka DeleteRecords).
+
+        A node calls it for its inbox once it has stored and committed records: the bus
+        keeps nothing it has delivered, so case-key grants that rode beside envelopes
+        do not outlive their delivery (erasure by key destruction depends on it)."""
+        ...
+
     async def close(self) -> None:
         """Release connections; consumers should be stopped first."""
         ...

@@ -75,6 +75,10 @@ class InProcessTransport:
         self._wakeups.notify_all()
         return positions
 
+    async def delete_before(self, offsets: Mapping[TopicPartition, int]) -> None:
+        if offsets:
+            await asyncio.to_thread(self._log.delete_before, dict(offsets))
+
     def consumer(self, group_id: str, topics: Sequence[str]) -> InProcessConsumer:
         return InProcessConsumer(self, group_id, tuple(topics))
 

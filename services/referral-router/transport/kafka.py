@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka import TopicPartition as KafkaTopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic, RecordsToDelete
 from aiokafka.errors import (
     CommitFailedError as KafkaCommitFailedError,
 )
@@ -122,6 +122,25 @@ class KafkaTransport:
 
     def consumer(self, group_id: str, topics: Sequence[str]) -> KafkaConsumer:
         return KafkaConsumer(self.settings, group_id, tuple(topics))
+
+    async def delete_before(self, offsets: Mapping[TopicPartition, int]) -> None:
+        if not offsets:
+            return
+        s = self.settings
+        admin = AIOKafkaAdminClient(
+            bootstrap_servers=s.bootstrap,
+            client_id=f"{s.client_id}-admin",
+            request_timeout_ms=s.request_timeout_ms,
+        )
+        await admin.start()
+        try:
+            await admin.delete_records(
+                {KafkaTopicPartition(t, p): RecordsToDelete(o) for (t, p), o in offsets.items()}
+            )
+        except KafkaError as e:
+            raise TransportError(f"delete_records failed: {e!r}") from e
+        finally:
+            await admin.close()
 
     async def close(self) -> None:
         producer, self._producer = self._producer, None

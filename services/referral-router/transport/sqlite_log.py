@@ -79,6 +79,7 @@ class SqliteLog:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA busy_timeout=10000")
+        self._db.execute("PRAGMA secure_delete=ON")  # deleted records are overwritten
         self._db.executescript(_SCHEMA)
         self._partitions: dict[str, int] = dict(
             self._db.execute("SELECT name, partitions FROM topics").fetchall()
@@ -171,6 +172,24 @@ class SqliteLog:
                 "DO UPDATE SET next_offset = excluded.next_offset",
                 [(group_id, t, p, o) for (t, p), o in offsets.items()],
             )
+
+    def delete_before(self, offsets: Mapping[TopicPartition, int]) -> int:
+        """Delete records before each offset; end offsets stay (Kafka's DeleteRecords).
+
+        Freed pages are zeroed (secure_delete) and the WAL is checkpointed and truncated,
+        so the deleted bytes leave both files."""
+        with self._lock:
+            with self._transaction():
+                deleted = 0
+                for (topic, partition), before in offsets.items():
+                    cur = self._db.execute(
+                        'DELETE FROM records WHERE topic = ? AND partition = ? AND "offset" < ?',
+                        (topic, partition, before),
+                    )
+                    deleted += cur.rowcount
+            if deleted:
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            return deleted
 
     def close(self) -> None:
         with self._lock:
