@@ -1,0 +1,380 @@
+"""OpenTelemetry for a router node: one trace per event across nodes, and bus metrics.
+
+One trace follows an event from the HTTP request at the sending node (SERVER span),
+through the outbox relay (PRODUCER span per recipient, whose W3C `traceparent` rides in
+the Kafka headers beside the envelope, never inside the signed envelope), to the
+receiving node's inbox, where verifying, rule checks and the store append run inside a
+CONSUMER span continuing that trace.
+
+The relay runs after the HTTP request has returned, so the request's trace context is
+remembered per event id in memory (bounded). A relay restarted after a crash has lost
+it and starts a new trace for what it republishes: tracing is diagnostics, never a
+reason to write more into the append-only store.
+
+Span attributes carry only the clear operational envelope's routing facts (event id and
+type, agency ids, topic, partition, offset, outcome): never a payload field, never the
+case pseudonym, so a trace backend holds nothing about a person.
+
+Metrics (counters unless noted): ``nrm.events.appended``, ``nrm.events.published``,
+``nrm.events.received`` (attribute ``outcome``), ``nrm.events.dead_lettered``, and the
+gauge ``nrm.relay.lag`` (store positions not yet published), each with ``nrm.agency``.
+
+Configuration by environment (read by ``setup_from_env``):
+
+- ``NRM_OTEL_EXPORTER``: ``none`` (default: the API's no-op, near-zero cost),
+  ``console`` (spans and metrics printed to stdout) or ``otlp`` (OTLP over HTTP; the
+  standard ``OTEL_EXPORTER_OTLP_ENDPOINT`` etc. apply).
+- ``NRM_OTEL_SERVICE_NAME``: the resource's ``service.name`` (else ``OTEL_SERVICE_NAME``,
+  else the name the caller passes).
+- ``OTEL_METRIC_EXPORT_INTERVAL``: milliseconds between metric exports (SDK standard).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import weakref
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import metrics, trace
+from opentelemetry.metrics import CallbackOptions, Meter, Observation
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+from contracts.envelope import Envelope
+from contracts.kafka_binding import TRACE_HEADER
+
+SCOPE = "nrm.referral_router"
+EXPORTERS = ("none", "console", "otlp")
+_propagator = TraceContextTextMapPropagator()
+
+
+# --- providers -----------------------------------------------------------------------
+
+
+@dataclass
+class _State:
+    """The providers in use; tests may install their own (see ``configure``)."""
+
+    tracer: Tracer | None = None
+    meter: Meter | None = None
+    instruments: _Instruments | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+_state = _State()
+
+
+def configure(
+    *,
+    tracer_provider: Any | None = None,
+    meter_provider: Any | None = None,
+) -> None:
+    """Use these providers for the node's spans and metrics (``None``: the global ones).
+
+    The OpenTelemetry API lets a process set its global providers only once; tests use
+    this to swap in an SDK provider with an in-memory exporter at any time.
+    """
+    with _state.lock:
+        _state.tracer = tracer_provider.get_tracer(SCOPE) if tracer_provider else None
+        _state.meter = meter_provider.get_meter(SCOPE) if meter_provider else None
+        _state.instruments = None
+
+
+def setup_from_env(default_service_name: str = "nrm-router") -> str:
+    """Install global SDK providers with the exporter ``NRM_OTEL_EXPORTER`` names.
+
+    Returns the exporter in use. ``none`` installs nothing (the API stays a no-op).
+    """
+    exporter = os.environ.get("NRM_OTEL_EXPORTER", "none").strip().lower() or "none"
+    if exporter not in EXPORTERS:
+        raise ValueError(f"NRM_OTEL_EXPORTER={exporter!r}: use one of {', '.join(EXPORTERS)}")
+    if exporter == "none":
+        return exporter
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    name = (
+        os.environ.get("NRM_OTEL_SERVICE_NAME")
+        or os.environ.get("OTEL_SERVICE_NAME")
+        or default_service_name
+    )
+    resource = Resource.create({"service.name": name})
+    span_exporter: Any
+    metric_exporter: Any
+    if exporter == "console":
+        from opentelemetry.sdk.metrics.export import ConsoleMetricExporter
+        from opentelemetry.sdk.trace.export import ConsoleSpanExporter
+
+        span_exporter, metric_exporter = ConsoleSpanExporter(), ConsoleMetricExporter()
+    else:
+        from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        span_exporter, metric_exporter = OTLPSpanExporter(), OTLPMetricExporter()
+    tracer_provider = TracerProvider(resource=resource)
+    tracer_provider.add_span_processor(BatchSpanProcessor(span_exporter))
+    meter_provider = MeterProvider(
+        resource=resource, metric_readers=[PeriodicExportingMetricReader(metric_exporter)]
+    )
+    trace.set_tracer_provider(tracer_provider)
+    metrics.set_meter_provider(meter_provider)
+    configure()  # use the (now installed) global providers
+    return exporter
+
+
+def tracer() -> Tracer:
+    return _state.tracer or trace.get_tracer(SCOPE)
+
+
+def _meter() -> Meter:
+    return _state.meter or metrics.get_meter(SCOPE)
+
+
+# --- metrics -------------------------------------------------------------------------
+
+_relays: dict[str, Callable[[], Callable[[], int] | None]] = {}
+
+
+class _Instruments:
+    def __init__(self, meter: Meter) -> None:
+        self.appended = meter.create_counter(
+            "nrm.events.appended", unit="{event}", description="events this node sent"
+        )
+        self.published = meter.create_counter(
+            "nrm.events.published", unit="{record}", description="records the relay published"
+        )
+        self.received = meter.create_counter(
+            "nrm.events.received", unit="{record}", description="inbox records handled"
+        )
+        self.dead_lettered = meter.create_counter(
+            "nrm.events.dead_lettered", unit="{record}", description="records never applicable"
+        )
+        meter.create_observable_gauge(
+            "nrm.relay.lag",
+            callbacks=[_observe_lag],
+            unit="{position}",
+            description="store positions the outbox relay has not yet published",
+        )
+
+
+def _instruments() -> _Instruments:
+    with _state.lock:
+        if _state.instruments is None:
+            _state.instruments = _Instruments(_meter())
+        return _state.instruments
+
+
+def _observe_lag(options: CallbackOptions) -> Iterable[Observation]:
+    out = []
+    for agency, ref in list(_relays.items()):
+        pending = ref()
+        if pending is None:
+            _relays.pop(agency, None)
+            continue
+        with contextlib.suppress(Exception):  # a closed store reports nothing
+            out.append(Observation(pending(), {"nrm.agency": agency}))
+    return out
+
+
+def watch_relay(agency_id: str, pending: Callable[[], int]) -> None:
+    """Report ``pending()`` as this agency's relay lag (held weakly: a stopped node's
+    relay disappears from the gauge)."""
+
+    def strong() -> Callable[[], int] | None:
+        return pending
+
+    bound = hasattr(pending, "__self__")
+    _relays[agency_id] = weakref.WeakMethod(pending) if bound else strong  # type: ignore[arg-type]
+
+
+# --- trace context per event ---------------------------------------------------------
+
+_MAX_REMEMBERED = 10_000
+_remembered: OrderedDict[str, str] = OrderedDict()
+_remembered_lock = threading.Lock()
+
+
+def current_traceparent(span: Span | None = None) -> str | None:
+    """The W3C traceparent of ``span`` (default: the current span), if it is recording."""
+    ctx = trace.set_span_in_context(span) if span is not None else None
+    carrier: dict[str, str] = {}
+    _propagator.inject(carrier, context=ctx)
+    return carrier.get(TRACE_HEADER)
+
+
+def context_of(traceparent: str | None) -> otel_context.Context | None:
+    if not traceparent:
+        return None
+    return _propagator.extract({TRACE_HEADER: traceparent})
+
+
+def event_appended(agency_id: str, envelope: Envelope) -> None:
+    """The node appended an event it sends: count it, remember the request's trace."""
+    _instruments().appended.add(1, {"nrm.agency": agency_id, "nrm.event.type": envelope.type})
+    parent = current_traceparent()
+    if parent:
+        with _remembered_lock:
+            _remembered[str(envelope.id)] = parent
+            while len(_remembered) > _MAX_REMEMBERED:
+                _remembered.popitem(last=False)
+
+
+def _remembered_context(event_id: str) -> otel_context.Context | None:
+    with _remembered_lock:
+        parent = _remembered.get(event_id)
+    return context_of(parent)
+
+
+class PublishBatch:
+    """PRODUCER spans for one relay batch: one per (event, recipient), each the child of
+    the event's HTTP request span, ended when the broker acknowledged the batch."""
+
+    def __init__(self) -> None:
+        self.spans: list[Span] = []
+        self._agencies: dict[str, int] = {}
+
+    def start(self, envelope: Envelope, recipient: str, topic: str) -> str | None:
+        """Start the span; returns the traceparent to put in the record's headers."""
+        span = tracer().start_span(
+            f"publish {topic}",
+            context=_remembered_context(str(envelope.id)),
+            kind=SpanKind.PRODUCER,
+            attributes={
+                "messaging.system": "kafka",
+                "messaging.operation.type": "send",
+                "messaging.destination.name": topic,
+                "messaging.message.id": str(envelope.id),
+                "nrm.agency": envelope.sender,
+                "nrm.event.type": envelope.type,
+                "nrm.recipient": recipient,
+            },
+        )
+        self.spans.append(span)
+        self._agencies[envelope.sender] = self._agencies.get(envelope.sender, 0) + 1
+        return current_traceparent(span)
+
+    def __enter__(self) -> PublishBatch:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        for span in self.spans:
+            if exc is not None:
+                span.record_exception(exc)
+                span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+            span.end()
+        if exc is None:
+            for agency, n in self._agencies.items():
+                _instruments().published.add(n, {"nrm.agency": agency})
+
+
+@contextlib.contextmanager
+def applying(
+    agency_id: str, topic: str, partition: int, offset: int, headers: Iterable[tuple[str, bytes]]
+) -> Iterator[Callable[[str, Envelope | None], None]]:
+    """A CONSUMER span around receiving one record, continuing the sender's trace.
+
+    Yields ``done(outcome, envelope)`` to record what became of the record."""
+    parent = next((v for k, v in headers if k == TRACE_HEADER), None)
+    ctx = None
+    with contextlib.suppress(UnicodeDecodeError):
+        ctx = context_of(parent.decode("ascii") if parent else None)
+    attrs: dict[str, str | int] = {
+        "messaging.system": "kafka",
+        "messaging.operation.type": "process",
+        "messaging.destination.name": topic,
+        "messaging.destination.partition.id": str(partition),
+        "messaging.kafka.offset": offset,
+        "nrm.agency": agency_id,
+    }
+    with tracer().start_as_current_span(
+        f"apply {topic}", context=ctx, kind=SpanKind.CONSUMER, attributes=attrs
+    ) as span:
+
+        def done(outcome: str, envelope: Envelope | None) -> None:
+            span.set_attribute("nrm.outcome", outcome)
+            if envelope is not None:
+                span.set_attribute("messaging.message.id", str(envelope.id))
+                span.set_attribute("nrm.event.type", envelope.type)
+                span.set_attribute("nrm.sender", envelope.sender)
+            labels = {"nrm.agency": agency_id, "outcome": outcome}
+            _instruments().received.add(1, labels)
+            if outcome == "dead-lettered":
+                span.set_status(Status(StatusCode.ERROR, "dead-lettered"))
+                _instruments().dead_lettered.add(1, {"nrm.agency": agency_id})
+
+        yield done
+
+
+# --- HTTP ----------------------------------------------------------------------------
+
+
+class TracingMiddleware:
+    """A SERVER span per HTTP request (pure ASGI, so the span is the current context
+    inside the endpoint, also in the threadpool). Continues an incoming traceparent.
+
+    The span is named by the route template, never the raw path (which holds the case
+    pseudonym)."""
+
+    def __init__(self, app: Any, agency_id: str) -> None:
+        self.app = app
+        self.agency_id = agency_id
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        carrier = {
+            k.decode("latin-1"): v.decode("latin-1")
+            for k, v in scope.get("headers", ())
+            if k == b"traceparent" or k == b"tracestate"
+        }
+        method = scope.get("method", "GET")
+        with tracer().start_as_current_span(
+            f"{method}",
+            context=_propagator.extract(carrier) if carrier else None,
+            kind=SpanKind.SERVER,
+            attributes={"http.request.method": method, "nrm.agency": self.agency_id},
+        ) as span:
+
+            async def send_wrapper(message: dict[str, Any]) -> None:
+                if message["type"] == "http.response.start":
+                    status = int(message["status"])
+                    span.set_attribute("http.response.status_code", status)
+                    if status >= 500:
+                        span.set_status(Status(StatusCode.ERROR))
+                await send(message)
+
+            try:
+                await self.app(scope, receive, send_wrapper)
+            finally:
+                route = getattr(scope.get("route"), "path", None)
+                if route:
+                    span.set_attribute("http.route", route)
+                    span.update_name(f"{method} {route}")
+
+
+def instrument_app(app: Any, agency_id: str) -> None:
+    """Add the tracing middleware to a FastAPI app."""
+    app.add_middleware(TracingMiddleware, agency_id=agency_id)
+
+
+__all__ = [
+    "PublishBatch",
+    "applying",
+    "configure",
+    "current_traceparent",
+    "event_appended",
+    "instrument_app",
+    "setup_from_env",
+    "tracer",
+    "watch_relay",
+]

@@ -1,0 +1,193 @@
+"""The node's event store, the same tests on SQLite and on PostgreSQL.
+
+PostgreSQL is the production store, chosen by configuration alone (eventsourcing's
+`PERSISTENCE_MODULE=eventsourcing.postgres` and `POSTGRES_*`); CaseStore has no
+backend-specific code, so these tests are what shows both backends keep its promises:
+append with tracking in one transaction, redeliveries recognised, dead letters kept,
+the log paged in commit order. Each PostgreSQL test gets its own schema.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from uuid import uuid4
+
+import pytest
+
+from contracts.envelope import Envelope, dataschema_for, source_for
+from contracts.vocabulary import Role
+from referral_router.case_store import RECEIVED, SENT, CaseFile, CaseStore, DeadLetter
+from referral_router.relay import RELAY_TRACKING
+
+ROLES = {"police": Role.FIRST_RESPONDER, "shelter": Role.SERVICE_PROVIDER}
+
+
+def postgres_env(server: Any, schema: str) -> dict[str, str]:
+    """Store settings for a fresh schema of the session's PostgreSQL server."""
+    import psycopg
+
+    with psycopg.connect(server.dsn, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    return {
+        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        **server.env(),
+        "POSTGRES_SCHEMA": schema,
+        "POSTGRES_POOL_SIZE": "2",
+    }
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("sqlite", id="sqlite"),
+        pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
+    ]
+)
+def store_env(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
+    if request.param == "postgres":
+        server = request.getfixturevalue("postgres_server")
+        return postgres_env(server, f"t_{secrets.token_hex(6)}")
+    return {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(tmp_path / "s.db")}
+
+
+@pytest.fixture
+def store(store_env: dict[str, str]) -> Iterator[CaseStore]:
+    s = CaseStore(env=store_env)
+    yield s
+    s.close()
+
+
+def envelope(
+    case: str, event_type: str = "case.screened", sender: str = "police", **op: Any
+) -> Envelope:
+    return Envelope(
+        id=uuid4(),
+        source=source_for("XA", sender),
+        type=event_type,
+        subject=case,
+        time=datetime.now(UTC),
+        dataschema=dataschema_for(event_type),
+        sender=sender,
+        recipients=("shelter",) if sender == "police" else ("police",),
+        operational=op,
+    )
+
+
+def new_case() -> str:
+    return "case-" + secrets.token_hex(8)
+
+
+def test_record_sent_appends_to_the_case_file_and_the_log(store: CaseStore) -> None:
+    case = new_case()
+    env = envelope(case)
+    store.record_sent(store.case_file_or_new(case), env, ROLES)
+    got = store.case_file(case)
+    assert got is not None and got.state.screened
+    assert [(d, e.id) for d, e in got.envelopes()] == [(SENT, env.id)]
+    (entry,) = store.log()
+    assert (entry.direction, entry.envelope) == (SENT, env)
+    assert store.max_position() == entry.position
+    assert store.case_file(new_case()) is None
+
+
+def test_record_received_with_tracking_recognises_a_redelivery(store: CaseStore) -> None:
+    case = new_case()
+    env = envelope(case, sender="shelter")
+    source = "nrm.XA.inbox.police:2"
+    assert not store.already_applied(source, 7)
+    assert store.record_received(env, ROLES, source, 7) is True
+    assert store.already_applied(source, 7)
+    assert store.applied_up_to(source) == 8
+    # The same record again (a redelivery after a crash before the offset commit).
+    assert store.record_received(env, ROLES, source, 7) is False
+    got = store.case_file(case)
+    assert got is not None
+    assert [(d, e.id) for d, e in got.envelopes()] == [(RECEIVED, env.id)]
+    assert len(store.log()) == 1
+    # A later position of the same partition is applied; other partitions are separate.
+    second = envelope(
+        case, "consent.recorded", sender="shelter", consent_id="c1", recipients=["police"]
+    )
+    assert store.record_received(second, ROLES, source, 8) is True
+    assert store.record_received(envelope(new_case()), ROLES, "nrm.XA.inbox.police:0", 0)
+    assert store.applied_up_to(source) == 9
+    assert store.applied_up_to("nrm.XA.inbox.police:0") == 1
+
+
+def test_dead_letters_are_kept_once_with_their_reason(store: CaseStore) -> None:
+    source = "nrm.XA.inbox.police:1"
+
+    def letter(position: int) -> DeadLetter:
+        return DeadLetter.record(source, position, "bad signature", "SIGNATURE", "", "", "")
+
+    assert store.record_dead_letter(letter(3)) is True
+    assert store.record_dead_letter(letter(3)) is False  # redelivered poison: kept once
+    assert store.record_dead_letter(letter(4)) is True
+    got = store.dead_letters()
+    assert [(d.position, d.rule, d.reason) for _, d in got] == [
+        (3, "SIGNATURE", "bad signature"),
+        (4, "SIGNATURE", "bad signature"),
+    ]
+    assert store.already_applied(source, 4)
+    assert store.log() == []  # dead letters are not envelopes
+
+
+def test_log_pages_in_commit_order_and_skips_other_records(store: CaseStore) -> None:
+    sent: list[Envelope] = []
+    for i in range(7):
+        case = new_case()
+        env = envelope(case)
+        store.record_sent(store.case_file_or_new(case), env, ROLES)
+        sent.append(env)
+        if i == 3:  # a non-envelope record in the middle of the log
+            store.record_dead_letter(
+                DeadLetter.record("nrm.XA.inbox.police:0", i, "x", "CONTRACT", "", "", "")
+            )
+    seen: list[Envelope] = []
+    after = 0
+    while page := store.log(after, limit=3):
+        seen.extend(e.envelope for e in page)
+        positions = [e.position for e in page]
+        assert positions == sorted(positions) and positions[0] > after
+        after = positions[-1]
+    assert seen == sent
+    everything = store.log()
+    assert store.log(everything[1].position, 10, upto=everything[3].position) == everything[2:4]
+
+
+def test_relay_position_is_durable_tracking(store_env: dict[str, str]) -> None:
+    first = CaseStore(env=store_env)
+    case = new_case()
+    first.record_sent(first.case_file_or_new(case), envelope(case), ROLES)
+    assert first.applied_up_to(RELAY_TRACKING) is None
+    from eventsourcing.persistence import Tracking
+
+    first.recorder.insert_tracking(Tracking(RELAY_TRACKING, first.max_position()))  # type: ignore[attr-defined]
+    first.close()
+    again = CaseStore(env=store_env)  # a restarted node reads the same store
+    try:
+        assert again.applied_up_to(RELAY_TRACKING) == again.max_position() >= 1
+        assert [e.envelope.subject for e in again.log()] == [case]
+    finally:
+        again.close()
+
+
+def test_concurrent_append_to_one_case_is_refused(store: CaseStore) -> None:
+    from eventsourcing.persistence import IntegrityError
+
+    case = new_case()
+    store.record_sent(store.case_file_or_new(case), envelope(case), ROLES)
+    a, b = store.case_file(case), store.case_file(case)
+    assert a is not None and b is not None
+    store.record_sent(
+        a, envelope(case, "consent.recorded", consent_id="c1", recipients=["police"]), ROLES
+    )
+    with pytest.raises(IntegrityError):
+        store.record_sent(
+            b, envelope(case, "consent.recorded", consent_id="c2", recipients=["police"]), ROLES
+        )
+    got = store.case_file(case)
+    assert got is not None and isinstance(got, CaseFile) and len(got.entries) == 2
