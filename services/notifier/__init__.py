@@ -1,1 +1,23 @@
-"""."""
+"""The notifier (issue 7): tells agency systems what arrived, chases deadlines (R8).
+
+Pure parts: `signature` (HMAC webhook signatures and their verification),
+`notifications` (bodies by allow-list, retry policy), `deadlines` (what each log item
+opens or closes). I/O: `store` (SQLite), `runtime` (loops, HTTP clients), `api`.
+"""
+
+from notifier.notifications import Notification, RetryPolicy
+from notifier.runtime import NotifierRuntime, NotifierSettings, ServedAgency
+from notifier.signature import SignatureError, sign, verify
+from notifier.subscriptions import StaticSubscription
+
+__all__ = [
+    "Notification",
+    "NotifierRuntime",
+    "NotifierSettings",
+    "RetryPolicy",
+    "ServedAgency",
+    "SignatureError",
+    "StaticSubscription",
+    "sign",
+    "verify",
+]

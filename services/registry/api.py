@@ -22,15 +22,18 @@ from contracts.events import CATALOGUE
 from contracts.need_to_know import CaseContext
 from contracts.vocabulary import DataCategory
 from registry.application import Registry, RegistryError
+from registry.federation_api import router as federation_router
 from registry.models import (
     AgencyRegistration,
     AgreementInput,
     EndpointsChange,
     KeyRotation,
     StatusChange,
+    SubscriptionInput,
 )
 
 AgencyId = Path(pattern=AGENCY_ID_PATTERN, description="The agency id.")
+SubscriptionId = Path(pattern=r"^sub-[0-9a-f]{16}$", description="The subscription id.")
 
 
 def _errors(exc: RequestValidationError) -> list[dict[str, Any]]:
@@ -102,6 +105,51 @@ def create_app(registry: Registry) -> FastAPI:
     def put_agreement(body: AgreementInput, by: str = Depends(operator)) -> dict[str, Any]:
         agreement = registry.set_agreement(body, by)
         return {"serial": registry.directory().serial, "agreement": agreement.to_dict()}
+
+    def own_or_operator(
+        agency_id: str = AgencyId, authorization: str | None = Header(default=None)
+    ) -> str:
+        """Subscriptions are read by the agency itself (its notifier) or the operator."""
+        caller = registry.token_verifier.authenticate(authorization).agency_id
+        if caller not in (agency_id, registry.config.operator_id):
+            raise AuthError(403, "only the agency itself or the operator may read this")
+        return caller
+
+    # -- subscriptions (operator writes; the agency itself or the operator reads) --
+
+    @app.post("/v1/agencies/{agency_id}/subscriptions", status_code=201, tags=["subscriptions"])
+    def add_subscription(
+        body: SubscriptionInput, agency_id: str = AgencyId, by: str = Depends(operator)
+    ) -> dict[str, Any]:
+        """The answer carries `secret` once; hand it to the receiving system. It is never
+        listed again (the notifier gets it sealed to the agency's encryption key)."""
+        view, secret = registry.add_subscription(agency_id, body, by)
+        return {**view, "secret": secret}
+
+    @app.get("/v1/agencies/{agency_id}/subscriptions", tags=["subscriptions"])
+    def list_subscriptions(
+        agency_id: str = AgencyId,
+        include_deleted: bool = Query(default=False),
+        _: str = Depends(own_or_operator),
+    ) -> dict[str, Any]:
+        return {"items": registry.subscriptions(agency_id, include_deleted)}
+
+    @app.get("/v1/agencies/{agency_id}/subscriptions/{subscription_id}", tags=["subscriptions"])
+    def get_subscription(
+        agency_id: str = AgencyId,
+        subscription_id: str = SubscriptionId,
+        _: str = Depends(own_or_operator),
+    ) -> dict[str, Any]:
+        return registry.subscription(agency_id, subscription_id)
+
+    @app.delete("/v1/agencies/{agency_id}/subscriptions/{subscription_id}", tags=["subscriptions"])
+    def delete_subscription(
+        agency_id: str = AgencyId,
+        subscription_id: str = SubscriptionId,
+        reason: str = Query(default="deleted by the operator", min_length=1, max_length=1000),
+        by: str = Depends(operator),
+    ) -> dict[str, Any]:
+        return registry.delete_subscription(agency_id, subscription_id, reason, by)
 
     # -- reads (any registered agency) --
 
@@ -191,4 +239,5 @@ def create_app(registry: Registry) -> FastAPI:
             return JSONResponse({"status": "unready", "reason": type(exc).__name__}, 503)
         return JSONResponse({"status": "ready", "serial": serial})
 
+    app.include_router(federation_router)
     return app

@@ -14,6 +14,8 @@ default; `PERSISTENCE_MODULE=eventsourcing.postgres` for PostgreSQL, or the
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import os
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -37,11 +39,27 @@ from contracts.directory import (
     PublicKeyRecord,
     SignedDirectory,
     TrustAnchor,
+    b64url_decode,
+    b64url_encode,
     sign_directory,
 )
 from contracts.need_to_know import Agreement, load_default_agreement
-from registry.domain import AGREEMENT_ID, Agency, AgreementRecord, agency_aggregate_id
-from registry.models import AgencyRegistration, AgreementInput, KeyInput, StatusChange
+from contracts.sealing.keys import HPKE_SUITE, HPKE_SUITE_NAME, hpke_public_key_from_bytes
+from registry.domain import (
+    AGREEMENT_ID,
+    Agency,
+    AgreementRecord,
+    Subscription,
+    agency_aggregate_id,
+    subscription_aggregate_id,
+)
+from registry.models import (
+    AgencyRegistration,
+    AgreementInput,
+    KeyInput,
+    StatusChange,
+    SubscriptionInput,
+)
 
 DEFAULT_SQLITE_PATH = ".nrm-data/registry.sqlite"
 SYSTEM_ACTOR = "registry"
@@ -57,6 +75,24 @@ class AgencyNotFound(RegistryError):
 
 class RegistryConflict(RegistryError):
     status = 409
+
+
+class SubscriptionNotFound(RegistryError):
+    status = 404
+
+
+#: HPKE `info` of a sealed subscription secret: binds it to its agency and subscription.
+SUBSCRIPTION_SECRET_INFO = b"nrm-subscription-secret/1"
+
+
+def seal_subscription_secret(
+    secret: str, public_key: bytes, key_id: str, agency_id: str, subscription_id: str
+) -> dict[str, str]:
+    """The secret, readable only with the agency's encryption private key (its notifier).
+    The notifier's `notifier.subscriptions.open_secret` is the inverse."""
+    info = b"\x00".join((SUBSCRIPTION_SECRET_INFO, agency_id.encode(), subscription_id.encode()))
+    sealed = HPKE_SUITE.encrypt(secret.encode(), hpke_public_key_from_bytes(public_key), info=info)
+    return {"suite": HPKE_SUITE_NAME, "key_id": key_id, "ciphertext": b64url_encode(sealed)}
 
 
 @dataclass(frozen=True)
@@ -121,8 +157,15 @@ _EVENT_NAMES = {
     "Agency.EndpointsChanged": "agency.endpoints-changed",
     "AgreementRecord.Adopted": "agreement.adopted",
     "AgreementRecord.Changed": "agreement.changed",
+    "Subscription.Created": "subscription.created",
+    "Subscription.Deleted": "subscription.deleted",
 }
 _INTERNAL = {"originator_id", "originator_version", "timestamp", "originator_topic"}
+
+
+def subscription_fingerprint(secret: str) -> str:
+    """Lets an operator match a secret it handed out without the registry keeping it."""
+    return "sha256:" + hashlib.sha256(secret.encode()).hexdigest()[:16]
 
 
 class Registry(Application[UUID]):
@@ -139,6 +182,7 @@ class Registry(Application[UUID]):
         self.clock = clock
         self._lock = threading.RLock()
         self._position = 0
+        self._directory_position = 0
         self._last_time: datetime | None = None
         self._aggregates: dict[UUID, Aggregate] = {}
         self._signed: tuple[int, Directory, SignedDirectory] | None = None
@@ -187,12 +231,15 @@ class Registry(Application[UUID]):
                     current = self._aggregates.get(ev.originator_id)
                     self._aggregates[ev.originator_id] = ev.mutate(current)  # type: ignore[arg-type]
                     self._position = notification.id
-                    self._last_time = ev.timestamp
+                    if not isinstance(self._aggregates[ev.originator_id], Subscription):
+                        # subscriptions are not in the directory: they do not re-sign it
+                        self._directory_position = notification.id
+                        self._last_time = ev.timestamp
 
     def directory(self) -> Directory:
         with self._lock:
             self._catch_up()
-            if self._signed is not None and self._signed[0] == self._position:
+            if self._signed is not None and self._signed[0] == self._directory_position:
                 return self._signed[1]
             agencies = sorted(
                 (a.record() for a in self._aggregates.values() if isinstance(a, Agency)),
@@ -202,14 +249,14 @@ class Registry(Application[UUID]):
             assert isinstance(agreement, AgreementRecord)
             directory = Directory(
                 country=self.config.country,
-                serial=self._position,
+                serial=self._directory_position,
                 issued_at=self._last_time or datetime.fromtimestamp(0, UTC),
                 agencies=agencies,
                 agreement=agreement.agreement,
                 registry_key_id=self.config.signing_key_id,
             )
             signed = sign_directory(directory, self.config.signing_key)
-            self._signed = (self._position, directory, signed)
+            self._signed = (self._directory_position, directory, signed)
             return directory
 
     def signed_directory(self) -> SignedDirectory:
@@ -330,6 +377,72 @@ class Registry(Application[UUID]):
         self._save(record)
         return agreement
 
+    # -- subscriptions (issue 7) ----------------------------------------------------------
+
+    def add_subscription(
+        self, agency_id: str, sub: SubscriptionInput, by: str
+    ) -> tuple[dict[str, Any], str]:
+        """A new subscription and its HMAC secret: the only time the secret is shown."""
+        record = self.agency(agency_id)
+        if record.status is not AgencyStatus.ACTIVE:
+            raise RegistryConflict(f"agency {agency_id!r} is {record.status}")
+        key = self.directory().current_encryption_key(agency_id, self._now())
+        if key is None:
+            raise RegistryConflict(f"agency {agency_id!r} has no current encryption key")
+        subscription_id = f"sub-{os.urandom(8).hex()}"
+        secret = f"nrmwh_{b64url_encode(os.urandom(32))}"
+        sealed = seal_subscription_secret(
+            secret, b64url_decode(key.public_key), key.key_id, agency_id, subscription_id
+        )
+        aggregate = Subscription(
+            agency_id=agency_id,
+            subscription_id=subscription_id,
+            webhook_url=sub.webhook_url,
+            event_types=list(sub.event_types),
+            secret_sealed=sealed,
+            secret_fingerprint=subscription_fingerprint(secret),
+            created_at=self._now().isoformat(),
+            by=by,
+        )
+        self._save(aggregate)
+        return aggregate.view(), secret
+
+    def subscriptions(self, agency_id: str, include_deleted: bool = False) -> list[dict[str, Any]]:
+        self.agency(agency_id)  # 404 for an unknown agency
+        with self._lock:
+            self._catch_up()
+            subs = [
+                a.view()
+                for a in self._aggregates.values()
+                if isinstance(a, Subscription)
+                and a.agency_id == agency_id
+                and (include_deleted or a.status == "active")
+            ]
+        return sorted(subs, key=lambda v: (v["created_at"], v["id"]))
+
+    def _load_subscription(self, agency_id: str, subscription_id: str) -> Subscription:
+        try:
+            aggregate = self.repository.get(subscription_aggregate_id(agency_id, subscription_id))
+        except AggregateNotFoundError:
+            raise SubscriptionNotFound(
+                f"no subscription {subscription_id!r} of {agency_id!r}"
+            ) from None
+        assert isinstance(aggregate, Subscription)
+        return aggregate
+
+    def subscription(self, agency_id: str, subscription_id: str) -> dict[str, Any]:
+        return self._load_subscription(agency_id, subscription_id).view()
+
+    def delete_subscription(
+        self, agency_id: str, subscription_id: str, reason: str, by: str
+    ) -> dict[str, Any]:
+        aggregate = self._load_subscription(agency_id, subscription_id)
+        if aggregate.status == "deleted":
+            raise RegistryConflict(f"subscription {subscription_id!r} is already deleted")
+        aggregate.delete(reason=reason, by=by)
+        self._save(aggregate)
+        return aggregate.view()
+
     # -- audit --------------------------------------------------------------------------
 
     def history(self, after: int = 0, limit: int = 100) -> list[dict[str, Any]]:
@@ -340,6 +453,7 @@ class Registry(Application[UUID]):
             ev = self.mapper.to_domain_event(n)
             aggregate = self._aggregates.get(ev.originator_id)
             data = {k: v for k, v in ev.__dict__.items() if k not in _INTERNAL}
+            data.pop("secret_sealed", None)
             out.append(
                 {
                     "serial": n.id,

@@ -109,3 +109,55 @@ class AgreementRecord(Aggregate):
     @event("Changed")
     def change(self, agreement: dict[str, Any], reason: str, by: str) -> None:
         self.agreement = agreement
+
+
+def subscription_aggregate_id(agency_id: str, subscription_id: str) -> UUID:
+    return uuid5(NAMESPACE_URL, f"nrm:registry:subscription:{agency_id}:{subscription_id}")
+
+
+class Subscription(Aggregate):
+    """An agency system's wish to be notified (issue 7). The HMAC secret is never stored
+    in clear: only sealed (HPKE) to the agency's encryption key, which its notifier
+    holds, plus a fingerprint the operator can compare with what it handed out."""
+
+    @staticmethod
+    def create_id(agency_id: str, subscription_id: str) -> UUID:
+        return subscription_aggregate_id(agency_id, subscription_id)
+
+    @event("Created")
+    def __init__(
+        self,
+        agency_id: str,
+        subscription_id: str,
+        webhook_url: str,
+        event_types: list[str],
+        secret_sealed: dict[str, str],
+        secret_fingerprint: str,
+        created_at: str,
+        by: str,
+    ) -> None:
+        self.agency_id = agency_id
+        self.subscription_id = subscription_id
+        self.webhook_url = webhook_url
+        self.event_types = list(event_types)
+        self.secret_sealed = dict(secret_sealed)
+        self.secret_fingerprint = secret_fingerprint
+        self.created_at = created_at
+        self.status = "active"
+
+    @event("Deleted")
+    def delete(self, reason: str, by: str) -> None:
+        self.status = "deleted"
+
+    def view(self) -> dict[str, Any]:
+        """What is ever listed: never the secret, only its sealed form and fingerprint."""
+        return {
+            "id": self.subscription_id,
+            "agency_id": self.agency_id,
+            "webhook_url": self.webhook_url,
+            "event_types": list(self.event_types),
+            "status": self.status,
+            "created_at": self.created_at,
+            "secret_fingerprint": self.secret_fingerprint,
+            "secret_sealed": dict(self.secret_sealed),
+        }

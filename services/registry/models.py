@@ -19,6 +19,7 @@ from contracts.directory import (
     validate_hybrid_public,
 )
 from contracts.envelope import AGENCY_ID_PATTERN
+from contracts.events import CATALOGUE
 from contracts.need_to_know import Condition
 from contracts.vocabulary import DataCategory, Role, ServiceKind
 
@@ -133,3 +134,22 @@ class AgreementInput(BaseModel):
                 for c, by_role in self.grants.items()
             },
         }
+
+
+class SubscriptionInput(BaseModel):
+    """A webhook subscription of an agency's system; types from the event catalogue."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    webhook_url: str = Field(pattern=r"^https?://[^\s/?#]+[^\s]*$", max_length=2048)
+    event_types: list[str] = Field(min_length=1, max_length=len(CATALOGUE))
+
+    @field_validator("event_types")
+    @classmethod
+    def _known(cls, v: list[str]) -> list[str]:
+        unknown = [t for t in v if t not in CATALOGUE]
+        if unknown:
+            raise ValueError(f"unknown event types: {', '.join(sorted(unknown))}")
+        if len(set(v)) != len(v):
+            raise ValueError("entries must be distinct")
+        return v

@@ -1,0 +1,446 @@
+"""The notifier for one or several agencies: follows each node's log, delivers webhooks,
+watches deadlines and escalates. All I/O lives here and in `api.py`; what to notify, when
+to retry and which deadlines are open are decided by the pure modules.
+
+Two loops run until `stop()`: the follower (subscriptions from the registry, the node's
+`GET /v1/log` from the stored cursor, deadlines due) and the deliverer (webhooks due).
+The injected `clock` is domain time: deadlines, reminders and the retry schedule. Tokens
+and signature timestamps use the system clock, since other parties check them against
+theirs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+
+from contracts.agency_token import issue_token, system_clock
+from contracts.directory import AgencyStatus, Directory, KeyUse, PublicKeyRecord
+from contracts.keystore import AgencyKeys
+from contracts.vocabulary import Role
+from notifier.deadlines import REMINDS_OF, escalation_key, plan
+from notifier.notifications import (
+    RetryPolicy,
+    event_notification,
+    outcome,
+    reminder_notification,
+)
+from notifier.signature import HEADER, IDEMPOTENCY_HEADER, sign
+from notifier.store import DueDeadline, DueDelivery, NotifierStore
+from notifier.subscriptions import SecretUnavailable, StaticSubscription, open_secret
+
+log = logging.getLogger("nrm.notifier")
+
+Clock = Callable[[], datetime]
+
+
+@dataclass
+class ServedAgency:
+    """One agency whose node this notifier follows, with the keys it acts with."""
+
+    agency_id: str
+    router_url: str
+    keys: AgencyKeys
+    #: None: fetched from the registry; a tuple: fixed (embedded bus without a registry).
+    subscriptions: tuple[StaticSubscription, ...] | None = None
+    router_audience: str | None = None  # default: the router URL
+    router_transport: httpx.AsyncBaseTransport | None = None  # e.g. ASGI, in-process
+
+
+@dataclass
+class NotifierSettings:
+    db_path: Path
+    audience: str  # of this notifier's own API (tokens name it)
+    registry_url: str | None = None
+    registry_audience: str | None = None
+    registry_transport: httpx.AsyncBaseTransport | None = None
+    webhook_transport: httpx.AsyncBaseTransport | None = None
+    operator_id: str | None = None
+    operator_keys: tuple[PublicKeyRecord, ...] = ()
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    poll_interval: float = 0.5
+    page_size: int = 200
+    subscription_refresh_seconds: float = 60.0
+    escalation_retry_seconds: float = 30.0
+    sse_poll_seconds: float = 0.2
+
+
+class NotifierRuntime:
+    def __init__(
+        self,
+        settings: NotifierSettings,
+        agencies: Sequence[ServedAgency],
+        directory: Callable[[], Directory],
+        *,
+        clock: Clock = system_clock,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.settings = settings
+        self.agencies = {a.agency_id: a for a in agencies}
+        self.directory = directory
+        self.clock = clock
+        self.rng = rng or random.SystemRandom()
+        self.store = NotifierStore(settings.db_path)
+        self.errors: dict[str, str] = {}
+        self._secrets: dict[str, str] = {}
+        self._subs_loaded: dict[str, float] = {}
+        self._clients: dict[str, httpx.AsyncClient] = {}
+        self._stopping = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._running: asyncio.Future[Any] | None = None
+        from notifier.api import create_app  # the API needs the runtime's type
+
+        self.app: FastAPI = create_app(self)
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    def now(self) -> datetime:
+        return self.clock().astimezone(UTC)
+
+    def wake(self) -> None:
+        """Deliveries became due (new notifications, a replay): do not wait for the poll."""
+        self._wake.set()
+
+    def _client(self, name: str, transport: httpx.AsyncBaseTransport | None) -> httpx.AsyncClient:
+        client = self._clients.get(name)
+        if client is None:
+            client = httpx.AsyncClient(transport=transport, timeout=10.0)
+            self._clients[name] = client
+        return client
+
+    def _token(self, agency: ServedAgency, audience: str) -> dict[str, str]:
+        pair = agency.keys.current(KeyUse.SIGNING)
+        token = issue_token(agency.agency_id, pair.key_id, pair.ed25519(), audience)
+        return {"Authorization": f"Bearer {token}"}
+
+    def _router(self, agency: ServedAgency) -> tuple[httpx.AsyncClient, str]:
+        client = self._client(f"router:{agency.agency_id}", agency.router_transport)
+        return client, agency.router_url.rstrip("/")
+
+    # -- subscriptions ------------------------------------------------------------------
+
+    async def refresh_subscriptions(self, agency_id: str) -> int:
+        """The agency's subscriptions, from configuration or the registry; secrets opened
+        with the agency's keys and held in memory only."""
+        agency = self.agencies[agency_id]
+        if agency.subscriptions is not None:
+            listing = [s.listing() for s in agency.subscriptions]
+            self._secrets.update({s.id: s.secret for s in agency.subscriptions})
+        else:
+            if not self.settings.registry_url:
+                raise RuntimeError("no registry_url and no configured subscriptions")
+            client = self._client("registry", self.settings.registry_transport)
+            audience = self.settings.registry_audience or self.settings.registry_url
+            url = f"{self.settings.registry_url.rstrip('/')}/v1/agencies/{agency_id}/subscriptions"
+            r = await client.get(url, headers=self._token(agency, audience))
+            r.raise_for_status()
+            listing = []
+            for item in r.json()["items"]:
+                try:
+                    self._secrets[item["id"]] = open_secret(
+                        item["secret_sealed"], agency.keys, item["id"]
+                    )
+                except SecretUnavailable as exc:
+                    log.error("%s", exc)
+                    item = {**item, "status": "secret-unavailable"}
+                listing.append(item)
+        self.store.replace_subscriptions(agency_id, listing, self.now())
+        self._subs_loaded[agency_id] = time.monotonic()
+        return len(listing)
+
+    # -- following the node's log ---------------------------------------------------------
+
+    async def follow_once(self, agency_id: str) -> int:
+        """Reads the node's log from the stored cursor to its end; returns how many new
+        notifications it made. Refuses to move before subscriptions were ever loaded,
+        so no event passes unnotified."""
+        if not self.store.known(agency_id):
+            raise RuntimeError(f"subscriptions of {agency_id} not loaded yet")
+        agency = self.agencies[agency_id]
+        client, base = self._router(agency)
+        audience = agency.router_audience or agency.router_url
+        after, created = self.store.cursor(agency_id), 0
+        while True:
+            r = await client.get(
+                f"{base}/v1/log",
+                params={"after": after, "limit": self.settings.page_size},
+                headers=self._token(agency, audience),
+            )
+            r.raise_for_status()
+            page = r.json()
+            items: list[dict[str, Any]] = page["items"]
+            if items:
+                notes = [
+                    event_notification(agency_id, it)
+                    for it in items
+                    if it.get("direction") == "received"
+                ]
+                changes = [c for it in items for c in plan(it)]
+                last = max(int(it["position"]) for it in items)
+                subs = self.store.subscriptions(agency_id)
+                created += self.store.ingest(agency_id, last, notes, changes, subs, self.now())
+                after = last
+            if page.get("next_after") is None or not items:
+                break
+        if created:
+            self._wake.set()
+        return created
+
+    # -- deadlines ----------------------------------------------------------------------
+
+    def escalation_recipients(self, agency_id: str) -> list[str]:
+        """Competent authorities (active, not ourselves); else the national coordinator."""
+        directory = self.directory()
+        for role in (Role.COMPETENT_AUTHORITY, Role.NATIONAL_COORDINATOR):
+            found = [
+                a.id
+                for a in directory.agencies
+                if role in a.roles and a.status is AgencyStatus.ACTIVE and a.id != agency_id
+            ]
+            if found:
+                return sorted(found)
+        return []
+
+    async def check_deadlines(self, agency_id: str) -> int:
+        """Every open deadline past due: a reminder notification, or one escalation."""
+        now, acted = self.now(), 0
+        for d in self.store.due_deadlines(agency_id, now.timestamp()):
+            if d.action == "remind":
+                note = reminder_notification(
+                    agency_id,
+                    REMINDS_OF.get(d.kind, d.kind),
+                    d.case,
+                    d.about_event_id,
+                    d.target or d.due,
+                    now,
+                )
+                self.store.remind(d, note, self.store.subscriptions(agency_id), now)
+                self._wake.set()
+            else:
+                await self._escalate(agency_id, d, now)
+            acted += 1
+        return acted
+
+    async def _escalate(self, agency_id: str, d: DueDeadline, now: datetime) -> None:
+        agency = self.agencies[agency_id]
+        recipients = self.escalation_recipients(agency_id)
+        if not recipients:
+            self._postpone(d, "no competent authority or national coordinator in the directory")
+            return
+        client, base = self._router(agency)
+        body = {
+            "type": "case.escalated",
+            "recipients": recipients,
+            "payload": {
+                "deadline": d.kind,
+                "about_event_id": d.about_event_id,
+                "due": d.due.isoformat(),
+            },
+        }
+        headers = self._token(agency, agency.router_audience or agency.router_url)
+        headers[IDEMPOTENCY_HEADER] = escalation_key(d.kind, d.about_event_id)
+        try:
+            r = await client.post(f"{base}/v1/cases/{d.case}/events", json=body, headers=headers)
+        except httpx.HTTPError as exc:
+            self._postpone(d, f"router unreachable: {type(exc).__name__}")
+            return
+        problem = _problem(r)
+        if r.is_success or problem.get("error") == "idempotency-key-reused":
+            # the second case: an earlier run escalated with other recipients already
+            detail = str(r.json().get("event_id", "")) if r.is_success else "escalated earlier"
+            self.store.settle_deadline(d, "escalated", detail, now)
+            log.info("escalated %s of %s in %s", d.kind, d.about_event_id, d.case)
+        elif r.status_code in (404, 409, 422):
+            reason = f"{r.status_code} {problem.get('error', '')}: {problem.get('detail', '')}"
+            self.store.settle_deadline(d, "refused", reason[:500], now)
+            log.warning("escalation of %s refused by the router: %s", d.about_event_id, reason)
+        else:
+            self._postpone(d, f"router answered {r.status_code}")
+
+    def _postpone(self, d: DueDeadline, detail: str) -> None:
+        wait = min(self.settings.escalation_retry_seconds * 2**d.tries, 3600.0)
+        now = self.now()
+        self.store.postpone_deadline(d, detail, (now + timedelta(seconds=wait)).timestamp(), now)
+
+    # -- webhook deliveries -------------------------------------------------------------
+
+    async def deliver_due(self) -> int:
+        """All deliveries due now: subscriptions in parallel, each one's in order."""
+        due = self.store.due_deliveries(self.now().timestamp())
+        by_sub: dict[str, list[DueDelivery]] = {}
+        for d in due:
+            by_sub.setdefault(d.subscription, []).append(d)
+        await asyncio.gather(*(self._deliver(sub, ds) for sub, ds in by_sub.items()))
+        return len(due)
+
+    def _secret(self, subscription_id: str) -> str | None:
+        if subscription_id in self._secrets:
+            return self._secrets[subscription_id]
+        sub = self.store.subscription(subscription_id)
+        agency = self.agencies.get(sub.agency_id) if sub else None
+        if sub is None or agency is None or sub.secret_sealed is None:
+            return None
+        with contextlib.suppress(SecretUnavailable):
+            self._secrets[subscription_id] = open_secret(sub.secret_sealed, agency.keys, sub.id)
+        return self._secrets.get(subscription_id)
+
+    async def _deliver(self, subscription_id: str, deliveries: list[DueDelivery]) -> None:
+        sub = self.store.subscription(subscription_id)
+        if sub is None:
+            return
+        secret = self._secret(subscription_id)
+        client = self._client("webhooks", self.settings.webhook_transport)
+        policy = self.settings.retry
+        for d in deliveries:
+            status_code: int | None = None
+            error: str | None = None
+            started = time.monotonic()
+            if secret is None:
+                error = "subscription secret unavailable"
+            else:
+                headers = {
+                    "Content-Type": "application/json",
+                    HEADER: sign(secret, d.body),
+                    IDEMPOTENCY_HEADER: d.notification_id,
+                    "Nrm-Subscription": subscription_id,
+                    "Nrm-Delivery-Attempt": str(d.attempts + 1),
+                    "User-Agent": "nrm-notifier/1",
+                }
+                try:
+                    r = await client.post(
+                        sub.webhook_url,
+                        content=d.body,
+                        headers=headers,
+                        timeout=policy.timeout_seconds,
+                    )
+                    status_code = r.status_code
+                except httpx.TimeoutException:
+                    error = "timeout"
+                except httpx.HTTPError as exc:
+                    error = f"{type(exc).__name__}"
+            result = outcome(status_code)
+            elapsed = int((time.monotonic() - started) * 1000)
+            now = self.now()
+            next_at: float | None = None
+            dead_reason: str | None = None
+            if result == "delivered":
+                status = "delivered"
+            elif result == "gone":
+                status = "gone"
+            elif result == "refused":
+                status, dead_reason = "dead", f"refused: HTTP {status_code}"
+            elif d.tries + 1 >= policy.max_attempts:
+                status = "dead"
+                dead_reason = f"{d.tries + 1} attempts failed; last: {error or status_code}"
+            else:
+                status = "pending"
+                next_at = now.timestamp() + policy.delay(d.tries + 1, self.rng)
+            self.store.record_attempt(
+                d,
+                status_code=status_code,
+                error=error,
+                duration_ms=elapsed,
+                result=result,
+                status=status,
+                now=now,
+                next_at=next_at,
+                dead_reason=dead_reason,
+            )
+            if result == "gone":
+                self.store.set_local_status(subscription_id, "disabled", "HTTP 410 Gone", now)
+                log.warning("subscription %s answered 410: disabled", subscription_id)
+                return
+            if status == "pending":
+                return  # a failing receiver: the rest of its batch waits for the next pass
+
+    # -- loops --------------------------------------------------------------------------
+
+    async def step(self, agency_id: str) -> int:
+        """One follower pass for one agency; failures are recorded, never raised."""
+        try:
+            loaded = self._subs_loaded.get(agency_id)
+            if (
+                loaded is None
+                or time.monotonic() - loaded > self.settings.subscription_refresh_seconds
+            ):
+                try:
+                    await self.refresh_subscriptions(agency_id)
+                except (httpx.HTTPError, RuntimeError) as exc:
+                    self.errors[f"{agency_id}:subscriptions"] = f"{type(exc).__name__}: {exc}"
+                    if not self.store.known(agency_id):
+                        return 0
+            worked = await self.follow_once(agency_id)
+            worked += await self.check_deadlines(agency_id)
+            self.errors.pop(agency_id, None)
+            return worked
+        except Exception as exc:
+            log.warning("notifier step for %s failed: %s", agency_id, exc)
+            self.errors[agency_id] = f"{type(exc).__name__}: {exc}"
+            return 0
+
+    async def run_once(self) -> int:
+        worked = 0
+        for agency_id in self.agencies:
+            worked += await self.step(agency_id)
+        worked += await self.deliver_due()
+        return worked
+
+    async def _follow_loop(self) -> None:
+        while not self._stopping.is_set():
+            worked = 0
+            for agency_id in self.agencies:
+                worked += await self.step(agency_id)
+            if not worked:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), self.settings.poll_interval)
+
+    async def _delivery_loop(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                worked = await self.deliver_due()
+            except Exception as exc:
+                log.exception("delivery pass failed")
+                self.errors["deliveries"] = f"{type(exc).__name__}: {exc}"
+                worked = 0
+            if not worked:
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(
+                        self._wake.wait(), min(self.settings.poll_interval, 0.05)
+                    )
+
+    async def run(self) -> None:
+        """Both loops until `stop()`; a failure is recorded and retried, never fatal."""
+        self._running = asyncio.gather(self._follow_loop(), self._delivery_loop())
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._running
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+        if self._running is not None:
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await asyncio.wait_for(asyncio.shield(self._running), 15)
+        for client in self._clients.values():
+            await client.aclose()
+        self._clients.clear()
+        self.store.close()
+
+
+def _problem(r: httpx.Response) -> dict[str, Any]:
+    try:
+        body = r.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}

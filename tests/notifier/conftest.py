@@ -1,0 +1,366 @@
+"""Real HTTP all the way: a registry, a router test double, receivers and the notifier
+each served by uvicorn on 127.0.0.1 (random ports), with real keys and tokens.
+
+The router double (`RouterDouble`) is a small FastAPI app that implements the two parts
+of the router's HTTP contract the notifier uses — `GET /v1/log` (same paging, cursor and
+item shape as services/referral-router/http_api.py) and `POST /v1/cases/{case}/events`
+(token of the node's own agency, Idempotency-Key replays the first answer) — and
+records what it gets. It stands in for a full node so these tests need no bus.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from fastapi import FastAPI, Header, Query, Request
+from fastapi.responses import JSONResponse
+
+from contracts.agency_token import AuthError, ReplayCache, TokenVerifier, issue_token
+from contracts.directory import Directory, KeyUse
+from contracts.events import CaseEscalated
+from contracts.keystore import AgencyKeys, generate_agency_keys
+from notifier import NotifierRuntime, NotifierSettings, RetryPolicy, ServedAgency
+from notifier.signature import SignatureError, verify
+from registry import Registry, RegistryConfig
+from registry import create_app as registry_app
+
+COUNTRY = "XA"
+REGISTRY_AUDIENCE = f"nrm-registry:{COUNTRY}"
+NOTIFIER_AUDIENCE = "http://notifier.test"
+CANARY = "CANARY-Zq81"
+
+
+@asynccontextmanager
+async def serve(app: FastAPI) -> AsyncIterator[str]:
+    """A real uvicorn server on 127.0.0.1 and a free port, in this event loop."""
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=0, log_level="warning", timeout_graceful_shutdown=1
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+
+
+class MovableClock:
+    """Real time plus an offset the test moves (deadlines days ahead, tokens still valid)."""
+
+    def __init__(self) -> None:
+        self.offset = timedelta(0)
+
+    def __call__(self) -> datetime:
+        return datetime.now(UTC) + self.offset
+
+    def advance(self, **kwargs: float) -> None:
+        self.offset += timedelta(**kwargs)
+
+
+def token(keys: AgencyKeys, audience: str) -> dict[str, str]:
+    pair = keys.current(KeyUse.SIGNING)
+    jwt = issue_token(keys.agency_id, pair.key_id, pair.ed25519(), audience)
+    return {"Authorization": f"Bearer {jwt}"}
+
+
+# --- the router double ------------------------------------------------------------------
+
+
+@dataclass
+class RouterDouble:
+    agency_id: str
+    directory: Callable[[], Directory]
+    items: list[dict[str, Any]] = field(default_factory=list)
+    posted: list[dict[str, Any]] = field(default_factory=list)
+    answers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    url: str = ""
+
+    def add(
+        self,
+        event_type: str,
+        case: str,
+        *,
+        direction: str = "received",
+        sender: str = "xa-police",
+        recipients: list[str] | None = None,
+        operational: dict[str, Any] | None = None,
+        deadlines: dict[str, datetime] | None = None,
+        time: datetime | None = None,
+    ) -> dict[str, Any]:
+        item = {
+            "position": len(self.items) + 1,
+            "direction": direction,
+            "event_id": str(uuid.uuid4()),
+            "type": event_type,
+            "case": case,
+            "time": (time or datetime.now(UTC)).isoformat(),
+            "sender": sender,
+            "recipients": recipients or [self.agency_id],
+            "operational": operational or {},
+            "deadlines": {k: v.isoformat() for k, v in (deadlines or {}).items()},
+        }
+        self.items.append(item)
+        return item
+
+    def escalations(self) -> list[dict[str, Any]]:
+        return [i for i in self.items if i["type"] == "case.escalated"]
+
+    def app(self) -> FastAPI:
+        app = FastAPI()
+        replay = ReplayCache()
+
+        def check(authorization: str | None) -> JSONResponse | None:
+            verifier = TokenVerifier(self.directory, self.url, replay_cache=replay)
+            try:
+                who = verifier.authenticate(authorization).agency_id
+            except AuthError as exc:
+                return JSONResponse({"error": "unauthenticated", "detail": exc.reason}, exc.status)
+            if who != self.agency_id:
+                return JSONResponse({"error": "forbidden", "detail": "not this node"}, 403)
+            return None
+
+        @app.get("/v1/log")
+        def log(
+            after: int = Query(0, ge=0),
+            limit: int = Query(100, ge=1, le=500),
+            authorization: str | None = Header(None),
+        ) -> Any:
+            if (refused := check(authorization)) is not None:
+                return refused
+            batch = [i for i in self.items if i["position"] > after][:limit]
+            return {
+                "items": batch,
+                "next_after": batch[-1]["position"] if len(batch) == limit else None,
+            }
+
+        @app.post("/v1/cases/{case}/events", status_code=201)
+        async def append(
+            case: str,
+            request: Request,
+            authorization: str | None = Header(None),
+            idempotency_key: str | None = Header(None, alias="Idempotency-Key"),
+        ) -> Any:
+            if (refused := check(authorization)) is not None:
+                return refused
+            body = await request.json()
+            self.posted.append({"case": case, "key": idempotency_key, "body": body})
+            if idempotency_key in self.answers:
+                return JSONResponse(self.answers[idempotency_key], 200)
+            CaseEscalated.model_validate(body["payload"])  # the contract's payload
+            item = self.add(
+                body["type"],
+                case,
+                direction="sent",
+                sender=self.agency_id,
+                recipients=body["recipients"],
+                operational=body["payload"],
+            )
+            answer = {"case": case, "event_id": item["event_id"], "type": item["type"]}
+            if idempotency_key:
+                self.answers[idempotency_key] = answer
+            return JSONResponse(answer, 201)
+
+        return app
+
+
+# --- the receiver -----------------------------------------------------------------------
+
+
+@dataclass
+class Receiver:
+    """An agency system's webhook endpoint that misbehaves on request."""
+
+    secrets: dict[str, str] = field(default_factory=dict)
+    fail_first: dict[str, int] = field(default_factory=dict)
+    delay: dict[str, float] = field(default_factory=dict)
+    gone: set[str] = field(default_factory=set)
+    received: list[dict[str, Any]] = field(default_factory=list)
+    url: str = ""
+
+    def hook(self, name: str) -> str:
+        return f"{self.url}/hooks/{name}"
+
+    def got(self, name: str) -> list[dict[str, Any]]:
+        return [r for r in self.received if r["name"] == name]
+
+    def app(self) -> FastAPI:
+        app = FastAPI()
+
+        @app.post("/hooks/{name}")
+        async def hook(name: str, request: Request) -> Any:
+            body = await request.body()
+            try:
+                verify(self.secrets[name], body, request.headers.get("Nrm-Signature"))
+                verified = True
+            except (SignatureError, KeyError):
+                verified = False
+            record = {
+                "name": name,
+                "at": time.monotonic(),
+                "body": body,
+                "verified": verified,
+                "idempotency_key": request.headers.get("Idempotency-Key"),
+                "attempt": request.headers.get("Nrm-Delivery-Attempt"),
+            }
+            self.received.append(record)
+            if self.delay.get(name):
+                await asyncio.sleep(self.delay[name])
+            if name in self.gone:
+                return JSONResponse({"detail": "gone"}, 410)
+            if self.fail_first.get(name, 0) > 0:
+                self.fail_first[name] -= 1
+                return JSONResponse({"detail": "try later"}, 503)
+            if not verified:
+                return JSONResponse({"detail": "bad signature"}, 401)
+            return {"ok": True}
+
+        return app
+
+
+# --- the world --------------------------------------------------------------------------
+
+
+@dataclass
+class World:
+    tmp: Path
+    registry: Registry
+    registry_url: str
+    operator: AgencyKeys
+    agencies: dict[str, AgencyKeys]
+    router: RouterDouble
+    receiver: Receiver
+    clock: MovableClock
+    http: httpx.AsyncClient
+
+    @property
+    def shelter(self) -> AgencyKeys:
+        return self.agencies["xa-shelter"]
+
+    async def subscribe(
+        self, name: str, event_types: list[str], agency: str = "xa-shelter"
+    ) -> dict[str, Any]:
+        r = await self.http.post(
+            f"{self.registry_url}/v1/agencies/{agency}/subscriptions",
+            json={"webhook_url": self.receiver.hook(name), "event_types": event_types},
+            headers=token(self.operator, REGISTRY_AUDIENCE),
+        )
+        assert r.status_code == 201, r.text
+        created = r.json()
+        self.receiver.secrets[name] = created["secret"]
+        return created
+
+    def notifier(
+        self, *, retry: RetryPolicy | None = None, db: str = "notifier.sqlite"
+    ) -> NotifierRuntime:
+        settings = NotifierSettings(
+            db_path=self.tmp / db,
+            audience=NOTIFIER_AUDIENCE,
+            registry_url=self.registry_url,
+            registry_audience=REGISTRY_AUDIENCE,
+            operator_id=self.operator.agency_id,
+            operator_keys=tuple(p.public_record() for p in self.operator.pairs),
+            retry=retry
+            or RetryPolicy(max_attempts=4, base_seconds=0.05, cap_seconds=0.2, timeout_seconds=2),
+            poll_interval=0.05,
+            escalation_retry_seconds=0.05,
+            sse_poll_seconds=0.05,
+        )
+        served = ServedAgency(
+            self.router.agency_id, self.router.url, self.agencies[self.router.agency_id]
+        )
+        return NotifierRuntime(settings, [served], self.registry.directory, clock=self.clock)
+
+
+ROLES = {
+    "xa-shelter": ["service-provider"],
+    "xa-police": ["first-responder"],
+    "xa-authority": ["competent-authority"],
+}
+
+
+def _registration(keys: AgencyKeys, roles: list[str]) -> dict[str, Any]:
+    def key(use: KeyUse) -> dict[str, str]:
+        rec = keys.current(use).public_record()
+        return {"key_id": rec.key_id, "use": rec.use, "alg": rec.alg, "public_key": rec.public_key}
+
+    return {
+        "id": keys.agency_id,
+        "name": f"Agency {keys.agency_id}",
+        "country": COUNTRY,
+        "roles": roles,
+        "services": ["shelter"] if "service-provider" in roles else [],
+        "endpoints": {
+            "router_url": f"https://{keys.agency_id}.example/router",
+            "webhook_url": f"https://{keys.agency_id}.example/hooks",
+        },
+        "keys": [key(u) for u in KeyUse],
+    }
+
+
+@asynccontextmanager
+async def world(tmp: Path, node_agency: str = "xa-shelter") -> AsyncIterator[World]:
+    registry_keys = generate_agency_keys("xa-registry")
+    operator = generate_agency_keys("xa-coordinator")
+    signing = registry_keys.current(KeyUse.SIGNING)
+    config = RegistryConfig(
+        country=COUNTRY,
+        signing_key=signing.ed25519(),
+        signing_key_id=signing.key_id,
+        operator_id=operator.agency_id,
+        operator_keys=tuple(p.public_record() for p in operator.pairs),
+    )
+    env = {
+        "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+        "SQLITE_DBNAME": str(tmp / "registry.sqlite"),
+    }
+    registry = Registry(config, env=env)
+    agencies = {a: generate_agency_keys(a) for a in ROLES}
+    router = RouterDouble(node_agency, registry.directory)
+    receiver = Receiver()
+    async with (
+        serve(registry_app(registry)) as registry_url,
+        serve(router.app()) as router_url,
+        serve(receiver.app()) as receiver_url,
+        httpx.AsyncClient(timeout=10) as http,
+    ):
+        router.url, receiver.url = router_url, receiver_url
+        for agency_id, keys in agencies.items():
+            r = await http.post(
+                f"{registry_url}/v1/agencies",
+                json=_registration(keys, ROLES[agency_id]),
+                headers=token(operator, REGISTRY_AUDIENCE),
+            )
+            assert r.status_code == 201, r.text
+        yield World(
+            tmp, registry, registry_url, operator, agencies, router, receiver, MovableClock(), http
+        )
+
+
+@pytest.fixture
+def tmp(tmp_path: Path) -> Path:
+    return tmp_path
+
+
+async def eventually(check: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.02)
