@@ -19,6 +19,7 @@ from contracts.agency_token import ReplayCache, TokenVerifier
 from contracts.directory import Directory
 from contracts.keystore import AgencyKeys
 from contracts.policy import load_policy
+from referral_router import telemetry
 from referral_router.case_keys import SqliteCaseKeyStore
 from referral_router.case_store import CaseStore
 from referral_router.http_api import create_app
@@ -73,6 +74,8 @@ class NodeRuntime:
         self.relay = OutboxRelay(self.store, transport, self._country_of, self.seal)
         self.verifier = TokenVerifier(directory, settings.audience, replay_cache=ReplayCache())
         self.app: FastAPI = create_app(self.node, self.verifier)
+        telemetry.instrument_app(self.app, settings.agency_id)
+        telemetry.watch_relay(settings.agency_id, self.relay.pending)
         self._consumer = transport.consumer(
             f"node.{settings.agency_id}", [inbox_topic(settings.country, settings.agency_id)]
         )
