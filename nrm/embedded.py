@@ -242,6 +242,7 @@ class CountryBus:
             case_keys_path=folder / "case-keys.db",
             master_key=self.keychain.master_key(spec.id),
             audience=router_audience(spec.id),
+            audit_path=folder / "audit.db",
         )
         client = self.directory_client()
         await asyncio.to_thread(client.refresh)

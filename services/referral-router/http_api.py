@@ -17,8 +17,10 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from contracts.envelope import CASE_PSEUDONYM_PATTERN
+from referral_router.audit_log import AuditLog
 from referral_router.lifecycle import RuleViolation, UnknownCase
 from referral_router.node import AgencyNode, IdempotencyConflict, Submission
+from referral_router.oversight_api import oversight_router
 from referral_router.requests import (
     AppendEvent,
     CaseView,
@@ -188,7 +190,9 @@ def readyz(request: Request) -> Any:
     return {"status": "ready", "agency": node.agency_id, "log_size": position, "directory": serial}
 
 
-def create_app(node: AgencyNode, check_token: TokenCheck) -> FastAPI:
+def create_app(
+    node: AgencyNode, check_token: TokenCheck, audit: AuditLog | None = None
+) -> FastAPI:
     app = FastAPI(
         title=f"NRM referral router ({node.agency_id})",
         version="1",
@@ -196,8 +200,12 @@ def create_app(node: AgencyNode, check_token: TokenCheck) -> FastAPI:
     )
     app.state.node = node
     app.state.check_token = check_token
+    app.state.directory = lambda: node.roster.directory
     app.include_router(cases)
     app.include_router(health)
+    if audit is not None:  # the node's verifiable log, for oversight bodies (R7)
+        app.state.audit = audit
+        app.include_router(oversight_router)
     install_error_handlers(app)
     return app
 

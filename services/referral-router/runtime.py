@@ -16,10 +16,11 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from contracts.agency_token import ReplayCache, TokenVerifier
-from contracts.directory import Directory
+from contracts.directory import Directory, KeyUse
 from contracts.keystore import AgencyKeys
 from contracts.policy import load_policy
 from referral_router import telemetry
+from referral_router.audit_log import AuditLog
 from referral_router.case_keys import SqliteCaseKeyStore
 from referral_router.case_store import CaseStore
 from referral_router.http_api import create_app
@@ -46,6 +47,9 @@ class NodeSettings:
     case_keys_path: Path
     master_key: bytes
     audience: str
+    audit_path: Path | None = None
+    checkpoint_interval: float = 60.0
+    log_origin_domain: str = "nrm.example"
     poll_interval: float = 0.05
     extra: dict[str, str] = field(default_factory=dict)
 
@@ -73,7 +77,17 @@ class NodeRuntime:
         self.reception = Reception(settings.agency_id, self.store, self.roster, self.seal)
         self.relay = OutboxRelay(self.store, transport, self._country_of, self.seal)
         self.verifier = TokenVerifier(directory, settings.audience, replay_cache=ReplayCache())
-        self.app: FastAPI = create_app(self.node, self.verifier)
+        self.audit = (
+            AuditLog(
+                self.store,
+                settings.audit_path,
+                f"{settings.log_origin_domain}/{settings.country}/{settings.agency_id}",
+                keys.current(KeyUse.SIGNING).ed25519(),
+            )
+            if settings.audit_path is not None
+            else None
+        )
+        self.app: FastAPI = create_app(self.node, self.verifier, self.audit)
         telemetry.instrument_app(self.app, settings.agency_id)
         telemetry.watch_relay(settings.agency_id, self.relay.pending)
         self._consumer = transport.consumer(
@@ -92,8 +106,13 @@ class NodeRuntime:
         await self._consumer.start()
 
     async def run(self) -> None:
+        """Relay and inbox (and periodic log checkpoints), until stop(): a failure is
+        logged and retried, never fatal."""
         self._running = asyncio.current_task()
-        """Relay and inbox, until stop(): a failure is logged and retried, never fatal."""
+        if self.audit is not None:
+            self._checkpoints = asyncio.create_task(
+                self.audit.run(self.settings.checkpoint_interval, self._stopping)
+            )
         while not self._stopping.is_set():
             worked = 0
             try:
@@ -114,6 +133,12 @@ class NodeRuntime:
         if running is not None and running is not asyncio.current_task():
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.wait_for(running, timeout=5)
+        checkpoints = getattr(self, "_checkpoints", None)
+        if checkpoints is not None:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(checkpoints, timeout=5)
         await self._consumer.stop()
+        if self.audit is not None:
+            self.audit.close()
         self.case_keys.close()
         self.store.close()
