@@ -1,0 +1,312 @@
+"""`nrm node serve`: one agency's router node as its own OS process, set up by environment.
+
+This is how a node runs in a real deployment (docker-compose, systemd, Kubernetes): one
+process per agency, its own store, talking to the country's registry over HTTP and to
+other nodes only through the transport. Configuration is by environment so a container
+needs no files but its secrets:
+
+==============================  =========================================================
+``NRM_AGENCY_ID``               the agency this node serves (required; registered)
+``NRM_COUNTRY``                 ISO country code of the bus, e.g. ``XA`` (required)
+``NRM_TRANSPORT``               ``kafka://host:9092[,host2:9092]`` (production),
+                                ``sqlite:/path/bus.db`` or ``memory:`` (required)
+``NRM_REGISTRY_URL``            base URL of the country's registry (required)
+``NRM_TRUST_ANCHOR``            trust anchor JSON file (``nrm registry anchor``) (required)
+``NRM_KEYSTORE``                the agency's passphrase-sealed keystore file (required)
+``NRM_KEYSTORE_PASSPHRASE_ENV`` name of the variable holding its passphrase
+                                (default ``NRM_KEYSTORE_PASSPHRASE``)
+``NRM_MASTER_KEY_FILE``         32 random bytes protecting the case key store at rest;
+                                created (mode 0600) on first start if missing
+``NRM_DATA_DIR``                folder for the node's local files (default ``.nrm-node``)
+``NRM_STORE``                   ``sqlite:<path>`` (default ``<NRM_DATA_DIR>/store.db``) or
+                                ``postgres``: eventsourcing's ``POSTGRES_DBNAME``,
+                                ``POSTGRES_HOST``, ``POSTGRES_PORT``, ``POSTGRES_USER``,
+                                ``POSTGRES_PASSWORD`` and optional ``POSTGRES_SCHEMA`` apply
+``NRM_CASE_KEYS``               case key store (SQLite, default ``<NRM_DATA_DIR>/case-keys.db``)
+``NRM_HOST`` / ``NRM_PORT``     where the HTTP API listens (default 127.0.0.1:8500)
+``NRM_AUDIENCE``                token audience (default ``nrm-router:<agency>``)
+``NRM_POLL_INTERVAL``           seconds between idle relay/inbox rounds (default 0.05)
+``NRM_STARTUP_TIMEOUT``         seconds to wait for the registry at start (default 60)
+``NRM_KAFKA_SESSION_TIMEOUT_MS`` consumer group session timeout (default 10000); with
+``NRM_KAFKA_HEARTBEAT_MS``      the heartbeat interval (default 3000): faster failover
+``NRM_OTEL_EXPORTER``           ``none`` | ``console`` | ``otlp`` (referral_router.telemetry)
+``NRM_FAULT_EXIT_AFTER_PUBLISH`` fault drills only: ``1`` exits right after a publish,
+                                before the relay records its position (relay.py)
+==============================  =========================================================
+
+Several processes with the same agency id and the same PostgreSQL store are replicas:
+they share the agency's consumer group (Kafka splits the inbox partitions between them)
+and each receipt is tracked in the shared store, so nothing is applied twice.
+The health routes are ``/healthz`` (process up) and ``/readyz`` (store and directory).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import signal
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from nrm.cli import CliError
+
+log = logging.getLogger("nrm.node")
+
+DEFAULT_PORT = 8500
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    """Everything `nrm node serve` reads from the environment, checked up front."""
+
+    agency_id: str
+    country: str
+    transport_url: str
+    registry_url: str
+    anchor_file: Path
+    keystore: Path
+    passphrase_env: str
+    master_key_file: Path
+    data_dir: Path
+    store_env: dict[str, str]
+    case_keys: Path
+    host: str
+    port: int
+    audience: str
+    poll_interval: float
+    startup_timeout: float
+    kafka: dict[str, object]
+
+
+def _need(env: dict[str, str], name: str) -> str:
+    value = env.get(name, "").strip()
+    if not value:
+        raise CliError(f"{name} is not set (see `nrm node serve --help`)")
+    return value
+
+
+def _number(env: dict[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    try:
+        return float(raw) if raw else default
+    except ValueError:
+        raise CliError(f"{name}={raw!r} is not a number") from None
+
+
+def store_env_from(env: dict[str, str], data_dir: Path) -> dict[str, str]:
+    """eventsourcing's settings for NRM_STORE: SQLite by path, or PostgreSQL by POSTGRES_*."""
+    store = env.get("NRM_STORE", "").strip() or f"sqlite:{data_dir / 'store.db'}"
+    if store.startswith("sqlite:"):
+        path = store.removeprefix("sqlite:")
+        if not path:
+            raise CliError("NRM_STORE=sqlite: needs a path, e.g. sqlite:/data/store.db")
+        return {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": path}
+    if store == "postgres":
+        out = {"PERSISTENCE_MODULE": "eventsourcing.postgres"}
+        for name in ("POSTGRES_DBNAME", "POSTGRES_HOST", "POSTGRES_USER", "POSTGRES_PASSWORD"):
+            out[name] = _need(env, name)
+        for name in ("POSTGRES_PORT", "POSTGRES_SCHEMA", "POSTGRES_POOL_SIZE"):
+            if env.get(name):
+                out[name] = env[name]
+        return out
+    raise CliError(f"NRM_STORE={store!r}: use sqlite:<path> or postgres")
+
+
+def config_from_env(env: dict[str, str] | None = None) -> NodeConfig:
+    env = dict(os.environ if env is None else env)
+    agency = _need(env, "NRM_AGENCY_ID")
+    data_dir = Path(env.get("NRM_DATA_DIR") or ".nrm-node")
+    kafka: dict[str, object] = {}
+    if env.get("NRM_KAFKA_SESSION_TIMEOUT_MS"):
+        kafka["session_timeout_ms"] = int(_number(env, "NRM_KAFKA_SESSION_TIMEOUT_MS", 10_000))
+    if env.get("NRM_KAFKA_HEARTBEAT_MS"):
+        kafka["heartbeat_interval_ms"] = int(_number(env, "NRM_KAFKA_HEARTBEAT_MS", 3_000))
+    return NodeConfig(
+        agency_id=agency,
+        country=_need(env, "NRM_COUNTRY"),
+        transport_url=_need(env, "NRM_TRANSPORT"),
+        registry_url=_need(env, "NRM_REGISTRY_URL").rstrip("/"),
+        anchor_file=Path(_need(env, "NRM_TRUST_ANCHOR")),
+        keystore=Path(_need(env, "NRM_KEYSTORE")),
+        passphrase_env=env.get("NRM_KEYSTORE_PASSPHRASE_ENV") or "NRM_KEYSTORE_PASSPHRASE",
+        master_key_file=Path(env.get("NRM_MASTER_KEY_FILE") or data_dir / "master.key"),
+        data_dir=data_dir,
+        store_env=store_env_from(env, data_dir),
+        case_keys=Path(env.get("NRM_CASE_KEYS") or data_dir / "case-keys.db"),
+        host=env.get("NRM_HOST") or "127.0.0.1",
+        port=int(_number(env, "NRM_PORT", DEFAULT_PORT)),
+        audience=env.get("NRM_AUDIENCE") or f"nrm-router:{agency}",
+        poll_interval=_number(env, "NRM_POLL_INTERVAL", 0.05),
+        startup_timeout=_number(env, "NRM_STARTUP_TIMEOUT", 60.0),
+        kafka=kafka,
+    )
+
+
+def master_key(path: Path) -> bytes:
+    """The case key store's master key; made on first start (0600), never printed."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileExistsError):
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as f:
+                f.write(secrets.token_bytes(32))
+            log.warning("created a new master key at %s: back it up", path)
+    key = path.read_bytes()
+    if len(key) != 32:
+        raise CliError(f"{path}: a master key is exactly 32 bytes, found {len(key)}")
+    return key
+
+
+async def serve(cfg: NodeConfig, stop: asyncio.Event | None = None) -> None:
+    """Run the node until SIGINT/SIGTERM (or `stop`): HTTP API, relay and inbox loop."""
+    import httpx
+    import uvicorn
+
+    from contracts.directory import TrustAnchor
+    from contracts.directory_client import DirectoryClient
+    from nrm.agency_cli import load_keys
+    from referral_router import telemetry
+    from referral_router.runtime import NodeRuntime, NodeSettings
+    from referral_router.transport.factory import open_transport
+
+    _QuietServer = _quiet_server_class()
+    telemetry.setup_from_env(f"nrm-router-{cfg.agency_id}")
+    keys, _ = load_keys(cfg.keystore, cfg.passphrase_env)
+    if keys.agency_id != cfg.agency_id:
+        raise CliError(f"{cfg.keystore} holds {keys.agency_id}'s keys, not {cfg.agency_id}'s")
+    try:
+        anchor = TrustAnchor.model_validate_json(cfg.anchor_file.read_bytes())
+    except (OSError, ValueError) as exc:
+        raise CliError(f"{cfg.anchor_file}: not a readable trust anchor: {exc}") from None
+    url = f"{cfg.registry_url}/v1/directory"
+
+    def fetch() -> bytes:
+        resp = httpx.get(url, timeout=10)
+        resp.raise_for_status()
+        return resp.content
+
+    directory = DirectoryClient(fetch, anchor)
+    deadline = time.monotonic() + cfg.startup_timeout
+    while True:  # the registry may start after us (compose): wait, then refuse to guess
+        try:
+            await asyncio.to_thread(directory.refresh)
+            break
+        except Exception as exc:
+            if time.monotonic() > deadline:
+                raise CliError(f"no verified directory from {url}: {exc}") from None
+            await asyncio.sleep(1.0)
+
+    cfg.data_dir.mkdir(parents=True, exist_ok=True)
+    settings = NodeSettings(
+        agency_id=cfg.agency_id,
+        country=cfg.country,
+        store_env=cfg.store_env,
+        case_keys_path=cfg.case_keys,
+        master_key=master_key(cfg.master_key_file),
+        audience=cfg.audience,
+        poll_interval=cfg.poll_interval,
+    )
+    transport = open_transport(cfg.transport_url, **cfg.kafka)
+    runtime = NodeRuntime(settings, keys, directory.current, transport)
+    await runtime.start()
+    server = _QuietServer(
+        uvicorn.Config(
+            runtime.app, host=cfg.host, port=cfg.port, log_level="warning", lifespan="off"
+        )
+    )
+    loops = asyncio.create_task(runtime.run(), name=f"node-{cfg.agency_id}")
+    http = asyncio.create_task(server.serve(), name="http")
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(sig, stop.set)
+    waiters: list[asyncio.Task[Any]] = [http, loops, asyncio.create_task(stop.wait())]
+    print(f"node {cfg.agency_id} ({cfg.country}) on http://{cfg.host}:{cfg.port}", flush=True)
+    try:
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        server.should_exit = True
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await asyncio.wait_for(http, 10)
+        await runtime.stop()
+        loops.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await loops
+        await transport.close()
+        for task in waiters:
+            task.cancel()
+    if http.done() and not http.cancelled() and http.exception() is not None:
+        raise CliError(f"HTTP server failed: {http.exception()}")
+
+
+def _quiet_server_class() -> type[Any]:
+    import uvicorn
+
+    class QuietServer(uvicorn.Server):
+        """uvicorn re-raises a caught SIGTERM once it stopped serving, which would kill
+        the process before the node closes its store and leaves its consumer group:
+        here the node owns the signals."""
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            yield
+
+    return QuietServer
+
+
+def cmd_node_serve(args: argparse.Namespace) -> int:
+    logging.basicConfig(
+        level=os.environ.get("NRM_LOG_LEVEL", "INFO"),
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+    )
+    env = dict(os.environ)
+    if args.port is not None:
+        env["NRM_PORT"] = str(args.port)
+    if args.host is not None:
+        env["NRM_HOST"] = args.host
+    cfg = config_from_env(env)
+    try:
+        asyncio.run(serve(cfg))
+    except KeyboardInterrupt:
+        return 0
+    return 0
+
+
+def add_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    node = subparsers.add_parser("node", help="run one agency's router node")
+    sub = node.add_subparsers(dest="node_command", metavar="COMMAND", required=True)
+    p = sub.add_parser(
+        "serve",
+        help="serve one agency's node (configured by NRM_* environment variables)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--host", help="overrides NRM_HOST")
+    p.add_argument("--port", type=int, help="overrides NRM_PORT")
+    p.set_defaults(handler=cmd_node_serve)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m nrm.node_cli node serve`: the same command without the other areas."""
+    from nrm.cli import CliError as _CliError
+
+    parser = argparse.ArgumentParser(prog="nrm")
+    add_commands(parser.add_subparsers(dest="command", metavar="COMMAND", required=True))
+    args = parser.parse_args(argv)
+    try:
+        return int(args.handler(args))
+    except _CliError as exc:
+        print(f"nrm {args.command}: {exc}", flush=True)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
