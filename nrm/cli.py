@@ -13,6 +13,9 @@ COMMAND_MODULES: tuple[str, ...] = (
     "nrm.agency_cli",
     "nrm.audit_cli",
     "nrm.bench_cli",
+    "nrm.notifier_cli",
+    "nrm.node_cli",
+    "nrm.federation_cli",
 )
 
 

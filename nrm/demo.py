@@ -7,10 +7,18 @@ which fields it could open and which stayed withheld.
 
 from __future__ import annotations
 
+import asyncio
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, TextIO
 
+from fastapi import FastAPI, Request
+
+from contracts.events import CATALOGUE
+from contracts.policy import load_policy
+from notifier import signature
 from nrm.embedded import CountryBus
 
 CANARY = "CANARY-7f3a"  # seeded into personal fields; tests scan every byte for it
@@ -176,6 +184,20 @@ def scenario() -> list[Step]:
             expect_rule="R4",
         ),
         Step(
+            "border-police",
+            "asks the safe house, urgently, for psychological care (left unanswered)",
+            "referral.requested",
+            ("safe-house",),
+            {
+                "referral_id": "ref-psy-1",
+                "to_agency": "safe-house",
+                "service": "psychological",
+                "urgent": True,
+                "consent_id": "consent-1",
+                "needs": f"nightmares, panic {CANARY}",
+            },
+        ),
+        Step(
             "nrm-authority",
             "assesses the risk of return: serious (R4 bars return)",
             "risk.assessed",
@@ -263,8 +285,92 @@ async def timeline(bus: CountryBus, case: str, out: TextIO) -> dict[str, list[di
     return result
 
 
+class WebhookReceiver:
+    """The agencies' own case-management systems: receive notifications, check each
+    signature with the subscription's secret, keep what arrived."""
+
+    def __init__(self) -> None:
+        self.secrets: dict[str, str] = {}
+        self.deliveries: list[tuple[str, dict[str, Any], bool, bytes]] = []
+        self.app = FastAPI(title="demo webhook receiver")
+
+        @self.app.post("/hook/{agency}", status_code=204)
+        async def hook(agency: str, request: Request) -> None:
+            body = await request.body()
+            try:
+                signature.verify(self.secrets[agency], body, request.headers.get(signature.HEADER))
+                authentic = True
+            except (signature.SignatureError, KeyError):
+                authentic = False
+            self.deliveries.append((agency, json.loads(body), authentic, body))
+
+
+async def subscribe_systems(bus: CountryBus, receiver: WebhookReceiver, out: TextIO) -> None:
+    url = await bus.serve(receiver.app)
+    for agency in ("safe-house", "child-protection", "nrm-authority", "border-police"):
+        sub = await bus.subscribe(agency, f"{url}/hook/{agency}", sorted(CATALOGUE))
+        receiver.secrets[agency] = sub["secret"]
+    _printer(out)(f"Webhook subscriptions registered in the registry for 4 agencies -> {url}")
+
+
+async def escalation(
+    bus: CountryBus, case: str, out: TextIO, timeout: float = 30.0
+) -> dict[str, Any]:
+    """Move the notifier's clock past the urgent referral's deadline (from the policy
+    file) and wait for the escalation event to reach the competent authority (R8)."""
+    say = _printer(out)
+    hours = load_policy(bus.country).urgent_referral_answer_hours
+    bus.clock_offset = timedelta(hours=hours + 1)
+    say(f"\n... {hours + 1} hours later (notifier clock): ref-psy-1 is still unanswered")
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    async with bus.client("nrm-authority") as client:
+        while loop.time() < deadline:
+            items = (await client.get("/v1/inbox", params={"limit": 500})).json()["items"]
+            found = [i for i in items if i["type"] == "case.escalated" and i["case"] == case]
+            if found:
+                esc = found[0]
+                say(
+                    f"[ok ] R8 escalation: {esc['sender']} -> nrm-authority  "
+                    f"{esc['operational']['deadline']} was due {esc['operational']['due']}"
+                )
+                await bus.settle()
+                return dict(esc)
+            await asyncio.sleep(0.2)
+    raise DemoFailed("no escalation reached the competent authority")
+
+
+def report_notifications(receiver: WebhookReceiver, out: TextIO) -> None:
+    say = _printer(out)
+    say("\nNotifications received by the agencies' systems (operational metadata only):")
+    by_agency: dict[str, list[str]] = {}
+    for agency, body, authentic, raw in receiver.deliveries:
+        if not authentic:
+            raise DemoFailed(f"a delivery to {agency} failed its signature check")
+        if CANARY.encode() in raw:
+            raise DemoFailed(f"a personal field leaked into a notification to {agency}")
+        by_agency.setdefault(agency, []).append(str(body.get("type", body.get("kind"))))
+    for agency, types in sorted(by_agency.items()):
+        say(f"  {agency:<16} {len(types):2} signed, verified: {', '.join(types)}")
+    if not by_agency:
+        raise DemoFailed("no notification arrived")
+
+
 def _printer(out: TextIO) -> Callable[[str], None]:
     def say(line: str) -> None:
         print(line, file=out, flush=True)
 
     return say
+
+
+async def run_demo(bus: CountryBus, out: TextIO) -> str:
+    """The whole demo on a started bus: subscriptions, the case, an escalation, the
+    notifications that arrived, and every agency's view. Returns the case pseudonym."""
+    receiver = WebhookReceiver()
+    await subscribe_systems(bus, receiver, out)
+    case = await play(bus, out)
+    await escalation(bus, case, out)
+    await asyncio.sleep(1.0)  # let the last webhooks land
+    report_notifications(receiver, out)
+    await timeline(bus, case, out)
+    return case

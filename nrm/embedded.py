@@ -23,7 +23,7 @@ import secrets
 import socket
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,7 @@ from contracts.directory import KeyUse
 from contracts.directory_client import DirectoryClient
 from contracts.keystore import AgencyKeys, generate_agency_keys, open_keystore, seal_keystore
 from contracts.vocabulary import Role, ServiceKind
+from notifier.runtime import NotifierRuntime, NotifierSettings, ServedAgency
 from referral_router.runtime import NodeRuntime, NodeSettings, sqlite_store_env
 from referral_router.transport.base import Transport
 from referral_router.transport.factory import open_transport
@@ -145,6 +146,9 @@ class CountryBus:
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        #: Shifts the notifier's clock (deadlines), so a demo can show an escalation.
+        self.clock_offset = timedelta(0)
+        self.notifier: NotifierRuntime | None = None
         self.root = self.data_dir / self.country
         self.keychain = Keychain(self.root / "secrets")
         self.agency_keys: dict[str, AgencyKeys] = {}
@@ -165,6 +169,54 @@ class CountryBus:
         self.transport = open_transport(self.transport_url or f"sqlite:{self.root / 'bus.db'}")
         for spec in self.agencies:
             await self._start_node(spec)
+        await self._start_notifier()
+
+    def domain_time(self) -> datetime:
+        return datetime.now(UTC) + self.clock_offset
+
+    async def _start_notifier(self) -> None:
+        """One notifier for the country's agencies: it follows each node's log, delivers
+        signed webhooks to the agencies' subscriptions and escalates missed deadlines."""
+        settings = NotifierSettings(
+            db_path=self.root / "notifier.db",
+            audience=f"nrm-notifier:{self.country}",
+            registry_url=self.registry_url,
+            registry_audience=self.registry_config.token_audience,
+            operator_id=OPERATOR_ID,
+            operator_keys=tuple(p.public_record() for p in self.operator_keys.pairs),
+            poll_interval=0.1,
+            subscription_refresh_seconds=1.0,
+        )
+        served = [
+            ServedAgency(
+                spec.id,
+                self.urls[spec.id],
+                self.agency_keys[spec.id],
+                router_audience=router_audience(spec.id),
+            )
+            for spec in self.agencies
+        ]
+        client = self.directory_client()
+        await asyncio.to_thread(client.refresh)
+        self.notifier = NotifierRuntime(settings, served, client.current, clock=self.domain_time)
+        self.notifier_url = (await self._serve(self.notifier.app)).url
+        self._tasks.append(asyncio.create_task(self.notifier.run(), name="notifier"))
+
+    async def subscribe(
+        self, agency_id: str, webhook_url: str, event_types: Sequence[str]
+    ) -> dict[str, Any]:
+        """Register a webhook subscription in the registry (as the operator); returns it
+        with its secret, which the registry shows this once."""
+        async with httpx.AsyncClient(base_url=self.registry_url, timeout=30) as client:
+            resp = await client.post(
+                f"/v1/agencies/{agency_id}/subscriptions",
+                json={"webhook_url": webhook_url, "event_types": list(event_types)},
+                headers={"Authorization": f"Bearer {self.operator_token()}"},
+            )
+        if resp.status_code != 201:
+            raise RuntimeError(f"subscribing {agency_id}: {resp.status_code} {resp.text}")
+        result: dict[str, Any] = resp.json()
+        return result
 
     async def _start_registry(self) -> None:
         reg_keys = self.keychain.keys("registry-signing")
@@ -253,6 +305,10 @@ class CountryBus:
         self.urls[spec.id] = served.url
         self._tasks.append(asyncio.create_task(runtime.run(), name=f"node-{spec.id}"))
 
+    async def serve(self, app: Any) -> str:
+        """Serve another ASGI app beside the bus (e.g. a demo webhook receiver)."""
+        return (await self._serve(app)).url
+
     async def _serve(self, app: Any) -> Served:
         port = self._next_port()
         config = uvicorn.Config(
@@ -308,6 +364,8 @@ class CountryBus:
     # --- stop ----------------------------------------------------------------------
 
     async def stop(self) -> None:
+        if self.notifier is not None:
+            await self.notifier.stop()
         for runtime in self.nodes.values():
             await runtime.stop()
         for task in self._tasks:

@@ -1,6 +1,6 @@
 """Canary: a marker seeded into every personal field of the demo scenario appears only in
 the views of entitled agencies, never in any byte the bus wrote (stores, transport, key
-stores, registry) nor in its logs."""
+stores, registry, notifier), in any webhook notification, nor in its logs."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from nrm.demo import CANARY, play, timeline
+from nrm.demo import CANARY, run_demo, timeline
 from tests.bus.running import running_bus
 
 
@@ -19,7 +19,7 @@ def test_canary_only_in_entitled_views(tmp_path: Path, caplog: pytest.LogCapture
     caplog.set_level(logging.DEBUG)
     with running_bus(tmp_path) as bus:
         out = io.StringIO()
-        case = bus.run(play(bus.bus, out), timeout=120)
+        case = bus.run(run_demo(bus.bus, out), timeout=180)  # fails on a leak in a webhook
         views = bus.run(timeline(bus.bus, case, out), timeout=60)
         bus.run(asyncio.sleep(0.5))
     # Positive control: entitled agencies do open the marked fields.
@@ -29,9 +29,11 @@ def test_canary_only_in_entitled_views(tmp_path: Path, caplog: pytest.LogCapture
     assert f"12 Hidden Lane {CANARY}" not in opened["border-police"]  # shelter address
     assert f"12 Hidden Lane {CANARY}" in opened["safe-house"]
     assert views["consulate-xb"] == []  # R4: nothing after asylum, nothing before either
+    assert "case.escalated" in out.getvalue() and "signed, verified" in out.getvalue()
     # Every byte written under the data folder, and every log line: no marker in clear.
     files = [p for p in tmp_path.rglob("*") if p.is_file()]
-    assert any(p.name == "bus.db" for p in files) and any(p.name == "store.db" for p in files)
+    names = {p.name for p in files}
+    assert {"bus.db", "store.db", "notifier.db", "audit.db", "case-keys.db"} <= names
     marker = CANARY.encode()
     leaks = [str(p) for p in files if marker in p.read_bytes()]
     assert leaks == []
