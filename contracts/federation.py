@@ -1,0 +1,294 @@
+"""Federation of two countries' NRM buses: what each registry publishes, and the border rules.
+
+Modelled on X-Road federation: neither country hands its registry or its Kafka to the
+other. Each registry imports the other's trust anchor (its directory-signing key) and
+publishes, signed with its own directory key, a `FederationDocument`: per peer country,
+that peer's anchor and addresses, and which of ITS OWN agencies receive which
+return-planning event types with which data categories. A gateway believes its own
+registry's document (own anchor) and the peer's (the imported anchor); removing the anchor
+ends the federation, and the next event at either gateway is refused with that reason.
+
+Pure: no I/O, no clock. The gateways (services/referral-router/gateway.py) apply
+`check_outbound` before forwarding and `check_inbound` before delivering.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Literal
+
+import rfc8785
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric import ed25519
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from contracts.directory import (
+    COUNTRY_PATTERN,
+    KEY_ID_PATTERN,
+    TrustAnchor,
+    b64url_decode,
+    b64url_encode,
+)
+from contracts.envelope import AGENCY_ID_PATTERN, CaseFlags
+from contracts.need_to_know import RETURN_EVENT_TYPES
+from contracts.vocabulary import DataCategory
+
+FEDERATION_FORMAT = "nrm-federation/1"
+#: Only return planning ever crosses a border (DOMAIN.md lifecycle step 7).
+FEDERATED_EVENT_TYPES: frozenset[str] = RETURN_EVENT_TYPES
+#: Never across a border, whatever an agreement says: the exploitation account (what
+#: traffickers did, who they are) and locations (where the person is kept safe).
+NEVER_ACROSS: frozenset[DataCategory] = frozenset(
+    {DataCategory.EXPLOITATION_ACCOUNT, DataCategory.LOCATION}
+)
+_URL = r"^https?://[^\s/?#]+[^\s]*$"
+
+
+class FederationError(ValueError):
+    """A federation agreement that must not be published or believed."""
+
+
+class FederationSignatureInvalid(FederationError):
+    """The document was not signed by the pinned (or imported) anchor."""
+
+
+class BorderRefused(Exception):
+    """An event the border rules forbid to cross; `rule` is R2, R4, FEDERATION, ..."""
+
+    def __init__(self, rule: str, reason: str) -> None:
+        super().__init__(f"{rule}: {reason}")
+        self.rule = rule
+        self.reason = reason
+
+
+class CounterpartGrant(BaseModel):
+    """One agency of the publishing country that receives return events from the peer."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    agency: str = Field(pattern=AGENCY_ID_PATTERN)
+    event_types: tuple[str, ...] = Field(min_length=1)
+    categories: tuple[DataCategory, ...] = ()
+
+    @field_validator("event_types")
+    @classmethod
+    def _return_only(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        bad = sorted(set(v) - FEDERATED_EVENT_TYPES)
+        if bad:
+            raise ValueError(f"only return-planning events cross a border, not {', '.join(bad)}")
+        if len(set(v)) != len(v):
+            raise ValueError("event types must be distinct")
+        return tuple(sorted(v))
+
+    @field_validator("categories")
+    @classmethod
+    def _personal_not_barred(cls, v: tuple[DataCategory, ...]) -> tuple[DataCategory, ...]:
+        if DataCategory.OPERATIONAL in v:
+            raise ValueError("the operational category always travels; do not list it")
+        barred = sorted(str(c) for c in set(v) & NEVER_ACROSS)
+        if barred:
+            raise ValueError(f"never across a border: {', '.join(barred)}")
+        if len(set(v)) != len(v):
+            raise ValueError("categories must be distinct")
+        return tuple(sorted(v))
+
+
+class PeerFederation(BaseModel):
+    """One federation as the publishing registry holds it (imported by its operator)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    peer: str = Field(pattern=COUNTRY_PATTERN)
+    anchor: TrustAnchor = Field(description="The peer registry's directory-signing key.")
+    registry_url: str = Field(pattern=_URL, max_length=2048)
+    gateway_url: str = Field(pattern=_URL, max_length=2048)
+    peer_gateway: str = Field(
+        pattern=AGENCY_ID_PATTERN, description="The peer's gateway agency: the only forwarder."
+    )
+    gateway: str = Field(pattern=AGENCY_ID_PATTERN, description="Our own gateway agency.")
+    counterparts: tuple[CounterpartGrant, ...] = ()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> PeerFederation:
+        if self.anchor.country != self.peer:
+            raise ValueError(f"anchor is for {self.anchor.country}, not {self.peer}")
+        agencies = [c.agency for c in self.counterparts]
+        if len(set(agencies)) != len(agencies):
+            raise ValueError("each counterpart agency is listed once")
+        if self.gateway in agencies:
+            raise ValueError("the gateway forwards; it is not a receiving counterpart")
+        return self
+
+    def receivers(self, event_type: str) -> list[str]:
+        """Our agencies that receive `event_type` from the peer."""
+        return [c.agency for c in self.counterparts if event_type in c.event_types]
+
+    def allowed(self, agency: str, event_type: str) -> frozenset[DataCategory]:
+        """The personal categories `agency` may receive in `event_type` from the peer."""
+        for c in self.counterparts:
+            if c.agency == agency and event_type in c.event_types:
+                return frozenset(c.categories)
+        return frozenset()
+
+
+class FederationDocument(BaseModel):
+    """Every federation one country's registry is in, at one serial."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    country: str = Field(pattern=COUNTRY_PATTERN)
+    serial: int = Field(ge=0)
+    issued_at: datetime
+    registry_key_id: str = Field(pattern=KEY_ID_PATTERN)
+    peers: tuple[PeerFederation, ...] = ()
+
+    @field_validator("issued_at")
+    @classmethod
+    def _aware(cls, v: datetime) -> datetime:
+        if v.tzinfo is None:
+            raise ValueError("issued_at must carry a time zone")
+        return v.astimezone(UTC)
+
+    @model_validator(mode="after")
+    def _distinct(self) -> FederationDocument:
+        names = [p.peer for p in self.peers]
+        if len(set(names)) != len(names) or self.country in names:
+            raise ValueError("each peer country once, and never the country itself")
+        return self
+
+    def peer(self, country: str) -> PeerFederation | None:
+        return next((p for p in self.peers if p.peer == country), None)
+
+    def canonical_bytes(self) -> bytes:
+        return rfc8785.dumps(self.model_dump(mode="json"))
+
+
+class SignedFederation(BaseModel):
+    """Wire form, like the signed directory but with its own format name, so a directory
+    signature can never be passed off as a federation document (domain separation)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    format: Literal["nrm-federation/1"] = FEDERATION_FORMAT
+    document: str
+    key_id: str = Field(pattern=KEY_ID_PATTERN)
+    alg: Literal["Ed25519"] = "Ed25519"
+    signature: str
+
+    def to_bytes(self) -> bytes:
+        return rfc8785.dumps(self.model_dump(mode="json"))
+
+
+def _signed_part(body: bytes) -> bytes:
+    return FEDERATION_FORMAT.encode() + b"\n" + body
+
+
+def sign_federation(
+    document: FederationDocument, private_key: ed25519.Ed25519PrivateKey
+) -> SignedFederation:
+    body = document.canonical_bytes()
+    return SignedFederation(
+        document=b64url_encode(body),
+        key_id=document.registry_key_id,
+        signature=b64url_encode(private_key.sign(_signed_part(body))),
+    )
+
+
+def verify_federation(signed: SignedFederation | bytes, anchor: TrustAnchor) -> FederationDocument:
+    """Believe a federation document only if `anchor` signed these exact bytes."""
+    try:
+        s = (
+            signed
+            if isinstance(signed, SignedFederation)
+            else SignedFederation.model_validate_json(signed)
+        )
+        body, sig = b64url_decode(s.document), b64url_decode(s.signature)
+    except (ValidationError, ValueError) as exc:
+        raise FederationError(f"not a signed federation document: {exc}") from None
+    if s.key_id != anchor.key_id:
+        raise FederationSignatureInvalid(
+            f"signed by key {s.key_id!r}, anchor pins {anchor.key_id!r}"
+        )
+    try:
+        anchor.ed25519().verify(sig, _signed_part(body))
+    except InvalidSignature:
+        raise FederationSignatureInvalid("federation document signature does not verify") from None
+    try:
+        doc = FederationDocument.model_validate(json.loads(body))
+    except (ValidationError, ValueError) as exc:
+        raise FederationError(f"signed body is not a federation document: {exc}") from None
+    if doc.country != anchor.country or doc.canonical_bytes() != body:
+        raise FederationSignatureInvalid("document is not the anchor country's, or not canonical")
+    return doc
+
+
+# --- border rules ----------------------------------------------------------------------
+
+
+def check_outbound(event_type: str, flags: CaseFlags, serious_risk: bool | None) -> None:
+    """Rules the sending gateway applies before an event leaves the country.
+
+    `serious_risk` is the gateway's own view of the case's last risk assessment (None:
+    none reached it). R4 stops the whole case once asylum is lodged or serious risk was
+    found; R2 and the risk assessment gate return planning itself.
+    """
+    if event_type not in FEDERATED_EVENT_TYPES:
+        raise BorderRefused("FEDERATION", f"{event_type} is not a return-planning event")
+    if flags.asylum_lodged:
+        raise BorderRefused(
+            "R4", "asylum is lodged: nothing of this case goes to the country of origin"
+        )
+    if serious_risk:
+        raise BorderRefused("R4", "a risk assessment found a serious risk of harm on return")
+    if event_type == "return.planning-started":
+        if serious_risk is None:
+            raise BorderRefused(
+                "R4",
+                "no risk assessment reached the border gateway: return planning needs one "
+                "that found no serious risk (send risk.assessed to the gateway too)",
+            )
+        if flags.presumed_child and not (
+            flags.guardian_appointed and flags.best_interests_determined
+        ):
+            raise BorderRefused(
+                "R2",
+                "a presumed child: no return planning before a guardian is appointed and a "
+                "best-interests determination is made",
+            )
+
+
+def check_inbound(
+    *,
+    federation: PeerFederation,
+    event_type: str,
+    source_country: str,
+    forwarder: str,
+    recipient: str,
+    flags: CaseFlags,
+    wrapped: Iterable[DataCategory],
+) -> None:
+    """Rules the receiving gateway applies to a verified forwarding from `federation.peer`."""
+    if event_type not in FEDERATED_EVENT_TYPES:
+        raise BorderRefused("FEDERATION", f"{event_type} is not a return-planning event")
+    if source_country != federation.peer:
+        raise BorderRefused(
+            "FEDERATION", f"event from {source_country} relayed as if from {federation.peer}"
+        )
+    if forwarder != federation.peer_gateway:
+        raise BorderRefused("FEDERATION", f"{forwarder} is not {federation.peer}'s agreed gateway")
+    if recipient not in federation.receivers(event_type):
+        raise BorderRefused(
+            "FEDERATION",
+            f"{recipient} is not a counterpart for {event_type} from {federation.peer}",
+        )
+    extra = sorted(str(c) for c in set(wrapped) - federation.allowed(recipient, event_type))
+    if extra:
+        raise BorderRefused(
+            "R5", f"keys for categories the federation agreement does not allow: {', '.join(extra)}"
+        )
+    if flags.asylum_lodged:
+        raise BorderRefused(
+            "R4", "asylum is lodged: this case must not reach the country of origin"
+        )

@@ -1,0 +1,43 @@
+"""The gateway's HTTP door: the peer's gateway posts forwardings; operators list crossings.
+
+No token: what is believed comes from the signatures, checked against the peer's
+directory through the anchor our registry imported (in production this door sits behind
+mutual TLS between the two national coordinators). Handlers are plain `def`: the
+gateway's checks ask registries over HTTP and must not block the event loop.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import Body, FastAPI, Query
+from fastapi.responses import JSONResponse
+
+from referral_router.gateway import CrossingLedger, Gateway
+
+
+def create_gateway_app(gateway: Gateway, ledger: CrossingLedger) -> FastAPI:
+    app = FastAPI(
+        title=f"NRM cross-border gateway {gateway.country} <-> {gateway.peer}",
+        version="1",
+        description="Relays return-planning events between two federated NRM buses.",
+    )
+
+    @app.post("/v1/federation/inbound", tags=["federation"])
+    def inbound(body: dict[str, Any] = Body()) -> JSONResponse:
+        """A forwarding from the peer's gateway: 202 delivered, 4xx refused with a reason."""
+        status, answer = gateway.receive(body)
+        return JSONResponse(answer, status_code=status)
+
+    @app.get("/v1/federation/crossings", tags=["federation"])
+    def crossings(
+        after: int = Query(default=0, ge=0), limit: int = Query(default=100, ge=1, le=1000)
+    ) -> dict[str, Any]:
+        items = [c.as_json() for c in ledger.list(after, limit)]
+        return {"items": items, "next_after": items[-1]["seq"] if items else after}
+
+    @app.get("/healthz", tags=["ops"])
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app

@@ -1,0 +1,118 @@
+"""One running gateway: wires `Gateway` to HTTP, to the country's nodes, and runs its pump.
+
+The gateway is its own small component beside a country's nodes: it reads its gateway
+node's store, talks HTTP to its own registry, the peer's registry and the peer's gateway,
+and delivers into the counterpart nodes' stores (same host in the embedded bus).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+
+from contracts.directory import TrustAnchor
+from referral_router.gateway import (
+    CrossingLedger,
+    FederatedInbox,
+    FederatedSeal,
+    ForwardingStore,
+    Gateway,
+    PeerTrust,
+    PeerUnreachable,
+)
+from referral_router.gateway_api import create_gateway_app
+from referral_router.runtime import NodeRuntime
+
+log = logging.getLogger("nrm.gateway")
+
+
+class GatewayRuntime:
+    """Gateway of `country` towards `peer`, over the nodes of `country`."""
+
+    def __init__(
+        self,
+        country: str,
+        peer: str,
+        folder: Path,
+        registry_url: str,
+        anchor: TrustAnchor,
+        gateway_node: NodeRuntime,
+        nodes: Mapping[str, NodeRuntime],
+        poll_interval: float = 0.1,
+    ) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.poll_interval = poll_interval
+        self._http = httpx.Client(timeout=10)
+        self.trust = PeerTrust(country, anchor, registry_url, self._fetch)
+        self.ledger = CrossingLedger(folder / "crossings.db")
+        self._stores: list[ForwardingStore] = []
+        inboxes: dict[str, FederatedInbox] = {}
+        for agency, rt in nodes.items():
+            if rt is gateway_node:
+                continue
+            store = ForwardingStore(rt.settings.case_keys_path.parent / "forwardings.db")
+            self._stores.append(store)
+            inboxes[agency] = FederatedInbox(rt, store)
+            rt.node.sealer = FederatedSeal(rt.seal, store, self.trust)
+        self.gateway = Gateway(
+            country, peer, gateway_node, self.trust, self._send, inboxes, self.ledger
+        )
+        self.app: FastAPI = create_gateway_app(self.gateway, self.ledger)
+        self._stopping = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def _fetch(self, url: str) -> bytes:
+        try:
+            resp = self._http.get(url)
+        except httpx.HTTPError as exc:
+            raise PeerUnreachable(f"{url}: {type(exc).__name__}") from exc
+        if resp.status_code >= 400:
+            raise PeerUnreachable(f"{url}: HTTP {resp.status_code}")
+        return resp.content
+
+    def _send(self, base_url: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        try:
+            resp = self._http.post(f"{base_url.rstrip('/')}/v1/federation/inbound", json=body)
+        except httpx.HTTPError as exc:
+            raise PeerUnreachable(f"{base_url}: {type(exc).__name__}") from exc
+        try:
+            answer = resp.json()
+        except ValueError:
+            answer = {"reason": resp.text[:200]}
+        return resp.status_code, answer if isinstance(answer, dict) else {"reason": str(answer)}
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self.run(), name=f"gateway-{self.gateway.country}")
+
+    async def run(self) -> None:
+        """The pump until stop(): failures are logged and retried, never fatal."""
+        while not self._stopping.is_set():
+            carried = 0
+            try:
+                carried = await asyncio.to_thread(self.gateway.pump)
+            except Exception:
+                log.exception("gateway %s pump failed; retrying", self.gateway.country)
+                await asyncio.sleep(0.5)
+            if not carried:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), self.poll_interval)
+
+    def pending(self) -> int:
+        return self.gateway.pending()
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(self._task, timeout=10)
+        self._http.close()
+        self.ledger.close()
+        for store in self._stores:
+            store.close()

@@ -1,0 +1,198 @@
+"""Two independent deployments (XA destination, XB origin), federated: a full return, the
+canary on XB's side, asylum (R4), a forged envelope, and ending the federation.
+
+The ending test changes the federation and therefore runs last in this module."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+
+from contracts.envelope import Envelope, dataschema_for, source_for
+from contracts.events import ReturnPlanningStarted
+from contracts.sealing import (
+    SigningKey,
+    forward,
+    new_case_key,
+    seal,
+)
+from contracts.sealing.keys import b64e
+from contracts.vocabulary import DataCategory
+from nrm.demo import CANARY
+from nrm.federation_demo import (
+    DESTINATION,
+    GATEWAY,
+    ORIGIN,
+    XB_MARK,
+    agreement,
+    before_return,
+    categories_marked,
+    completion,
+    planning,
+    scenario,
+)
+from tests.federation.conftest import RunningPair
+
+XA, XB = DESTINATION, ORIGIN
+
+
+@pytest.fixture(scope="module")
+def returned(federation: RunningPair) -> str:
+    """The whole return, played once: planned, agreed, completed, monitored."""
+    return federation.play(scenario())
+
+
+def store_event_ids(federation: RunningPair, country: str, agency: str) -> set[str]:
+    store = federation.pair.buses[country].nodes[agency].store
+    return {str(e.envelope.id) for e in store.log(0, 10_000)}
+
+
+def test_full_return_across_two_deployments(federation: RunningPair, returned: str) -> None:
+    xa = federation.case(XA, "nrm-authority", returned).json()
+    xb = federation.case(XB, "reintegration-office", returned).json()
+    assert xa["return_stage"] == xb["return_stage"] == "completed"
+    chain = ["return.planning-started", "return.plan-agreed", "return.completed"]
+    assert [e["type"] for e in xb["events"]] == [*chain, "reintegration.monitored"]
+    assert [e["type"] for e in xa["events"] if e["type"] in chain] == chain
+    # Separate deployments: two registries, two transports, two sets of stores.
+    a, b = federation.pair.buses[XA], federation.pair.buses[XB]
+    assert a.registry_url != b.registry_url and a.transport is not b.transport
+    assert (a.root / "bus.db").exists() and (b.root / "bus.db").exists()
+    # Every crossing is an envelope in a node store on both sides (what the audit
+    # logs are derived from): the sending gateway's, and the receiving counterpart's.
+    out_a = {e["event_id"] for e in xa["events"] if e["type"] in chain[::2]}
+    assert out_a <= store_event_ids(federation, XA, GATEWAY[XA])
+    assert out_a <= store_event_ids(federation, XB, "reintegration-office")
+    out_b = {e["event_id"] for e in xb["events"] if e["direction"] == "sent"}
+    assert len(out_b) == 2
+    assert out_b <= store_event_ids(federation, XB, GATEWAY[XB])
+    assert out_b <= store_event_ids(federation, XA, "nrm-authority")
+
+
+def test_counterpart_opens_exactly_the_agreed_categories(
+    federation: RunningPair, returned: str
+) -> None:
+    federation.settle()
+    views = {
+        agency: federation.case(XB, agency, returned).text
+        for agency in federation.pair.buses[XB].nodes
+    }
+    # XB's agreement: identity and health of return planning, nothing of the completion.
+    assert categories_marked(views["reintegration-office"]) == {"identity", "health"}
+    assert f"flight XB-204 {CANARY}" not in views["reintegration-office"]
+    for agency, text in views.items():
+        if agency != "reintegration-office":
+            assert CANARY not in text, agency
+    # Positive control the other way: XA's authority opens XB's plan (agreed: service).
+    assert XB_MARK in federation.case(XA, "nrm-authority", returned).text
+    # Not one marker in clear in any byte XB wrote (stores, transport, keys, gateway).
+    files = [p for p in (federation.data_dir / XB).rglob("*") if p.is_file()]
+    assert any(p.name == "forwardings.db" for p in files)
+    leaks = [str(p) for p in files if CANARY.encode() in p.read_bytes()]
+    leaks += [str(p) for p in files if XB_MARK.encode() in p.read_bytes()]
+    assert leaks == []
+
+
+def test_asylum_case_never_crosses(federation: RunningPair) -> None:
+    case = federation.play([*before_return(asylum=True), planning()])
+    letters = [
+        d
+        for d in federation.dead_letters(XA, GATEWAY[XA])
+        if d["event_type"] == "return.planning-started"
+    ]
+    assert any(d["rule"] == "R4" and "asylum is lodged" in d["reason"] for d in letters)
+    for agency in federation.pair.buses[XB].nodes:
+        assert federation.case(XB, agency, case).status_code == 404, agency
+
+
+def forged_forwarding(case: str) -> dict[str, object]:
+    """An envelope claiming to come from XA's authority, via XA's gateway, with keys that
+    are not the registered ones."""
+    author = SigningKey.generate("nrm-authority", "nrm-authority-signing-forged")
+    gateway = SigningKey.generate(GATEWAY[XA], "federation-xb-signing-forged")
+    payload = ReturnPlanningStarted(
+        destination_country=XB,
+        counterpart_agency="reintegration-office",
+        full_name="Forged Person",
+    )
+    env = Envelope(
+        id=uuid.uuid4(),
+        source=source_for(XA, "nrm-authority"),
+        type="return.planning-started",
+        subject=case,
+        time=datetime.now(UTC),
+        dataschema=dataschema_for("return.planning-started"),
+        sender="nrm-authority",
+        recipients=(GATEWAY[XA],),
+    )
+    keys = {r: new_case_key(case, "nrm-authority", r) for r in ("nrm-authority", GATEWAY[XA])}
+    sealed = seal(
+        env,
+        payload,
+        signer=author,
+        entitlements={GATEWAY[XA]: frozenset({DataCategory.IDENTITY})},
+        case_keys=keys,
+    )
+    public = {author.agency_id: author.public_key(), gateway.agency_id: gateway.public_key()}
+    own = {(k.case, k.sender, k.recipient, k.key_id): k for k in keys.values()}
+    fw = forward(
+        sealed,
+        forwarder=gateway,
+        recipient="reintegration-office",
+        entitled=frozenset({DataCategory.IDENTITY}),
+        case_key_lookup=lambda c, s, r, kid: own.get((c, s, r, kid)),
+        new_case_key=new_case_key(case, GATEWAY[XA], "reintegration-office"),
+        id=uuid.uuid4(),
+        time=datetime.now(UTC),
+        public_key_lookup=lambda agency, kid, at: public[agency],
+    )
+    return {"forwarding": b64e(fw.canonical_bytes()), "grant": None}
+
+
+def test_forged_envelope_claiming_xa_is_refused_by_xb(federation: RunningPair) -> None:
+    case = "case-" + uuid.uuid4().hex[:20]
+    url = federation.pair.gateway_urls[XB]
+    resp = httpx.post(f"{url}/v1/federation/inbound", json=forged_forwarding(case), timeout=30)
+    assert resp.status_code == 403
+    assert resp.json()["rule"] == "SIGNATURE"
+    assert "XA's directory" in resp.json()["reason"]
+    assert federation.case(XB, "reintegration-office", case).status_code == 404
+    bad = httpx.post(f"{url}/v1/federation/inbound", json={"forwarding": "x"}, timeout=30)
+    assert bad.status_code == 400
+
+
+@pytest.mark.parametrize(
+    ("ending", "reason"),
+    [
+        (XA, "XA's registry holds no trust anchor for XB"),
+        (XB, "XB's registry holds no trust anchor for XA"),
+    ],
+)
+def test_ending_the_federation_stops_the_next_event(
+    federation: RunningPair, ending: str, reason: str
+) -> None:
+    case = federation.play([*before_return(), planning(), agreement()])
+    federation.run(federation.pair.end_federation(ending, "agreement suspended"))
+    try:
+        federation.play([completion()], case=case)  # XA accepts it; the border does not
+        letters = [
+            d
+            for d in federation.dead_letters(XA, GATEWAY[XA])
+            if d["event_type"] == "return.completed"
+        ]
+        assert any(d["rule"] == "FEDERATION" and reason in d["reason"] for d in letters)
+        xb = federation.case(XB, "reintegration-office", case).json()
+        assert xb["return_stage"] == "agreed"
+        assert "return.completed" not in [e["type"] for e in xb["events"]]
+    finally:
+        federation.run(federation.pair.federate(ending))
+
+
+def test_no_marker_in_any_byte_either_country_wrote(federation: RunningPair) -> None:
+    federation.settle()
+    files = [p for p in Path(federation.data_dir).rglob("*") if p.is_file()]
+    assert [str(p) for p in files if CANARY.encode() in p.read_bytes()] == []
