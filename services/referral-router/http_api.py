@@ -46,6 +46,9 @@ IdempotencyKey = Annotated[
         description="Retries with the same key get the first answer; nothing is appended twice.",
     ),
 ]
+#: Cursor paging: `after` is the last position seen (0 to start), `limit` a page size.
+After = Annotated[int, Query(ge=0, le=2**62, description="Last position seen; 0 to start.")]
+Limit = Annotated[int, Query(ge=1, le=500, description="Page size.")]
 _bearer = HTTPBearer(auto_error=False)
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": Problem} for code in (400, 401, 403, 404, 409, 422)
@@ -123,8 +126,8 @@ def read_case(case: CasePseudonym, node: Node, _: Caller) -> Any:
 def inbox(
     node: Node,
     _: Caller,
-    after: Annotated[int, Query(ge=0, le=2**62)] = 0,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    after: After = 0,
+    limit: Limit = 100,
 ) -> Any:
     """Events received by this agency after the cursor `after`, oldest first."""
     return node.inbox(after, limit)
@@ -134,8 +137,8 @@ def inbox(
 def node_log(
     node: Node,
     _: Caller,
-    after: Annotated[int, Query(ge=0, le=2**62)] = 0,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    after: After = 0,
+    limit: Limit = 100,
     direction: Annotated[Literal["sent", "received"] | None, Query()] = None,
 ) -> Any:
     """Every event this node recorded (sent and received) after `after`: the clear
@@ -147,8 +150,8 @@ def node_log(
 def dead_letters(
     node: Node,
     _: Caller,
-    after: Annotated[int, Query(ge=0, le=2**62)] = 0,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    after: After = 0,
+    limit: Limit = 100,
 ) -> Any:
     """Received messages that could never be applied, each with its reason."""
     letters = node.store.dead_letters(after, limit)
@@ -190,9 +193,7 @@ def readyz(request: Request) -> Any:
     return {"status": "ready", "agency": node.agency_id, "log_size": position, "directory": serial}
 
 
-def create_app(
-    node: AgencyNode, check_token: TokenCheck, audit: AuditLog | None = None
-) -> FastAPI:
+def create_app(node: AgencyNode, check_token: TokenCheck, audit: AuditLog | None = None) -> FastAPI:
     app = FastAPI(
         title=f"NRM referral router ({node.agency_id})",
         version="1",

@@ -11,8 +11,9 @@ idempotent batches), and we give up with ``DeliveryTimeoutError`` after
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -72,24 +73,15 @@ class KafkaTransport:
         wanted = list(dict.fromkeys(names))
         if not wanted:
             return
-        s = self.settings
-        admin = AIOKafkaAdminClient(
-            bootstrap_servers=s.bootstrap,
-            client_id=f"{s.client_id}-admin",
-            request_timeout_ms=s.request_timeout_ms,
-        )
-        await admin.start()
-        try:
+        async with self._admin() as admin:
             response = await admin.create_topics(
-                [NewTopic(n, partitions, s.replication_factor) for n in wanted]
+                [NewTopic(n, partitions, self.settings.replication_factor) for n in wanted]
             )
             for topic, code, *rest in response.topic_errors:
                 error = for_code(code)
                 if code and error is not TopicAlreadyExistsError:
                     raise TransportError(f"creating {topic}: {error.__name__} {rest}")
             await self._wait_for_leaders(admin, wanted)
-        finally:
-            await admin.close()
 
     async def publish(
         self, topic: str, key: bytes, value: bytes, headers: Headers = ()
@@ -126,6 +118,17 @@ class KafkaTransport:
     async def delete_before(self, offsets: Mapping[TopicPartition, int]) -> None:
         if not offsets:
             return
+        async with self._admin() as admin:
+            try:
+                await admin.delete_records(
+                    {KafkaTopicPartition(t, p): RecordsToDelete(o) for (t, p), o in offsets.items()}
+                )
+            except KafkaError as e:
+                raise TransportError(f"delete_records failed: {e!r}") from e
+
+    @contextlib.asynccontextmanager
+    async def _admin(self) -> AsyncIterator[AIOKafkaAdminClient]:
+        """A short-lived admin client: topic creation and deletes are rare."""
         s = self.settings
         admin = AIOKafkaAdminClient(
             bootstrap_servers=s.bootstrap,
@@ -134,11 +137,7 @@ class KafkaTransport:
         )
         await admin.start()
         try:
-            await admin.delete_records(
-                {KafkaTopicPartition(t, p): RecordsToDelete(o) for (t, p), o in offsets.items()}
-            )
-        except KafkaError as e:
-            raise TransportError(f"delete_records failed: {e!r}") from e
+            yield admin
         finally:
             await admin.close()
 
