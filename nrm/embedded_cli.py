@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,17 +20,47 @@ def add_commands(sub: Any) -> None:
     up.add_argument("--data", type=Path, default=Path(".nrm-data"), help="data folder")
     up.add_argument("--country", default="XA")
     up.add_argument("--port", type=int, default=8400, help="first port (0: any free ports)")
-    up.add_argument("--kafka", metavar="BOOTSTRAP", help="use Apache Kafka at host:port")
+    up.add_argument("--kafka", metavar="BOOTSTRAP", help=KAFKA_HELP)
     up.set_defaults(handler=_up)
 
     demo = sub.add_parser("demo", help="run the bus and play a trafficking case through it")
     demo.add_argument("--data", type=Path, help="data folder (default: a fresh temporary one)")
-    demo.add_argument("--kafka", metavar="BOOTSTRAP", help="use Apache Kafka at host:port")
+    demo.add_argument("--kafka", metavar="BOOTSTRAP", help=KAFKA_HELP)
     demo.set_defaults(handler=_demo)
+
+
+KAFKA_HELP = "use Apache Kafka at host:port; 'auto' starts a broker under the data folder"
 
 
 def _transport(kafka: str | None) -> str | None:
     return f"kafka://{kafka}" if kafka else None
+
+
+@contextlib.contextmanager
+def _kafka(kafka: str | None, data: Path) -> Iterator[str | None]:
+    """The --kafka bootstrap; with 'auto', a local broker (deploy/kafka.py) that lives
+    under <data>/kafka and is stopped on exit."""
+    if kafka != "auto":
+        yield kafka
+        return
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "deploy" / "kafka.py"
+    spec = importlib.util.spec_from_file_location("nrm_deploy_kafka", path)
+    if spec is None or spec.loader is None or not path.exists():
+        raise CliError(f"--kafka auto needs {path} (a source checkout)")
+    module = sys.modules.setdefault(spec.name, importlib.util.module_from_spec(spec))
+    spec.loader.exec_module(module)
+    print("Starting a local Apache Kafka broker (first run fetches it with mvn) ...", flush=True)
+    try:
+        broker = module.start_broker(data / "kafka")
+    except Exception as exc:
+        raise CliError(f"cannot start a Kafka broker: {exc}") from exc
+    print(f"kafka     {broker.bootstrap}", flush=True)
+    try:
+        yield str(broker.bootstrap)
+    finally:
+        broker.stop()
 
 
 def _up(args: argparse.Namespace) -> int:
@@ -36,10 +68,12 @@ def _up(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
 
-    async def run() -> None:
-        bus = CountryBus(
-            args.country, args.data, transport_url=_transport(args.kafka), port=args.port
-        )
+    from referral_router import telemetry
+
+    telemetry.setup_from_env("nrm-bus")
+
+    async def run(kafka: str | None) -> None:
+        bus = CountryBus(args.country, args.data, transport_url=_transport(kafka), port=args.port)
         try:
             await bus.start()
         except OSError as exc:
@@ -56,25 +90,30 @@ def _up(args: argparse.Namespace) -> int:
             await bus.stop()
 
     try:
-        asyncio.run(run())
+        with _kafka(args.kafka, args.data) as kafka:
+            asyncio.run(run(kafka))
     except KeyboardInterrupt:
         return 0
     return 0
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from nrm.demo import DemoFailed, play, timeline
+    from nrm.demo import DemoFailed, run_demo
     from nrm.embedded import CountryBus
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s %(message)s")
 
     async def run(data: Path) -> int:
-        bus = CountryBus("XA", data, transport_url=_transport(args.kafka))
-        print("Starting the embedded bus: registry, 8 agency nodes, in-process transport ...")
+        with _kafka(args.kafka, data) as kafka:
+            return await _play(data, kafka)
+
+    async def _play(data: Path, kafka: str | None) -> int:
+        bus = CountryBus("XA", data, transport_url=_transport(kafka))
+        carrier = f"Apache Kafka at {kafka}" if kafka else "in-process transport"
+        print(f"Starting the embedded bus: registry, 8 agency nodes, {carrier} ...")
         await bus.start()
         try:
-            case = await play(bus, sys.stdout)
-            await timeline(bus, case, sys.stdout)
+            await run_demo(bus, sys.stdout)
         except DemoFailed as exc:
             print(f"\nDEMO FAILED: {exc}", file=sys.stderr)
             return 1
