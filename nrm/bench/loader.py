@@ -1,0 +1,140 @@
+"""The load generator, run as its own process (`python -m nrm.bench.loader CONFIG`).
+
+Why a separate process: an agency's systems are not inside the bus, and an HTTP client in
+the bus's own interpreter would take the GIL from the nodes it measures. The loader reads
+one JSON command per stdin line, plays it against the sender's router, and answers with
+one JSON line: per request, when it was sent and answered (CLOCK_MONOTONIC, comparable
+with the bus process), the event id and the status.
+
+Two modes: a fixed offered load (open loop: request i is due at t0 + i/rate, whatever
+the answers) and saturation (closed loop: `concurrency` requests always in flight).
+No two requests in flight touch the same case: concurrent appends to one case are
+refused by the store's optimistic concurrency, which is not what is being measured.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from contracts.agency_token import issue_token
+from contracts.directory import KeyUse
+from nrm.bench.workload import EVENTS_PER_CASE, follow_up, screened_payload
+from nrm.embedded import Keychain
+
+
+class _Slot:
+    """One lane of traffic: the case it is filling and how many events it holds."""
+
+    def __init__(self) -> None:
+        self.case: str | None = None
+        self.count = 0
+
+
+class Loader:
+    def __init__(self, base_url: str, sender: str, secrets: Path, audience: str) -> None:
+        pair = Keychain(secrets).keys(sender).current(KeyUse.SIGNING)
+        self.sender = sender
+        self.key_id = pair.key_id
+        self.private = pair.ed25519()
+        self.audience = audience
+        self.base_url = base_url
+        self.seq = 0
+
+    def _token(self) -> str:
+        return issue_token(self.sender, self.key_id, self.private, self.audience)
+
+    async def run(self, cmd: dict[str, Any]) -> dict[str, Any]:
+        n: int = cmd["n"]
+        rate: float | None = cmd.get("rate")
+        concurrency: int = cmd.get("concurrency", 32)
+        recipients: list[str] = cmd["recipients"]
+        #: a fixed load stops offering after this long, even if the bus fell behind
+        max_seconds: float = cmd.get("max_seconds") or float("inf")
+        results: list[list[Any]] = []
+        free: asyncio.Queue[_Slot] = asyncio.Queue()
+        for _ in range(concurrency):
+            free.put_nowait(_Slot())
+        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+        cpu0 = os.times()
+        async with httpx.AsyncClient(base_url=self.base_url, timeout=60, limits=limits) as client:
+
+            async def one(slot: _Slot, due: float) -> None:
+                self.seq += 1
+                seq = self.seq
+                headers = {"Authorization": f"Bearer {self._token()}"}
+                if slot.case is None or slot.count >= EVENTS_PER_CASE:
+                    url = "/v1/cases"
+                    body: dict[str, Any] = {
+                        "recipients": recipients,
+                        "payload": screened_payload(seq),
+                    }
+                    slot.case, slot.count = None, 0
+                else:
+                    event_type, payload = follow_up(seq)
+                    url = f"/v1/cases/{slot.case}/events"
+                    body = {"type": event_type, "recipients": recipients, "payload": payload}
+                t_send = time.monotonic()
+                try:
+                    resp = await client.post(url, json=body, headers=headers)
+                    status, data = resp.status_code, resp.json()
+                except Exception as exc:  # a failed request is a result, not a crash
+                    status, data = 599, {"detail": repr(exc)}
+                t_done = time.monotonic()
+                if status == 201:
+                    slot.case = data["case"]
+                    slot.count += 1
+                    results.append([due, t_send, t_done, data["event_id"], status])
+                else:
+                    results.append([due, t_send, t_done, str(data)[:200], status])
+                free.put_nowait(slot)
+
+            tasks: set[asyncio.Task[None]] = set()
+            t0 = time.monotonic() + 0.05
+            for i in range(n):
+                if time.monotonic() - t0 > max_seconds:
+                    break
+                due = t0 + i / rate if rate else time.monotonic()
+                delay = due - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                slot = await free.get()
+                task = asyncio.create_task(one(slot, due if rate else time.monotonic()))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+            while tasks:
+                await asyncio.gather(*list(tasks))
+        cpu1 = os.times()
+        return {
+            "results": results,
+            "loader_cpu_s": round((cpu1.user + cpu1.system) - (cpu0.user + cpu0.system), 3),
+        }
+
+
+async def _serve(config: dict[str, Any]) -> None:
+    loader = Loader(
+        config["base_url"], config["sender"], Path(config["secrets"]), config["audience"]
+    )
+    loop = asyncio.get_running_loop()
+    print(json.dumps({"ready": True}), flush=True)
+    while True:
+        line = await loop.run_in_executor(None, sys.stdin.readline)
+        if not line.strip():
+            return
+        cmd = json.loads(line)
+        if cmd.get("op") == "stop":
+            return
+        out = await loader.run(cmd)
+        sys.stdout.write(json.dumps(out) + "\n")
+        sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    asyncio.run(_serve(json.loads(sys.argv[1])))

@@ -1,0 +1,227 @@
+"""Sequences the stages, computes the ratios, and writes the report files.
+
+Order matters a little: the cheap, CPU-only baselines run first while the machine is
+quiet; the Kafka broker is started once and shared by the raw baseline and the bus.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from nrm.bench import audit, crypto_floor, end_to_end, growth, store_append
+from nrm.bench import transport_baseline as tb
+from nrm.bench.common import Progress, machine_facts, ratio
+from nrm.bench.report import svg, text, write_json
+
+
+@dataclass
+class Options:
+    quick: bool = False
+    kafka: str | None = None  # bootstrap of a running broker; None: start our own
+    no_kafka: bool = False
+    max_events: int | None = None  # growth: sender events to reach
+    audit_leaves: int | None = None
+    profile: bool | None = None  # None: on in full runs
+    out: Path = Path("results")
+    progress: bool = True
+    stages: tuple[str, ...] = field(
+        default=("crypto", "store", "transport", "e2e", "growth", "audit")
+    )
+
+
+def run(opts: Options, out: TextIO = sys.stdout) -> dict[str, Any]:
+    """Run every selected stage; print the table; write JSON and SVG; return the doc."""
+    return asyncio.run(_run(opts, out))
+
+
+async def _run(opts: Options, out: TextIO) -> dict[str, Any]:
+    t_start = time.monotonic()
+    q = opts.quick
+    doc: dict[str, Any] = {"quick": q, "machine": machine_facts(), "skipped": []}
+    say = _Say(opts.progress)
+    if "crypto" in opts.stages:
+        say("crypto floor")
+        doc["crypto_floor"] = crypto_floor.run(60 if q else 500)
+    if "store" in opts.stages:
+        say("store append")
+        doc["store_append"] = store_append.run(200 if q else 3000)
+
+    with tempfile.TemporaryDirectory(prefix="nrm-bench-") as tmp:
+        work = Path(tmp)
+        bootstrap, broker = None, None
+        if opts.no_kafka:
+            doc["skipped"].append("Kafka stages (--no-kafka)")
+        elif opts.kafka:
+            bootstrap = opts.kafka
+        else:
+            say("starting a Kafka broker (deploy/kafka.py)")
+            from nrm.bench.broker import start_broker
+
+            try:
+                broker = await asyncio.to_thread(start_broker, work / "kafka")
+                bootstrap = broker.bootstrap
+            except Exception as exc:  # no Java or no classpath: say so, keep going
+                doc["skipped"].append(f"Kafka stages: broker did not start ({exc})"[:300])
+        try:
+            await _transports_and_bus(opts, doc, work, bootstrap, say)
+        finally:
+            if broker is not None:
+                await asyncio.to_thread(broker.stop)
+
+    if "audit" in opts.stages:
+        leaves = opts.audit_leaves or (10_000 if q else 1_000_000)
+        say(f"audit at {leaves:,} leaves")
+        doc["audit"] = await asyncio.to_thread(audit.run, leaves)
+    _ratios(doc)
+    doc["elapsed_s"] = round(time.monotonic() - t_start, 1)
+    opts.out.mkdir(parents=True, exist_ok=True)
+    write_json(doc, opts.out / "bench.json")
+    (opts.out / "bench.svg").write_text(svg(doc))
+    report = text(doc)
+    (opts.out / "bench.txt").write_text(report)
+    out.write(report)
+    out.write(f"written: {opts.out / 'bench.json'}, {opts.out / 'bench.svg'}\n")
+    return doc
+
+
+class _Say:
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+
+    def __call__(self, what: str) -> None:
+        if self.enabled:
+            print(f"[nrm bench] {what} ...", file=sys.stderr, flush=True)
+
+
+async def _transports_and_bus(
+    opts: Options, doc: dict[str, Any], work: Path, bootstrap: str | None, say: _Say
+) -> None:
+    q = opts.quick
+    recips = (1, 3, 10)
+    if "transport" in opts.stages:
+        say("transport baselines")
+        rows = []
+        for r in recips:
+            rows.append(await tb.embedded_loop(150 if q else 3000, r))
+        rows.append(await tb.embedded_loop(60 if q else 1000, 3, 200.0))
+        if bootstrap:
+            await tb.kafka_loop(bootstrap, 100, 1)  # warm the broker up; not reported
+            for r in recips:
+                rows.append(await tb.kafka_loop(bootstrap, 150 if q else 3000, r))
+            rows.append(await tb.kafka_loop(bootstrap, 60 if q else 1000, 3, 200.0))
+            if not q:
+                rows.append(await tb.kafka_loop(bootstrap, 3000, 3, 1000.0))
+        doc["transport_baseline"] = rows
+    if "e2e" not in opts.stages and "growth" not in opts.stages:
+        return
+    measurements = end_to_end.plan(q) if "e2e" in opts.stages else []
+    transports: list[tuple[str, str | None]] = [("embedded", None)]
+    if bootstrap:
+        transports.append(("kafka", f"kafka://{bootstrap}"))
+    doc["end_to_end"] = []
+    profile = opts.profile if opts.profile is not None else not q
+    for kind, url in transports:
+        but = end_to_end.BusUnderTest(work / f"bus-{kind}", url)
+        say(f"end to end on {kind}: starting the bus (registry + 11 nodes)")
+        await but.start()
+        try:
+            total = sum(m[2] if not m[3] else int((m[1] or 60) * m[3]) for m in measurements)
+            bar = Progress(f"e2e {kind}", total, enabled=opts.progress and sys.stderr.isatty())
+            rows = await end_to_end.run_plan(
+                but, measurements, tick=bar.advance, warmup=10 if q else 20
+            )
+            bar.close()
+            doc["end_to_end"] += rows
+            if profile and kind == "embedded":
+                doc["profile"] = await _profile(but)
+            if kind == "embedded" and "growth" in opts.stages:
+                sent = sum(r["accepted"] for r in rows)
+                if opts.max_events:
+                    points = growth.checkpoints(min(2_500, opts.max_events), opts.max_events)
+                elif q:
+                    points = [sent + 60, sent + 150]
+                else:
+                    points = growth.checkpoints(2_500, 10_000)
+                gbar = Progress(
+                    "growth", points[-1] - sent, enabled=opts.progress and sys.stderr.isatty()
+                )
+                doc["growth"] = await growth.run(but, points, sent, tick=gbar.advance)
+                gbar.close()
+        finally:
+            await but.stop()
+
+
+async def _profile(but: end_to_end.BusUnderTest) -> dict[str, Any]:
+    """One saturation run (3 recipients) under the all-threads sampler."""
+    from nrm.bench.sampler import Sampler
+
+    sampler = Sampler().start()
+    try:
+        row = await but.run(3, 2000, None, max_seconds=6.0)
+    finally:
+        sampler.stop()
+    return {
+        "what": "embedded, 3 recipients, saturation",
+        "events_per_s": row["events_per_s"],
+        "samples": sampler.samples,
+        "top": sampler.top(25),
+    }
+
+
+def _ratios(doc: dict[str, Any]) -> None:
+    """Each stage's figure over its baseline from this same run, and the targets."""
+    raw = {
+        (r["transport"], r["recipients"]): r
+        for r in doc.get("transport_baseline", [])
+        if r["offered_events_per_s"] == "saturation"
+    }
+    floor = doc.get("crypto_floor", [])
+    for row in doc.get("end_to_end", []):
+        base = raw.get((row["transport"], row["recipients"]))
+        if base and row["offered_events_per_s"] == "saturation":
+            row["ratio_to_raw_throughput"] = ratio(row["events_per_s"], base["events_per_s"])
+        done = row["delivered"] / max(row["recipients"], 1)
+        if done:
+            cpu_us = row["bus_cpu_s"] / done * 1e6
+            row["cpu_us_per_event"] = round(cpu_us)
+            with contextlib.suppress(ZeroDivisionError):
+                row["ratio_cpu_to_crypto_floor"] = ratio(
+                    cpu_us, crypto_floor.floor_us(floor, row["recipients"])
+                )
+    targets = []
+    k3 = [
+        r
+        for r in doc.get("end_to_end", [])
+        if r["transport"] == "kafka"
+        and r["recipients"] == 3
+        and r["offered_events_per_s"] == "saturation"
+    ]
+    if k3 and "ratio_to_raw_throughput" in k3[0]:
+        v = k3[0]["ratio_to_raw_throughput"]
+        targets.append(
+            {"target": "Kafka e2e >= 50% of raw aiokafka (3 recip.)", "measured": f"{v:.1%}",
+             "met": v >= 0.5}
+        )  # fmt: skip
+    for r in doc.get("end_to_end", []):
+        if r["offered_events_per_s"] == 1000.0 and r["recipients"] == 3:
+            targets.append(
+                {"target": f"p99 < 50 ms at 1,000 events/s ({r['transport']}, 3 recip.)",
+                 "measured": f"{r['p99_ms']:.0f} ms (achieved {r['events_per_s']:.0f}/s)",
+                 "met": r["p99_ms"] < 50 and r["events_per_s"] >= 950}
+            )  # fmt: skip
+    if doc.get("growth"):
+        g = doc["growth"][-1]
+        est = g["rebuild_1m_events_extrapolated_s"]
+        targets.append(
+            {"target": "rebuild of 1,000,000 events < 120 s",
+             "measured": f"{est:.0f} s (extrapolated from {g['receiver_events']:,} events)",
+             "met": est < 120}
+        )  # fmt: skip
+    doc["targets"] = targets
