@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from contracts.envelope import Envelope, dataschema_for, source_for
 from contracts.events import ReturnPlanningStarted
@@ -21,6 +22,7 @@ from contracts.sealing import (
     seal,
 )
 from contracts.sealing.keys import b64e
+from contracts.transparency import verify_inclusion
 from contracts.vocabulary import DataCategory
 from nrm.demo import CANARY
 from nrm.federation_demo import (
@@ -35,6 +37,7 @@ from nrm.federation_demo import (
     planning,
     scenario,
 )
+from referral_router.audit_log import AuditLog
 from tests.federation.conftest import RunningPair
 
 XA, XB = DESTINATION, ORIGIN
@@ -71,6 +74,39 @@ def test_full_return_across_two_deployments(federation: RunningPair, returned: s
     assert len(out_b) == 2
     assert out_b <= store_event_ids(federation, XB, GATEWAY[XB])
     assert out_b <= store_event_ids(federation, XA, "nrm-authority")
+
+
+def test_each_crossing_is_in_both_countries_audit_logs(
+    federation: RunningPair, returned: str, tmp_path: Path
+) -> None:
+    """The audit log is derived from node stores: every crossing has a leaf, with a
+    verifiable inclusion proof, in the sending gateway's log and the counterpart's log."""
+    ends = {
+        XA: ((XA, GATEWAY[XA]), (XB, "reintegration-office")),
+        XB: ((XB, GATEWAY[XB]), (XA, "nrm-authority")),
+    }
+    logs: dict[tuple[str, str], AuditLog] = {}
+    for country, agency in {end for pair in ends.values() for end in pair}:
+        store = federation.pair.buses[country].nodes[agency].store
+        logs[(country, agency)] = AuditLog(
+            store,
+            tmp_path / f"{country}-{agency}.db",
+            f"nrm/{country}/{agency}",
+            ed25519.Ed25519PrivateKey.generate(),
+        )
+    xb = federation.case(XB, "reintegration-office", returned).json()
+    crossed = 0
+    for event in xb["events"]:
+        sending = XA if event["direction"] == "received" else XB
+        for end in ends[sending]:
+            log = logs[end]
+            log.catch_up()
+            proof = log.inclusion_proof(event["event_id"])
+            verify_inclusion(proof.leaf_hash, proof.index, proof.size, proof.proof, log.root())
+        crossed += 1
+    assert crossed == 4
+    for log in logs.values():
+        log.close()
 
 
 def test_counterpart_opens_exactly_the_agreed_categories(
