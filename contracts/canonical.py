@@ -13,14 +13,42 @@ always byte-identical to `rfc8785.dumps` (a property test checks it).
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 import rfc8785
 
 _MAX_SAFE = 2**53 - 1
-_encode = json.JSONEncoder(
+_encoder = json.JSONEncoder(
     ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False
-).encode
+)
+# The escaper the encoder applies to every string (the C one when available).
+_encode_str = json.encoder.encode_basestring
+_encode = _encoder.encode
+
+
+def _c_encode() -> Any:
+    """`_encoder.encode` without its per-call set-up: the C encoder `JSONEncoder` builds
+    on every call, built once (no circular check: `_fast_ok` recurses first). Used only
+    if this interpreter has it with the expected signature and it agrees with `_encode`."""
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:
+        return None
+    try:
+        c = make(None, _encoder.default, _encode_str, None, ":", ",", True, False, False)
+        probe = {"b": [1, -2, True, None, "\u00e9\n\x1f"], "a": {"d": "x", "c": {}}, "": []}
+        if "".join(c(probe, 0)) != _encode(probe):
+            return None
+    except Exception:
+        return None
+
+    def encode(value: Any) -> str:
+        return "".join(c(value, 0))
+
+    return encode
+
+
+_encode = _c_encode() or _encode
 
 
 def _fast_ok(value: Any) -> bool:
@@ -43,9 +71,47 @@ def _fast_ok(value: Any) -> bool:
 
 def canonical_json(value: Any) -> bytes:
     """RFC 8785 bytes of a JSON-ready value."""
+    if type(value) is str:  # the commonest value of a sealed field
+        try:
+            return _encode_str(value).encode("utf-8")
+        except UnicodeEncodeError:  # lone surrogate: let the reference encoder decide
+            return rfc8785.dumps(value)
     if _fast_ok(value):
         try:
             return _encode(value).encode("utf-8")
-        except UnicodeEncodeError:  # lone surrogate: let the reference encoder decide
+        except UnicodeEncodeError:
             pass
     return rfc8785.dumps(value)
+
+
+def canonical_json_with(checked: Mapping[str, Any], key: str, value: Any, value_json: str) -> bytes:
+    """`canonical_json({**checked, key: value})`, given `value_json`, the canonical JSON
+    text of `value`, which the caller built itself (so it is not walked or re-encoded).
+
+    The members of `checked` are examined and encoded as usual, in two runs (those
+    sorting before `key` and those after) between which `value_json` is spliced. If
+    `checked` falls outside the fast encoder's domain, the merged object goes to the
+    reference encoder: the bytes are always those of `canonical_json` of the merge.
+    """
+    if type(key) is not str or not key.isascii():
+        return canonical_json({**checked, key: value})
+    head: dict[str, Any] = {}
+    tail: dict[str, Any] = {}
+    for k, v in checked.items():
+        if k == key:
+            continue
+        if type(k) is not str or not k.isascii() or (type(v) is not str and not _fast_ok(v)):
+            return rfc8785.dumps({**checked, key: value})
+        if k < key:  # ASCII: code point order is RFC 8785's UTF-16 order
+            head[k] = v
+        else:
+            tail[k] = v
+    members = _encode_str(key) + ":" + value_json
+    if head:
+        members = _encode(head)[1:-1] + "," + members
+    if tail:
+        members = members + "," + _encode(tail)[1:-1]
+    try:
+        return ("{" + members + "}").encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogate in `checked`
+        return rfc8785.dumps({**checked, key: value})

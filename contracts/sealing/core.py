@@ -19,19 +19,22 @@ Format of `Envelope.sealed` ("nrm-seal/1"; all binary values base64url, no paddi
 
 from __future__ import annotations
 
+import binascii
 import hmac as _std_hmac
 import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import cache
+from functools import cache, lru_cache
+from types import MappingProxyType
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature, InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from pydantic import BaseModel, ValidationError
 
+from contracts.canonical import canonical_json_with
 from contracts.envelope import Envelope, parse_dataschema
 from contracts.events import (
     CATALOGUE,
@@ -66,23 +69,96 @@ SIGNATURE_ALG = "Ed25519"
 _NONCE = 12
 _CATEGORY_NAMES = frozenset(str(c) for c in DataCategory)
 _AD_CAT = {str(c): ad(str(c)) for c in DataCategory}
+_encode_str = json.encoder.encode_basestring  # the escaper of `canonical_json`'s strings
+_CAT_JSON = {str(c): _encode_str(str(c)) + ':"' for c in DataCategory}
+_CATEGORIES = {str(c): c for c in DataCategory}
+_AD_FIELD = ad("nrm/field/v1")
+_AD_WRAP = ad("nrm/wrap/v1")
+
+
+@lru_cache(maxsize=4096)
+def _ad_cached(a: str, b: str) -> bytes:
+    """`ad(a, b)` of the parts that repeat across events (case and agency, key ids)."""
+    return ad(a, b)
+
+
+def _category(category: DataCategory | str) -> DataCategory:
+    """`DataCategory(category)`, by a dict look-up for the valid ones."""
+    try:
+        return _CATEGORIES[category]
+    except (KeyError, TypeError):
+        return DataCategory(category)
 
 
 @cache
-def _schema(model: type[EventPayload]) -> tuple[tuple[str, str], ...]:
-    return tuple((name, str(cat)) for name, cat in categories_of(model).items())
+def _categories(model: type[EventPayload]) -> Mapping[str, DataCategory]:
+    """`categories_of(model)`, read once per model (read-only)."""
+    return MappingProxyType(categories_of(model))
 
 
-def _split(payload: EventPayload) -> dict[str, dict[str, Any]]:
-    """`split_by_category` with plain-str keys and the field tags read once per model."""
-    data = payload.model_dump(mode="json")
-    grouped: dict[str, dict[str, Any]] = {}
-    for name, cat in _schema(type(payload)):
-        grouped.setdefault(cat, {})[name] = data[name]
-    return grouped
+def _names(categories: frozenset[DataCategory]) -> frozenset[str]:
+    try:
+        return _names_cached(categories)
+    except TypeError:  # an unhashable collection of categories
+        return frozenset(map(str, categories))
+
+
+@lru_cache(maxsize=1024)
+def _names_cached(categories: frozenset[DataCategory]) -> frozenset[str]:
+    return frozenset(map(str, categories))
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """What `seal` needs of a payload model, read once per model: the operational field
+    names, and per sealed category (in schema order) its fields with their associated
+    data suffixes ``ad(category) + ad(name)`` precomputed."""
+
+    operational: tuple[str, ...]
+    sealed: tuple[tuple[str, tuple[tuple[str, bytes], ...]], ...]
+    present: frozenset[str]
+    n_fields: int
+    # `sealed.fields` as canonical JSON text: per category in RFC 8785 order its member
+    # opening (``"cat":{``) and per field in order the text before its value
+    # (``"name":"``); None if a name is not ASCII (then the generic encoder is used).
+    fields_json: tuple[tuple[str, str, tuple[tuple[str, str], ...]], ...] | None
+
+
+@cache
+def _layout(model: type[EventPayload]) -> _Layout:
+    grouped: dict[str, list[tuple[str, bytes]]] = {}
+    for name, cat in categories_of(model).items():
+        grouped.setdefault(str(cat), []).append((name, ad(str(cat), name)))
+    ops = tuple(name for name, _ in grouped.pop(str(DataCategory.OPERATIONAL), []))
+    sealed = tuple((cat, tuple(fs)) for cat, fs in grouped.items())
+    ascii_names = all(c.isascii() and all(n.isascii() for n, _ in fs) for c, fs in sealed)
+    fields_json = tuple(
+        (cat, _encode_str(cat) + ":{", tuple((n, _encode_str(n) + ':"') for n, _ in sorted(fs)))
+        for cat, fs in sorted(sealed)
+    )
+    return _Layout(
+        ops,
+        sealed,
+        frozenset(grouped),
+        sum(len(fs) for _, fs in sealed),
+        fields_json if ascii_names else None,
+    )
+
+
+@lru_cache(maxsize=1024)
+def _model_of(event_type: str, dataschema: str) -> type[EventPayload]:
+    schema_type, version = parse_dataschema(dataschema)
+    if schema_type != event_type:
+        raise MalformedEnvelope(f"dataschema {dataschema} is not of {event_type}")
+    model = CATALOGUE[event_type]
+    return model if model.version == version else OLDER_VERSIONS[(event_type, version)]
 
 
 _TAG = 16
+_KEY = 32
+_WRAP_B64 = (_NONCE + _KEY + _TAG) // 3 * 4
+_URLSAFE = bytes.maketrans(b"+/", b"-_")
+_NOT_CLEAR = frozenset({"signature", "sealed", "operational"})
 
 
 def field_aad(event_id: str, event_type: str, case: str, category: str, name: str) -> bytes:
@@ -97,11 +173,7 @@ def wrap_aad(
 
 def payload_model(envelope: Envelope) -> type[EventPayload]:
     """The payload model of the envelope's type and schema version."""
-    event_type, version = parse_dataschema(envelope.dataschema)
-    if event_type != envelope.type:
-        raise MalformedEnvelope(f"dataschema {envelope.dataschema} is not of {envelope.type}")
-    model = CATALOGUE[event_type]
-    return model if model.version == version else OLDER_VERSIONS[(event_type, version)]
+    return _model_of(envelope.type, envelope.dataschema)
 
 
 # ---------------------------------------------------------------------------- seal, sign
@@ -137,10 +209,12 @@ def seal(
     sender = envelope.sender
     if signer.agency_id != sender:
         raise ValueError(f"{signer.agency_id} cannot seal for sender {sender}")
+    model = type(payload)
     if not isinstance(payload, payload_model(envelope)):
-        raise ValueError(f"payload {type(payload).__name__} is not a {envelope.dataschema}")
-    groups = _split(payload)
-    ops = groups.pop(str(DataCategory.OPERATIONAL), {})
+        raise ValueError(f"payload {model.__name__} is not a {envelope.dataschema}")
+    layout = _layout(model)
+    data = payload.model_dump(mode="json")
+    ops = {name: data[name] for name in layout.operational}
     if envelope.operational and envelope.operational != ops:
         raise ValueError("envelope.operational differs from the payload's operational fields")
     allowed = set(envelope.recipients)
@@ -148,27 +222,16 @@ def seal(
         if reader != sender and reader not in allowed:
             raise ValueError(f"{reader} is entitled but not a recipient of the envelope")
 
+    # Who gets a wrap of which category, and under which case key: checked before any
+    # encryption, so a missing key costs nothing.
     eid, case = str(envelope.id), envelope.subject
-    field_prefix = ad("nrm/field/v1", eid, envelope.type, case)
-    wrap_prefix = ad("nrm/wrap/v1", eid, case, sender)
-    fields_out: dict[str, dict[str, str]] = {}
-    data_keys: dict[str, bytes] = {}
-    urandom = os.urandom
-    for cat, values in groups.items():
-        dk = AESGCM.generate_key(256)
-        encrypt = AESGCM(dk).encrypt
-        cat_prefix = field_prefix + ad(cat)
-        out: dict[str, str] = {}
-        for name, value in values.items():
-            n = urandom(_NONCE)
-            out[name] = b64e(n + encrypt(n, canonical_json(value), cat_prefix + ad(name)))
-        fields_out[cat] = out
-        data_keys[cat] = dk
-
-    present = frozenset(data_keys)
-    readers = {r: frozenset(map(str, c)) & present for r, c in entitlements.items()}
+    present = layout.present
+    readers = {r: _names(c) & present for r, c in entitlements.items()}
     readers[sender] = present
-    wraps: dict[str, dict[str, Any]] = {}
+    wrap_plan: list[tuple[str, str, Any, bytes, frozenset[str]]] = []
+    n_wraps = 0
+    eid_ad = ad(eid)
+    wrap_prefix = _AD_WRAP + eid_ad + _ad_cached(case, sender)
     for reader, cats in readers.items():
         if not cats:
             continue
@@ -177,23 +240,108 @@ def seal(
             raise CaseKeyUnavailable(f"no case key ({case}, {sender}→{reader}): grant one first")
         if (ck.case, ck.sender, ck.recipient) != (case, sender, reader):
             raise ValueError(f"case key is for ({ck.case}, {ck.sender}→{ck.recipient})")
-        kid, encrypt = ck.key_id, ck.aead.encrypt
-        reader_prefix = wrap_prefix + ad(reader, kid)
+        kid = ck.key_id
+        wrap_plan.append(
+            (reader, kid, ck.aead.encrypt, wrap_prefix + _ad_cached(reader, kid), cats)
+        )
+        n_wraps += len(cats)
+
+    # All the randomness of the event in one call, laid out in the order it is used:
+    # per category its data key then its fields' nonces, then the wraps' nonces.
+    rnd = os.urandom(_KEY * len(layout.sealed) + _NONCE * (layout.n_fields + n_wraps))
+    pos = 0
+    b2a, urlsafe = binascii.b2a_base64, _URLSAFE
+    field_prefix = _AD_FIELD + eid_ad + _ad_cached(envelope.type, case)
+    fields_out: dict[str, dict[str, str]] = {}
+    data_keys: dict[str, bytes] = {}
+    for cat, names in layout.sealed:
+        dk = rnd[pos : pos + _KEY]
+        pos += _KEY
+        encrypt = AESGCM(dk).encrypt
+        out: dict[str, str] = {}
+        for name, name_ad in names:
+            n = rnd[pos : pos + _NONCE]
+            pos += _NONCE
+            blob = n + encrypt(n, canonical_json(data[name]), field_prefix + name_ad)
+            out[name] = b2a(blob, newline=False).translate(urlsafe).rstrip(b"=").decode()
+        fields_out[cat] = out
+        data_keys[cat] = dk
+
+    # Every wrapped key is nonce ‖ 32-byte key ‖ tag = 60 bytes, a multiple of 3: the
+    # base64 of their concatenation is the concatenation of their base64 (80 chars each,
+    # no padding), so one encoding serves them all.
+    wrapped: list[bytes] = []
+    for _, _, encrypt, reader_prefix, cats in wrap_plan:
+        for cat in cats:
+            n = rnd[pos : pos + _NONCE]
+            pos += _NONCE
+            wrapped.append(n)
+            wrapped.append(encrypt(n, data_keys[cat], reader_prefix + _AD_CAT[cat]))
+    text = b2a(b"".join(wrapped), newline=False).translate(urlsafe).decode()
+    wraps: dict[str, dict[str, Any]] = {}
+    at = 0
+    for reader, kid, _, _, cats in wrap_plan:
         keys: dict[str, str] = {}
         for cat in cats:
-            n = urandom(_NONCE)
-            keys[cat] = b64e(n + encrypt(n, data_keys[cat], reader_prefix + _AD_CAT[cat]))
+            keys[cat] = text[at : at + _WRAP_B64]
+            at += _WRAP_B64
         wraps[reader] = {"kid": kid, "keys": keys}
 
     sealed = {"format": SEAL_FORMAT, "fields": fields_out, "wraps": wraps}
-    # The signing bytes are assembled from the clear attributes' dump plus the parts
-    # built here (JSON-ready already); a test checks they equal `signing_bytes()`.
-    body = envelope.model_dump(mode="json", exclude={"signature", "sealed", "operational"})
+    body = envelope.model_dump(mode="json", exclude=_NOT_CLEAR)
     body["operational"] = ops
-    body["sealed"] = sealed
-    signature = _sig_dict(signer, canonical_json(body))
+    sealed_json = _sealed_json(layout, fields_out, wraps)
+    if sealed_json is None:
+        body["sealed"] = sealed
+        signed = canonical_json(body)
+    else:
+        # The clear attributes are encoded as usual and the sealed part, built here,
+        # spliced in as text; a test checks the result equals `signing_bytes()`.
+        signed = canonical_json_with(body, "sealed", sealed, sealed_json)
+    signature = _sig_dict(signer, signed)
     return envelope.model_copy(
         update={"operational": ops, "sealed": sealed, "signature": signature}
+    )
+
+
+def _sealed_json(
+    layout: _Layout, fields_out: dict[str, dict[str, str]], wraps: dict[str, dict[str, Any]]
+) -> str | None:
+    """RFC 8785 text of the sealed part `seal` built: its keys are category and field
+    names and agency ids, its values base64url text and key ids. None when a key is not
+    ASCII (ASCII keys sort by code point exactly as RFC 8785 sorts by UTF-16 unit)."""
+    if layout.fields_json is None:
+        return None
+    enc = _encode_str
+    fields = ",".join(
+        [
+            opening + ",".join([pre + values[name] + '"' for name, pre in names]) + "}"
+            for cat, opening, names in layout.fields_json
+            for values in (fields_out[cat],)
+        ]
+    )
+    members = []
+    for reader in sorted(wraps):
+        if type(reader) is not str or not reader.isascii():
+            return None
+        w = wraps[reader]
+        keys = w["keys"]
+        members.append(
+            enc(reader)
+            + ':{"keys":{'
+            + ",".join([_CAT_JSON[cat] + keys[cat] + '"' for cat in sorted(keys)])
+            + '},"kid":'
+            + enc(w["kid"])
+            + "}"
+        )
+    return (
+        '{"fields":{'
+        + fields
+        + '},"format":'
+        + enc(SEAL_FORMAT)
+        + ',"wraps":{'
+        + ",".join(members)
+        + "}}"
     )
 
 
@@ -269,7 +417,7 @@ def _parse_sealed(
     fields_in = sealed["fields"]
     if not isinstance(fields_in, dict):
         raise MalformedEnvelope("sealed.fields must be an object")
-    schema = categories_of(model)
+    schema = _categories(model)
     for cat, values in fields_in.items():
         if cat == DataCategory.OPERATIONAL or cat not in _CATEGORY_NAMES:
             raise MalformedEnvelope(f"not a sealed category: {cat!r}")
@@ -343,7 +491,7 @@ def unwrap_data_key(
     verified: Verified, category: DataCategory | str, reader: str, case_key_lookup: CaseKeyLookup
 ) -> bytes:
     """The data key of one category, as `reader` can unwrap it."""
-    cat = DataCategory(category)
+    cat = _category(category)
     env = verified.envelope
     w = verified.wraps.get(reader)
     if w is None or cat not in w["keys"]:
@@ -373,9 +521,9 @@ def unwrap_data_key(
 
 def decrypt_fields(verified: Verified, category: DataCategory | str, data_key: bytes) -> dict:
     """Decrypt every field of one category with its data key."""
-    cat = DataCategory(category)
+    cat = _category(category)
     env = verified.envelope
-    eid, etype, case = str(env.id), env.type, env.subject
+    prefix = ad("nrm/field/v1", str(env.id), env.type, env.subject, cat)  # + ad(name)
     aead = AESGCM(data_key)
     out: dict[str, Any] = {}
     for name, text in verified.fields.get(cat, {}).items():
@@ -386,7 +534,7 @@ def decrypt_fields(verified: Verified, category: DataCategory | str, data_key: b
         if len(blob) < _NONCE + _TAG:
             raise MalformedEnvelope(f"ciphertext {cat}/{name} is too short")
         try:
-            pt = aead.decrypt(blob[:_NONCE], blob[_NONCE:], field_aad(eid, etype, case, cat, name))
+            pt = aead.decrypt(blob[:_NONCE], blob[_NONCE:], prefix + ad(name))
         except InvalidTag:
             raise CiphertextTampered(f"field {cat}/{name} of event {env.id}") from None
         out[name] = json.loads(pt)
@@ -445,7 +593,7 @@ def open_envelope(
     opened: dict[str, dict[str, Any]] = {}
     withheld: dict[DataCategory, Withheld] = {}
     for cat in v.fields:
-        c = DataCategory(cat)
+        c = _category(cat)
         try:
             opened[c] = open_category(v, c, me, case_key_lookup)
         except NotEntitled:
@@ -454,7 +602,7 @@ def open_envelope(
             withheld[c] = Withheld(c, "key-unavailable")
     values: dict[str, Any] = {}
     ops = v.envelope.operational
-    for name, cat in categories_of(v.model).items():
+    for name, cat in _categories(v.model).items():
         if cat == DataCategory.OPERATIONAL:
             values[name] = ops[name]
         elif cat in withheld:
@@ -465,7 +613,7 @@ def open_envelope(
         v.envelope,
         me,
         values,
-        frozenset(DataCategory(c) for c in opened),
+        frozenset(opened),
         frozenset(withheld),
         v.model,
         v.forwarding.forwarder if v.forwarding else None,

@@ -11,7 +11,6 @@ the one the signed envelope was sealed under.
 
 from __future__ import annotations
 
-import base64
 import binascii
 import hmac as _std_hmac
 from collections.abc import Callable, Iterator
@@ -36,6 +35,7 @@ CaseKeyLookup = Callable[[str, str, str, str], "CaseKey | None"]
 
 
 _URLSAFE = bytes.maketrans(b"+/", b"-_")
+_FROM_URLSAFE = bytes.maketrans(b"-_", b"+/")
 
 
 def b64e(data: bytes) -> str:
@@ -47,7 +47,8 @@ def b64d(text: str) -> bytes:
     """Strict base64url without padding; raises ValueError on anything else."""
     if not isinstance(text, str) or not text.isascii():
         raise ValueError("not base64url text")
-    raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    # = base64.urlsafe_b64decode(text + padding), without its per-call Python steps
+    raw = binascii.a2b_base64(text.encode().translate(_FROM_URLSAFE) + b"=" * (-len(text) % 4))
     if b64e(raw) != text:
         raise ValueError("non-canonical base64url")
     return raw
