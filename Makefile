@@ -16,6 +16,7 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/nrm demo
+	$(BIN)/nrm demo --cross-border
 
 test: $(STAMP)
 	bash deploy/test-services.sh

@@ -295,6 +295,8 @@ class CountryBus:
             master_key=self.keychain.master_key(spec.id),
             audience=router_audience(spec.id),
             audit_path=folder / "audit.db",
+            witness_url=self.registry_url,  # the registry witnesses every node's log
+            witness_audience=self.registry_config.token_audience,
         )
         client = self.directory_client()
         await asyncio.to_thread(client.refresh)
@@ -326,14 +328,15 @@ class CountryBus:
 
     # --- use -----------------------------------------------------------------------
 
-    def token(self, agency_id: str) -> str:
-        """A short-lived token for `agency_id`'s own systems calling its router."""
+    def token(self, agency_id: str, node: str | None = None) -> str:
+        """A short-lived token for `agency_id` calling `node`'s router (its own by
+        default; an oversight body calls other nodes' audit APIs)."""
         pair = self.agency_keys[agency_id].current(KeyUse.SIGNING)
         return issue_token(
             agency_id,
             pair.key_id,
             pair.ed25519(),
-            router_audience(agency_id),
+            router_audience(node or agency_id),
             now=datetime.now(UTC),
         )
 

@@ -9,10 +9,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any, TextIO
+
+import httpx
 
 
 def add_commands(sub: Any) -> None:
@@ -45,6 +48,82 @@ def _cross_border(args: argparse.Namespace) -> int:
         return asyncio.run(run_demo(Path(tmp), kafka, sys.stdout))
 
 
+OVERSIGHT = {"XA": "rapporteur", "XB": "xb-rapporteur"}
+
+
+async def audit_both_sides(pair: Any, data: Path, out: TextIO) -> None:
+    """Each country's oversight body verifies its own nodes' logs with `nrm audit verify`;
+    then every crossing is shown in both countries' logs: the same leaf, proven included
+    under a checkpoint that the holding node signed."""
+    from nrm.cli import main as nrm
+    from nrm.demo import DemoFailed
+
+    print("\nAudit, by each country's oversight body:", file=out)
+    for country, bus in pair.buses.items():
+        anchor = data / f"{country}-anchor.json"
+        anchor.write_text(bus.registry_config.anchor().model_dump_json())
+        args = ["audit", "verify", "--anchor", str(anchor), "--registry", bus.registry_url,
+                "--keystore", str(bus.keychain.folder / f"{OVERSIGHT[country]}.keystore"),
+                "--audience", "nrm-router:{agency}", "--state", str(data / f"{country}-state.json"),
+                "--fresh", "--quiet", "--grace", "30"]  # fmt: skip
+        for agency, url in bus.urls.items():
+            args += ["--node", f"{agency}={url}"]
+        os.environ["NRM_KEYSTORE_PASSPHRASE"] = bus.keychain.passphrase
+        code = await asyncio.to_thread(nrm, args)
+        verdict = "every log verified" if code == 0 else f"FAILED (exit {code})"
+        print(f"  {country}: nrm audit verify over {len(bus.urls)} nodes: {verdict}", file=out)
+        if code != 0:
+            raise DemoFailed(f"{country}'s audit did not verify")
+    crossings = [c for c in pair.gateways["XA"].ledger.list(limit=1000) if c.outcome == "crossed"]
+    directories = {
+        country: await asyncio.to_thread(bus.directory_client().refresh)
+        for country, bus in pair.buses.items()
+    }
+    for crossing in crossings:
+        held = []
+        for country, bus in pair.buses.items():
+            for agency, url in bus.urls.items():
+                leaf = await _proven_leaf(bus, OVERSIGHT[country], agency, url,
+                                          crossing.event_id, directories[country])  # fmt: skip
+                if leaf is not None:
+                    held.append((country, agency, leaf))
+        countries = {c for c, _, _ in held}
+        if countries != {"XA", "XB"} or len({h for _, _, h in held}) != 1:
+            raise DemoFailed(f"crossing {crossing.event_id} is not the same leaf in both logs")
+        where = ", ".join(f"{c}/{a}" for c, a, _ in held)
+        print(
+            f"  {crossing.event_type:<26} one leaf {held[0][2][:16]}... proven in {where}", file=out
+        )
+
+
+async def _proven_leaf(
+    bus: Any, oversight: str, agency: str, url: str, event_id: str, directory: Any
+) -> str | None:
+    """The event's leaf hash in `agency`'s log, proven included under a checkpoint the
+    node signed now; None if the event is not in that log."""
+    from contracts.audit_verification import open_node_checkpoint
+    from contracts.transparency import verify_inclusion
+
+    def auth() -> dict[str, str]:
+        return {"Authorization": f"Bearer {bus.token(oversight, agency)}"}
+
+    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+        size = (await client.post("/v1/audit/checkpoints", headers=auth())).json()["size"]
+        note = (await client.get("/v1/audit/checkpoint", headers=auth())).text
+        resp = await client.get(
+            "/v1/audit/inclusion", params={"event_id": event_id, "size": size}, headers=auth()
+        )
+    if resp.status_code != 200:
+        return None
+    proof = resp.json()
+    checkpoint = open_node_checkpoint(note, directory)
+    verify_inclusion(
+        bytes.fromhex(proof["leaf_hash"]), proof["index"], checkpoint.size,
+        [bytes.fromhex(h) for h in proof["proof"]], checkpoint.root,
+    )  # fmt: skip
+    return str(proof["leaf_hash"])
+
+
 async def run_demo(data: Path, transport_url: str | None, out: TextIO) -> int:
     from nrm.demo import DemoFailed
     from nrm.federation_demo import (
@@ -67,12 +146,14 @@ async def run_demo(data: Path, transport_url: str | None, out: TextIO) -> int:
         for country in (DESTINATION, ORIGIN):
             await country_timeline(pair, country, case, out)
         await country_timeline(pair, DESTINATION, refused, out)
+        await audit_both_sides(pair, data, out)
     except DemoFailed as exc:
         print(f"\nDEMO FAILED: {exc}", file=sys.stderr)
         return 1
     finally:
         await pair.stop()
     print(
-        "\nCross-border demo complete: every crossing is in both countries' node stores.", file=out
+        "\nCross-border demo complete: every crossing is in both countries' verified logs.",
+        file=out,
     )
     return 0
