@@ -71,6 +71,7 @@ _CATEGORY_NAMES = frozenset(str(c) for c in DataCategory)
 _AD_CAT = {str(c): ad(str(c)) for c in DataCategory}
 _encode_str = json.encoder.encode_basestring  # the escaper of `canonical_json`'s strings
 _CAT_JSON = {str(c): _encode_str(str(c)) + ':"' for c in DataCategory}
+_SEALED_MIDDLE = '},"format":' + _encode_str(SEAL_FORMAT) + ',"wraps":{'
 _CATEGORIES = {str(c): c for c in DataCategory}
 _AD_FIELD = ad("nrm/field/v1")
 _AD_WRAP = ad("nrm/wrap/v1")
@@ -96,16 +97,44 @@ def _categories(model: type[EventPayload]) -> Mapping[str, DataCategory]:
     return MappingProxyType(categories_of(model))
 
 
-def _names(categories: frozenset[DataCategory]) -> frozenset[str]:
+def _sorted_names(categories: frozenset[DataCategory], present: frozenset[str]) -> tuple[str, ...]:
+    """The names of `categories` that are `present`, sorted."""
     try:
-        return _names_cached(categories)
+        return _sorted_names_cached(categories, present)
     except TypeError:  # an unhashable collection of categories
-        return frozenset(map(str, categories))
+        return tuple(sorted(frozenset(map(str, categories)) & present))
 
 
 @lru_cache(maxsize=1024)
-def _names_cached(categories: frozenset[DataCategory]) -> frozenset[str]:
-    return frozenset(map(str, categories))
+def _sorted_names_cached(
+    categories: frozenset[DataCategory], present: frozenset[str]
+) -> tuple[str, ...]:
+    return tuple(sorted(frozenset(map(str, categories)) & present))
+
+
+@dataclass(frozen=True)
+class _ReaderParts:
+    """Per (reader, case key id): ``ad(reader, kid)`` and the canonical JSON around the
+    reader's wrapped keys (``"reader":{"keys":{"`` … ``"},"kid":"kid"}``), None if the
+    reader's id is not ASCII (its sort order would then need UTF-16 care)."""
+
+    ad: bytes
+    json_open: str | None
+    json_close: str
+
+
+@lru_cache(maxsize=4096)
+def _reader_parts(reader: str, kid: str) -> _ReaderParts:
+    ok = type(reader) is str and reader.isascii()
+    return _ReaderParts(
+        ad(reader, kid),
+        _encode_str(reader) + ':{"keys":{' if ok else None,
+        '"},"kid":' + _encode_str(kid) + "}",
+    )
+
+
+def _first(item: tuple[Any, ...]) -> Any:
+    return item[0]
 
 
 @dataclass(frozen=True)
@@ -117,6 +146,7 @@ class _Layout:
     operational: tuple[str, ...]
     sealed: tuple[tuple[str, tuple[tuple[str, bytes], ...]], ...]
     present: frozenset[str]
+    present_sorted: tuple[str, ...]
     n_fields: int
     # `sealed.fields` as canonical JSON text: per category in RFC 8785 order its member
     # opening (``"cat":{``) and per field in order the text before its value
@@ -140,6 +170,7 @@ def _layout(model: type[EventPayload]) -> _Layout:
         ops,
         sealed,
         frozenset(grouped),
+        tuple(sorted(grouped)),
         sum(len(fs) for _, fs in sealed),
         fields_json if ascii_names else None,
     )
@@ -223,12 +254,13 @@ def seal(
             raise ValueError(f"{reader} is entitled but not a recipient of the envelope")
 
     # Who gets a wrap of which category, and under which case key: checked before any
-    # encryption, so a missing key costs nothing.
+    # encryption, so a missing key costs nothing. Readers and categories are taken in
+    # RFC 8785 order, the order the signed JSON lists them in.
     eid, case = str(envelope.id), envelope.subject
     present = layout.present
-    readers = {r: _names(c) & present for r, c in entitlements.items()}
-    readers[sender] = present
-    wrap_plan: list[tuple[str, str, Any, bytes, frozenset[str]]] = []
+    readers = {r: _sorted_names(c, present) for r, c in entitlements.items()}
+    readers[sender] = layout.present_sorted
+    wrap_plan: list[tuple[str, str, Any, _ReaderParts, tuple[str, ...]]] = []
     n_wraps = 0
     eid_ad = ad(eid)
     wrap_prefix = _AD_WRAP + eid_ad + _ad_cached(case, sender)
@@ -241,16 +273,15 @@ def seal(
         if (ck.case, ck.sender, ck.recipient) != (case, sender, reader):
             raise ValueError(f"case key is for ({ck.case}, {ck.sender}→{ck.recipient})")
         kid = ck.key_id
-        wrap_plan.append(
-            (reader, kid, ck.aead.encrypt, wrap_prefix + _ad_cached(reader, kid), cats)
-        )
+        wrap_plan.append((reader, kid, ck.aead.encrypt, _reader_parts(reader, kid), cats))
         n_wraps += len(cats)
+    wrap_plan.sort(key=_first)
 
     # All the randomness of the event in one call, laid out in the order it is used:
     # per category its data key then its fields' nonces, then the wraps' nonces.
     rnd = os.urandom(_KEY * len(layout.sealed) + _NONCE * (layout.n_fields + n_wraps))
     pos = 0
-    b2a, urlsafe = binascii.b2a_base64, _URLSAFE
+    b2a, urlsafe, enc_str = binascii.b2a_base64, _URLSAFE, _encode_str
     field_prefix = _AD_FIELD + eid_ad + _ad_cached(envelope.type, case)
     fields_out: dict[str, dict[str, str]] = {}
     data_keys: dict[str, bytes] = {}
@@ -262,7 +293,12 @@ def seal(
         for name, name_ad in names:
             n = rnd[pos : pos + _NONCE]
             pos += _NONCE
-            blob = n + encrypt(n, canonical_json(data[name]), field_prefix + name_ad)
+            value = data[name]
+            if type(value) is str and value.isascii():  # canonical_json's str case
+                pt = enc_str(value).encode()
+            else:
+                pt = canonical_json(value)
+            blob = n + encrypt(n, pt, field_prefix + name_ad)
             out[name] = b2a(blob, newline=False).translate(urlsafe).rstrip(b"=").decode()
         fields_out[cat] = out
         data_keys[cat] = dk
@@ -271,7 +307,8 @@ def seal(
     # base64 of their concatenation is the concatenation of their base64 (80 chars each,
     # no padding), so one encoding serves them all.
     wrapped: list[bytes] = []
-    for _, _, encrypt, reader_prefix, cats in wrap_plan:
+    for _, _, encrypt, parts, cats in wrap_plan:
+        reader_prefix = wrap_prefix + parts.ad
         for cat in cats:
             n = rnd[pos : pos + _NONCE]
             pos += _NONCE
@@ -279,69 +316,49 @@ def seal(
             wrapped.append(encrypt(n, data_keys[cat], reader_prefix + _AD_CAT[cat]))
     text = b2a(b"".join(wrapped), newline=False).translate(urlsafe).decode()
     wraps: dict[str, dict[str, Any]] = {}
+    wraps_json: list[str] | None = []
     at = 0
-    for reader, kid, _, _, cats in wrap_plan:
+    for reader, kid, _, parts, cats in wrap_plan:
         keys: dict[str, str] = {}
         for cat in cats:
             keys[cat] = text[at : at + _WRAP_B64]
             at += _WRAP_B64
         wraps[reader] = {"kid": kid, "keys": keys}
+        if parts.json_open is None:
+            wraps_json = None
+        elif wraps_json is not None:
+            wraps_json.append(
+                parts.json_open
+                + '",'.join([_CAT_JSON[cat] + v for cat, v in keys.items()])
+                + parts.json_close
+            )
 
     sealed = {"format": SEAL_FORMAT, "fields": fields_out, "wraps": wraps}
     body = envelope.model_dump(mode="json", exclude=_NOT_CLEAR)
     body["operational"] = ops
-    sealed_json = _sealed_json(layout, fields_out, wraps)
-    if sealed_json is None:
+    if layout.fields_json is None or wraps_json is None:
         body["sealed"] = sealed
         signed = canonical_json(body)
     else:
         # The clear attributes are encoded as usual and the sealed part, built here,
         # spliced in as text; a test checks the result equals `signing_bytes()`.
+        sealed_json = (
+            '{"fields":{'
+            + ",".join(
+                [
+                    opening + ",".join([pre + values[name] + '"' for name, pre in names]) + "}"
+                    for cat, opening, names in layout.fields_json
+                    for values in (fields_out[cat],)
+                ]
+            )
+            + _SEALED_MIDDLE
+            + ",".join(wraps_json)
+            + "}}"
+        )
         signed = canonical_json_with(body, "sealed", sealed, sealed_json)
     signature = _sig_dict(signer, signed)
     return envelope.model_copy(
         update={"operational": ops, "sealed": sealed, "signature": signature}
-    )
-
-
-def _sealed_json(
-    layout: _Layout, fields_out: dict[str, dict[str, str]], wraps: dict[str, dict[str, Any]]
-) -> str | None:
-    """RFC 8785 text of the sealed part `seal` built: its keys are category and field
-    names and agency ids, its values base64url text and key ids. None when a key is not
-    ASCII (ASCII keys sort by code point exactly as RFC 8785 sorts by UTF-16 unit)."""
-    if layout.fields_json is None:
-        return None
-    enc = _encode_str
-    fields = ",".join(
-        [
-            opening + ",".join([pre + values[name] + '"' for name, pre in names]) + "}"
-            for cat, opening, names in layout.fields_json
-            for values in (fields_out[cat],)
-        ]
-    )
-    members = []
-    for reader in sorted(wraps):
-        if type(reader) is not str or not reader.isascii():
-            return None
-        w = wraps[reader]
-        keys = w["keys"]
-        members.append(
-            enc(reader)
-            + ':{"keys":{'
-            + ",".join([_CAT_JSON[cat] + keys[cat] + '"' for cat in sorted(keys)])
-            + '},"kid":'
-            + enc(w["kid"])
-            + "}"
-        )
-    return (
-        '{"fields":{'
-        + fields
-        + '},"format":'
-        + enc(SEAL_FORMAT)
-        + ',"wraps":{'
-        + ",".join(members)
-        + "}}"
     )
 
 
