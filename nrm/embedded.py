@@ -295,6 +295,8 @@ class CountryBus:
             master_key=self.keychain.master_key(spec.id),
             audience=router_audience(spec.id),
             audit_path=folder / "audit.db",
+            witness_url=self.registry_url,  # the registry witnesses every node's log
+            witness_audience=self.registry_config.token_audience,
         )
         client = self.directory_client()
         await asyncio.to_thread(client.refresh)

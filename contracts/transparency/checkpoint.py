@@ -86,7 +86,7 @@ class NoteVerifier:
     @classmethod
     def from_vkey(cls, vkey: str) -> NoteVerifier:
         """Parse a verifier key string, checking its embedded key ID."""
-        parts = vkey.split("+")
+        parts = vkey.split("+", 2)  # the base64 key may itself contain "+"
         if len(parts) != 3:
             raise MalformedNoteError(f"verifier key must be name+id+key, got {vkey!r}")
         name, hex_id, b64 = parts

@@ -34,6 +34,7 @@ from contracts.transparency import (
     NoteSigner,
     NoteVerifier,
     hash_leaf,
+    parse_note,
     sign_checkpoint,
 )
 from referral_router.audit_levels import SqliteLevelStore
@@ -267,6 +268,23 @@ class AuditLog:
             self._conn.commit()
             assert cur.lastrowid is not None
             return IssuedCheckpoint(cur.lastrowid, size, root, note, at)
+
+    def attach_cosignatures(self, seq: int, cosigned_note: str) -> None:
+        """Keep witness cosignatures with checkpoint `seq`: its note is replaced by the
+        same note with more signature lines, never by other signed text."""
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT note FROM audit_checkpoints WHERE seq = ?", (seq,)
+            ).fetchone()
+            if row is None:
+                raise NoCheckpoint(f"no checkpoint #{seq}")
+            mine, theirs = parse_note(row[0]), parse_note(cosigned_note)
+            if theirs.text != mine.text or not set(mine.signatures) <= set(theirs.signatures):
+                raise AuditLogError(f"not checkpoint #{seq} with cosignatures added")
+            self._conn.execute(
+                "UPDATE audit_checkpoints SET note = ? WHERE seq = ?", (cosigned_note, seq)
+            )
+            self._conn.commit()
 
     async def run(self, interval: float, stop: asyncio.Event) -> None:
         """Issue a checkpoint every `interval` seconds until `stop` is set (periodic

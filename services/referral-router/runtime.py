@@ -31,6 +31,7 @@ from referral_router.roster import Roster
 from referral_router.sealing_at_node import NodeSeal
 from referral_router.transport.base import Transport
 from referral_router.transport.topics import inbox_topic
+from referral_router.witnessing import witnessing_for
 
 log = logging.getLogger("nrm.node")
 
@@ -50,6 +51,8 @@ class NodeSettings:
     audit_path: Path | None = None
     checkpoint_interval: float = 60.0
     log_origin_domain: str = "nrm.example"
+    witness_url: str | None = None  # the registry, witnessing checkpoints; None: off
+    witness_audience: str | None = None  # default nrm-registry:<country>
     poll_interval: float = 0.05
     extra: dict[str, str] = field(default_factory=dict)
 
@@ -87,6 +90,9 @@ class NodeRuntime:
             if settings.audit_path is not None
             else None
         )
+        self.witnessing = witnessing_for(
+            self.audit, keys, settings.witness_url, settings.witness_audience
+        )
         self.app: FastAPI = create_app(self.node, self.verifier, self.audit)
         telemetry.instrument_app(self.app, settings.agency_id)
         telemetry.watch_relay(settings.agency_id, self.relay.pending)
@@ -110,8 +116,9 @@ class NodeRuntime:
         logged and retried, never fatal."""
         self._running = asyncio.current_task()
         if self.audit is not None:
+            periodic = self.witnessing.run if self.witnessing is not None else self.audit.run
             self._checkpoints = asyncio.create_task(
-                self.audit.run(self.settings.checkpoint_interval, self._stopping)
+                periodic(self.settings.checkpoint_interval, self._stopping)
             )
         while not self._stopping.is_set():
             worked = 0
@@ -138,6 +145,8 @@ class NodeRuntime:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.wait_for(checkpoints, timeout=5)
         await self._consumer.stop()
+        if self.witnessing is not None:
+            self.witnessing.close()
         if self.audit is not None:
             self.audit.close()
         self.case_keys.close()

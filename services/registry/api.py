@@ -31,6 +31,7 @@ from registry.models import (
     StatusChange,
     SubscriptionInput,
 )
+from registry.witness_api import router as witness_router
 
 AgencyId = Path(pattern=AGENCY_ID_PATTERN, description="The agency id.")
 SubscriptionId = Path(pattern=r"^sub-[0-9a-f]{16}$", description="The subscription id.")
@@ -240,4 +241,5 @@ def create_app(registry: Registry) -> FastAPI:
         return JSONResponse({"status": "ready", "serial": serial})
 
     app.include_router(federation_router)
+    app.include_router(witness_router)
     return app

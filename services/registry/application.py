@@ -231,8 +231,12 @@ class Registry(Application[UUID]):
                     current = self._aggregates.get(ev.originator_id)
                     self._aggregates[ev.originator_id] = ev.mutate(current)  # type: ignore[arg-type]
                     self._position = notification.id
-                    if not isinstance(self._aggregates[ev.originator_id], Subscription):
-                        # subscriptions are not in the directory: they do not re-sign it
+                    aggregate = self._aggregates[ev.originator_id]
+                    if not isinstance(aggregate, Subscription) and getattr(
+                        aggregate, "in_directory", True
+                    ):
+                        # subscriptions and witness records are not in the directory:
+                        # they do not re-sign it
                         self._directory_position = notification.id
                         self._last_time = ev.timestamp
 
