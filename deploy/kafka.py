@@ -253,8 +253,11 @@ class BrokerHandle:
         return self
 
     def stop(self, timeout: float = 30.0) -> None:
-        """Controlled shutdown with SIGTERM; SIGKILL after ``timeout`` seconds."""
-        proc, self.process = self.process, None
+        """Controlled shutdown with SIGTERM; SIGKILL after ``timeout`` seconds.
+
+        `is_running()` stays true until the JVM has exited: during a controlled shutdown
+        the broker still serves requests."""
+        proc = self.process
         _LIVE.discard(self)
         if proc is None:
             return
@@ -266,6 +269,7 @@ class BrokerHandle:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(10)
+        self.process = None
         self._write_state()
 
     def restart(self, pause_seconds: float = 10.0, timeout: float = 90.0) -> None:

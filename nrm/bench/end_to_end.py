@@ -1,12 +1,13 @@
 """End to end: from the sender's HTTP request to the envelope committed in each receiver's
 store, through a whole embedded bus (registry, 11 nodes, transport) in this process.
 
-Arrival is timed by wrapping each receiving node's `CaseStore.record_received` on the
+Arrival is timed by wrapping each receiving node's `CaseStore.save_tracked` on the
 instance (the benchmark's hook; production code is untouched): the hook notes the time
-once the store's transaction has committed. The load comes from a separate process
-(`loader`), on the same monotonic clock. A delivery's latency is arrival minus the moment
-the sender's HTTP request went out, so it includes the HTTP accept, sealing, the outbox
-relay, the transport, verification and the receiver's append.
+once the store's transaction (a whole partition batch: group commit) has committed. The
+load comes from a separate process (`loader`), on the same monotonic clock. A delivery's
+latency is arrival minus the moment the sender's HTTP request went out, so it includes the
+HTTP accept, sealing, the outbox relay, the transport, verification and the receiver's
+append.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any
 from nrm.bench.common import latency_summary, rss_mb
 from nrm.bench.workload import COUNTRY, RECIPIENTS, SENDER, agencies
 from nrm.embedded import CountryBus, router_audience
+from referral_router.case_store import CaseFile
 
 
 class BusUnderTest:
@@ -66,16 +68,24 @@ class BusUnderTest:
 
     def _hook(self, agency: str) -> None:
         store = self.bus.nodes[agency].store
-        original: Callable[..., bool] = store.record_received
+        original: Callable[..., bool] = store.save_tracked
         arrivals = self.arrivals
 
-        def timed(envelope: Any, roles: Any, source: str, position: int) -> bool:
-            applied = original(envelope, roles, source, position)
+        def timed(source: str, position: int, *objs: Any) -> bool:
+            event_ids = [
+                str(e.envelope["id"])
+                for obj in objs
+                for e in getattr(obj, "pending_events", ())
+                if isinstance(e, CaseFile.EnvelopeRecorded)
+            ]
+            applied = original(source, position, *objs)
             if applied:
-                arrivals[(agency, str(envelope.id))] = time.monotonic()
+                now = time.monotonic()
+                for event_id in event_ids:
+                    arrivals[(agency, event_id)] = now
             return applied
 
-        store.record_received = timed  # type: ignore[method-assign]
+        store.save_tracked = timed  # type: ignore[method-assign]
 
     async def _load(self, cmd: dict[str, Any]) -> dict[str, Any]:
         proc = self._loader

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import threading
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
@@ -52,6 +53,9 @@ class SqliteCaseKeyStore:
         if len(master_key) != 32:
             raise ValueError("the node master key is 256 bits")
         self._aead = AESGCM(master_key)
+        # One connection shared by the node's threads (HTTP workers, inbox, relay):
+        # every use holds this lock, so transactions never interleave.
+        self._lock = threading.RLock()
         self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA secure_delete = ON")
         self._db.execute("PRAGMA journal_mode = WAL")
@@ -59,7 +63,8 @@ class SqliteCaseKeyStore:
         self._db.execute(_SCHEMA)
 
     def close(self) -> None:
-        self._db.close()
+        with self._lock:
+            self._db.close()
 
     @staticmethod
     def _aad(case: str, sender: str, recipient: str, key_id: str) -> bytes:
@@ -81,7 +86,7 @@ class SqliteCaseKeyStore:
         return CaseKey(case, sender, recipient, key_id, key)
 
     def put(self, key: CaseKey) -> None:
-        with self._db:
+        with self._lock, self._db:
             self._db.execute("BEGIN IMMEDIATE")
             seq = self._db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM case_keys").fetchone()
             self._db.execute(
@@ -97,30 +102,34 @@ class SqliteCaseKeyStore:
             )
 
     def get(self, case: str, sender: str, recipient: str, key_id: str) -> CaseKey | None:
-        row = self._db.execute(
-            "SELECT case_id, sender, recipient, key_id, wrapped FROM case_keys "
-            "WHERE case_id = ? AND sender = ? AND recipient = ? AND key_id = ?",
-            (case, sender, recipient, key_id),
-        ).fetchone()
+        with self._lock:
+            row = self._db.execute(
+                "SELECT case_id, sender, recipient, key_id, wrapped FROM case_keys "
+                "WHERE case_id = ? AND sender = ? AND recipient = ? AND key_id = ?",
+                (case, sender, recipient, key_id),
+            ).fetchone()
         return None if row is None else self._open(row)
 
     def current(self, case: str, sender: str, recipient: str) -> CaseKey | None:
         """The most recently stored key of the pair: the one a sender seals with."""
-        row = self._db.execute(
-            "SELECT case_id, sender, recipient, key_id, wrapped FROM case_keys "
-            "WHERE case_id = ? AND sender = ? AND recipient = ? ORDER BY seq DESC LIMIT 1",
-            (case, sender, recipient),
-        ).fetchone()
+        with self._lock:
+            row = self._db.execute(
+                "SELECT case_id, sender, recipient, key_id, wrapped FROM case_keys "
+                "WHERE case_id = ? AND sender = ? AND recipient = ? ORDER BY seq DESC LIMIT 1",
+                (case, sender, recipient),
+            ).fetchone()
         return None if row is None else self._open(row)
 
     def cases(self) -> list[str]:
-        return [r[0] for r in self._db.execute("SELECT DISTINCT case_id FROM case_keys")]
+        with self._lock:
+            return [r[0] for r in self._db.execute("SELECT DISTINCT case_id FROM case_keys")]
 
     def delete_case(self, case: str) -> int:
         """Delete every key of `case`, then push the freed bytes out of file and WAL."""
-        with self._db:
-            n = self._db.execute("DELETE FROM case_keys WHERE case_id = ?", (case,)).rowcount
-        self._scrub()
+        with self._lock:
+            with self._db:
+                n = self._db.execute("DELETE FROM case_keys WHERE case_id = ?", (case,)).rowcount
+            self._scrub()
         return n
 
     def _scrub(self) -> None:
@@ -131,17 +140,18 @@ class SqliteCaseKeyStore:
     def rotate_master_key(self, new_master_key: bytes) -> int:
         """Re-encrypt every row under a new master key; destroy the old one afterwards."""
         new = AESGCM(new_master_key)
-        with self._db:
-            self._db.execute("BEGIN IMMEDIATE")
-            rows = self._db.execute(
-                "SELECT case_id, sender, recipient, key_id, wrapped FROM case_keys"
-            ).fetchall()
-            for row in rows:
-                self._db.execute(
-                    "UPDATE case_keys SET wrapped = ? "
-                    "WHERE case_id = ? AND sender = ? AND recipient = ? AND key_id = ?",
-                    (self._seal(new, self._open(row)), *row[:4]),
-                )
-        self._aead = new
-        self._scrub()
+        with self._lock:
+            with self._db:
+                self._db.execute("BEGIN IMMEDIATE")
+                rows = self._db.execute(
+                    "SELECT case_id, sender, recipient, key_id, wrapped FROM case_keys"
+                ).fetchall()
+                for row in rows:
+                    self._db.execute(
+                        "UPDATE case_keys SET wrapped = ? "
+                        "WHERE case_id = ? AND sender = ? AND recipient = ? AND key_id = ?",
+                        (self._seal(new, self._open(row)), *row[:4]),
+                    )
+            self._aead = new
+            self._scrub()
         return len(rows)

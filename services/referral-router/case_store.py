@@ -8,6 +8,7 @@ agency's systems page through, and the leaf order of the node's verifiable log.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,7 +19,7 @@ from eventsourcing.application import Application, ProcessingEvent
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError, Tracking
 
-from contracts.envelope import Envelope
+from contracts.envelope import CaseFlags, Envelope
 from contracts.vocabulary import Role
 from referral_router.lifecycle import CaseState, Proposal, evolve
 
@@ -38,6 +39,24 @@ def idempotency_id(agency_id: str, key: str) -> UUID:
 
 def dead_letter_id(source: str, position: int) -> UUID:
     return uuid5(_NS, f"dead-letter:{source}:{position}")
+
+
+def _stored_proposal(data: Mapping[str, Any], roles: Mapping[str, Role]) -> Proposal:
+    """The clear facts of an envelope already validated when it was stored: read straight
+    from its JSON, because a replay must not pay for full validation of every event."""
+    return Proposal(
+        event_id=str(data["id"]),
+        event_type=str(data["type"]),
+        sender=str(data["sender"]),
+        sender_role=roles.get(str(data["sender"]), Role.FIRST_RESPONDER),
+        recipients={r: roles.get(r, Role.FIRST_RESPONDER) for r in data["recipients"]},
+        time=_utc(data["time"]),
+        operational=data["operational"],
+    )
+
+
+def _utc(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
 
 
 def proposal_of(envelope: Envelope, roles: Mapping[str, Role]) -> Proposal:
@@ -73,6 +92,15 @@ class CaseFile(Aggregate):
         self.state = CaseState(pseudonym=pseudonym)
         self.entries: list[tuple[str, dict[str, Any]]] = []
 
+    def __deepcopy__(self, memo: dict[int, Any]) -> CaseFile:
+        """The repository copies cached case files on every read. Recorded envelopes and
+        the case state are never changed in place, so a copy shares them: only the list of
+        entries and the pending events are new (a full deep copy grew with every event)."""
+        clone = copy.copy(self)
+        clone.entries = list(self.entries)
+        clone._pending_events = list(self._pending_events)
+        return clone
+
     @classmethod
     def open(cls, pseudonym: str) -> CaseFile:
         return cls._create(cls.Opened, id=case_file_id(pseudonym), pseudonym=pseudonym)
@@ -86,9 +114,10 @@ class CaseFile(Aggregate):
         )
 
     def _record(self, envelope: dict[str, Any], direction: str, roles: dict[str, str]) -> None:
-        env = Envelope.model_validate(envelope)
-        proposal = proposal_of(env, {k: Role(v) for k, v in roles.items()})
-        self.state = evolve(self.state, proposal, env.flags, env.deadlines)
+        proposal = _stored_proposal(envelope, {k: Role(v) for k, v in roles.items()})
+        flags = CaseFlags(**envelope.get("flags", {}))
+        deadlines = {k: _utc(v) for k, v in envelope.get("deadlines", {}).items()}
+        self.state = evolve(self.state, proposal, flags, deadlines)
         self.entries.append((direction, envelope))
 
     def envelopes(self) -> Iterator[tuple[str, Envelope]]:
@@ -203,6 +232,15 @@ class CaseStore(Application[UUID]):
 
     name = "ReferralRouter"
 
+    #: Case files stay in memory between requests (fast-forwarded from the store on each
+    #: read), so a busy case is not replayed from its first event for every new one.
+    DEFAULT_CACHE_SIZE = "5000"
+
+    def __init__(self, env: Mapping[str, str] | None = None) -> None:
+        settings = dict(env or {})
+        settings.setdefault("AGGREGATE_CACHE_MAXSIZE", self.DEFAULT_CACHE_SIZE)
+        super().__init__(env=settings)
+
     def construct_recorder(self) -> Any:
         # A process recorder can store tracking records atomically with events.
         return self.factory.process_recorder()
@@ -228,12 +266,14 @@ class CaseStore(Application[UUID]):
         Returns False when that position was already applied (a redelivery)."""
         case = self.case_file_or_new(envelope.subject)
         case.record(envelope, RECEIVED, roles)
-        return self._save_tracked(source, position, case)
+        return self.save_tracked(source, position, case)
 
     def record_dead_letter(self, letter: DeadLetter) -> bool:
-        return self._save_tracked(letter.source, letter.position, letter)
+        return self.save_tracked(letter.source, letter.position, letter)
 
-    def _save_tracked(self, source: str, position: int, *objs: Aggregate) -> bool:
+    def save_tracked(self, source: str, position: int, *objs: Aggregate) -> bool:
+        """Save aggregates and the transport position reached (`position` applied) in one
+        transaction; False if that position was applied before (a redelivery)."""
         pe: ProcessingEvent[UUID] = ProcessingEvent(Tracking(source, position + 1))
         pe.collect_events(*objs)
         try:

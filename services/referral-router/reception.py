@@ -8,18 +8,19 @@ A record that can never be applied never blocks its partition.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
-from eventsourcing.persistence import Tracking
+from eventsourcing.persistence import IntegrityError
 from pydantic import ValidationError
 
 from contracts.envelope import Envelope, parse_dataschema
 from contracts.kafka_binding import MalformedMessage, decode
 from contracts.versions import clear_part_model
-from referral_router.case_store import CaseStore, DeadLetter, proposal_of
-from referral_router.lifecycle import CaseState, RuleViolation, check_receive
+from referral_router.case_store import RECEIVED, CaseFile, CaseStore, DeadLetter, proposal_of
+from referral_router.lifecycle import RuleViolation, check_receive
 from referral_router.roster import Roster, UnknownAgency
 from referral_router.transport.base import Record
 
@@ -68,23 +69,59 @@ class Reception:
         self.verifier = verifier
 
     def apply(self, record: Record) -> Received:
-        source = f"{record.topic}:{record.partition}"
-        if self.store.already_applied(source, record.offset):
-            return Received(Outcome.DUPLICATE, source, record.offset)
+        return self.apply_batch([record])[0]
+
+    def apply_batch(self, records: Sequence[Record]) -> list[Received]:
+        """Apply a poll's records. Per partition, every outcome of the batch and the
+        partition's new position commit in one transaction (group commit); if a concurrent
+        writer (a replica) touched one of its cases, the batch is redone record by record."""
+        by_partition: dict[tuple[str, int], list[Record]] = {}
+        for rec in records:
+            by_partition.setdefault((rec.topic, rec.partition), []).append(rec)
+        outcomes: dict[tuple[str, int, int], Received] = {}
+        for (topic, partition), recs in by_partition.items():
+            try:
+                done = self._apply_partition(f"{topic}:{partition}", recs)
+            except IntegrityError:
+                done = [
+                    r for rec in recs for r in self._apply_partition(f"{topic}:{partition}", [rec])
+                ]
+            for rec, received in zip(recs, done, strict=True):
+                outcomes[(rec.topic, rec.partition, rec.offset)] = received
+        return [outcomes[(r.topic, r.partition, r.offset)] for r in records]
+
+    def _apply_partition(self, source: str, records: Sequence[Record]) -> list[Received]:
+        cases: dict[str, CaseFile] = {}
+        letters: list[DeadLetter] = []
+        results: list[Received] = []
+        last: int | None = None
+        applied_before = self.store.applied_up_to(source) or 0  # next offset to apply
+        for rec in records:
+            if rec.offset + 1 <= applied_before:
+                results.append(Received(Outcome.DUPLICATE, source, rec.offset))
+                continue
+            last = rec.offset
+            received = self._decide(source, rec, cases)
+            if received.letter is not None:
+                letters.append(received.letter)
+            results.append(received)
+        if last is not None:
+            self.store.save_tracked(source, last, *cases.values(), *letters)
+        return results
+
+    def _decide(self, source: str, record: Record, cases: dict[str, CaseFile]) -> Received:
+        """One record's outcome; an applied envelope is recorded in its (cached) case file."""
         envelope: Envelope | None = None
         try:
             message = decode(record.key, record.value, record.headers)
             envelope = message.envelope
             self._check(envelope)
-            case = self.store.case_file(envelope.subject)
-            if case is not None and str(envelope.id) in case.state.event_ids:
-                self.store.recorder.insert_tracking(Tracking(source, record.offset + 1))  # type: ignore[attr-defined]
+            case = cases.get(envelope.subject) or self.store.case_file_or_new(envelope.subject)
+            if str(envelope.id) in case.state.event_ids:
                 return Received(Outcome.DUPLICATE, source, record.offset, envelope)
             roles = self.roster.roles((envelope.sender, *envelope.recipients))
-            proposal = proposal_of(envelope, roles)
             try:
-                state = case.state if case else CaseState(pseudonym=envelope.subject)
-                check_receive(state, proposal, self.agency_id)
+                check_receive(case.state, proposal_of(envelope, roles), self.agency_id)
             except RuleViolation as v:
                 raise Refused(v.rule, v.message) from None
             if message.grant is not None:
@@ -98,10 +135,9 @@ class Reception:
             return self._dead_letter(source, record, envelope, exc.rule, exc.reason)
         if envelope.type == "case.erasure-ordered":
             self.verifier.erase(envelope.subject)  # keys first, then the order is recorded
-        applied = self.store.record_received(envelope, roles, source, record.offset)
-        return Received(
-            Outcome.APPLIED if applied else Outcome.DUPLICATE, source, record.offset, envelope
-        )
+        case.record(envelope, RECEIVED, roles)
+        cases[envelope.subject] = case
+        return Received(Outcome.APPLIED, source, record.offset, envelope)
 
     def _check(self, envelope: Envelope) -> None:
         """R6, signature, then the clear part's schema: before anything is kept."""
@@ -135,5 +171,4 @@ class Reception:
             event_type=envelope.type if envelope else "",
             sender=envelope.sender if envelope else "",
         )
-        self.store.record_dead_letter(letter)
         return Received(Outcome.DEAD_LETTERED, source, record.offset, envelope, letter)

@@ -58,6 +58,7 @@ class OutboxRelay:
         self.granting = granting
         self.batch_size = batch_size
         self.on_published = on_published
+        self._topics: set[str] = set()  # created already: no admin round trip per batch
 
     @property
     def position(self) -> int:
@@ -89,7 +90,10 @@ class OutboxRelay:
                 messages.append(Message(topic, key, value, headers))
         if messages:
             with spans:
-                await self.transport.ensure_topics({m.topic for m in messages}, partitions=4)
+                new = {m.topic for m in messages} - self._topics
+                if new:
+                    await self.transport.ensure_topics(new, partitions=4)
+                    self._topics |= new
                 await self.transport.publish_many(messages)
             if os.environ.get(CRASH_AFTER_PUBLISH_ENV) == "1":
                 os._exit(9)
@@ -135,11 +139,13 @@ class InboxLoop:
         offsets: dict[tuple[str, int], int] = {}
         dead: list[Message] = []
         agency = self.reception.agency_id
-        for rec in records:
+        # One transaction per partition for the whole batch (group commit); each record
+        # still gets its own span, continuing the sender's trace, once its outcome is known.
+        outcomes = await asyncio.to_thread(self.reception.apply_batch, records)
+        for rec, received in zip(records, outcomes, strict=True):
             with telemetry.applying(
                 agency, rec.topic, rec.partition, rec.offset, rec.headers
             ) as done:
-                received = await asyncio.to_thread(self.reception.apply, rec)
                 done(received.outcome, received.envelope)
             if received.outcome is Outcome.DEAD_LETTERED and received.letter is not None:
                 letter = received.letter

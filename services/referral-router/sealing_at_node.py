@@ -51,6 +51,7 @@ class NodeSeal:
         signing = keys.current(KeyUse.SIGNING)
         self.signer = SigningKey(agency_id, signing.key_id, signing.ed25519())
         self._granted: set[tuple[str, str, str]] = set()
+        self._current: dict[tuple[str, str], CaseKey] = {}  # (case, reader) -> key in use
         self._lock = threading.Lock()
 
     # --- sending -------------------------------------------------------------------
@@ -69,12 +70,18 @@ class NodeSeal:
         )
 
     def _case_key(self, case: str, reader: str) -> CaseKey:
+        """The key this node seals under for (case, reader): from memory, else the store,
+        else a new one, stored durably before first use. The lock guards only the map."""
         with self._lock:
-            key = self.case_keys.current(case, self.agency_id, reader)
-            if key is None:
-                key = new_case_key(case, self.agency_id, reader)
-                self.case_keys.put(key)
+            key = self._current.get((case, reader))
+        if key is not None:
             return key
+        key = self.case_keys.current(case, self.agency_id, reader)
+        if key is None:
+            key = new_case_key(case, self.agency_id, reader)
+            self.case_keys.put(key)  # fsynced: a key is never used before it is kept
+        with self._lock:
+            return self._current.setdefault((case, reader), key)
 
     def grant_for(self, envelope: Envelope, recipient: str) -> bytes | None:
         """A grant of this recipient's case key, the first time this process sends it
@@ -135,4 +142,5 @@ class NodeSeal:
         """Crypto-shredding: destroy every case key this node holds for the case."""
         with self._lock:
             self._granted = {m for m in self._granted if m[0] != case}
+            self._current = {k: v for k, v in self._current.items() if k[0] != case}
             return self.case_keys.delete_case(case)
