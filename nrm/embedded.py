@@ -184,7 +184,6 @@ class CountryBus:
             registry_audience=self.registry_config.token_audience,
             operator_id=OPERATOR_ID,
             operator_keys=tuple(p.public_record() for p in self.operator_keys.pairs),
-            poll_interval=0.1,
             subscription_refresh_seconds=1.0,
         )
         served = [
