@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
@@ -86,19 +87,19 @@ class SqliteCaseKeyStore:
         return CaseKey(case, sender, recipient, key_id, key)
 
     def put(self, key: CaseKey) -> None:
+        self.put_many([key])
+
+    def put_many(self, keys: Sequence[CaseKey]) -> None:
+        """Keep several keys in one durable transaction (a new case's keys: one fsync)."""
         with self._lock, self._db:
             self._db.execute("BEGIN IMMEDIATE")
-            seq = self._db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM case_keys").fetchone()
-            self._db.execute(
+            (seq,) = self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM case_keys").fetchone()
+            self._db.executemany(
                 "INSERT OR REPLACE INTO case_keys VALUES (?, ?, ?, ?, ?, ?)",
-                (
-                    key.case,
-                    key.sender,
-                    key.recipient,
-                    key.key_id,
-                    self._seal(self._aead, key),
-                    seq[0],
-                ),
+                [
+                    (k.case, k.sender, k.recipient, k.key_id, self._seal(self._aead, k), seq + i)
+                    for i, k in enumerate(keys, 1)
+                ],
             )
 
     def get(self, case: str, sender: str, recipient: str, key_id: str) -> CaseKey | None:

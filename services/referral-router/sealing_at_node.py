@@ -64,24 +64,29 @@ class NodeSeal:
     ) -> Envelope:
         case = envelope.subject
         readers = [self.agency_id, *(r for r, cats in entitlements.items() if cats)]
-        keys = {r: self._case_key(case, r) for r in readers}
+        keys = self._case_keys(case, readers)
         return seal(
             envelope, payload, signer=self.signer, entitlements=entitlements, case_keys=keys
         )
 
-    def _case_key(self, case: str, reader: str) -> CaseKey:
-        """The key this node seals under for (case, reader): from memory, else the store,
-        else a new one, stored durably before first use. The lock guards only the map."""
+    def _case_keys(self, case: str, readers: list[str]) -> dict[str, CaseKey]:
+        """The keys this node seals under for (case, reader): from memory, else the store,
+        else new ones, all kept durably in one transaction before first use. The lock
+        guards only the map."""
         with self._lock:
-            key = self._current.get((case, reader))
-        if key is not None:
-            return key
-        key = self.case_keys.current(case, self.agency_id, reader)
-        if key is None:
-            key = new_case_key(case, self.agency_id, reader)
-            self.case_keys.put(key)  # fsynced: a key is never used before it is kept
+            keys = {r: k for r in readers if (k := self._current.get((case, r))) is not None}
+        missing = [r for r in readers if r not in keys]
+        new: list[CaseKey] = []
+        for reader in missing:
+            key = self.case_keys.current(case, self.agency_id, reader)
+            if key is None:
+                key = new_case_key(case, self.agency_id, reader)
+                new.append(key)
+            keys[reader] = key
+        if new:
+            self.case_keys.put_many(new)  # fsynced: a key is never used before it is kept
         with self._lock:
-            return self._current.setdefault((case, reader), key)
+            return {r: self._current.setdefault((case, r), k) for r, k in keys.items()}
 
     def grant_for(self, envelope: Envelope, recipient: str) -> bytes | None:
         """A grant of this recipient's case key, the first time this process sends it
