@@ -7,7 +7,7 @@ routers, rules and oversight read; personal fields live only in `sealed`.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal
 from uuid import UUID
 
@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from contracts.canonical import canonical_json
 from contracts.events import CATALOGUE, OLDER_VERSIONS, latest_version
+from contracts.timestamps import UtcDateTime
 
 AGENCY_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{1,62}$"
 CASE_PSEUDONYM_PATTERN = r"^case-[a-z0-9]{8,64}$"
@@ -62,7 +63,7 @@ class Envelope(BaseModel):
     source: str = Field(pattern=r"^nrm://[A-Z]{2}/[a-z0-9][a-z0-9-]{1,62}$")
     type: str
     subject: str = Field(pattern=CASE_PSEUDONYM_PATTERN, description="The case pseudonym.")
-    time: datetime
+    time: UtcDateTime
     dataschema: str
     datacontenttype: Literal["application/json"] = "application/json"
     sender: str = Field(pattern=AGENCY_ID_PATTERN)
@@ -90,13 +91,6 @@ class Envelope(BaseModel):
         if v not in CATALOGUE:
             raise ValueError(f"unknown event type {v!r}")
         return v
-
-    @field_validator("time")
-    @classmethod
-    def _aware(cls, v: datetime) -> datetime:
-        if v.tzinfo is None:
-            raise ValueError("time must carry a time zone (RFC 3339)")
-        return v.astimezone(UTC)
 
     @field_validator("recipients")
     @classmethod

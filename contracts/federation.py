@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from datetime import UTC, datetime
 from typing import Literal
 
 import rfc8785
@@ -33,6 +32,7 @@ from contracts.directory import (
 )
 from contracts.envelope import AGENCY_ID_PATTERN, CaseFlags
 from contracts.need_to_know import RETURN_EVENT_TYPES
+from contracts.timestamps import UtcDateTime
 from contracts.vocabulary import DataCategory
 
 FEDERATION_FORMAT = "nrm-federation/1"
@@ -140,16 +140,9 @@ class FederationDocument(BaseModel):
 
     country: str = Field(pattern=COUNTRY_PATTERN)
     serial: int = Field(ge=0)
-    issued_at: datetime
+    issued_at: UtcDateTime
     registry_key_id: str = Field(pattern=KEY_ID_PATTERN)
     peers: tuple[PeerFederation, ...] = ()
-
-    @field_validator("issued_at")
-    @classmethod
-    def _aware(cls, v: datetime) -> datetime:
-        if v.tzinfo is None:
-            raise ValueError("issued_at must carry a time zone")
-        return v.astimezone(UTC)
 
     @model_validator(mode="after")
     def _distinct(self) -> FederationDocument:

@@ -265,24 +265,24 @@ async def timeline(bus: CountryBus, case: str, out: TextIO) -> dict[str, list[di
         result[agency] = events
         say(f"\n{agency}:")
         for ev in events:
-            arrow = "->" if ev["direction"] == "sent" else "<-"
-            other = ", ".join(ev["recipients"]) if ev["direction"] == "sent" else ev["sender"]
-            personal = {k: v for k, v in ev["fields"].items() if k not in ev["operational"]}
-            withheld = sorted(
-                {
-                    v["withheld"]
-                    for v in personal.values()
-                    if isinstance(v, dict) and "withheld" in v
-                }
-            )
-            opened = sorted(
-                k for k, v in personal.items() if not (isinstance(v, dict) and "withheld" in v)
-            )
-            say(
-                f"  {arrow} {ev['type']:<24} {other:<40} opened: {', '.join(opened) or '-'}"
-                + (f" | withheld: {', '.join(withheld)}" if withheld else "")
-            )
+            say(timeline_line(ev))
     return result
+
+
+def timeline_line(ev: dict[str, Any], origin: str = "", widths: tuple[int, int] = (24, 40)) -> str:
+    """One event as an agency holds it: direction, type, the other party, and which
+    personal fields it opened and which categories stayed withheld."""
+    arrow = "->" if ev["direction"] == "sent" else "<-"
+    other = (", ".join(ev["recipients"]) if ev["direction"] == "sent" else ev["sender"]) + origin
+    personal = {k: v for k, v in ev["fields"].items() if k not in ev["operational"]}
+    hidden = {
+        k: v["withheld"] for k, v in personal.items() if isinstance(v, dict) and "withheld" in v
+    }
+    opened = sorted(k for k in personal if k not in hidden)
+    withheld = sorted(set(hidden.values()))
+    line = f"  {arrow} {ev['type']:<{widths[0]}} {other:<{widths[1]}} "
+    line += f"opened: {', '.join(opened) or '-'}"
+    return line + (f" | withheld: {', '.join(withheld)}" if withheld else "")
 
 
 class WebhookReceiver:

@@ -20,7 +20,7 @@ from uuid import uuid4
 import httpx
 
 from contracts.vocabulary import PERSONAL_CATEGORIES, DataCategory, Role, ServiceKind
-from nrm.demo import CANARY, DemoFailed, Step, _printer
+from nrm.demo import CANARY, DemoFailed, Step, _printer, timeline_line
 from nrm.embedded import DEMO_AGENCIES, AgencySpec, CountryBus
 from referral_router.gateway_runtime import GatewayRuntime
 
@@ -392,25 +392,8 @@ async def country_timeline(
         views[agency] = events
         say(f"{agency}:")
         for ev in events:
-            arrow = "->" if ev["direction"] == "sent" else "<-"
-            other = ", ".join(ev["recipients"]) if ev["direction"] == "sent" else ev["sender"]
             foreign = "" if ev["sender"] in bus.nodes else f" (from {pair.peer_of(country)})"
-            personal = {k: v for k, v in ev["fields"].items() if k not in ev["operational"]}
-            withheld = sorted(
-                {
-                    v["withheld"]
-                    for v in personal.values()
-                    if isinstance(v, dict) and "withheld" in v
-                }
-            )
-            opened = sorted(
-                k for k, v in personal.items() if not (isinstance(v, dict) and "withheld" in v)
-            )
-            say(
-                f"  {arrow} {ev['type']:<26} {other + foreign:<42} "
-                f"opened: {', '.join(opened) or '-'}"
-                + (f" | withheld: {', '.join(withheld)}" if withheld else "")
-            )
+            say(timeline_line(ev, foreign, (26, 42)))
     say(f"--- {country} gateway crossings ---")
     for c in await crossings(pair, country):
         if c["case"] != case:

@@ -4,14 +4,14 @@ the marker of a withheld field."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from contracts.envelope import AGENCY_ID_PATTERN, Envelope
 from contracts.sealing.canonical import canonical_json
+from contracts.timestamps import UtcDateTime
 from contracts.vocabulary import DataCategory
 
 SEAL_FORMAT = "nrm-seal/1"
@@ -32,20 +32,13 @@ class Forwarding(BaseModel):
 
     format: Literal["nrm-forward/1"] = FORWARD_FORMAT
     id: UUID
-    time: datetime
+    time: UtcDateTime
     forwarder: str = Field(pattern=AGENCY_ID_PATTERN)
     recipient: str = Field(pattern=AGENCY_ID_PATTERN)
     parent: UUID | None = None
     original: Envelope
     wraps: dict[str, Any] = Field(default_factory=dict)
     signature: dict[str, Any] | None = None
-
-    @field_validator("time")
-    @classmethod
-    def _aware(cls, v: datetime) -> datetime:
-        if v.tzinfo is None:
-            raise ValueError("time must carry a time zone (RFC 3339)")
-        return v.astimezone(UTC)
 
     def signing_bytes(self) -> bytes:
         return canonical_json(self.model_dump(mode="json", exclude={"signature"}))
