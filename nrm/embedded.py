@@ -21,7 +21,7 @@ import logging
 import os
 import secrets
 import socket
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -120,6 +120,16 @@ class Keychain:
 
     def master_key(self, agency_id: str) -> bytes:
         return _secret_file(self.folder / f"{agency_id}.master-key", secrets.token_bytes(32))
+
+
+class _QuietServer(uvicorn.Server):
+    """A server among many in one process: the bus, not each server, owns SIGINT/SIGTERM
+    (uvicorn would otherwise swallow Ctrl-C in whichever server installed its handler
+    last) and stops them all in order."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
 
 
 @dataclass
@@ -315,7 +325,7 @@ class CountryBus:
         config = uvicorn.Config(
             app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"
         )
-        server = uvicorn.Server(config)
+        server = _QuietServer(config)
         task = asyncio.create_task(server.serve())
         while not server.started:
             if task.done():

@@ -67,6 +67,7 @@ def _up(args: argparse.Namespace) -> int:
     from nrm.embedded import CountryBus
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request is noise
 
     from referral_router import telemetry
 
