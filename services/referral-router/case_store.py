@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
-from eventsourcing.application import Application, ProcessingEvent
+from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError, Tracking
 
@@ -296,10 +296,8 @@ class CaseStore(Application[UUID]):
     def case_file(self, pseudonym: str) -> CaseFile | None:
         try:
             agg = self.repository.get(case_file_id(pseudonym))
-        except Exception as exc:  # eventsourcing raises AggregateNotFoundError
-            if type(exc).__name__ == "AggregateNotFoundError":
-                return None
-            raise
+        except AggregateNotFoundError:
+            return None
         assert isinstance(agg, CaseFile)
         return agg
 

@@ -19,7 +19,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from contracts.envelope import CASE_PSEUDONYM_PATTERN
 from referral_router.audit_log import AuditLog
 from referral_router.lifecycle import RuleViolation, UnknownCase
-from referral_router.node import AgencyNode, IdempotencyConflict, Submission
+from referral_router.node import AgencyNode, IdempotencyConflict, InvalidSubmission, Submission
 from referral_router.oversight_api import oversight_router
 from referral_router.requests import (
     AppendEvent,
@@ -258,6 +258,6 @@ def install_error_handlers(app: FastAPI) -> None:
             rule="CONCURRENCY",
         )
 
-    @app.exception_handler(ValueError)
-    async def _value(request: Request, exc: ValueError) -> JSONResponse:
+    @app.exception_handler(InvalidSubmission)
+    async def _invalid_submission(request: Request, exc: InvalidSubmission) -> JSONResponse:
         return problem(422, "invalid-request", str(exc))

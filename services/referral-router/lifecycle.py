@@ -75,6 +75,7 @@ class Consent:
     consent_id: str
     recipients: frozenset[str]
     voluntary_return: bool
+    categories: frozenset[str] = frozenset()  # what the person agreed may be shared
     active: bool = True
 
 
@@ -447,6 +448,7 @@ def evolve(
                 consent_id=str(op["consent_id"]),
                 recipients=frozenset(op["recipients"]),
                 voluntary_return=bool(op.get("voluntary_return")),
+                categories=frozenset(op.get("categories", ())),
             )
             s = replace(s, consents={**s.consents, c.consent_id: c})
         case "consent.withdrawn":

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 from uuid import uuid4
 
 from contracts.envelope import Envelope, dataschema_for, source_for
-from contracts.events import CATALOGUE, EventPayload, split_by_category
+from contracts.events import EventPayload, split_by_category
 from contracts.need_to_know import CaseContext
 from contracts.policy import CountryPolicy
 from contracts.vocabulary import DataCategory, Role
@@ -61,6 +61,10 @@ class Sealer(Protocol):
     def open(self, envelope: Envelope) -> dict[str, Any]: ...
 
     def erase(self, case: str) -> int: ...
+
+
+class InvalidSubmission(ValueError):
+    """A well-formed request the node cannot carry out as asked (answered 422)."""
 
 
 class IdempotencyConflict(Exception):
@@ -137,7 +141,7 @@ class AgencyNode:
         for r in sub.recipients:
             self.roster.active(r)
         if self.agency_id in sub.recipients:
-            raise ValueError("an agency does not send events to itself")
+            raise InvalidSubmission("an agency does not send events to itself")
 
         pseudonym = sub.case or new_case_pseudonym()
         case = self.store.case_file(pseudonym)
@@ -230,17 +234,8 @@ class AgencyNode:
             consent = state.consents.get(str(consent_id))
             to = str(p.operational["to_agency"])
             if consent is not None and to in out:
-                covered = self._consent_categories(state, str(consent_id))
-                out[to] = out[to] & covered
+                out[to] = out[to] & frozenset(DataCategory(c) for c in consent.categories)
         return out
-
-    def _consent_categories(self, state: CaseState, consent_id: str) -> frozenset[DataCategory]:
-        case = self.store.case_file(state.pseudonym)
-        assert case is not None
-        for _, env in case.envelopes():
-            if env.type == "consent.recorded" and env.operational.get("consent_id") == consent_id:
-                return frozenset(DataCategory(c) for c in env.operational["categories"])
-        return frozenset()
 
     # --- reads ---------------------------------------------------------------------
 
@@ -324,4 +319,4 @@ def _inbox_item(e: LoggedEnvelope) -> dict[str, Any]:
     }
 
 
-__all__ = ["CATALOGUE", "AgencyNode", "IdempotencyConflict", "Receipt", "Submission"]
+__all__ = ["AgencyNode", "IdempotencyConflict", "InvalidSubmission", "Receipt", "Submission"]

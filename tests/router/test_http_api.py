@@ -213,3 +213,41 @@ def test_health_and_readiness(bus: RunningBus) -> None:
     assert httpx.get(f"{url}/healthz").json() == {"status": "ok"}
     ready = httpx.get(f"{url}/readyz").json()
     assert ready["status"] == "ready" and ready["agency"] == "safe-house"
+
+
+def test_consented_referral_shares_no_more_than_the_consent_covers(bus: RunningBus) -> None:
+    """R9: the referred agency opens only the categories the person agreed to share."""
+    case = screen(bus)
+    consent = {
+        "consent_id": "c-id",
+        "recipients": ["safe-house"],
+        "categories": ["identity"],
+        "recorded_by_officer": "bp-1",
+    }
+    assert (
+        append(
+            bus, "border-police", case, "consent.recorded", ["nrm-authority"], consent
+        ).status_code
+        == 201
+    )
+    r = append(
+        bus,
+        "border-police",
+        case,
+        "referral.requested",
+        ["safe-house"],
+        {
+            "referral_id": "r-c",
+            "to_agency": "safe-house",
+            "service": "shelter",
+            "consent_id": "c-id",
+            "full_name": "Test Person",
+            "needs": "a bed",
+        },
+    )
+    assert r.status_code == 201, r.text
+    bus.settle()
+    with bus.client("safe-house") as c:
+        fields = c.get(f"/v1/cases/{case}").json()["events"][0]["fields"]
+    assert fields["full_name"] == "Test Person"  # identity: consented
+    assert fields["needs"] == {"withheld": "service", "reason": "not-entitled"}  # not consented

@@ -20,9 +20,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from .partitioning import murmur2, partition_for
-from .topics import dead_letter_topic, inbox_topic
-
 __all__ = [
     "CommitFailedError",
     "Consumer",
@@ -35,10 +32,6 @@ __all__ = [
     "Transport",
     "TransportError",
     "UnknownTopicError",
-    "dead_letter_topic",
-    "inbox_topic",
-    "murmur2",
-    "partition_for",
 ]
 
 Headers = tuple[tuple[str, bytes], ...]
