@@ -4,7 +4,7 @@ XA (the destination country, where the person was found) and XB (her country of
 origin) each run their own registry, nodes, stores and in-process transport (separate
 `bus.db` files; with Kafka, one broker and the separate `nrm.XA.*` / `nrm.XB.*` topic
 namespaces). Each registry imports the other's anchor and publishes its counterparts;
-each country runs a gateway (`referral_router.gateway_runtime`). Nothing is shared but
+each country runs a gateway (`referral_router.runtime.gateway`). Nothing is shared but
 HTTP between registries and gateways.
 """
 
@@ -22,7 +22,7 @@ import httpx
 from contracts.vocabulary import PERSONAL_CATEGORIES, DataCategory, Role, ServiceKind
 from nrm.demo import CANARY, DemoFailed, Step, _printer, timeline_line
 from nrm.embedded import DEMO_AGENCIES, AgencySpec, CountryBus
-from referral_router.gateway_runtime import GatewayRuntime
+from referral_router.runtime.gateway import GatewayRuntime
 
 DESTINATION, ORIGIN = "XA", "XB"
 GATEWAY = {DESTINATION: "federation-xb", ORIGIN: "federation-xa"}

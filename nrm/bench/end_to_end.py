@@ -24,7 +24,7 @@ from typing import Any
 from nrm.bench.common import latency_summary, rss_mb
 from nrm.bench.workload import COUNTRY, RECIPIENTS, SENDER, agencies
 from nrm.embedded import CountryBus, router_audience
-from referral_router.case_store import CaseFile
+from referral_router.store.case_store import CaseFile
 
 
 class BusUnderTest:

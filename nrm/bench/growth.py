@@ -20,8 +20,8 @@ from uuid import UUID
 from nrm.bench.common import folder_mb, rss_mb
 from nrm.bench.end_to_end import BusUnderTest
 from nrm.bench.workload import RECIPIENTS
-from referral_router.case_store import CaseFile, CaseStore
-from referral_router.runtime import sqlite_store_env
+from referral_router.runtime.node import sqlite_store_env
+from referral_router.store.case_store import CaseFile, CaseStore
 
 
 def checkpoints(start: int, max_events: int) -> list[int]:

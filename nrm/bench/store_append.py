@@ -17,8 +17,8 @@ from typing import Any
 
 from contracts.vocabulary import Role
 from nrm.bench.workload import EVENTS_PER_CASE, SENDER, sealed_envelopes
-from referral_router.case_store import CaseFile, CaseStore
-from referral_router.runtime import sqlite_store_env
+from referral_router.runtime.node import sqlite_store_env
+from referral_router.store.case_store import CaseFile, CaseStore
 
 
 def _raw_sqlite_us(payloads: list[bytes], folder: Path) -> float:

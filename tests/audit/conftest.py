@@ -31,8 +31,8 @@ from contracts.directory import (
 from contracts.envelope import Envelope, dataschema_for, source_for
 from contracts.keystore import AgencyKeys, generate_agency_keys
 from contracts.vocabulary import Role
-from referral_router.audit_log import AuditLog
-from referral_router.case_store import CaseFile, CaseStore
+from referral_router.audit.log import AuditLog
+from referral_router.store.case_store import CaseFile, CaseStore
 
 COUNTRY = "XA"
 DOMAIN = "nrm.example"
@@ -215,7 +215,7 @@ def served(audit: AuditLog, seen: Any = None) -> tuple[list[str], list[Any], dic
     """What the oversight API would serve, fetched the way `nrm audit verify` fetches:
     (checkpoint notes in issue order, leaves of the latest size, planned proofs)."""
     from contracts.audit_verification import LeafEntry, sizes_to_prove
-    from referral_router.audit_log import AuditLogError
+    from referral_router.audit.log import AuditLogError
 
     notes = [c.note for c in audit.checkpoints(0, 10_000)]
     proofs = {}

@@ -17,14 +17,14 @@ from contracts.transparency import (
     verify_consistency,
     verify_inclusion,
 )
-from referral_router.audit_log import (
+from referral_router.audit.log import (
     AuditLog,
     AuditLogError,
     AuditRangeError,
     NoCheckpoint,
     UnknownEvent,
 )
-from referral_router.case_store import CaseStore
+from referral_router.store.case_store import CaseStore
 from tests.audit.conftest import (
     T0,
     Agencies,

@@ -18,7 +18,7 @@ from fastapi import FastAPI
 from contracts.agency_token import ReplayCache, TokenVerifier
 from contracts.keystore import seal_keystore
 from nrm.cli import main
-from referral_router.oversight_api import oversight_router
+from referral_router.api.oversight import oversight_router
 from tests.audit.conftest import T0, Agencies, Node, case_story, open_node, record
 
 

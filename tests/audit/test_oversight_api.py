@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from contracts.agency_token import ReplayCache, TokenVerifier
 from contracts.audit_verification import LeafEntry, node_verifiers, verify_log
 from contracts.transparency import open_checkpoint, verify_consistency, verify_inclusion
-from referral_router.oversight_api import oversight_router
+from referral_router.api.oversight import oversight_router
 from tests.audit.conftest import T0, Agencies, Node, case_story, record
 
 AUDIENCE = "router:xa-police"

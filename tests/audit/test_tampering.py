@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from contracts.audit_verification import FindingKind, LogReport, SeenLog, verify_log
-from referral_router.audit_log import AuditLog
-from referral_router.case_store import CaseStore
+from referral_router.audit.log import AuditLog
+from referral_router.store.case_store import CaseStore
 from tests.audit.conftest import T0, Agencies, case_story, origin_of, record, served, sqlite_env
 
 

@@ -13,12 +13,12 @@ from contracts.schema_export import SCHEMA_DIR, all_schemas, render
 from contracts.versions import model_for, upcast
 from contracts.vocabulary import DataCategory
 
-DOMAIN = Path(__file__).resolve().parents[3] / "shared" / "DOMAIN.md"
+DOMAIN = Path(__file__).resolve().parents[2] / "docs" / "domain.md"
 
 
 def test_every_event_type_of_domain_md_is_in_the_catalogue() -> None:
     if not DOMAIN.exists():
-        pytest.fail(f"DOMAIN.md not found at {DOMAIN}")
+        pytest.fail(f"docs/domain.md not found at {DOMAIN}")
     lifecycle = DOMAIN.read_text().split("## The case lifecycle")[1].split("## Rules")[0]
     named = set(re.findall(r"`([a-z-]+\.[a-z-]+)`", lifecycle))
     assert len(named) >= 20

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from referral_router.case_store import CaseStore
-from referral_router.relay import RELAY_TRACKING
+from referral_router.sending.relay import RELAY_TRACKING
+from referral_router.store.case_store import CaseStore
 
 from .conftest import Country, received_ids, screen, wait_for
 

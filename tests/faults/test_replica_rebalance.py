@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from referral_router.case_store import RECEIVED, CaseStore
+from referral_router.store.case_store import RECEIVED, CaseStore
 from referral_router.transport.topics import inbox_topic
 from tests.router.test_case_store import postgres_env
 

@@ -37,7 +37,7 @@ from nrm.federation_demo import (
     planning,
     scenario,
 )
-from referral_router.audit_log import AuditLog
+from referral_router.audit.log import AuditLog
 from tests.federation.conftest import RunningPair
 
 XA, XB = DESTINATION, ORIGIN

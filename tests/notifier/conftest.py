@@ -3,7 +3,7 @@ each served by uvicorn on 127.0.0.1 (random ports), with real keys and tokens.
 
 The router double (`RouterDouble`) is a small FastAPI app that implements the two parts
 of the router's HTTP contract the notifier uses — `GET /v1/log` (same paging, cursor and
-item shape as services/referral-router/http_api.py) and `POST /v1/cases/{case}/events`
+item shape as services/referral-router/api/cases.py) and `POST /v1/cases/{case}/events`
 (token of the node's own agency, Idempotency-Key replays the first answer) — and
 records what it gets. It stands in for a full node so these tests need no bus.
 """

@@ -20,8 +20,8 @@ import pytest
 
 from contracts.envelope import Envelope, dataschema_for, source_for
 from contracts.vocabulary import Role
-from referral_router.case_store import RECEIVED, SENT, CaseFile, CaseStore, DeadLetter
-from referral_router.relay import RELAY_TRACKING
+from referral_router.sending.relay import RELAY_TRACKING
+from referral_router.store.case_store import RECEIVED, SENT, CaseFile, CaseStore, DeadLetter
 
 ROLES = {"police": Role.FIRST_RESPONDER, "shelter": Role.SERVICE_PROVIDER}
 

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from contracts.policy import load_policy
 from contracts.vocabulary import Role
-from referral_router.lifecycle import (
+from referral_router.rules.lifecycle import (
     CaseState,
     Proposal,
     RuleViolation,

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from contracts.sealing import new_case_key
-from referral_router.case_keys import CaseKeyStoreError, SqliteCaseKeyStore
+from referral_router.sealing.case_keys import CaseKeyStoreError, SqliteCaseKeyStore
 
 CASE = "case-0123456789abcdef"
 OTHER = "case-fedcba9876543210"

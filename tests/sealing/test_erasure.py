@@ -25,7 +25,7 @@ from contracts.sealing import (
 from contracts.sealing.grants import _info
 from contracts.sealing.keys import b64d
 from contracts.vocabulary import DataCategory
-from referral_router.case_keys import SqliteCaseKeyStore
+from referral_router.sealing.case_keys import SqliteCaseKeyStore
 from tests.sealing.world import CASE, T0, World, requested, screened
 
 OTHER_CASE = "case-99999999aaaa"

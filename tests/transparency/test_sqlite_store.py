@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from contracts.transparency import LevelStore, MerkleTree, verify_consistency
-from referral_router.audit_levels import SqliteLevelStore
+from referral_router.audit.levels import SqliteLevelStore
 
 
 def _open(path: Path) -> sqlite3.Connection:

@@ -21,9 +21,9 @@ from contracts.transparency import (
     verify_cosignature,
 )
 from contracts.transparency.checkpoint import NoteSigner
-from referral_router.audit_log import AuditLog, AuditLogError, NoCheckpoint
-from referral_router.case_store import CaseStore
-from referral_router.witnessing import CheckpointWitnessing, Outcome
+from referral_router.audit.log import AuditLog, AuditLogError, NoCheckpoint
+from referral_router.audit.witnessing import CheckpointWitnessing, Outcome
+from referral_router.store.case_store import CaseStore
 from registry.witness import WitnessBook
 from tests.registry.conftest import Bus
 from tests.witness.conftest import NodeLog, origin_of, submit

@@ -14,7 +14,7 @@ import pytest
 
 from nrm.cli import main as nrm
 from nrm.demo import play
-from referral_router.witnessing import Outcome
+from referral_router.audit.witnessing import Outcome
 from registry.witness import verify_witness_key
 from tests.bus.running import RunningBus, running_bus
 

@@ -21,7 +21,7 @@ from eventsourcing.persistence import IntegrityError, Tracking
 
 from contracts.envelope import CaseFlags, Envelope
 from contracts.vocabulary import Role
-from referral_router.lifecycle import CaseState, Proposal, evolve
+from referral_router.rules.lifecycle import CaseState, Proposal, evolve
 
 _NS = uuid5(NAMESPACE_URL, "urn:nrm:referral-router")
 

@@ -21,8 +21,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from contracts.directory import Directory
 from contracts.vocabulary import Role
-from referral_router.audit_log import AuditLog, AuditLogError, AuditRangeError
-from referral_router.requests import Problem
+from referral_router.api.bodies import Problem
+from referral_router.audit.log import AuditLog, AuditLogError, AuditRangeError
 
 MAX_PAGE = 1000
 _bearer = HTTPBearer(auto_error=False)

@@ -18,17 +18,12 @@ import httpx
 from fastapi import FastAPI
 
 from contracts.directory import TrustAnchor
-from referral_router.gateway import (
-    CrossingLedger,
-    FederatedInbox,
-    FederatedSeal,
-    ForwardingStore,
-    Gateway,
-    PeerTrust,
-    PeerUnreachable,
-)
-from referral_router.gateway_api import create_gateway_app
-from referral_router.runtime import NodeRuntime
+from referral_router.federation.api import create_gateway_app
+from referral_router.federation.gateway import FederatedInbox, Gateway
+from referral_router.federation.ledgers import CrossingLedger, ForwardingStore
+from referral_router.federation.seal import FederatedSeal
+from referral_router.federation.trust import PeerTrust, PeerUnreachable
+from referral_router.runtime.node import NodeRuntime
 
 log = logging.getLogger("nrm.gateway")
 

@@ -20,18 +20,19 @@ from contracts.directory import Directory, KeyUse
 from contracts.keystore import AgencyKeys
 from contracts.policy import load_policy
 from referral_router import telemetry
-from referral_router.audit_log import AuditLog
-from referral_router.case_keys import SqliteCaseKeyStore
-from referral_router.case_store import CaseStore
-from referral_router.http_api import create_app
-from referral_router.node import AgencyNode
-from referral_router.reception import Reception
-from referral_router.relay import InboxLoop, OutboxRelay
-from referral_router.roster import Roster
-from referral_router.sealing_at_node import NodeSeal
+from referral_router.api.app import create_app
+from referral_router.audit.log import AuditLog
+from referral_router.audit.witnessing import witnessing_for
+from referral_router.receiving.inbox import InboxLoop
+from referral_router.receiving.reception import Reception
+from referral_router.rules.roster import Roster
+from referral_router.sealing.case_keys import SqliteCaseKeyStore
+from referral_router.sealing.node_seal import NodeSeal
+from referral_router.sending.node import AgencyNode
+from referral_router.sending.relay import OutboxRelay
+from referral_router.store.case_store import CaseStore
 from referral_router.transport.base import Transport
 from referral_router.transport.topics import inbox_topic
-from referral_router.witnessing import witnessing_for
 
 log = logging.getLogger("nrm.node")
 

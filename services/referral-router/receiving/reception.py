@@ -19,9 +19,9 @@ from pydantic import ValidationError
 from contracts.envelope import Envelope, parse_dataschema
 from contracts.kafka_binding import MalformedMessage, decode
 from contracts.versions import clear_part_model
-from referral_router.case_store import RECEIVED, CaseFile, CaseStore, DeadLetter, proposal_of
-from referral_router.lifecycle import RuleViolation, check_receive
-from referral_router.roster import Roster, UnknownAgency
+from referral_router.rules.lifecycle import RuleViolation, check_receive
+from referral_router.rules.roster import Roster, UnknownAgency
+from referral_router.store.case_store import RECEIVED, CaseFile, CaseStore, DeadLetter, proposal_of
 from referral_router.transport.base import Record
 
 

@@ -26,31 +26,22 @@ gateway node's store, and in each gateway's crossing ledger (clear data only).
 from __future__ import annotations
 
 import logging
-import sqlite3
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from datetime import UTC, datetime
 from typing import Any, Protocol
 from uuid import uuid4
 
-from cryptography.hazmat.primitives.asymmetric import ed25519
 from eventsourcing.persistence import Tracking
 
-from contracts.directory import Directory, DirectoryError, TrustAnchor
-from contracts.directory_client import DirectoryClient
+from contracts.directory import Directory
 from contracts.envelope import Envelope
-from contracts.events import categories_of
 from contracts.federation import (
     FEDERATED_EVENT_TYPES,
     BorderRefused,
-    FederationDocument,
-    FederationError,
     PeerFederation,
     check_inbound,
     check_outbound,
-    verify_federation,
 )
 from contracts.need_to_know import CaseContext
 from contracts.sealing import (
@@ -58,290 +49,28 @@ from contracts.sealing import (
     CaseKeyGrant,
     Forwarding,
     HpkeKeyPair,
-    PublicKeyLookup,
     SealingError,
-    UnknownSigningKey,
     Verified,
-    Withheld,
     accept_grant,
     forward,
     forwardable,
     grant_case_key,
     new_case_key,
-    open_envelope,
     parse_forwarding,
     verify,
 )
-from contracts.sealing.core import payload_model
 from contracts.sealing.keys import b64d, b64e
 from contracts.vocabulary import DataCategory, Role
-from referral_router.case_store import RECEIVED, DeadLetter, LoggedEnvelope
-from referral_router.runtime import NodeRuntime
-from referral_router.sealing_at_node import NodeSeal
+from referral_router.federation.ledgers import ForwardingStore
+from referral_router.federation.trust import PeerTrust, PeerUnreachable, directory_lookup
+from referral_router.runtime.node import NodeRuntime
+from referral_router.sealing.node_seal import NodeSeal
+from referral_router.store.case_store import RECEIVED, DeadLetter, LoggedEnvelope
 
 log = logging.getLogger("nrm.gateway")
 
-Fetch = Callable[[str], bytes]
 #: (peer gateway base URL, JSON body) -> (HTTP status, JSON answer)
 Send = Callable[[str, dict[str, Any]], tuple[int, dict[str, Any]]]
-
-
-class PeerUnreachable(Exception):
-    """A registry or gateway did not answer: retry later, nothing is lost or refused."""
-
-
-def directory_lookup(directory: Directory) -> PublicKeyLookup:
-    """Signing keys of one country's verified directory, as sealing asks for them."""
-
-    def lookup(agency_id: str, key_id: str, at: datetime) -> ed25519.Ed25519PublicKey:
-        record = directory.signing_key(agency_id, key_id, at)
-        if record is None:
-            raise UnknownSigningKey(
-                f"{agency_id} has no signing key {key_id} in {directory.country}'s directory"
-            )
-        return record.ed25519()
-
-    return lookup
-
-
-# --- small stores (clear data and ciphertext only) ---------------------------------------
-
-
-class ForwardingStore:
-    """The forwardings a node received across the border, by (event id, recipient).
-
-    A forwarding holds the original envelope's ciphertexts and the key wraps for this
-    node: no plaintext, so it may sit beside the node's store."""
-
-    def __init__(self, path: Path) -> None:
-        self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-        self._lock = threading.Lock()
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS forwardings (event_id TEXT, recipient TEXT, "
-            "forwarding BLOB NOT NULL, PRIMARY KEY (event_id, recipient))"
-        )
-
-    def put(self, event_id: str, recipient: str, data: bytes) -> None:
-        with self._lock:
-            self._db.execute(
-                "INSERT OR IGNORE INTO forwardings VALUES (?, ?, ?)", (event_id, recipient, data)
-            )
-
-    def get(self, event_id: str, recipient: str) -> bytes | None:
-        with self._lock:
-            row = self._db.execute(
-                "SELECT forwarding FROM forwardings WHERE event_id = ? AND recipient = ?",
-                (event_id, recipient),
-            ).fetchone()
-        return bytes(row[0]) if row else None
-
-    def close(self) -> None:
-        self._db.close()
-
-
-@dataclass(frozen=True)
-class Crossing:
-    """One event at the border, as a gateway saw it: clear facts only."""
-
-    seq: int
-    direction: str  # out | in
-    peer: str
-    event_id: str
-    event_type: str
-    case: str
-    agency: str  # the counterpart it was (to be) delivered to
-    categories: tuple[str, ...]  # the categories re-wrapped for it
-    outcome: str  # crossed | refused
-    rule: str
-    reason: str
-    at: str
-
-    def as_json(self) -> dict[str, Any]:
-        return {**self.__dict__, "categories": list(self.categories)}
-
-
-class CrossingLedger:
-    """Each gateway's own list of what crossed or was refused (for operators and demos;
-    the audit logs are derived from the node stores, not from this)."""
-
-    def __init__(self, path: Path) -> None:
-        self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-        self._lock = threading.Lock()
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS crossings (seq INTEGER PRIMARY KEY AUTOINCREMENT, "
-            "direction TEXT, peer TEXT, event_id TEXT, event_type TEXT, 'case' TEXT, "
-            "agency TEXT, categories TEXT, outcome TEXT, rule TEXT, reason TEXT, at TEXT)"
-        )
-
-    def record(
-        self,
-        direction: str,
-        peer: str,
-        env: Envelope,
-        agency: str,
-        categories: frozenset[DataCategory] | tuple[str, ...] = (),
-        rule: str = "",
-        reason: str = "",
-    ) -> None:
-        cats = ",".join(sorted(str(c) for c in categories))
-        with self._lock:
-            self._db.execute(
-                "INSERT INTO crossings (direction, peer, event_id, event_type, 'case', agency, "
-                "categories, outcome, rule, reason, at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                (
-                    direction,
-                    peer,
-                    str(env.id),
-                    env.type,
-                    env.subject,
-                    agency,
-                    cats,
-                    "refused" if rule else "crossed",
-                    rule,
-                    reason,
-                    datetime.now(UTC).isoformat(),
-                ),
-            )
-
-    def list(self, after: int = 0, limit: int = 100) -> list[Crossing]:
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT * FROM crossings WHERE seq > ? ORDER BY seq LIMIT ?", (after, limit)
-            ).fetchall()
-        return [
-            Crossing(
-                r[0],
-                r[1],
-                r[2],
-                r[3],
-                r[4],
-                r[5],
-                r[6],
-                tuple(filter(None, r[7].split(","))),
-                *r[8:],
-            )
-            for r in rows
-        ]
-
-    def close(self) -> None:
-        self._db.close()
-
-
-# --- what the gateway believes ----------------------------------------------------------
-
-
-class PeerTrust:
-    """The gateway's beliefs: its own registry's federation document (own anchor, read
-    fresh for every event, so ending a federation takes effect at once), the peer's
-    document and directory (verified with the anchor our registry imported)."""
-
-    def __init__(
-        self,
-        country: str,
-        own_anchor: TrustAnchor,
-        own_registry_url: str,
-        fetch: Fetch,
-        directory_max_age: timedelta = timedelta(seconds=5),
-    ) -> None:
-        self.country = country
-        self.own_anchor = own_anchor
-        self.own_registry_url = own_registry_url.rstrip("/")
-        self.fetch = fetch
-        self.directory_max_age = directory_max_age
-        self._clients: dict[tuple[str, str], DirectoryClient] = {}
-        self._last: dict[str, Directory] = {}
-        self._lock = threading.Lock()
-
-    def own_document(self) -> FederationDocument:
-        raw = self.fetch(f"{self.own_registry_url}/v1/federation")
-        return verify_federation(raw, self.own_anchor)
-
-    def federation(self, peer: str) -> PeerFederation:
-        """Our registry's federation with `peer`, or BorderRefused if there is none."""
-        fed = self.own_document().peer(peer)
-        if fed is None:
-            raise BorderRefused(
-                "FEDERATION",
-                f"{self.country}'s registry holds no trust anchor for {peer}: there is no "
-                f"federation with {peer} (never agreed, or ended)",
-            )
-        return fed
-
-    def peer_document(self, fed: PeerFederation) -> FederationDocument:
-        raw = self.fetch(f"{fed.registry_url.rstrip('/')}/v1/federation")
-        try:
-            return verify_federation(raw, fed.anchor)
-        except FederationError as exc:
-            raise BorderRefused("FEDERATION", f"{fed.peer}'s federation document: {exc}") from None
-
-    def peer_directory(self, fed: PeerFederation) -> Directory:
-        key = (fed.peer, fed.anchor.public_key)
-        with self._lock:
-            client = self._clients.get(key)
-            if client is None:
-                url = f"{fed.registry_url.rstrip('/')}/v1/directory"
-                client = DirectoryClient(
-                    lambda: self.fetch(url), fed.anchor, max_age=self.directory_max_age
-                )
-                self._clients[key] = client
-        try:
-            directory = client.current()
-        except DirectoryError as exc:
-            raise PeerUnreachable(f"{fed.peer}'s directory: {exc}") from exc
-        self._last[fed.peer] = directory
-        return directory
-
-    def last_directory(self, country: str) -> Directory | None:
-        """The last verified directory of `country`: opens what was received before."""
-        return self._last.get(country)
-
-
-# --- the receiving node's side ----------------------------------------------------------
-
-
-class FederatedSeal:
-    """A node's sealer that also opens events received across the border.
-
-    Installed as `AgencyNode.sealer` on the nodes of a federated country: events that
-    arrived by forwarding are opened through their forwarding (the wraps this node got),
-    everything else goes to the node's own `NodeSeal` unchanged."""
-
-    def __init__(self, inner: NodeSeal, forwardings: ForwardingStore, trust: PeerTrust) -> None:
-        self.inner = inner
-        self.forwardings = forwardings
-        self.trust = trust
-
-    def seal(self, envelope: Envelope, payload: Any, entitlements: Any) -> Envelope:
-        return self.inner.seal(envelope, payload, entitlements)
-
-    def erase(self, case: str) -> int:
-        return self.inner.erase(case)
-
-    def open(self, envelope: Envelope) -> dict[str, Any]:
-        data = self.forwardings.get(str(envelope.id), self.inner.agency_id)
-        if data is None:
-            return self.inner.open(envelope)
-        fw = parse_forwarding(data)
-        directory = self.trust.last_directory(fw.original.country)
-        if directory is not None:
-            try:
-                opened = open_envelope(
-                    fw, self.inner.agency_id, self.inner.case_keys.get, directory_lookup(directory)
-                )
-                return opened.to_json()
-            except SealingError as exc:
-                log.warning("cannot open forwarded event %s: %s", envelope.id, exc)
-        return _all_withheld(envelope)
-
-
-def _all_withheld(envelope: Envelope) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for name, cat in categories_of(payload_model(envelope)).items():
-        if cat is DataCategory.OPERATIONAL:
-            out[name] = envelope.operational.get(name)
-        else:
-            out[name] = Withheld(cat, "key-unavailable").to_json()
-    return out
 
 
 class FederatedInbox:
@@ -385,9 +114,6 @@ class FederatedInbox:
             position = rt.store.applied_up_to(source) or 0
             rt.store.record_received(env, roles, source, position)
         return "applied"
-
-
-# --- the gateway ------------------------------------------------------------------------
 
 
 class Ledger(Protocol):

@@ -13,7 +13,8 @@ from typing import Any
 from fastapi import Body, FastAPI, Query
 from fastapi.responses import JSONResponse
 
-from referral_router.gateway import CrossingLedger, Gateway
+from referral_router.federation.gateway import Gateway
+from referral_router.federation.ledgers import CrossingLedger
 
 
 def create_gateway_app(gateway: Gateway, ledger: CrossingLedger) -> FastAPI:

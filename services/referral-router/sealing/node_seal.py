@@ -34,8 +34,8 @@ from contracts.sealing import (
     verify,
 )
 from contracts.vocabulary import DataCategory
-from referral_router.case_keys import SqliteCaseKeyStore
-from referral_router.roster import Roster
+from referral_router.rules.roster import Roster
+from referral_router.sealing.case_keys import SqliteCaseKeyStore
 
 
 class NodeSeal:

@@ -25,7 +25,7 @@ from contracts.agency_token import issue_token
 from contracts.directory import KeyUse
 from contracts.keystore import AgencyKeys
 from contracts.transparency import NoteError, NoteVerifier, parse_note, verify_cosignature
-from referral_router.audit_log import AuditLog, IssuedCheckpoint
+from referral_router.audit.log import AuditLog, IssuedCheckpoint
 
 log = logging.getLogger("nrm.witnessing")
 

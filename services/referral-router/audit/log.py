@@ -37,8 +37,8 @@ from contracts.transparency import (
     parse_note,
     sign_checkpoint,
 )
-from referral_router.audit_levels import SqliteLevelStore
-from referral_router.case_store import CaseStore, LoggedEnvelope
+from referral_router.audit.levels import SqliteLevelStore
+from referral_router.store.case_store import CaseStore, LoggedEnvelope
 
 Clock = Callable[[], datetime]
 

@@ -23,15 +23,7 @@ from contracts.need_to_know import CaseContext
 from contracts.policy import CountryPolicy
 from contracts.vocabulary import DataCategory, Role
 from referral_router import telemetry
-from referral_router.case_store import (
-    RECEIVED,
-    CaseFile,
-    CaseStore,
-    IdempotentRequest,
-    LoggedEnvelope,
-    proposal_of,
-)
-from referral_router.lifecycle import (
+from referral_router.rules.lifecycle import (
     CaseState,
     Proposal,
     UnknownCase,
@@ -39,7 +31,15 @@ from referral_router.lifecycle import (
     derive_deadlines,
     derive_flags,
 )
-from referral_router.roster import Roster
+from referral_router.rules.roster import Roster
+from referral_router.store.case_store import (
+    RECEIVED,
+    CaseFile,
+    CaseStore,
+    IdempotentRequest,
+    LoggedEnvelope,
+    proposal_of,
+)
 
 Clock = Callable[[], datetime]
 

@@ -1,0 +1,31 @@
+"""A node's HTTP app: the cases routes, health, and (with an audit log) oversight."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from referral_router.api.auth import TokenCheck
+from referral_router.api.cases import cases
+from referral_router.api.errors import install_error_handlers
+from referral_router.api.health import health
+from referral_router.api.oversight import oversight_router
+from referral_router.audit.log import AuditLog
+from referral_router.sending.node import AgencyNode
+
+
+def create_app(node: AgencyNode, check_token: TokenCheck, audit: AuditLog | None = None) -> FastAPI:
+    app = FastAPI(
+        title=f"NRM referral router ({node.agency_id})",
+        version="1",
+        description="An agency's node on the NRM referral bus.",
+    )
+    app.state.node = node
+    app.state.check_token = check_token
+    app.state.directory = lambda: node.roster.directory
+    app.include_router(cases)
+    app.include_router(health)
+    if audit is not None:  # the node's verifiable log, for oversight bodies (R7)
+        app.state.audit = audit
+        app.include_router(oversight_router)
+    install_error_handlers(app)
+    return app

@@ -1,0 +1,31 @@
+"""Liveness and readiness of a node."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+
+from referral_router.api.auth import node_of
+from referral_router.api.bodies import Problem
+from referral_router.api.errors import problem
+
+health = APIRouter(tags=["health"])
+
+
+@health.get("/healthz")
+def healthz() -> dict[str, str]:
+    """The process is up."""
+    return {"status": "ok"}
+
+
+@health.get("/readyz", responses={503: {"model": Problem}})
+def readyz(request: Request) -> Any:
+    """The store answers and a verified directory is loaded."""
+    node = node_of(request)
+    try:
+        position = node.store.max_position()
+        serial = node.roster.directory.serial
+    except Exception as exc:  # readiness reports any dependency failure as 503
+        return problem(503, "not-ready", f"{type(exc).__name__}: {exc}")
+    return {"status": "ready", "agency": node.agency_id, "log_size": position, "directory": serial}

@@ -1,0 +1,67 @@
+"""Opening events that arrived across the border: through the forwarding this node got."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from contracts.envelope import Envelope
+from contracts.events import categories_of
+from contracts.sealing import (
+    SealingError,
+    Withheld,
+    open_envelope,
+    parse_forwarding,
+)
+from contracts.sealing.core import payload_model
+from contracts.vocabulary import DataCategory
+from referral_router.federation.ledgers import ForwardingStore
+from referral_router.federation.trust import PeerTrust, directory_lookup
+from referral_router.sealing.node_seal import NodeSeal
+
+log = logging.getLogger("nrm.gateway")
+
+
+class FederatedSeal:
+    """A node's sealer that also opens events received across the border.
+
+    Installed as `AgencyNode.sealer` on the nodes of a federated country: events that
+    arrived by forwarding are opened through their forwarding (the wraps this node got),
+    everything else goes to the node's own `NodeSeal` unchanged."""
+
+    def __init__(self, inner: NodeSeal, forwardings: ForwardingStore, trust: PeerTrust) -> None:
+        self.inner = inner
+        self.forwardings = forwardings
+        self.trust = trust
+
+    def seal(self, envelope: Envelope, payload: Any, entitlements: Any) -> Envelope:
+        return self.inner.seal(envelope, payload, entitlements)
+
+    def erase(self, case: str) -> int:
+        return self.inner.erase(case)
+
+    def open(self, envelope: Envelope) -> dict[str, Any]:
+        data = self.forwardings.get(str(envelope.id), self.inner.agency_id)
+        if data is None:
+            return self.inner.open(envelope)
+        fw = parse_forwarding(data)
+        directory = self.trust.last_directory(fw.original.country)
+        if directory is not None:
+            try:
+                opened = open_envelope(
+                    fw, self.inner.agency_id, self.inner.case_keys.get, directory_lookup(directory)
+                )
+                return opened.to_json()
+            except SealingError as exc:
+                log.warning("cannot open forwarded event %s: %s", envelope.id, exc)
+        return _all_withheld(envelope)
+
+
+def _all_withheld(envelope: Envelope) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, cat in categories_of(payload_model(envelope)).items():
+        if cat is DataCategory.OPERATIONAL:
+            out[name] = envelope.operational.get(name)
+        else:
+            out[name] = Withheld(cat, "key-unavailable").to_json()
+    return out

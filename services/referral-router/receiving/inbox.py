@@ -1,0 +1,102 @@
+"""The inbox loop: the receiving half of the node's conversation with the transport.
+
+It polls this node's inbox topic, hands each poll to `Reception` (one transaction per
+partition), sends dead letters to the country's dead-letter topic, commits the offsets,
+and deletes what was stored and committed from the bus (grants go with it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from referral_router import telemetry
+from referral_router.receiving.reception import Outcome, Reception
+from referral_router.transport.base import Consumer, Message, Transport
+from referral_router.transport.topics import dead_letter_topic
+
+log = logging.getLogger("nrm.inbox")
+
+
+class InboxLoop:
+    """Consumes this node's inbox topic: apply each record, then commit its offset."""
+
+    def __init__(
+        self,
+        reception: Reception,
+        transport: Transport,
+        consumer: Consumer,
+        country: str,
+        on_outcome: Callable[[Outcome], None] | None = None,
+        delete_interval: float = 1.0,
+    ) -> None:
+        self.reception = reception
+        self.transport = transport
+        self.consumer = consumer
+        self.country = country
+        self.on_outcome = on_outcome
+        self.handled = 0  # records handled since start: lets a caller see the inbox settle
+        self.delete_interval = delete_interval
+        self._delivered: dict[tuple[str, int], int] = {}
+        self._last_delete = 0.0
+
+    async def poll_once(self, timeout_ms: int = 200) -> int:
+        records = await self.consumer.poll(max_records=500, timeout_ms=timeout_ms)
+        if not records:
+            await self._delete_delivered(force=True)
+            return 0
+        offsets: dict[tuple[str, int], int] = {}
+        dead: list[Message] = []
+        agency = self.reception.agency_id
+        # One transaction per partition for the whole batch (group commit); each record
+        # still gets its own span, continuing the sender's trace, once its outcome is known.
+        outcomes = await asyncio.to_thread(self.reception.apply_batch, records)
+        for rec, received in zip(records, outcomes, strict=True):
+            with telemetry.applying(
+                agency, rec.topic, rec.partition, rec.offset, rec.headers
+            ) as done:
+                done(received.outcome, received.envelope)
+            if received.outcome is Outcome.DEAD_LETTERED and received.letter is not None:
+                letter = received.letter
+                dead.append(
+                    Message(
+                        dead_letter_topic(self.country),
+                        rec.key,
+                        rec.value,
+                        (
+                            *rec.headers,
+                            ("nrm_dead_letter_rule", letter.rule.encode()),
+                            ("nrm_dead_letter_reason", letter.reason.encode()),
+                            ("nrm_dead_letter_source", f"{received.source}@{rec.offset}".encode()),
+                        ),
+                    )
+                )
+                log.warning(
+                    "dead-lettered %s@%d rule=%s reason=%s",
+                    received.source,
+                    rec.offset,
+                    letter.rule,
+                    letter.reason,
+                )
+            if self.on_outcome:
+                self.on_outcome(received.outcome)
+            offsets[(rec.topic, rec.partition)] = rec.offset + 1
+            self.handled += 1
+        if dead:
+            await self.transport.ensure_topics({m.topic for m in dead}, partitions=1)
+            await self.transport.publish_many(dead)
+        await self.consumer.commit(offsets)
+        self._delivered.update(offsets)
+        await self._delete_delivered()
+        return len(records)
+
+    async def _delete_delivered(self, force: bool = False) -> None:
+        """Stored and committed records leave the bus (grants with them), at most once
+        per `delete_interval` while busy, and whenever the inbox falls idle."""
+        now = asyncio.get_running_loop().time()
+        if not self._delivered or (not force and now - self._last_delete < self.delete_interval):
+            return
+        delivered, self._delivered = self._delivered, {}
+        self._last_delete = now
+        await self.transport.delete_before(delivered)

@@ -1,0 +1,108 @@
+"""The outbox relay: the sending half of the node's conversation with the transport.
+
+The store is the outbox. The relay publishes every envelope this node sent, in store
+order, one record per recipient to that recipient's inbox topic, and only then records
+its position durably. A crash in between republishes: at-least-once on the wire, made
+exactly-once in effect by each receiver's tracking records and event-id check.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Callable
+from typing import Protocol
+
+from eventsourcing.persistence import Tracking
+
+from contracts.envelope import Envelope
+from contracts.kafka_binding import encode
+from referral_router import telemetry
+from referral_router.store.case_store import SENT, CaseStore
+from referral_router.transport.base import Message, Transport
+from referral_router.transport.topics import inbox_topic
+
+log = logging.getLogger("nrm.relay")
+
+RELAY_TRACKING = "outbox-relay"
+
+#: Fault injection for the kill -9 drill (tests/faults): when set to "1", the process
+#: exits with status 9 right after the broker acknowledged a batch, before the relay
+#: records its position, as a crash at the worst moment would.
+CRASH_AFTER_PUBLISH_ENV = "NRM_FAULT_EXIT_AFTER_PUBLISH"
+
+
+class Granting(Protocol):
+    """Sealing's part in sending: a case-key grant for a recipient's first event."""
+
+    def grant_for(self, envelope: Envelope, recipient: str) -> bytes | None: ...
+
+
+class OutboxRelay:
+    """Publishes this node's sent envelopes to their recipients' inboxes."""
+
+    def __init__(
+        self,
+        store: CaseStore,
+        transport: Transport,
+        country_of: Callable[[str], str],
+        granting: Granting,
+        batch_size: int = 500,
+        on_published: Callable[[int], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.transport = transport
+        self.country_of = country_of
+        self.granting = granting
+        self.batch_size = batch_size
+        self.on_published = on_published
+        self._topics: set[str] = set()  # created already: no admin round trip per batch
+
+    @property
+    def position(self) -> int:
+        return self.store.applied_up_to(RELAY_TRACKING) or 0
+
+    def pending(self) -> int:
+        """How far the relay lags behind the store (a metric: relay lag)."""
+        return max(0, self.store.max_position() - self.position)
+
+    async def publish_pending(self) -> int:
+        """Publish one batch; returns how many envelopes it carried."""
+        after = self.position
+        upto = await asyncio.to_thread(self.store.max_position)
+        if upto <= after:
+            return 0
+        batch = await asyncio.to_thread(self.store.log, after, self.batch_size, upto)
+        messages: list[Message] = []
+        sent = 0
+        spans = telemetry.PublishBatch()
+        for entry in batch:
+            if entry.direction != SENT:
+                continue
+            sent += 1
+            env = entry.envelope
+            for r in env.recipients:
+                topic = inbox_topic(self.country_of(r), r)
+                trace = spans.start(env, r, topic)
+                key, value, headers = encode(env, self.granting.grant_for(env, r), trace)
+                messages.append(Message(topic, key, value, headers))
+        if messages:
+            with spans:
+                new = {m.topic for m in messages} - self._topics
+                if new:
+                    await self.transport.ensure_topics(new, partitions=4)
+                    self._topics |= new
+                await self.transport.publish_many(messages)
+            if os.environ.get(CRASH_AFTER_PUBLISH_ENV) == "1":
+                os._exit(9)
+        # A short batch means everything up to `upto` was seen, including records that
+        # are not envelopes (idempotency answers, dead letters): skip past them too.
+        last = batch[-1].position if len(batch) == self.batch_size else upto
+        await asyncio.to_thread(
+            self.store.recorder.insert_tracking,  # type: ignore[attr-defined]
+            Tracking(RELAY_TRACKING, last),
+        )
+        if self.on_published:
+            self.on_published(sent)
+        return sent
