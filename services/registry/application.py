@@ -384,7 +384,7 @@ class Registry(Application[UUID]):
         self._save(record)
         return agreement
 
-    # -- subscriptions (issue 7) ----------------------------------------------------------
+    # -- subscriptions ------------------------------------------------------------------
 
     def add_subscription(
         self, agency_id: str, sub: SubscriptionInput, by: str
