@@ -2,5 +2,5 @@
 
 Everything here is free of I/O so that an outside auditor can use it alone: the
 vocabulary, the event catalogue, the envelope, need-to-know entitlements, sealing,
-and the verifiable log's proofs.
+the verifiable log's proofs, and the error body every HTTP API answers (`problems`).
 """

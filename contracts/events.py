@@ -1,4 +1,4 @@
-"""The event catalogue: one typed payload per lifecycle event of DOMAIN.md.
+"""The event catalogue: one typed payload per lifecycle event of docs/domain.md.
 
 Every field carries its data category (rule R5). Fields in the `operational` category
 travel in clear in the envelope and are all that routing and rules ever read; every other

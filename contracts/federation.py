@@ -36,7 +36,7 @@ from contracts.timestamps import UtcDateTime
 from contracts.vocabulary import DataCategory
 
 FEDERATION_FORMAT = "nrm-federation/1"
-#: Only return planning ever crosses a border (DOMAIN.md lifecycle step 7).
+#: Only return planning ever crosses a border (docs/domain.md, lifecycle step 7).
 FEDERATED_EVENT_TYPES: frozenset[str] = RETURN_EVENT_TYPES
 #: Never across a border, whatever an agreement says: the exploitation account (what
 #: traffickers did, who they are) and locations (where the person is kept safe).

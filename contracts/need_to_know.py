@@ -91,7 +91,7 @@ class Agreement:
 
 
 def load_default_agreement() -> Agreement:
-    """The agreement of DOMAIN.md's 'who reads what' table, shipped as data."""
+    """The agreement of the 'who reads what' table in docs/domain.md, shipped as data."""
     text = resources.files("contracts").joinpath("agreements/default.json").read_text()
     return Agreement.from_dict(json.loads(text))
 

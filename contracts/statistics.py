@@ -24,7 +24,7 @@ SMALL = "<5"
 SECONDARY = "x"
 Cell = int | float | str
 
-#: Event type -> the lifecycle stage word of DOMAIN.md (identification splits by stage).
+#: Event type -> the lifecycle stage word of docs/domain.md (identification splits by stage).
 STAGES: Mapping[str, str] = {
     "case.screened": "screened",
     "referral.requested": "referred",

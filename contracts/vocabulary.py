@@ -1,4 +1,4 @@
-"""The words of the domain (DOMAIN.md): agency roles, data categories, countries."""
+"""The words of the domain (docs/domain.md): agency roles, data categories, countries."""
 
 from __future__ import annotations
 

@@ -38,6 +38,7 @@ from contracts.keystore import (
     rotated,
     seal_keystore,
 )
+from contracts.problems import Problem
 from contracts.vocabulary import Role, ServiceKind
 from nrm.cli import CliError
 
@@ -129,16 +130,18 @@ def _call(
     except httpx.HTTPError as exc:
         raise CliError(f"registry at {url} unreachable: {exc}") from None
     if r.status_code >= 400:
-        try:
-            detail = r.json().get("detail")
-        except ValueError:
-            detail = r.text[:200]
-        if isinstance(detail, list):
-            detail = "; ".join(
-                f"{'.'.join(str(p) for p in d.get('loc', []))}: {d.get('msg')}" for d in detail
-            )
-        raise CliError(f"registry refused ({r.status_code}): {detail}")
+        raise CliError(f"registry refused ({r.status_code}): {_refusal(r)}")
     return r
+
+
+def _refusal(r: httpx.Response) -> str:
+    """A problem's detail, and every field at fault (contracts.problems)."""
+    try:
+        found = Problem.model_validate_json(r.content)
+    except ValueError:
+        return r.text[:200]
+    fields = "; ".join(f"{'.'.join(map(str, e.loc))}: {e.msg}" for e in found.errors or ())
+    return f"{found.detail} [{fields}]" if fields else found.detail
 
 
 def _audience(args: argparse.Namespace) -> str:

@@ -1,5 +1,5 @@
 """The bare cryptographic floor per event (AES-GCM, HPKE, Ed25519 on the workload's sizes),
-next to what sealing costs, by reusing the sealing issue's benchmark
+next to what sealing costs, by reusing the sealing benchmark
 (`contracts.sealing.bench.run`): its floor runs the same primitives with no encoding."""
 
 from __future__ import annotations

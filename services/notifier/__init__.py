@@ -1,8 +1,9 @@
-"""The notifier (issue 7): tells agency systems what arrived, chases deadlines (R8).
+"""The notifier: tells agency systems what arrived, chases deadlines (R8).
 
 Pure parts: `signature` (HMAC webhook signatures and their verification),
 `notifications` (bodies by allow-list, retry policy), `deadlines` (what each log item
-opens or closes). I/O: `store` (SQLite), `runtime` (loops, HTTP clients), `api`.
+opens or closes), `callers` (who may call the API). I/O: `store` (SQLite), `runtime`
+(loops, HTTP clients), `api` (routes at module level; the runtime serves them).
 """
 
 from notifier.notifications import Notification, RetryPolicy

@@ -25,10 +25,12 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 
-from contracts.agency_token import issue_token, system_clock
+from contracts.agency_token import ReplayCache, TokenVerifier, issue_token, system_clock
 from contracts.directory import AgencyStatus, Directory, KeyUse, PublicKeyRecord
 from contracts.keystore import AgencyKeys
 from contracts.vocabulary import Role
+from notifier.api import create_app
+from notifier.callers import Parties
 from notifier.deadlines import REMINDS_OF, escalation_key, plan
 from notifier.notifications import (
     RetryPolicy,
@@ -99,11 +101,19 @@ class NotifierRuntime:
         self._stopping = asyncio.Event()
         self._wake = asyncio.Event()
         self._running: asyncio.Future[Any] | None = None
-        from notifier.api import create_app  # the API needs the runtime's type
-
-        self.app: FastAPI = create_app(self)
+        parties = Parties(directory, settings.operator_id, settings.operator_keys)
+        verifier = TokenVerifier(lambda: parties, settings.audience, replay_cache=ReplayCache())
+        self.app: FastAPI = create_app(self, verifier)
 
     # -- plumbing -------------------------------------------------------------------------
+
+    @property
+    def operator_id(self) -> str | None:
+        return self.settings.operator_id
+
+    @property
+    def sse_poll_seconds(self) -> float:
+        return self.settings.sse_poll_seconds
 
     def now(self) -> datetime:
         return self.clock().astimezone(UTC)

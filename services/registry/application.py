@@ -66,19 +66,22 @@ SYSTEM_ACTOR = "registry"
 
 
 class RegistryError(Exception):
-    status = 400
+    """A refusal, answered as the problem `code` (contracts.problems), naming `rule`."""
+
+    code = "bad-request"
+    rule: str | None = None
 
 
 class AgencyNotFound(RegistryError):
-    status = 404
+    code = "not-found"
 
 
 class RegistryConflict(RegistryError):
-    status = 409
+    code = "conflict"
 
 
 class SubscriptionNotFound(RegistryError):
-    status = 404
+    code = "not-found"
 
 
 #: HPKE `info` of a sealed subscription secret: binds it to its agency and subscription.
@@ -381,7 +384,7 @@ class Registry(Application[UUID]):
         self._save(record)
         return agreement
 
-    # -- subscriptions (issue 7) ----------------------------------------------------------
+    # -- subscriptions ------------------------------------------------------------------
 
     def add_subscription(
         self, agency_id: str, sub: SubscriptionInput, by: str

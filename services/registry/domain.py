@@ -116,7 +116,7 @@ def subscription_aggregate_id(agency_id: str, subscription_id: str) -> UUID:
 
 
 class Subscription(Aggregate):
-    """An agency system's wish to be notified (issue 7). The HMAC secret is never stored
+    """An agency system's wish to be notified. The HMAC secret is never stored
     in clear: only sealed (HPKE) to the agency's encryption key, which its notifier
     holds, plus a fingerprint the operator can compare with what it handed out."""
 

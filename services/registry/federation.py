@@ -32,7 +32,7 @@ FEDERATION_ID = uuid5(NAMESPACE_URL, "nrm:registry:federation")
 
 
 class FederationNotFound(RegistryError):
-    status = 404
+    code = "not-found"
 
 
 class FederationRecord(Aggregate):

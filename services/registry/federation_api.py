@@ -6,59 +6,47 @@ directory, because gateways verify it against an anchor, never against the chann
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Request
+from fastapi import APIRouter, Path, Query
 from fastapi.responses import Response
 
-from contracts.agency_token import AuthError
 from contracts.directory import COUNTRY_PATTERN
-from registry.application import Registry
+from contracts.problems import openapi_responses
+from registry.callers import Operator, TheRegistry
 from registry.federation import FederationBook, PeerInput
 
-router = APIRouter(tags=["federation"])
-Country = Path(pattern=COUNTRY_PATTERN, description="The peer country (ISO 3166-1 alpha-2).")
-
-
-def _registry(request: Request) -> Registry:
-    registry = request.app.state.registry
-    assert isinstance(registry, Registry)
-    return registry
-
-
-def _operator(request: Request, authorization: str | None = Header(default=None)) -> str:
-    registry = _registry(request)
-    agency_id = registry.token_verifier.authenticate(authorization).agency_id
-    if agency_id != registry.config.operator_id:
-        raise AuthError(403, "only the registry operator may change the federation")
-    return agency_id
+router = APIRouter(tags=["federation"], responses=openapi_responses(400, 401, 403, 404, 409, 422))
+Country = Annotated[
+    str, Path(pattern=COUNTRY_PATTERN, description="The peer country (ISO 3166-1 alpha-2).")
+]
 
 
 @router.put("/v1/federation/peers/{country}")
 def import_peer(
-    body: PeerInput, request: Request, country: str = Country, by: str = Depends(_operator)
+    body: PeerInput, country: Country, registry: TheRegistry, by: Operator
 ) -> dict[str, Any]:
     """Import the peer's trust anchor and publish which of our agencies are counterparts."""
-    book = FederationBook(_registry(request))
+    book = FederationBook(registry)
     federation = book.import_peer(country, body, by)
     return {"serial": book.document().serial, "federation": federation.model_dump(mode="json")}
 
 
 @router.delete("/v1/federation/peers/{country}")
 def remove_peer(
-    request: Request,
-    country: str = Country,
-    reason: str = Query(min_length=1, max_length=1000),
-    by: str = Depends(_operator),
+    country: Country,
+    registry: TheRegistry,
+    by: Operator,
+    reason: Annotated[str, Query(min_length=1, max_length=1000)],
 ) -> dict[str, Any]:
     """End the federation: remove the peer's anchor; the next event is refused."""
-    book = FederationBook(_registry(request))
+    book = FederationBook(registry)
     book.remove_peer(country, reason, by)
     return {"serial": book.document().serial, "ended": country, "reason": reason}
 
 
 @router.get("/v1/federation")
-def federation(request: Request) -> Response:
+def federation(registry: TheRegistry) -> Response:
     """The signed federation document; verify it against the registry's anchor."""
-    body = FederationBook(_registry(request)).signed().to_bytes()
+    body = FederationBook(registry).signed().to_bytes()
     return Response(body, media_type="application/json")

@@ -1,4 +1,4 @@
-"""The registry as witness of every node's audit log (issue 6, item 3).
+"""The registry as witness of every node's audit log.
 
 A node could show one log to one auditor and another to the next, or quietly rewrite
 history; a witness that remembers each log's latest checkpoint and cosigns only what
@@ -54,24 +54,28 @@ WITNESS_KEY_STATEMENT = b"nrm-witness-key/v1\n"
 
 #: Misbehaviour the node signed for: recorded as a flag. Anything else is only refused.
 FLAGGED = frozenset({FlagReason.FORK, FlagReason.SHRINKING, FlagReason.INCONSISTENT})
-_REFUSAL_STATUS = {
-    FlagReason.MALFORMED: 422,
-    FlagReason.BAD_SIGNATURE: 400,
-    FlagReason.WRONG_ORIGIN: 403,
+_REFUSAL_CODE = {
+    FlagReason.MALFORMED: "malformed-checkpoint",
+    FlagReason.BAD_SIGNATURE: "checkpoint-refused",
+    FlagReason.WRONG_ORIGIN: "forbidden",
 }
 
 
 class WitnessRefused(RegistryError):
     """Not cosigned, nothing recorded: the note proves nothing about the node."""
 
-    def __init__(self, reason: FlagReason | str, detail: str, status: int = 400) -> None:
+    def __init__(
+        self, reason: FlagReason | str, detail: str, code: str = "checkpoint-refused"
+    ) -> None:
         super().__init__(f"{reason}: {detail}" if detail else str(reason))
         self.reason = str(reason)
-        self.status = status
+        self.code = code
 
 
 class StaleSize(RegistryConflict):
     """The proof starts from a size the witness no longer holds: fetch it and retry."""
+
+    code = "stale-size"
 
     def __init__(self, old_size: int, size: int) -> None:
         super().__init__(f"the proof is from size {old_size}; the witness holds size {size}")
@@ -79,7 +83,11 @@ class StaleSize(RegistryConflict):
 
 
 class WitnessFlagged(RegistryConflict):
-    """The node presented a fork, a shrinking log or an inconsistent proof."""
+    """The node presented a fork, a shrinking log or an inconsistent proof: its log did
+    not stay whole (R7)."""
+
+    code = "checkpoint-flagged"
+    rule = "R7"
 
     def __init__(self, flag: dict[str, Any], size: int) -> None:
         super().__init__(f"{flag['reason']}: {flag['detail']}")
@@ -263,7 +271,7 @@ class WitnessBook:
         try:
             note = parse_note(note_text)
         except NoteError as exc:
-            raise WitnessRefused(FlagReason.MALFORMED, str(exc), 422) from None
+            raise WitnessRefused(FlagReason.MALFORMED, str(exc), "malformed-checkpoint") from None
         verifier = self._log_verifier(agency_id, origin, note)
         with self._lock:
             log = self._log(origin)
@@ -286,8 +294,8 @@ class WitnessBook:
                 assert state is not None
                 raise StaleSize(old_size, state.size)
             if verdict.reason not in FLAGGED or log is None:
-                status = _REFUSAL_STATUS.get(verdict.reason, 400)
-                raise WitnessRefused(verdict.reason, verdict.detail, status)
+                code = _REFUSAL_CODE.get(verdict.reason, "checkpoint-refused")
+                raise WitnessRefused(verdict.reason, verdict.detail, code)
             flag = self._flag(log, verdict, note_text, old_size, proof, now)
             raise WitnessFlagged(flag, log.size)
 

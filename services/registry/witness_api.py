@@ -12,18 +12,15 @@ import binascii
 import threading
 from typing import Any
 
-from fastapi import APIRouter, Depends, Header, Path, Request
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from contracts.agency_token import AuthError
-from contracts.envelope import AGENCY_ID_PATTERN
+from contracts.problems import openapi_responses
 from contracts.transparency import HASH_SIZE
-from registry.application import Registry
-from registry.witness import StaleSize, WitnessBook, WitnessFlagged, WitnessRefused
+from registry.callers import AgencyId, Own, Reader, registry_of
+from registry.witness import WitnessBook, WitnessRefused
 
-router = APIRouter(tags=["witness"])
-AgencyId = Path(pattern=AGENCY_ID_PATTERN, description="The agency whose log is witnessed.")
+router = APIRouter(tags=["witness"], responses=openapi_responses(400, 401, 403, 409, 422))
 _BOOK_LOCK = threading.Lock()
 
 
@@ -44,7 +41,9 @@ class CheckpointSubmission(BaseModel):
             except binascii.Error:
                 raw = b""
             if len(raw) != HASH_SIZE:
-                raise WitnessRefused("malformed proof", f"hash {i} is not base64 of 32 bytes", 422)
+                raise WitnessRefused(
+                    "malformed proof", f"hash {i} is not base64 of 32 bytes", "malformed-checkpoint"
+                )
             out.append(raw)
         return out
 
@@ -54,27 +53,10 @@ def _book(request: Request) -> WitnessBook:
     state = request.app.state
     with _BOOK_LOCK:
         if getattr(state, "witness", None) is None:
-            registry = state.registry
-            assert isinstance(registry, Registry)
-            state.witness = WitnessBook(registry)
+            state.witness = WitnessBook(registry_of(request))
     book = state.witness
     assert isinstance(book, WitnessBook)
     return book
-
-
-def _reader(request: Request, authorization: str | None = Header(default=None)) -> str:
-    registry: Registry = request.app.state.registry
-    return registry.token_verifier.authenticate(authorization).agency_id
-
-
-def _own_log(
-    request: Request, agency_id: str = AgencyId, authorization: str | None = Header(default=None)
-) -> str:
-    registry: Registry = request.app.state.registry
-    caller = registry.token_verifier.authenticate(authorization).agency_id
-    if caller != agency_id:
-        raise AuthError(403, "an agency submits only its own log's checkpoints")
-    return caller
 
 
 @router.get("/v1/witness/key")
@@ -85,39 +67,24 @@ def witness_key(request: Request) -> dict[str, Any]:
 
 
 @router.get("/v1/witness/flags")
-def flags(request: Request, _: str = Depends(_reader)) -> dict[str, Any]:
+def flags(request: Request, _: Reader) -> dict[str, Any]:
     """Every fork, shrinking log or inconsistent proof a node presented, with evidence."""
     return {"items": _book(request).flags()}
 
 
 @router.get("/v1/witness/{agency_id}")
-def witnessed(
-    request: Request, agency_id: str = AgencyId, _: str = Depends(_reader)
-) -> dict[str, Any]:
+def witnessed(request: Request, agency_id: AgencyId, _: Reader) -> dict[str, Any]:
     """The last checkpoint cosigned for the agency's log: prove consistency from `size`."""
     return _book(request).witnessed(agency_id)
 
 
-@router.post("/v1/witness/{agency_id}", response_model=None)
-def submit(
-    body: CheckpointSubmission,
-    request: Request,
-    agency_id: str = Depends(_own_log),
-) -> dict[str, Any] | JSONResponse:
-    """Cosign the checkpoint if it extends the last one witnessed. 409 with `flagged`
-    true: a fork, a shrinking log or an inconsistent proof, now on record; 409 with
-    `flagged` false: the proof is from a stale size, fetch the witnessed size and retry."""
+@router.post("/v1/witness/{agency_id}")
+def submit(body: CheckpointSubmission, request: Request, agency_id: Own) -> dict[str, Any]:
+    """Cosign the checkpoint if it extends the last one witnessed. 409 `checkpoint-flagged`:
+    a fork, a shrinking log or an inconsistent proof, now on record; 409 `stale-size`:
+    the proof is from a stale size, fetch the witnessed size and retry."""
     book = _book(request)
-    try:
-        done = book.submit(agency_id, body.note, body.old_size, body.proof())
-    except WitnessFlagged as exc:
-        content = {"detail": str(exc), "flagged": True, "reason": exc.flag["reason"]}
-        return JSONResponse({**content, "size": exc.size}, status_code=409)
-    except StaleSize as exc:
-        content = {"detail": str(exc), "flagged": False, "size": exc.size}
-        return JSONResponse(content, status_code=409)
-    except WitnessRefused as exc:
-        return JSONResponse({"detail": str(exc), "reason": exc.reason}, status_code=exc.status)
+    done = book.submit(agency_id, body.note, body.old_size, body.proof())
     return {
         "note": done.note,
         "size": done.size,

@@ -1,7 +1,7 @@
 """Real stores (SQLite, PostgreSQL), real keys, a signed directory, envelopes of real cases.
 
 Envelopes are built by hand and left unsigned: the log hashes whatever was stored, and
-envelope signatures are another issue's concern.
+envelope signatures are tested with sealing (tests/sealing).
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ from fastapi import FastAPI
 from contracts.agency_token import ReplayCache, TokenVerifier
 from contracts.keystore import seal_keystore
 from nrm.cli import main
+from referral_router.api.errors import install_error_handlers
 from referral_router.api.oversight import oversight_router
 from tests.audit.conftest import T0, Agencies, Node, case_story, open_node, record
 
@@ -36,6 +37,7 @@ class Running:
 def serve(node: Node, agencies: Agencies) -> tuple[_Server, threading.Thread, str]:
     app = FastAPI()
     app.include_router(oversight_router)
+    install_error_handlers(app)
     app.state.audit = node.audit
     app.state.check_token = TokenVerifier(
         lambda: agencies.directory, f"router:{node.agency}", replay_cache=ReplayCache()

@@ -13,8 +13,10 @@ from fastapi.testclient import TestClient
 from contracts.agency_token import ReplayCache, TokenVerifier
 from contracts.audit_verification import LeafEntry, node_verifiers, verify_log
 from contracts.transparency import open_checkpoint, verify_consistency, verify_inclusion
+from referral_router.api.errors import install_error_handlers
 from referral_router.api.oversight import oversight_router
 from tests.audit.conftest import T0, Agencies, Node, case_story, record
+from tests.problems import assert_problem
 
 AUDIENCE = "router:xa-police"
 
@@ -22,6 +24,7 @@ AUDIENCE = "router:xa-police"
 def make_app(node: Node, agencies: Agencies) -> FastAPI:
     app = FastAPI()
     app.include_router(oversight_router)
+    install_error_handlers(app)
     app.state.audit = node.audit
     app.state.check_token = TokenVerifier(
         lambda: agencies.directory, AUDIENCE, replay_cache=ReplayCache()
@@ -47,14 +50,13 @@ def auth(agencies: Agencies, agency: str = "xa-rapporteur", audience: str = AUDI
 
 def test_only_oversight_bodies_and_the_node_itself(api: TestClient, agencies: Agencies) -> None:
     r = api.get("/v1/audit/decisions")
-    assert r.status_code == 401 and r.json()["error"] == "unauthenticated"
-    assert r.headers["WWW-Authenticate"] == "Bearer"
+    assert_problem(r, "unauthenticated")
     r = api.get("/v1/audit/decisions", headers={"Authorization": "Bearer not-a-token"})
     assert r.status_code == 401
     r = api.get("/v1/audit/decisions", headers=auth(agencies, audience="router:xa-ca"))
     assert r.status_code == 401 and "audience" in r.json()["detail"]
     r = api.get("/v1/audit/decisions", headers=auth(agencies, "xa-shelter"))
-    assert r.status_code == 403 and r.json()["error"] == "forbidden"
+    assert_problem(r, "forbidden")
     assert api.get("/v1/audit/decisions", headers=auth(agencies)).status_code == 200
     assert api.get("/v1/audit/decisions", headers=auth(agencies, "xa-police")).status_code == 200
     h = auth(agencies)
@@ -64,7 +66,7 @@ def test_only_oversight_bodies_and_the_node_itself(api: TestClient, agencies: Ag
 
 def test_checkpoints_proofs_and_leaves_verify(api: TestClient, agencies: Agencies) -> None:
     r = api.get("/v1/audit/checkpoint", headers=auth(agencies))
-    assert r.status_code == 404 and r.json()["error"] == "not-found"
+    assert_problem(r, "not-found")
     r = api.post("/v1/audit/checkpoints", headers=auth(agencies))
     assert r.status_code == 201 and r.json()["size"] == 6
     r = api.get("/v1/audit/checkpoint", headers=auth(agencies))
@@ -115,29 +117,30 @@ def test_consistency_proof_links_two_checkpoints(
 
 
 @pytest.mark.parametrize(
-    ("path", "params", "status"),
+    ("path", "params", "error"),
     [
-        ("/v1/audit/inclusion", {"event_id": "00000000-0000-0000-0000-000000000000"}, 404),
-        ("/v1/audit/inclusion", {}, 422),
-        ("/v1/audit/inclusion", {"event_id": "x'; drop"}, 422),
-        ("/v1/audit/consistency", {"old": 4, "new": 2}, 422),
-        ("/v1/audit/consistency", {"old": 1, "new": 99}, 422),
-        ("/v1/audit/consistency", {"old": -1, "new": 2}, 422),
-        ("/v1/audit/consistency", {"old": "a", "new": 2}, 422),
-        ("/v1/audit/leaves", {"start": 7}, 422),
-        ("/v1/audit/leaves", {"limit": 0}, 422),
-        ("/v1/audit/leaves", {"limit": 100000}, 422),
-        ("/v1/audit/checkpoints", {"start": -3}, 422),
-        ("/v1/audit/decisions", {"start": 2**70}, 422),
+        ("/v1/audit/inclusion", {"event_id": "00000000-0000-0000-0000-000000000000"}, "not-found"),
+        ("/v1/audit/inclusion", {}, "schema-violation"),
+        ("/v1/audit/inclusion", {"event_id": "x'; drop"}, "schema-violation"),
+        ("/v1/audit/consistency", {"old": 4, "new": 2}, "out-of-range"),
+        ("/v1/audit/consistency", {"old": 1, "new": 99}, "out-of-range"),
+        ("/v1/audit/consistency", {"old": -1, "new": 2}, "schema-violation"),
+        ("/v1/audit/consistency", {"old": "a", "new": 2}, "schema-violation"),
+        ("/v1/audit/leaves", {"start": 7}, "out-of-range"),
+        ("/v1/audit/leaves", {"limit": 0}, "schema-violation"),
+        ("/v1/audit/leaves", {"limit": 100000}, "schema-violation"),
+        ("/v1/audit/checkpoints", {"start": -3}, "schema-violation"),
+        ("/v1/audit/decisions", {"start": 2**70}, "schema-violation"),
     ],
 )
 def test_bad_input_gets_a_precise_4xx(
-    api: TestClient, agencies: Agencies, path: str, params: dict, status: int
+    api: TestClient, agencies: Agencies, path: str, params: dict, error: str
 ) -> None:
     api.post("/v1/audit/checkpoints", headers=auth(agencies))
     r = api.get(path, params=params, headers=auth(agencies))
-    assert r.status_code == status, r.text
-    assert r.json()["detail"]
+    found = assert_problem(r, error)
+    if error == "schema-violation":
+        assert found.errors and found.errors[0].loc[0] == "query", r.text
 
 
 def test_inclusion_at_a_size_before_the_event(

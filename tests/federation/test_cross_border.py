@@ -39,6 +39,13 @@ from nrm.federation_demo import (
 )
 from referral_router.audit.log import AuditLog
 from tests.federation.conftest import RunningPair
+from tests.problems import (
+    BadRequest,
+    assert_openapi_problems,
+    assert_problem,
+    assert_refused,
+    framework_errors,
+)
 
 XA, XB = DESTINATION, ORIGIN
 
@@ -193,12 +200,27 @@ def test_forged_envelope_claiming_xa_is_refused_by_xb(federation: RunningPair) -
     case = "case-" + uuid.uuid4().hex[:20]
     url = federation.pair.gateway_urls[XB]
     resp = httpx.post(f"{url}/v1/federation/inbound", json=forged_forwarding(case), timeout=30)
-    assert resp.status_code == 403
-    assert resp.json()["rule"] == "SIGNATURE"
-    assert "XA's directory" in resp.json()["reason"]
+    assert "XA's directory" in assert_problem(resp, "border-refused", rule="SIGNATURE").detail
     assert federation.case(XB, "reintegration-office", case).status_code == 404
     bad = httpx.post(f"{url}/v1/federation/inbound", json={"forwarding": "x"}, timeout=30)
-    assert bad.status_code == 400
+    assert_problem(bad, "malformed-forwarding", rule="CONTRACT")
+
+
+@pytest.mark.parametrize(
+    "bad",
+    framework_errors("/v1/federation/inbound", "/v1/federation/crossings", {"limit": 0}),
+    ids=str,
+)
+def test_the_gateway_answers_every_error_as_a_problem(
+    federation: RunningPair, bad: BadRequest
+) -> None:
+    url = federation.pair.gateway_urls[XB]
+    assert_refused(bad.send(url), bad)
+
+
+def test_the_gateway_documents_its_errors_as_problems(federation: RunningPair) -> None:
+    document = httpx.get(f"{federation.pair.gateway_urls[XA]}/openapi.json", timeout=30).json()
+    assert assert_openapi_problems(document) >= 5
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,8 @@ each served by uvicorn on 127.0.0.1 (random ports), with real keys and tokens.
 The router double (`RouterDouble`) is a small FastAPI app that implements the two parts
 of the router's HTTP contract the notifier uses — `GET /v1/log` (same paging, cursor and
 item shape as services/referral-router/api/cases.py) and `POST /v1/cases/{case}/events`
-(token of the node's own agency, Idempotency-Key replays the first answer) — and
+(token of the node's own agency, Idempotency-Key replays the first answer, refusals as
+problems) — and
 records what it gets. It stands in for a full node so these tests need no bus.
 """
 
@@ -30,6 +31,7 @@ from contracts.agency_token import AuthError, ReplayCache, TokenVerifier, issue_
 from contracts.directory import Directory, KeyUse
 from contracts.events import CaseEscalated
 from contracts.keystore import AgencyKeys, generate_agency_keys
+from contracts.problems import MEDIA_TYPE, auth_problem, problem
 from notifier import NotifierRuntime, NotifierSettings, RetryPolicy, ServedAgency
 from notifier.signature import SignatureError, verify
 from registry import Registry, RegistryConfig
@@ -131,10 +133,12 @@ class RouterDouble:
             try:
                 who = verifier.authenticate(authorization).agency_id
             except AuthError as exc:
-                return JSONResponse({"error": "unauthenticated", "detail": exc.reason}, exc.status)
-            if who != self.agency_id:
-                return JSONResponse({"error": "forbidden", "detail": "not this node"}, 403)
-            return None
+                refused = auth_problem(exc)
+            else:
+                if who == self.agency_id:
+                    return None
+                refused = problem("forbidden", "not this node")
+            return JSONResponse(refused.body(), refused.status, media_type=MEDIA_TYPE)
 
         @app.get("/v1/log")
         def log(

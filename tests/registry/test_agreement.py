@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from contracts.need_to_know import load_default_agreement
+from tests.problems import assert_problem
 from tests.registry.conftest import Bus
 
 
@@ -45,10 +46,10 @@ def test_unknown_names_are_422_with_the_field_path(bus: Bus) -> None:
     for grants, loc in cases:
         body = {"name": "bad", "grants": grants}
         r = bus.client.put("/v1/agreement", json=body, headers=bus.operator.auth())
-        assert r.status_code == 422, r.text
-        assert r.json()["detail"][0]["loc"] == loc, r.json()
+        found = assert_problem(r, "schema-violation")
+        assert found.errors and found.errors[0].loc == loc, r.json()
     r = bus.client.put("/v1/agreement", json=_default_body(), headers=agency_headers)
-    assert r.status_code == 403
+    assert_problem(r, "forbidden")
     assert bus.stored() == before
 
 
@@ -91,14 +92,16 @@ def test_query_bad_input(bus: Bus) -> None:
     q = "/v1/agreement/query"
     params = {"agency": "xa-x", "category": "shoe", "event_type": "case.closed"}
     r = bus.client.get(q, params=params, headers=h())
-    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["query", "category"]
+    found = assert_problem(r, "schema-violation")
+    assert found.errors and found.errors[0].loc == ["query", "category"]
     r = bus.client.get(
         q, params={"agency": "xa-x", "category": "identity", "event_type": "nope"}, headers=h()
     )
-    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["query", "event_type"]
+    found = assert_problem(r, "schema-violation")
+    assert found.errors and found.errors[0].loc == ["query", "event_type"]
     r = bus.client.get(
         q,
         params={"agency": "xa-x", "category": "identity", "event_type": "case.closed"},
         headers=h(),
     )
-    assert r.status_code == 404
+    assert_problem(r, "not-found")

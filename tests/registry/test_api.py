@@ -8,6 +8,7 @@ import pytest
 
 from contracts.directory import KeyUse, b64url_encode, verify_directory
 from contracts.keystore import generate_pair
+from tests.problems import assert_problem
 from tests.registry.conftest import Bus, key_input
 
 
@@ -51,7 +52,7 @@ def test_duplicate_agency_is_409_and_stores_nothing(bus: Bus) -> None:
         json=again.registration(["first-responder"]),
         headers=bus.operator.auth(),
     )
-    assert r.status_code == 409 and "already registered" in r.json()["detail"]
+    assert "already registered" in assert_problem(r, "conflict").detail
     assert bus.stored() == before
 
 
@@ -130,22 +131,23 @@ def test_bad_registration_is_422_with_field_path_and_stores_nothing(
     mutate(body)
     before = bus.stored()
     r = bus.client.post("/v1/agencies", json=body, headers=bus.operator.auth())
-    assert r.status_code == 422, r.text
-    errors = r.json()["detail"]
+    errors = assert_problem(r, "schema-violation").errors
+    assert errors, r.text
     if loc is not None:
-        assert errors[0]["loc"] == ["body", *loc], errors
-    assert msg in errors[0]["msg"], errors
+        assert errors[0].loc == ["body", *loc], errors
+    assert msg in errors[0].msg, errors
     assert bus.stored() == before
 
 
-def test_malformed_json_is_422(bus: Bus) -> None:
+def test_malformed_json_is_400(bus: Bus) -> None:
     before = bus.stored()
     r = bus.client.post(
         "/v1/agencies",
         content=b"{not json",
         headers={**bus.operator.auth(), "Content-Type": "application/json"},
     )
-    assert r.status_code == 422 and bus.stored() == before
+    assert_problem(r, "malformed-json")
+    assert bus.stored() == before
 
 
 def test_writes_need_the_operator(bus: Bus) -> None:
@@ -157,12 +159,11 @@ def test_writes_need_the_operator(bus: Bus) -> None:
         r = bus.client.post(
             "/v1/agencies", json=other.registration(["service-provider"]), headers=headers
         )
-        assert r.status_code == 401, (headers, r.text)
-        assert r.headers["WWW-Authenticate"] == "Bearer"
+        assert_problem(r, "unauthenticated")
     r = bus.client.post(
         "/v1/agencies", json=other.registration(["service-provider"]), headers=police.auth()
     )
-    assert r.status_code == 403 and "operator" in r.json()["detail"]
+    assert "operator" in assert_problem(r, "forbidden").detail
     assert bus.stored() == before
 
 
@@ -182,7 +183,7 @@ def test_suspended_and_revoked_agencies_get_403_and_reactivation(bus: Bus) -> No
     )
     assert r.status_code == 200 and r.json()["status"] == "suspended"
     r = bus.client.get("/v1/agreement", headers=police.auth())
-    assert r.status_code == 403 and "suspended" in r.json()["detail"]
+    assert "suspended" in assert_problem(r, "forbidden").detail
     r = bus.client.post(
         path, json={"status": "suspended", "reason": "again"}, headers=bus.operator.auth()
     )
@@ -197,12 +198,13 @@ def test_suspended_and_revoked_agencies_get_403_and_reactivation(bus: Bus) -> No
     )
     assert r.status_code == 200
     r = bus.client.get("/v1/agreement", headers=police.auth())
-    assert r.status_code == 403 and "revoked" in r.json()["detail"]
+    assert "revoked" in assert_problem(r, "forbidden").detail
     before = bus.stored()
     r = bus.client.post(path, json={"status": "active", "reason": "x"}, headers=bus.operator.auth())
-    assert r.status_code == 409 and "final" in r.json()["detail"]
+    assert "final" in assert_problem(r, "conflict").detail
     r = bus.client.post(path, json={"status": "paused", "reason": "x"}, headers=bus.operator.auth())
-    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "status"]
+    errors = assert_problem(r, "schema-violation").errors
+    assert errors and errors[0].loc == ["body", "status"]
     assert bus.stored() == before
 
 
@@ -212,7 +214,7 @@ def test_unknown_agency_is_404(bus: Bus) -> None:
         json={"status": "suspended", "reason": "x"},
         headers=bus.operator.auth(),
     )
-    assert r.status_code == 404
+    assert_problem(r, "not-found")
     assert bus.client.get("/v1/agencies/xa-nobody", headers=bus.operator.auth()).status_code == 404
     assert bus.client.get("/v1/agencies/BAD_ID", headers=bus.operator.auth()).status_code == 422
 
@@ -259,9 +261,9 @@ def test_rotation_rejects_bad_keys(bus: Bus) -> None:
         ]
     }
     r = bus.client.post("/v1/agencies/xa-police/keys", json=body, headers=bus.operator.auth())
-    assert r.status_code == 422
-    assert r.json()["detail"][0]["loc"] == ["body", "keys", 0, "public_key"]
-    assert "32 bytes, got 16" in r.json()["detail"][0]["msg"]
+    errors = assert_problem(r, "schema-violation").errors
+    assert errors and errors[0].loc == ["body", "keys", 0, "public_key"]
+    assert "32 bytes, got 16" in errors[0].msg
     assert bus.stored() == before
 
 

@@ -1,4 +1,4 @@
-"""Webhook subscriptions in the registry (issue 7): the operator writes, the agency
+"""Webhook subscriptions in the registry: the operator writes, the agency
 itself or the operator reads, and the HMAC secret is shown in clear exactly once."""
 
 from __future__ import annotations

@@ -13,21 +13,31 @@ from joserfc.jwk import OKPKey
 from contracts.agency_token import AuthError, ReplayCache, TokenVerifier, issue_token
 from contracts.directory import KeyUse
 from contracts.keystore import generate_agency_keys
+from contracts.problems import problem
+from tests.problems import assert_problem
 from tests.registry.conftest import AUDIENCE, Bus, key_input
 
 
 def _get(bus: Bus, headers: dict[str, str]) -> tuple[int, str]:
+    """The status, and for a refusal its detail (checked to be a whole problem)."""
     r = bus.client.get("/v1/agreement", headers=headers)
-    return r.status_code, r.json().get("detail", "")
+    if r.status_code == 200:
+        return 200, ""
+    return r.status_code, assert_problem(r, "unauthenticated").detail
+
+
+def said(reason: str) -> str:
+    """The detail a 401 for `reason` carries: the reason, then what to do next."""
+    return problem("unauthenticated", reason).detail
 
 
 def test_expired_not_yet_valid_too_long(bus: Bus) -> None:
     police = bus.party("xa-police")
     bus.register(police, ["first-responder"])
     old = police.token(now=bus.clock() - timedelta(seconds=61))
-    assert _get(bus, {"Authorization": f"Bearer {old}"}) == (401, "token expired")
+    assert _get(bus, {"Authorization": f"Bearer {old}"}) == (401, said("token expired"))
     future = police.token(now=bus.clock() + timedelta(seconds=30))
-    assert _get(bus, {"Authorization": f"Bearer {future}"}) == (401, "token not yet valid")
+    assert _get(bus, {"Authorization": f"Bearer {future}"}) == (401, said("token not yet valid"))
     with pytest.raises(ValueError):
         police.token(lifetime=timedelta(seconds=121))
     pair = police.keys.current(KeyUse.SIGNING)
@@ -38,7 +48,10 @@ def test_expired_not_yet_valid_too_long(bus: Bus) -> None:
         OKPKey.import_key(pair.ed25519()),
         algorithms=["Ed25519"],
     )
-    assert _get(bus, {"Authorization": f"Bearer {long}"}) == (401, "token lifetime over 120 s")
+    assert _get(bus, {"Authorization": f"Bearer {long}"}) == (
+        401,
+        said("token lifetime over 120 s"),
+    )
 
 
 def test_replayed_token(bus: Bus) -> None:
@@ -46,21 +59,24 @@ def test_replayed_token(bus: Bus) -> None:
     bus.register(police, ["first-responder"])
     headers = police.auth()
     assert _get(bus, headers)[0] == 200
-    assert _get(bus, headers) == (401, "token replayed (jti already used)")
+    assert _get(bus, headers) == (401, said("token replayed (jti already used)"))
 
 
 def test_unknown_agency_unknown_key_bad_signature_wrong_audience(bus: Bus) -> None:
     police = bus.party("xa-police")
     bus.register(police, ["first-responder"])
     stranger = bus.party("xa-stranger")
-    assert _get(bus, stranger.auth()) == (401, "unknown agency 'xa-stranger'")
+    assert _get(bus, stranger.auth()) == (401, said("unknown agency 'xa-stranger'"))
     impostor = generate_agency_keys("xa-police", bus.clock())  # same id, other keys
     pair = impostor.current(KeyUse.SIGNING)
     t = issue_token("xa-police", pair.key_id, pair.ed25519(), AUDIENCE, now=bus.clock())
-    assert _get(bus, {"Authorization": f"Bearer {t}"}) == (401, f"unknown key id {pair.key_id!r}")
+    assert _get(bus, {"Authorization": f"Bearer {t}"}) == (
+        401,
+        said(f"unknown key id {pair.key_id!r}"),
+    )
     real = police.keys.current(KeyUse.SIGNING)
     t = issue_token("xa-police", real.key_id, pair.ed25519(), AUDIENCE, now=bus.clock())
-    assert _get(bus, {"Authorization": f"Bearer {t}"}) == (401, "bad token signature")
+    assert _get(bus, {"Authorization": f"Bearer {t}"}) == (401, said("bad token signature"))
     assert _get(bus, police.auth(audience="nrm-registry:XB"))[0] == 401
     for junk in ("Bearer ", "Bearer a.b.c", "Bearer " + "x" * 5000, "Token abc"):
         assert _get(bus, {"Authorization": junk})[0] == 401
@@ -78,7 +94,7 @@ def test_alg_none_and_hs256_are_refused(bus: Bus) -> None:
     none = b64({"alg": "none", "kid": police.keys.current(KeyUse.SIGNING).key_id})
     assert _get(bus, {"Authorization": f"Bearer {none}.{payload}."}) == (
         401,
-        "token alg must be Ed25519",
+        said("token alg must be Ed25519"),
     )
 
 
@@ -100,7 +116,7 @@ def test_old_key_rejected_for_tokens_after_rotation(bus: Bus) -> None:
     t = issue_token(police.id, old.key_id, old.ed25519(), AUDIENCE, now=bus.clock())
     assert _get(bus, {"Authorization": f"Bearer {t}"}) == (
         401,
-        f"signing key {old.key_id!r} not valid now",
+        said(f"signing key {old.key_id!r} not valid now"),
     )
     assert _get(bus, police.auth())[0] == 200
 

@@ -7,6 +7,7 @@ from typing import Any
 import httpx
 
 from tests.bus.running import RunningBus
+from tests.problems import assert_problem
 
 CHILD = {
     "forms_of_exploitation": ["forced-labour"],
@@ -62,10 +63,8 @@ def test_schema_violation_is_422_with_the_field_path(bus: RunningBus) -> None:
     bad = {**ADULT, "nationality": "xb-lower"}
     with bus.client("border-police") as c:
         r = c.post("/v1/cases", json={"recipients": ["nrm-authority"], "payload": bad})
-    assert r.status_code == 422
-    body = r.json()
-    assert body["error"] == "schema-violation"
-    assert ["body", "payload", "nationality"] in [e["loc"] for e in body["errors"]]
+    errors = assert_problem(r, "schema-violation").errors or []
+    assert ["body", "payload", "nationality"] in [e.loc for e in errors]
 
 
 def test_malformed_json_is_400(bus: RunningBus) -> None:
@@ -73,13 +72,13 @@ def test_malformed_json_is_400(bus: RunningBus) -> None:
         r = c.post(
             "/v1/cases", content=b'{"recipients": [', headers={"Content-Type": "application/json"}
         )
-    assert r.status_code == 400 and r.json()["error"] == "malformed-json"
+    assert_problem(r, "malformed-json")
 
 
 def test_unknown_event_type_is_422(bus: RunningBus) -> None:
     case = screen(bus)
     r = append(bus, "border-police", case, "case.teleported", ["nrm-authority"], {})
-    assert r.status_code == 422 and "case.teleported" in r.text
+    assert "case.teleported" in assert_problem(r, "schema-violation").detail
 
 
 def test_unknown_case_is_404(bus: RunningBus) -> None:
@@ -91,16 +90,16 @@ def test_unknown_case_is_404(bus: RunningBus) -> None:
         ["nrm-authority"],
         {"reason_code": "other"},
     )
-    assert r.status_code == 404 and r.json()["error"] == "unknown-case"
+    assert_problem(r, "unknown-case")
     with bus.client("border-police") as c:
-        assert c.get("/v1/cases/case-doesnotexist00").status_code == 404
-        assert c.get("/v1/cases/not-a-pseudonym").status_code == 422
+        assert_problem(c.get("/v1/cases/case-doesnotexist00"), "unknown-case")
+        assert_problem(c.get("/v1/cases/not-a-pseudonym"), "schema-violation")
 
 
 def test_illegal_transition_is_409_with_rule(bus: RunningBus) -> None:
     with bus.client("border-police") as c:
         r = c.post("/v1/cases", json={"recipients": ["nrm-authority"], "payload": CHILD})
-    assert r.status_code == 409 and r.json()["rule"] == "R2"
+    assert_problem(r, "rule-violation", rule="R2")
     case = screen(bus, CHILD, ["child-protection", "nrm-authority"])
     r = append(
         bus,
@@ -110,29 +109,30 @@ def test_illegal_transition_is_409_with_rule(bus: RunningBus) -> None:
         ["safe-house"],
         {"referral_id": "r1", "to_agency": "safe-house", "service": "shelter"},
     )
-    assert r.status_code == 409 and r.json()["rule"] == "R9"
+    assert_problem(r, "rule-violation", rule="R9")
 
 
 def test_unknown_recipient_is_422_r6(bus: RunningBus) -> None:
     with bus.client("border-police") as c:
         r = c.post("/v1/cases", json={"recipients": ["nobody-here"], "payload": ADULT})
-    assert r.status_code == 422 and r.json()["rule"] == "R6"
+    assert_problem(r, "unknown-agency", rule="R6")
 
 
 def test_authentication_401_and_403(bus: RunningBus) -> None:
     url = bus.bus.urls["border-police"]
-    assert httpx.get(f"{url}/v1/inbox").status_code == 401
-    assert httpx.get(f"{url}/v1/inbox", headers={"Authorization": "Bearer junk"}).status_code == 401
+    assert_problem(httpx.get(f"{url}/v1/inbox"), "unauthenticated")
+    junk = httpx.get(f"{url}/v1/inbox", headers={"Authorization": "Bearer junk"})
+    assert_problem(junk, "unauthenticated")
     other = bus.bus.token("safe-house")  # a real token, for another agency's router
     r = httpx.get(f"{url}/v1/inbox", headers={"Authorization": f"Bearer {other}"})
-    assert r.status_code == 401  # audience is the safe house's router, not this one
+    assert_problem(r, "unauthenticated")  # audience is the safe house's router, not this one
     token = bus.bus.token("border-police")
     assert (
         httpx.get(f"{url}/v1/inbox", headers={"Authorization": f"Bearer {token}"}).status_code
         == 200
     )
     replay = httpx.get(f"{url}/v1/inbox", headers={"Authorization": f"Bearer {token}"})
-    assert replay.status_code == 401 and "replay" in replay.text
+    assert "replay" in assert_problem(replay, "unauthenticated").detail
 
 
 def test_idempotency_key_returns_first_answer_and_appends_once(bus: RunningBus) -> None:
@@ -163,7 +163,7 @@ def test_idempotency_key_returns_first_answer_and_appends_once(bus: RunningBus) 
         {**payload, "consent_id": "c2"},
         key="k-1",
     )
-    assert other.status_code == 422 and other.json()["error"] == "idempotency-key-reused"
+    assert_problem(other, "idempotency-key-reused")
 
 
 def test_inbox_pagination_and_delivery(bus: RunningBus) -> None:
@@ -180,7 +180,7 @@ def test_inbox_pagination_and_delivery(bus: RunningBus) -> None:
             if page["next_after"] is None:
                 break
             after = page["next_after"]
-        assert c.get("/v1/inbox", params={"limit": 0}).status_code == 422
+        assert_problem(c.get("/v1/inbox", params={"limit": 0}), "schema-violation")
     assert set(cases) <= set(seen)
     assert len(ids) == len(set(ids))  # each event once across pages
 
@@ -196,7 +196,7 @@ def test_r4_consulate_refused_after_asylum_over_http(bus: RunningBus) -> None:
     r = append(
         bus, "nrm-authority", case, "case.closed", ["consulate-xb"], {"reason_code": "other"}
     )
-    assert r.status_code == 409 and r.json()["rule"] == "R4"
+    assert_problem(r, "rule-violation", rule="R4")
 
 
 def test_unentitled_reader_sees_withheld_categories(bus: RunningBus) -> None:

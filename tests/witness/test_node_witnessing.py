@@ -3,9 +3,11 @@ size, and the cosigned note is what the node's audit log serves from then on."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -126,3 +128,37 @@ def test_verifier_keys_with_plus_in_their_base64_parse() -> None:
     for _ in range(32):
         v = NoteSigner("witness.nrm.example/XA", Ed25519PrivateKey.generate(), 4).verifier()
         assert NoteVerifier.from_vkey(v.vkey()).key_id == v.key_id
+
+
+class _Racing:
+    """The registry, where another submission of the same log lands between the node's
+    read of the witnessed size and its own submission."""
+
+    def __init__(self, client: httpx.Client, race: Callable[[], httpx.Response]) -> None:
+        self._client = client
+        self._race: Callable[[], httpx.Response] | None = race
+        self.raced: list[int] = []
+
+    def get(self, *args: Any, **kwargs: Any) -> httpx.Response:
+        return self._client.get(*args, **kwargs)
+
+    def post(self, *args: Any, **kwargs: Any) -> httpx.Response:
+        if self._race is not None:
+            self.raced.append(self._race().status_code)
+            self._race = None
+        return self._client.post(*args, **kwargs)
+
+
+def test_a_stale_size_is_asked_again_not_flagged(bus: Bus, node: NodeLog, audit: AuditLog) -> None:
+    _grow(audit, 4)
+    assert _witnessing(bus, node, audit).witness_latest().outcome is Outcome.COSIGNED
+    _grow(audit, 6)
+    six = audit.issue_checkpoint().note
+    proof = [base64.b64encode(h).decode() for h in audit.consistency_proof(4, 6)]
+    racing = _Racing(bus.client, lambda: submit(bus.client, node.party, six, 4, proof))
+    _grow(audit, 9)
+    w = CheckpointWitnessing(audit, "http://unused", node.party.token, http=racing)  # type: ignore[arg-type]
+    result = w.witness_latest()
+    assert racing.raced == [200]  # the witness moved from 4 to 6 under the node's feet
+    assert (result.outcome, result.size) == (Outcome.COSIGNED, 9)
+    assert bus.client.get("/v1/witness/flags", headers=node.party.auth()).json()["items"] == []

@@ -13,6 +13,7 @@ from contracts.transparency import NoteSigner, verify_cosignature
 from contracts.transparency.checkpoint import parse_note
 from registry import create_app
 from registry.witness import WitnessedLog, verify_witness_key
+from tests.problems import assert_problem
 from tests.registry.conftest import Bus, key_input
 from tests.witness.conftest import NodeLog, origin_of, submit, submit_log
 
@@ -58,9 +59,8 @@ def test_a_fork_is_flagged_with_both_notes(bus: Bus, node: NodeLog) -> None:
     other = NodeLog(node.party, seed="b").grow(5)  # another log under the same name and key
 
     r = submit(bus.client, node.party, other.note(), 5, [])
-    assert r.status_code == 409
-    assert r.json()["flagged"] is True and r.json()["reason"] == "fork"
-    assert "two roots for size 5" in r.json()["detail"]
+    found = assert_problem(r, "checkpoint-flagged", rule="R7")
+    assert found.detail.startswith("fork: ") and "two roots for size 5" in found.detail
     (flag,) = _flags(bus, node)
     assert flag["agency_id"] == node.party.id and flag["origin"] == origin_of(node.party.id)
     assert flag["note"] == other.note()  # the evidence: two notes the node signed
@@ -68,7 +68,9 @@ def test_a_fork_is_flagged_with_both_notes(bus: Bus, node: NodeLog) -> None:
     assert _witnessed(bus, node)["root"] == base64.b64encode(node.tree.root()).decode()
 
     stored = bus.stored()
-    assert submit(bus.client, node.party, other.note(), 5, []).status_code == 409
+    assert_problem(
+        submit(bus.client, node.party, other.note(), 5, []), "checkpoint-flagged", rule="R7"
+    )
     assert bus.stored() == stored and len(_flags(bus, node)) == 1  # one flag, not one a try
     # The honest log still grows and is cosigned; the flag stays on record.
     assert submit_log(bus.client, node.grow(9)).status_code == 200
@@ -78,7 +80,7 @@ def test_a_fork_is_flagged_with_both_notes(bus: Bus, node: NodeLog) -> None:
 def test_a_shrinking_log_is_flagged(bus: Bus, node: NodeLog) -> None:
     assert submit_log(bus.client, node.grow(8)).status_code == 200
     r = submit(bus.client, node.party, node.note(4), 4, [])
-    assert r.status_code == 409 and r.json()["reason"] == "shrinking log"
+    assert assert_problem(r, "checkpoint-flagged", rule="R7").detail.startswith("shrinking log: ")
     (flag,) = _flags(bus, node)
     assert flag["reason"] == "shrinking log" and flag["witnessed_size"] == 8
     assert _witnessed(bus, node)["size"] == 8
@@ -88,7 +90,7 @@ def test_an_inconsistent_proof_is_flagged(bus: Bus, node: NodeLog) -> None:
     assert submit_log(bus.client, node.grow(4)).status_code == 200
     rewritten = NodeLog(node.party, seed="b").grow(8)  # history rewritten, then grown
     r = submit(bus.client, node.party, rewritten.note(), 4, rewritten.proof(4))
-    assert r.status_code == 409 and r.json()["reason"] == "inconsistent"
+    assert assert_problem(r, "checkpoint-flagged", rule="R7").detail.startswith("inconsistent: ")
     assert [f["reason"] for f in _flags(bus, node)] == ["inconsistent"]
     assert _witnessed(bus, node)["size"] == 4
 
@@ -97,8 +99,7 @@ def test_a_stale_proof_is_a_conflict_not_a_flag(bus: Bus, node: NodeLog) -> None
     assert submit_log(bus.client, node.grow(4)).status_code == 200
     node.grow(8)
     r = submit(bus.client, node.party, node.note(), 2, node.proof(2))
-    assert r.status_code == 409
-    assert r.json() == {**r.json(), "flagged": False, "size": 4}
+    assert "the witness holds size 4" in assert_problem(r, "stale-size").detail
     assert _flags(bus, node) == []
     assert submit_log(bus.client, node).status_code == 200  # retried from size 4
 
@@ -109,10 +110,10 @@ def test_a_bad_signature_is_refused_and_not_recorded(bus: Bus, node: NodeLog) ->
     forged = node.note(signer=NoteSigner(node.origin, stranger))  # right name, wrong key
     stored = bus.stored()
     r = submit(bus.client, node.party, forged)
-    assert r.status_code == 400 and r.json()["reason"] == "bad signature"
+    assert assert_problem(r, "checkpoint-refused").detail.startswith("bad signature: ")
     tampered = node.note().replace("\n6\n", "\n7\n")  # the signed text changed
-    assert submit(bus.client, node.party, tampered).status_code == 400
-    assert submit(bus.client, node.party, "not a note").status_code == 422
+    assert_problem(submit(bus.client, node.party, tampered), "checkpoint-refused")
+    assert_problem(submit(bus.client, node.party, "not a note"), "malformed-checkpoint")
     assert bus.stored() == stored
     assert _witnessed(bus, node)["size"] is None and _flags(bus, node) == []
 
@@ -122,11 +123,11 @@ def test_only_the_agency_submits_its_own_log(bus: Bus, node: NodeLog) -> None:
     bus.register(other, ["service-provider"])
     body = {"note": node.grow(2).note(), "old_size": 0, "consistency_proof": []}
     r = bus.client.post(f"/v1/witness/{node.party.id}", json=body, headers=other.auth())
-    assert r.status_code == 403
-    assert bus.client.post(f"/v1/witness/{node.party.id}", json=body).status_code == 401
+    assert_problem(r, "forbidden")
+    assert_problem(bus.client.post(f"/v1/witness/{node.party.id}", json=body), "unauthenticated")
     # Its own log under another agency's origin: not signed as that origin's log.
     theirs = NodeLog(other).grow(2)
-    assert submit(bus.client, node.party, theirs.note()).status_code == 400
+    assert_problem(submit(bus.client, node.party, theirs.note()), "checkpoint-refused")
 
 
 def test_state_survives_a_registry_restart(bus: Bus, node: NodeLog) -> None:

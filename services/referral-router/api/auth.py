@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from referral_router.api.errors import NotAuthenticated
+from contracts.agency_token import AuthError
 from referral_router.sending.node import AgencyNode
 
 #: token -> verified agency id; raises an exception with `status` (401/403) and `reason`.
@@ -28,18 +28,23 @@ def own_agency(
 ) -> str:
     """The caller must prove it is this node's own agency (a short-lived signed token)."""
     if credentials is None:
-        raise NotAuthenticated(401, "missing bearer token")
+        raise AuthError(401, "missing bearer token")
+    agency = verified_agency(request, credentials.credentials)
+    if agency != node_of(request).agency_id:
+        raise AuthError(403, f"this node serves {node_of(request).agency_id}, not {agency}")
+    return agency
+
+
+def verified_agency(request: Request, token: str) -> str:
+    """The agency that signed `token`; a refusal of the check becomes an AuthError."""
     check: TokenCheck = request.app.state.check_token
     try:
-        agency = check(credentials.credentials)
+        return check(token)
     except Exception as exc:
         status = getattr(exc, "status", None)
         if status in (401, 403):
-            raise NotAuthenticated(status, str(getattr(exc, "reason", exc))) from exc
+            raise AuthError(status, str(getattr(exc, "reason", exc))) from exc
         raise
-    if agency != node_of(request).agency_id:
-        raise NotAuthenticated(403, f"this node serves {node_of(request).agency_id}, not {agency}")
-    return agency
 
 
 Caller = Annotated[str, Depends(own_agency)]

@@ -128,12 +128,3 @@ class DeadLetterView(BaseModel):
 class DeadLetterPage(BaseModel):
     items: list[DeadLetterView]
     next_after: int | None
-
-
-class Problem(BaseModel):
-    """Every error body: a stable code, the rule when one applies, and what to fix."""
-
-    error: str
-    detail: str
-    rule: str | None = None
-    errors: list[dict[str, Any]] | None = None

@@ -6,9 +6,8 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
+from contracts.problems import ProblemError, openapi_responses, problem
 from referral_router.api.auth import node_of
-from referral_router.api.bodies import Problem
-from referral_router.api.errors import problem
 
 health = APIRouter(tags=["health"])
 
@@ -19,7 +18,7 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@health.get("/readyz", responses={503: {"model": Problem}})
+@health.get("/readyz", responses=openapi_responses(503))
 def readyz(request: Request) -> Any:
     """The store answers and a verified directory is loaded."""
     node = node_of(request)
@@ -27,5 +26,5 @@ def readyz(request: Request) -> Any:
         position = node.store.max_position()
         serial = node.roster.directory.serial
     except Exception as exc:  # readiness reports any dependency failure as 503
-        return problem(503, "not-ready", f"{type(exc).__name__}: {exc}")
+        raise ProblemError(problem("not-ready", f"{type(exc).__name__}: {exc}")) from exc
     return {"status": "ready", "agency": node.agency_id, "log_size": position, "directory": serial}

@@ -4,71 +4,27 @@ Only agencies whose directory record holds the `oversight` role, and the node's 
 agency, may call it. What it serves is what an independent verifier needs and nothing
 more: signed checkpoints, inclusion and consistency proofs, the stored envelopes (clear
 attributes and ciphertext: the store holds no plaintext) and the decisions with the
-deciding agency and officer (R7). Errors are `Problem` bodies with precise 4xx codes;
-the router converts its own errors, so it behaves the same in whichever app mounts it.
+deciding agency and officer (R7). Errors are problems with precise 4xx codes, answered
+by the node's error table (`install_error_handlers`), which an app mounting it installs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse
-from fastapi.routing import APIRoute
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import PlainTextResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from contracts.agency_token import AuthError
 from contracts.directory import Directory
+from contracts.problems import openapi_responses
 from contracts.vocabulary import Role
-from referral_router.api.bodies import Problem
-from referral_router.audit.log import AuditLog, AuditLogError, AuditRangeError
+from referral_router.api.auth import verified_agency
+from referral_router.audit.log import AuditLog, AuditRangeError
 
 MAX_PAGE = 1000
 _bearer = HTTPBearer(auto_error=False)
-
-
-class AuditDenied(Exception):
-    def __init__(self, status: int, reason: str) -> None:
-        super().__init__(reason)
-        self.status = status
-        self.reason = reason
-
-
-def _problem(status: int, error: str, detail: str, **extra: Any) -> JSONResponse:
-    body = Problem(error=error, detail=detail, **extra).model_dump(exclude_none=True)
-    resp = JSONResponse(status_code=status, content=body)
-    if status == 401:
-        resp.headers["WWW-Authenticate"] = "Bearer"
-    return resp
-
-
-class _ProblemRoute(APIRoute):
-    """Turns auth, validation and audit-log errors into Problem bodies inside the route,
-    so no app-level handler is needed and bad input never becomes a 500."""
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
-
-        async def guarded(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except AuditDenied as exc:
-                code = "unauthenticated" if exc.status == 401 else "forbidden"
-                return _problem(exc.status, code, exc.reason)
-            except RequestValidationError as exc:
-                errors = [
-                    {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type")}
-                    for e in exc.errors()
-                ]
-                where = ".".join(str(p) for p in errors[0]["loc"]) if errors else "query"
-                msg = errors[0]["msg"] if errors else "invalid request"
-                return _problem(422, "invalid-request", f"{where}: {msg}", errors=errors)
-            except AuditLogError as exc:
-                code = {404: "not-found", 422: "out-of-range"}.get(exc.status, "bad-request")
-                return _problem(exc.status, code, str(exc))
-
-        return guarded
 
 
 def audit_of(request: Request) -> AuditLog:
@@ -82,21 +38,15 @@ def oversight_caller(
 ) -> str:
     """The caller's agency, if it is an oversight body or this node's own agency."""
     if credentials is None:
-        raise AuditDenied(401, "missing bearer token")
-    try:
-        agency = request.app.state.check_token(credentials.credentials)
-    except Exception as exc:
-        status = getattr(exc, "status", None)
-        if status in (401, 403):
-            raise AuditDenied(status, str(getattr(exc, "reason", exc))) from exc
-        raise
+        raise AuthError(401, "missing bearer token")
+    agency = verified_agency(request, credentials.credentials)
     own = audit_of(request).agency_id
     if agency == own:
         return str(agency)
     directory: Directory = request.app.state.directory()
     record = directory.agency(agency)
     if record is None or Role.OVERSIGHT not in record.roles:
-        raise AuditDenied(403, f"{agency} is not an oversight body (role 'oversight') nor {own}")
+        raise AuthError(403, f"{agency} is not an oversight body (role 'oversight') nor {own}")
     return str(agency)
 
 
@@ -106,11 +56,8 @@ Start = Annotated[int, Query(ge=0, le=2**62, description="First index (0-based).
 Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description="Page size.")]
 Size = Annotated[int, Query(ge=0, le=2**62)]
 
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": Problem} for code in (401, 403, 404, 422)
-}
 oversight_router = APIRouter(
-    prefix="/v1/audit", tags=["audit"], responses=_ERRORS, route_class=_ProblemRoute
+    prefix="/v1/audit", tags=["audit"], responses=openapi_responses(401, 403, 404, 422)
 )
 
 

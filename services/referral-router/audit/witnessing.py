@@ -118,9 +118,10 @@ class CheckpointWitnessing:
                 "consistency_proof": [base64.b64encode(h).decode() for h in proof],
             }
             r = self._http.post(path, json=body, headers=self._auth())
-            if r.status_code == 409 and not r.json().get("flagged"):
-                continue  # stale size
-            if r.status_code == 409:
+            flagged = r.status_code == 409 and r.json().get("error") == "checkpoint-flagged"
+            if r.status_code == 409 and not flagged:
+                continue  # a stale size or a concurrent submission: ask the witness again
+            if flagged:
                 detail = str(r.json().get("detail"))
                 log.error("the witness FLAGGED checkpoint %d: %s", issued.size, detail)
                 return WitnessResult(Outcome.FLAGGED, issued.size, detail)

@@ -44,6 +44,7 @@ from contracts.federation import (
     check_outbound,
 )
 from contracts.need_to_know import CaseContext
+from contracts.problems import problem
 from contracts.sealing import (
     CaseKey,
     CaseKeyGrant,
@@ -305,7 +306,7 @@ class Gateway:
         cats = frozenset(DataCategory(c) for c in fw.wraps.get(recipient, {}).get("keys", {}))
         if status >= 400:
             rule = str(answer.get("rule", "REFUSED"))
-            reason = f"refused by {self.peer}'s gateway: {answer.get('reason', answer)}"
+            reason = f"refused by {self.peer}'s gateway: {answer.get('detail', answer)}"
             self._refuse(entry, rule, reason, recipient)
             return
         self.ledger.record("out", self.peer, env, recipient, cats)
@@ -315,14 +316,15 @@ class Gateway:
     def receive(self, body: Mapping[str, Any]) -> tuple[int, dict[str, Any]]:
         """Verify, check and deliver one forwarding from the peer's gateway. Blocking.
 
-        202 applied or duplicate; 400 malformed; 403 refused by a rule (with `rule` and
-        `reason`); 503 when a registry could not be asked (the sender retries)."""
+        202 applied or duplicate; else a problem (`contracts.problems`): 400 malformed,
+        403 refused by a rule (with `rule`), 503 when a registry could not be asked (the
+        sender retries)."""
         try:
             fw = parse_forwarding(b64d(str(body["forwarding"])))
             raw_grant = body.get("grant")
             grant = b64d(str(raw_grant)) if raw_grant else None
         except (KeyError, TypeError, ValueError, SealingError) as exc:
-            return 400, {"rule": "CONTRACT", "reason": f"not a forwarding: {exc}"}
+            return _refusal("malformed-forwarding", f"not a forwarding: {exc}", "CONTRACT")
         env = fw.original
         origin = env.country
         try:
@@ -358,9 +360,14 @@ class Gateway:
                 r.reason,
             )
             self.ledger.record("in", origin, env, fw.recipient, rule=r.rule, reason=r.reason)
-            return 403, {"rule": r.rule, "reason": r.reason, "event_id": str(env.id)}
+            return _refusal("border-refused", f"event {env.id}: {r.reason}", r.rule)
         except PeerUnreachable as exc:
-            return 503, {"rule": "UNAVAILABLE", "reason": str(exc)}
+            return _refusal("unavailable", str(exc))
         if outcome == "applied":
             self.ledger.record("in", origin, env, fw.recipient, forwardable(verified, fw.recipient))
         return 202, {"outcome": outcome, "event_id": str(env.id), "recipient": fw.recipient}
+
+
+def _refusal(error: str, detail: str, rule: str | None = None) -> tuple[int, dict[str, Any]]:
+    found = problem(error, detail, rule=rule)
+    return found.status, found.body()

@@ -1,5 +1,5 @@
 """The case lifecycle: a pure state machine that enforces rules R1-R4, R9 and the order
-of events (DOMAIN.md). No I/O: the router feeds it clear envelope data and the policy.
+of events (docs/domain.md). No I/O: the router feeds it clear envelope data and the policy.
 
 Every node keeps its own view of a case (the events it sent or received). The sending
 node checks a new event against its view with `check_send`; a receiving node checks with

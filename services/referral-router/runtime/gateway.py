@@ -18,6 +18,7 @@ import httpx
 from fastapi import FastAPI
 
 from contracts.directory import TrustAnchor
+from referral_router.api.errors import install_error_handlers
 from referral_router.federation.api import create_gateway_app
 from referral_router.federation.gateway import FederatedInbox, Gateway
 from referral_router.federation.ledgers import CrossingLedger, ForwardingStore
@@ -60,6 +61,7 @@ class GatewayRuntime:
             country, peer, gateway_node, self.trust, self._send, inboxes, self.ledger
         )
         self.app: FastAPI = create_gateway_app(self.gateway, self.ledger)
+        install_error_handlers(self.app)
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
