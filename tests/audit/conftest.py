@@ -32,7 +32,7 @@ from contracts.envelope import Envelope, dataschema_for, source_for
 from contracts.keystore import AgencyKeys, generate_agency_keys
 from contracts.vocabulary import Role
 from referral_router.audit.log import AuditLog
-from referral_router.store.case_store import CaseFile, CaseStore
+from referral_router.store.case_store import RECEIVED, CaseFile, CaseStore
 
 COUNTRY = "XA"
 DOMAIN = "nrm.example"
@@ -114,7 +114,7 @@ def case_story(case: str, t: datetime, *, sender: str = "xa-police") -> list[Env
 def record(store: CaseStore, envelopes: Sequence[Envelope], me: str) -> None:
     """Record as node `me` would: its own envelopes as sent, the others as received."""
     files: dict[str, CaseFile] = {}
-    for i, env in enumerate(envelopes):
+    for env in envelopes:
         roles = {a: ROLES.get(a, Role.FIRST_RESPONDER) for a in (env.sender, *env.recipients)}
         if env.sender == me:
             case = files.get(env.subject) or store.case_file_or_new(env.subject)
@@ -122,7 +122,10 @@ def record(store: CaseStore, envelopes: Sequence[Envelope], me: str) -> None:
             files[env.subject] = case
         else:
             files.pop(env.subject, None)  # reload after a received event
-            assert store.record_received(env, roles, "test-inbox", store.max_position() + i)
+            case = store.case_file_or_new(env.subject)
+            case.record(env, RECEIVED, roles)
+            inbox = store.cursor("test-inbox")
+            assert inbox.advance(inbox.position + 1, case)
 
 
 @dataclass
