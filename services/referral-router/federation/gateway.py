@@ -35,7 +35,6 @@ from typing import Any, Protocol
 from uuid import uuid4
 
 from contracts.directory import Directory
-from contracts.envelope import Envelope
 from contracts.federation import (
     FEDERATED_EVENT_TYPES,
     BorderRefused,
@@ -53,6 +52,7 @@ from contracts.sealing import (
 )
 from contracts.sealing.keys import b64d, b64e
 from contracts.vocabulary import DataCategory
+from referral_router.federation.ledgers import CrossingLedger
 from referral_router.federation.trust import PeerUnreachable, Trust
 from referral_router.receiving.reception import Outcome, Received
 from referral_router.sealing.node_seal import NodeSeal
@@ -68,19 +68,6 @@ class Inbox(Protocol):
     """A node behind this gateway, as the inbound door reaches it."""
 
     def deliver(self, fw: Forwarding, grant: bytes | None) -> Received: ...
-
-
-class Ledger(Protocol):
-    def record(
-        self,
-        direction: str,
-        peer: str,
-        env: Envelope,
-        agency: str,
-        categories: frozenset[DataCategory] | tuple[str, ...] = (),
-        rule: str = "",
-        reason: str = "",
-    ) -> None: ...
 
 
 class Gateway:
@@ -100,7 +87,7 @@ class Gateway:
         trust: Trust,
         send: Send,
         inboxes: Mapping[str, Inbox],
-        ledger: Ledger,
+        ledger: CrossingLedger,
     ) -> None:
         self.country = country
         self.peer = peer

@@ -10,6 +10,7 @@ same record to the node's inbox topic would take it through the very same path.
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 
 from contracts.envelope import Envelope
 from contracts.federation import BorderRefused, check_inbound
@@ -23,6 +24,7 @@ from referral_router.rules.roster import Roster, UnknownAgency
 from referral_router.transport.base import Record
 
 
+@dataclass(frozen=True)
 class CrossBorder:
     """Believes forwardings from a peer country's gateway, for one node of this country.
 
@@ -31,10 +33,9 @@ class CrossBorder:
     country's registry imported; both agencies must be active there (R6); the border
     rules of this country's federation agreement must hold (`check_inbound`)."""
 
-    def __init__(self, agency_id: str, trust: Trust, forwardings: ForwardingStore) -> None:
-        self.agency_id = agency_id
-        self.trust = trust
-        self.forwardings = forwardings
+    agency_id: str
+    trust: Trust
+    forwardings: ForwardingStore
 
     def admit(self, record: Record) -> Admitted:
         message = decode_forwarding(record.key, record.value, record.headers)

@@ -83,13 +83,13 @@ class Signatures(Protocol):
     def verify(self, envelope: Envelope) -> Any: ...
 
 
+@dataclass(frozen=True)
 class Domestic:
     """Envelopes from agencies of this node's own country, on its inbox topic."""
 
-    def __init__(self, agency_id: str, parties: Parties, signatures: Signatures) -> None:
-        self.agency_id = agency_id
-        self.parties = parties
-        self.signatures = signatures
+    agency_id: str
+    parties: Parties
+    signatures: Signatures
 
     def admit(self, record: Record) -> Admitted:
         message = decode(record.key, record.value, record.headers)

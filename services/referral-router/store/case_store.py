@@ -125,31 +125,22 @@ class CaseFile(Aggregate):
             yield direction, Envelope.model_validate(data)
 
 
-class IdempotentRequest(Aggregate):
+@dataclass
+class IdempotentRequest(Aggregate, created_event_name="Answered"):
     """The first answer to a POST with an Idempotency-Key: a retry gets it back."""
 
-    class Answered(Aggregate.Created):
-        agency_id: str
-        key: str
-        request_hash: str
-        status_code: int
-        body: dict[str, Any]
-
-    def __init__(
-        self, agency_id: str, key: str, request_hash: str, status_code: int, body: dict[str, Any]
-    ) -> None:
-        self.agency_id = agency_id
-        self.key = key
-        self.request_hash = request_hash
-        self.status_code = status_code
-        self.body = body
+    agency_id: str
+    key: str
+    request_hash: str
+    status_code: int
+    body: dict[str, Any]
 
     @classmethod
     def answer(
         cls, agency_id: str, key: str, request_hash: str, status_code: int, body: dict[str, Any]
     ) -> IdempotentRequest:
         return cls._create(
-            cls.Answered,
+            cls.Answered,  # type: ignore[attr-defined]
             id=idempotency_id(agency_id, key),
             agency_id=agency_id,
             key=key,
@@ -159,38 +150,18 @@ class IdempotentRequest(Aggregate):
         )
 
 
-class DeadLetter(Aggregate):
+@dataclass
+class DeadLetter(Aggregate, created_event_name="Recorded"):
     """A received message that can never be applied, kept with its reason (never dropped)."""
 
-    class Recorded(Aggregate.Created):
-        source: str
-        position: int
-        reason: str
-        rule: str
-        event_id: str
-        event_type: str
-        sender: str
-        received_at: datetime
-
-    def __init__(
-        self,
-        source: str,
-        position: int,
-        reason: str,
-        rule: str,
-        event_id: str,
-        event_type: str,
-        sender: str,
-        received_at: datetime,
-    ) -> None:
-        self.source = source
-        self.position = position
-        self.reason = reason
-        self.rule = rule
-        self.event_id = event_id
-        self.event_type = event_type
-        self.sender = sender
-        self.received_at = received_at
+    source: str
+    position: int
+    reason: str
+    rule: str
+    event_id: str
+    event_type: str
+    sender: str
+    received_at: datetime
 
     @classmethod
     def record(
@@ -199,7 +170,7 @@ class DeadLetter(Aggregate):
         """The letter of what arrived at `position` of `source`, refused by `rule`; the
         envelope's clear facts when it could be read at all."""
         return cls._create(
-            cls.Recorded,
+            cls.Recorded,  # type: ignore[attr-defined]
             id=dead_letter_id(source, position),
             source=source,
             position=position,
@@ -361,7 +332,9 @@ class CaseStore(Application[UUID]):
     def dead_letters(self, after: int = 0, limit: int = 100) -> list[tuple[int, DeadLetter]]:
         out: list[tuple[int, DeadLetter]] = []
         notes = self.recorder.select_notifications(
-            start=after + 1, limit=limit, topics=[_topic(DeadLetter.Recorded)]
+            start=after + 1,
+            limit=limit,
+            topics=[_topic(DeadLetter.Recorded)],  # type: ignore[attr-defined]
         )
         for n in notes:
             agg = self.repository.get(n.originator_id)
