@@ -30,8 +30,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 from uuid import uuid4
 
 from contracts.directory import Directory
@@ -56,7 +57,13 @@ from referral_router.federation.ledgers import CrossingLedger
 from referral_router.federation.trust import PeerUnreachable, Trust
 from referral_router.receiving.reception import Outcome, Received
 from referral_router.sealing.node_seal import NodeSeal
-from referral_router.store.case_store import RECEIVED, CaseStore, DeadLetter, LoggedEnvelope
+from referral_router.store.case_store import (
+    RECEIVED,
+    CaseStore,
+    Cursor,
+    DeadLetter,
+    LoggedEnvelope,
+)
 
 log = logging.getLogger("nrm.gateway")
 
@@ -70,34 +77,27 @@ class Inbox(Protocol):
     def deliver(self, fw: Forwarding, grant: bytes | None) -> Received: ...
 
 
+@dataclass(eq=False)
 class Gateway:
     """One country's gateway to one peer: the outbound pump and the inbound door.
 
     The pump reads the gateway node's store and forwards with the gateway node's
     sealing; the door hands forwardings to the nodes behind it (`inboxes`)."""
 
-    batch_size = 100
+    batch_size: ClassVar[int] = 100
 
-    def __init__(
-        self,
-        country: str,
-        peer: str,
-        store: CaseStore,
-        seal: NodeSeal,
-        trust: Trust,
-        send: Send,
-        inboxes: Mapping[str, Inbox],
-        ledger: CrossingLedger,
-    ) -> None:
-        self.country = country
-        self.peer = peer
-        self.store = store
-        self.seal = seal
-        self.trust = trust
-        self.send = send
-        self.inboxes = inboxes
-        self.ledger = ledger
-        self.cursor = store.cursor(f"gateway-out:{peer}")
+    country: str
+    peer: str
+    store: CaseStore
+    seal: NodeSeal
+    trust: Trust
+    send: Send
+    inboxes: Mapping[str, Inbox]
+    ledger: CrossingLedger
+    cursor: Cursor = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.cursor = self.store.cursor(f"gateway-out:{self.peer}")
 
     @property
     def agency_id(self) -> str:

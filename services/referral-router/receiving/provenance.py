@@ -10,7 +10,7 @@ result is an `Admitted` arrival, and from there `Reception` treats all alike.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -77,19 +77,14 @@ class Parties(Protocol):
     def roles(self, agency_ids: Iterable[str]) -> dict[str, Role]: ...
 
 
-class Signatures(Protocol):
-    """Checks a sender's signature against this country's directory (the node's sealing)."""
-
-    def verify(self, envelope: Envelope) -> Any: ...
-
-
 @dataclass(frozen=True)
 class Domestic:
     """Envelopes from agencies of this node's own country, on its inbox topic."""
 
     agency_id: str
     parties: Parties
-    signatures: Signatures
+    #: The sender's signature against this country's directory (the node's sealing).
+    verify: Callable[[Envelope], object]
 
     def admit(self, record: Record) -> Admitted:
         message = decode(record.key, record.value, record.headers)
@@ -99,7 +94,7 @@ class Domestic:
         except UnknownAgency as exc:
             raise Refused("R6", exc.message, envelope) from None
         try:
-            self.signatures.verify(envelope)
+            self.verify(envelope)
         except Exception as exc:
             raise Refused("SIGNATURE", f"{type(exc).__name__}: {exc}", envelope) from None
         roles = self.parties.roles((envelope.sender, *envelope.recipients))

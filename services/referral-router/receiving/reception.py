@@ -22,7 +22,7 @@ from eventsourcing.persistence import IntegrityError
 from pydantic import ValidationError
 
 from contracts.envelope import Envelope, parse_dataschema
-from contracts.kafka_binding import ENVELOPE_CONTENT_TYPE, MalformedMessage, content_type
+from contracts.kafka_binding import MalformedMessage, content_type
 from contracts.sealing import PublicKeyLookup
 from contracts.versions import clear_part_model
 from referral_router.receiving.provenance import Admitted, Provenance, Refused
@@ -61,16 +61,16 @@ def stream_of(topic: str, partition: int) -> str:
     return f"{topic}:{partition}"
 
 
+@dataclass(eq=False)
 class Reception:
     """Applies records from this node's inbox to its store."""
 
-    def __init__(
-        self, agency_id: str, store: CaseStore, sealing: Sealing, domestic: Provenance
-    ) -> None:
-        self.agency_id = agency_id
-        self.store = store
-        self.sealing = sealing
-        self.provenances: dict[str, Provenance] = {ENVELOPE_CONTENT_TYPE: domestic}
+    agency_id: str
+    store: CaseStore
+    sealing: Sealing
+    #: How each kind of record (by content type) is believed; a kind not listed is
+    #: dead-lettered. A node's own country's envelopes are `ENVELOPE_CONTENT_TYPE`.
+    provenances: dict[str, Provenance]
 
     def believe(self, content_type: str, provenance: Provenance) -> None:
         """Take records of another kind too (a federated node: forwardings)."""

@@ -12,12 +12,13 @@ import asyncio
 import logging
 import os
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from contracts.envelope import Envelope
 from contracts.kafka_binding import encode
 from referral_router import telemetry
-from referral_router.store.case_store import SENT, CaseStore
+from referral_router.store.case_store import SENT, CaseStore, Cursor
 from referral_router.transport.base import Message, Transport
 from referral_router.transport.topics import inbox_topic
 
@@ -37,26 +38,22 @@ class Granting(Protocol):
     def grant_for(self, envelope: Envelope, recipient: str) -> bytes | None: ...
 
 
+@dataclass(eq=False)
 class OutboxRelay:
     """Publishes this node's sent envelopes to their recipients' inboxes."""
 
-    def __init__(
-        self,
-        store: CaseStore,
-        transport: Transport,
-        country_of: Callable[[str], str],
-        granting: Granting,
-        batch_size: int = 500,
-        on_published: Callable[[int], None] | None = None,
-    ) -> None:
-        self.store = store
-        self.transport = transport
-        self.country_of = country_of
-        self.granting = granting
-        self.batch_size = batch_size
-        self.on_published = on_published
-        self.cursor = store.cursor(RELAY_TRACKING)
-        self._topics: set[str] = set()  # created already: no admin round trip per batch
+    store: CaseStore
+    transport: Transport
+    country_of: Callable[[str], str]
+    granting: Granting
+    batch_size: int = 500
+    on_published: Callable[[int], None] | None = None
+    cursor: Cursor = field(init=False)
+    #: Topics created already: no admin round trip per batch.
+    _topics: set[str] = field(init=False, default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.cursor = self.store.cursor(RELAY_TRACKING)
 
     def pending(self) -> int:
         """How far the relay lags behind the store (a metric: relay lag)."""

@@ -131,23 +131,16 @@ class IdempotentRequest(Aggregate, created_event_name="Answered"):
 
     agency_id: str
     key: str
+    #: The request's fingerprint: a retry with the same key must be the same request.
     request_hash: str
     status_code: int
+    #: The first answer, given again to every retry.
     body: dict[str, Any]
 
-    @classmethod
-    def answer(
-        cls, agency_id: str, key: str, request_hash: str, status_code: int, body: dict[str, Any]
-    ) -> IdempotentRequest:
-        return cls._create(
-            cls.Answered,  # type: ignore[attr-defined]
-            id=idempotency_id(agency_id, key),
-            agency_id=agency_id,
-            key=key,
-            request_hash=request_hash,
-            status_code=status_code,
-            body=body,
-        )
+    @staticmethod
+    def create_id(agency_id: str, key: str) -> UUID:
+        """One answer per agency and key: a second one for the same key conflicts."""
+        return idempotency_id(agency_id, key)
 
 
 @dataclass
@@ -169,18 +162,13 @@ class DeadLetter(Aggregate, created_event_name="Recorded"):
     ) -> DeadLetter:
         """The letter of what arrived at `position` of `source`, refused by `rule`; the
         envelope's clear facts when it could be read at all."""
-        return cls._create(
-            cls.Recorded,  # type: ignore[attr-defined]
-            id=dead_letter_id(source, position),
-            source=source,
-            position=position,
-            reason=reason,
-            rule=rule,
-            event_id=str(envelope.id) if envelope else "",
-            event_type=envelope.type if envelope else "",
-            sender=envelope.sender if envelope else "",
-            received_at=datetime.now(UTC),
-        )
+        facts = (str(envelope.id), envelope.type, envelope.sender) if envelope else ("", "", "")
+        return cls(source, position, reason, rule, *facts, datetime.now(UTC))
+
+    @staticmethod
+    def create_id(source: str, position: int) -> UUID:
+        """One letter per position of a stream: a redelivered record is kept once."""
+        return dead_letter_id(source, position)
 
 
 @dataclass(frozen=True)
