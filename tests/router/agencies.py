@@ -1,0 +1,99 @@
+"""Real agencies for unit tests: generated keys, an in-memory directory of one country,
+and a node's lower layers (store, case keys, roster, sealing) in a temporary folder."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from importlib import resources
+from pathlib import Path
+
+from contracts.directory import AgencyRecord, AgencyStatus, Directory, Endpoints
+from contracts.keystore import AgencyKeys, generate_agency_keys
+from contracts.vocabulary import Role, ServiceKind
+from referral_router.rules.roster import Roster
+from referral_router.sealing.case_keys import SqliteCaseKeyStore
+from referral_router.sealing.node_seal import NodeSeal
+from referral_router.store.case_store import CaseStore
+
+#: Keys valid from a day ago, so that every envelope made "now" falls inside them.
+KEYS_FROM = datetime.now(UTC) - timedelta(days=1)
+
+
+def new_case() -> str:
+    return "case-" + secrets.token_hex(8)
+
+
+@dataclass
+class Country:
+    """One country's registered agencies: their keys and the directory listing them."""
+
+    code: str
+    keys: dict[str, AgencyKeys]
+    directory: Directory
+
+    def roster(self) -> Roster:
+        return Roster(lambda: self.directory)
+
+
+def country(
+    code: str,
+    roles: Mapping[str, Role],
+    *,
+    services: Mapping[str, tuple[ServiceKind, ...]] | None = None,
+    suspended: frozenset[str] = frozenset(),
+) -> Country:
+    keys = {a: generate_agency_keys(a, KEYS_FROM) for a in roles}
+    agreement = json.loads(
+        resources.files("contracts").joinpath("agreements/default.json").read_text()
+    )
+    records = [
+        AgencyRecord(
+            id=a,
+            name=f"Agency {a}",
+            country=code,
+            roles=[role],
+            services=list((services or {}).get(a, ())),
+            endpoints=Endpoints(
+                router_url=f"https://{a}.example/router", webhook_url=f"https://{a}.example/h"
+            ),
+            status=AgencyStatus.SUSPENDED if a in suspended else AgencyStatus.ACTIVE,
+            keys=[p.public_record() for p in keys[a].pairs],
+        )
+        for a, role in roles.items()
+    ]
+    directory = Directory(
+        country=code,
+        serial=1,
+        issued_at=KEYS_FROM,
+        agencies=records,
+        agreement=agreement,
+        registry_key_id=f"{code.lower()}-registry-1",
+    )
+    return Country(code, keys, directory)
+
+
+@dataclass
+class NodeParts:
+    """A node's store and sealing, as the runtime builds them, without any loop."""
+
+    agency_id: str
+    store: CaseStore
+    seal: NodeSeal
+
+    def close(self) -> None:
+        self.seal.case_keys.close()
+        self.store.close()
+
+
+def node_parts(folder: Path, where: Country, agency_id: str) -> NodeParts:
+    folder.mkdir(parents=True, exist_ok=True)
+    store = CaseStore(
+        env={"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(folder / "s.db")}
+    )
+    case_keys = SqliteCaseKeyStore(folder / "case-keys.db", secrets.token_bytes(32))
+    seal = NodeSeal(agency_id, where.keys[agency_id], where.roster(), case_keys)
+    return NodeParts(agency_id, store, seal)
