@@ -81,6 +81,7 @@ class NodeParts:
     """A node's store and sealing, as the runtime builds them, without any loop."""
 
     agency_id: str
+    folder: Path
     store: CaseStore
     seal: NodeSeal
 
@@ -96,4 +97,4 @@ def node_parts(folder: Path, where: Country, agency_id: str) -> NodeParts:
     )
     case_keys = SqliteCaseKeyStore(folder / "case-keys.db", secrets.token_bytes(32))
     seal = NodeSeal(agency_id, where.keys[agency_id], where.roster(), case_keys)
-    return NodeParts(agency_id, store, seal)
+    return NodeParts(agency_id, folder, store, seal)
