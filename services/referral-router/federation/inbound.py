@@ -98,10 +98,6 @@ class FederatedInbox:
         self.reception = reception
         self._lock = threading.Lock()  # one hand-over at a time takes the next position
 
-    @property
-    def agency_id(self) -> str:
-        return self.reception.agency_id
-
     def deliver(self, fw: Forwarding, grant: bytes | None) -> Received:
         """Applied, duplicate, or dead-lettered with its rule (the node's dead letters);
         `PeerUnreachable` when a registry could not be asked: nothing was recorded."""
