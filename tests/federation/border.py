@@ -8,13 +8,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from uuid import uuid4
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from contracts.directory import Directory, KeyUse, TrustAnchor
-from contracts.envelope import CaseFlags, Envelope, dataschema_for, source_for
-from contracts.events import EventPayload, split_by_category
+from contracts.envelope import CaseFlags, Envelope
+from contracts.events import EventPayload
 from contracts.federation import (
     BorderRefused,
     CounterpartGrant,
@@ -31,7 +30,14 @@ from referral_router.federation.trust import PeerUnreachable
 from referral_router.receiving.provenance import Domestic
 from referral_router.receiving.reception import Reception
 from referral_router.transport.base import Record
-from tests.router.agencies import Country, NodeParts, country, node_parts
+from tests.agencies import (
+    Country,
+    NodeParts,
+    clear_envelope,
+    clear_part,
+    country,
+    node_parts,
+)
 
 XA = country(
     "XA",
@@ -219,17 +225,13 @@ class Border:
         flags: CaseFlags | None = None,
     ) -> tuple[Envelope, bytes | None]:
         """An event nrm-authority sealed and signed, and its grant for XA's gateway."""
-        clear = Envelope(
-            id=uuid4(),
-            source=source_for("XA", "nrm-authority"),
-            type=event_type,
-            subject=case,
-            time=datetime.now(UTC),
-            dataschema=dataschema_for(event_type),
-            sender="nrm-authority",
-            recipients=recipients,
+        clear = clear_envelope(
+            "nrm-authority",
+            recipients,
+            case,
+            event_type,
+            clear_part(payload),
             flags=flags or CaseFlags(),
-            operational=split_by_category(payload).get(DataCategory.OPERATIONAL, {}),
         )
         entitlements = {r: entitled if r == GATEWAY["XA"] else frozenset() for r in recipients}
         sealed = self.author.seal.seal(clear, payload, entitlements)

@@ -14,13 +14,12 @@ from uuid import uuid4
 import pytest
 
 from contracts.directory import KeyStatus, KeyUse
-from contracts.envelope import CaseFlags, Envelope, dataschema_for, source_for
+from contracts.envelope import CaseFlags, Envelope
 from contracts.events import (
     ReturnCompleted,
     ReturnPlanAgreed,
     ReturnPlanningStarted,
     RiskAssessed,
-    split_by_category,
 )
 from contracts.federation import CounterpartGrant
 from contracts.sealing import (
@@ -35,8 +34,8 @@ from contracts.sealing.keys import b64e
 from contracts.vocabulary import DataCategory
 from referral_router.federation.trust import directory_lookup
 from referral_router.store.case_store import RECEIVED
+from tests.agencies import clear_envelope, clear_part, new_case
 from tests.federation.border import GATEWAY, XA, XB, Border, document, signer
-from tests.router.agencies import new_case
 
 IDENTITY_HEALTH = frozenset({DataCategory.IDENTITY, DataCategory.HEALTH})
 CP = "reintegration-office"
@@ -242,17 +241,14 @@ def hand_made(
         else ReturnPlanAgreed(agreed_by_officer="xb-7")
     )
     sender = original_signer.agency_id
-    env = Envelope(
-        id=uuid4(),
-        source=source_for(country, sender),
-        type=event_type,
-        subject=case,
-        time=datetime.now(UTC),
-        dataschema=dataschema_for(event_type),
-        sender=sender,
-        recipients=recipients,
+    env = clear_envelope(
+        sender,
+        recipients,
+        case,
+        event_type,
+        clear_part(payload),
+        country=country,
         flags=flags or CaseFlags(),
-        operational=split_by_category(payload).get(DataCategory.OPERATIONAL, {}),
     )
     own = new_case_key(case, sender, sender)
     sealed = seal(env, payload, signer=original_signer, entitlements={}, case_keys={sender: own})

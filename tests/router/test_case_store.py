@@ -11,17 +11,16 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from uuid import uuid4
 
 import pytest
 
-from contracts.envelope import Envelope, dataschema_for, source_for
+from contracts.envelope import Envelope
 from contracts.vocabulary import Role
 from referral_router.sending.relay import RELAY_TRACKING
 from referral_router.store.case_store import RECEIVED, SENT, CaseFile, CaseStore, DeadLetter
+from tests.agencies import clear_envelope
 
 ROLES = {"police": Role.FIRST_RESPONDER, "shelter": Role.SERVICE_PROVIDER}
 
@@ -63,17 +62,8 @@ def store(store_env: dict[str, str]) -> Iterator[CaseStore]:
 def envelope(
     case: str, event_type: str = "case.screened", sender: str = "police", **op: Any
 ) -> Envelope:
-    return Envelope(
-        id=uuid4(),
-        source=source_for("XA", sender),
-        type=event_type,
-        subject=case,
-        time=datetime.now(UTC),
-        dataschema=dataschema_for(event_type),
-        sender=sender,
-        recipients=("shelter",) if sender == "police" else ("police",),
-        operational=op,
-    )
+    to = ("shelter",) if sender == "police" else ("police",)
+    return clear_envelope(sender, to, case, event_type, op)
 
 
 def new_case() -> str:

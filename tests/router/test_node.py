@@ -8,11 +8,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from uuid import uuid4
 
 import pytest
 
-from contracts.envelope import CaseFlags, Envelope, dataschema_for, source_for
+from contracts.envelope import CaseFlags, Envelope
 from contracts.events import (
     AsylumLodged,
     CaseScreened,
@@ -32,7 +31,7 @@ from referral_router.sending.node import (
     Submission,
 )
 from referral_router.store.case_store import RECEIVED, SENT, CaseStore
-from tests.router.agencies import Country, country, new_case
+from tests.agencies import Country, clear_envelope, clear_part, country, new_case
 
 XA = country(
     "XA",
@@ -49,6 +48,7 @@ XA = country(
     suspended=frozenset({"closed-ngo"}),
 )
 NOW = datetime.now(UTC)
+Entitled = Mapping[str, frozenset[DataCategory]]
 
 
 @dataclass
@@ -56,15 +56,10 @@ class FakeSealer:
     """Signs with a marker; remembers what it was asked to seal and erase, and when."""
 
     store: CaseStore
-    sealed: list[tuple[str, Mapping[str, frozenset[DataCategory]]]] = field(default_factory=list)
+    sealed: list[tuple[str, Entitled]] = field(default_factory=list)
     erased: list[tuple[str, list[str]]] = field(default_factory=list)
 
-    def seal(
-        self,
-        envelope: Envelope,
-        payload: EventPayload,
-        entitlements: Mapping[str, frozenset[DataCategory]],
-    ) -> Envelope:
+    def seal(self, envelope: Envelope, payload: EventPayload, entitlements: Entitled) -> Envelope:
         self.sealed.append((envelope.type, dict(entitlements)))
         return envelope.model_copy(update={"signature": {"alg": "Ed25519", "kid": "k", "sig": "s"}})
 
@@ -208,17 +203,13 @@ def test_an_erasure_order_goes_to_every_known_party_but_a_barred_consulate(
     keys go before the order is recorded."""
     n = open_node("authority")
     case = n.node.submit(screen(("police", "consulate"))).body["case"]
-    lodged = Envelope(
-        id=uuid4(),
-        source=source_for("XA", "asylum"),
-        type="asylum.lodged",
-        subject=case,
-        time=NOW,
-        dataschema=dataschema_for("asylum.lodged"),
-        sender="asylum",
-        recipients=("authority", "gone-agency"),
+    lodged = clear_envelope(
+        "asylum",
+        ("authority", "gone-agency"),
+        case,
+        "asylum.lodged",
+        clear_part(AsylumLodged()),
         flags=CaseFlags(asylum_lodged=True),
-        operational=AsylumLodged().model_dump(include={"refugee"}),
     )
     receive(n.store, lodged, XA.roster().roles(("asylum", "authority", "gone-agency")))
     order = Submission(

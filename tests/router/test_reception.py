@@ -6,14 +6,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from uuid import uuid4
 
 import pytest
 
-from contracts.envelope import CaseFlags, Envelope, dataschema_for, source_for
+from contracts.envelope import CaseFlags, Envelope, dataschema_for
 from contracts.kafka_binding import ENVELOPE_CONTENT_TYPE, decode, encode
 from contracts.sealing import GrantInvalid, PublicKeyLookup, SignatureInvalid
 from contracts.vocabulary import Role
@@ -22,7 +20,7 @@ from referral_router.receiving.reception import Outcome, Reception
 from referral_router.rules.roster import UnknownAgency
 from referral_router.store.case_store import RECEIVED, CaseStore
 from referral_router.transport.base import Record
-from tests.router.agencies import new_case
+from tests.agencies import clear_envelope, new_case
 
 ME = "shelter"
 ROLES = {
@@ -114,18 +112,8 @@ def envelope(
     operational: dict[str, Any] | None = None,
     **changes: Any,
 ) -> Envelope:
-    env = Envelope(
-        id=uuid4(),
-        source=source_for("XA", sender),
-        type=event_type,
-        subject=case,
-        time=datetime.now(UTC),
-        dataschema=dataschema_for(event_type),
-        sender=sender,
-        recipients=recipients,
-        operational=SCREENED if operational is None else operational,
-        signature=GENUINE,
-    )
+    clear = SCREENED if operational is None else operational
+    env = clear_envelope(sender, recipients, case, event_type, clear, signature=GENUINE)
     return env.model_copy(update=changes) if changes else env
 
 

@@ -1,30 +1,63 @@
-"""Real agencies for unit tests: generated keys, an in-memory directory of one country,
-and a node's lower layers (store, case keys, roster, sealing) in a temporary folder."""
+"""Real agencies for tests: generated keys, an in-memory directory of one country, clear
+envelopes as a node builds them before sealing, and a node's lower layers (store, case
+keys, roster, sealing) in a folder."""
 
 from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
+from typing import Any
+from uuid import uuid4
 
 from contracts.directory import AgencyRecord, AgencyStatus, Directory, Endpoints
+from contracts.envelope import Envelope, dataschema_for, source_for
+from contracts.events import EventPayload, split_by_category
 from contracts.keystore import AgencyKeys, generate_agency_keys
-from contracts.vocabulary import Role, ServiceKind
+from contracts.vocabulary import DataCategory, Role, ServiceKind
 from referral_router.rules.roster import Roster
 from referral_router.sealing.case_keys import SqliteCaseKeyStore
 from referral_router.sealing.node_seal import NodeSeal
 from referral_router.store.case_store import CaseStore
 
-#: Keys valid from a day ago, so that every envelope made "now" falls inside them.
-KEYS_FROM = datetime.now(UTC) - timedelta(days=1)
-
 
 def new_case() -> str:
     return "case-" + secrets.token_hex(8)
+
+
+def clear_part(payload: EventPayload) -> dict[str, Any]:
+    return split_by_category(payload).get(DataCategory.OPERATIONAL, {})
+
+
+def clear_envelope(
+    sender: str,
+    recipients: Sequence[str],
+    case: str,
+    event_type: str = "case.screened",
+    operational: Mapping[str, Any] | None = None,
+    *,
+    country: str = "XA",
+    time: datetime | None = None,
+    **fields: Any,
+) -> Envelope:
+    """An envelope's clear part as the sender's node builds it, unsealed and unsigned
+    unless `fields` say otherwise."""
+    return Envelope(
+        id=uuid4(),
+        source=source_for(country, sender),
+        type=event_type,
+        subject=case,
+        time=time or datetime.now(UTC),
+        dataschema=dataschema_for(event_type),
+        sender=sender,
+        recipients=tuple(recipients),
+        operational=dict(operational or {}),
+        **fields,
+    )
 
 
 @dataclass
@@ -45,8 +78,11 @@ def country(
     *,
     services: Mapping[str, tuple[ServiceKind, ...]] | None = None,
     suspended: frozenset[str] = frozenset(),
+    serial: int = 1,
 ) -> Country:
-    keys = {a: generate_agency_keys(a, KEYS_FROM) for a in roles}
+    """Keys valid from a day ago, so that every envelope made now falls inside them."""
+    since = datetime.now(UTC) - timedelta(days=1)
+    keys = {a: generate_agency_keys(a, since) for a in roles}
     agreement = json.loads(
         resources.files("contracts").joinpath("agreements/default.json").read_text()
     )
@@ -67,8 +103,8 @@ def country(
     ]
     directory = Directory(
         country=code,
-        serial=1,
-        issued_at=KEYS_FROM,
+        serial=serial,
+        issued_at=since,
         agencies=records,
         agreement=agreement,
         registry_key_id=f"{code.lower()}-registry-1",
