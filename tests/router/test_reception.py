@@ -425,3 +425,15 @@ def test_another_provenance_takes_the_same_path_after_verification(
     assert tagged.kept == [str(relayed.id)]
     assert logged(store) == [(RECEIVED, str(relayed.id))]
     assert store.cursor("federation:XB:0").position == 4
+
+
+def test_a_traceparent_that_is_not_text_does_not_block_the_partition(
+    reception: Reception, store: CaseStore
+) -> None:
+    """Trace context is a hint beside the envelope: bytes that are not UTF-8 there must not
+    stop the record (it used to raise out of reception, so the inbox retried it forever)."""
+    env = envelope(new_case())
+    key, value, headers = encode(env)
+    got = reception.apply(Record(TOPIC, 0, 0, key, value, (*headers, ("traceparent", b"\xff"))))
+    assert got.outcome is Outcome.APPLIED
+    assert logged(store) == [(RECEIVED, str(env.id))]
