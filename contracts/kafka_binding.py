@@ -8,6 +8,11 @@ Two things ride beside the envelope and are never part of the signed, logged env
 the W3C `traceparent`, and a case-key grant (`nrm_case_key_grant`) that delivers this
 recipient's pairwise case key the first time; keeping grants out of the append-only log
 is what lets erasure by key destruction hold (contracts.sealing).
+
+A node's inbox carries one other kind of record: a cross-border forwarding (R10), told
+apart by its content type. Its value is the forwarding's canonical JSON (the original
+envelope inside it, byte for byte, so both signatures still verify) and its grant rides
+in the same header.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from contracts.envelope import Envelope
+from contracts.sealing import Forwarding, SealingError, parse_forwarding
 
 Headers = tuple[tuple[str, bytes], ...]
 
@@ -27,6 +33,9 @@ CE_EXTENSIONS = ("sender", "recipients")
 VALUE_MEMBERS = ("flags", "operational", "deadlines", "sealed", "signature")
 GRANT_HEADER = "nrm_case_key_grant"
 TRACE_HEADER = "traceparent"
+CONTENT_TYPE_HEADER = "content-type"
+ENVELOPE_CONTENT_TYPE = "application/json"
+FORWARDING_CONTENT_TYPE = "application/vnd.nrm.forwarding+json"
 
 
 class MalformedMessage(ValueError):
@@ -56,7 +65,7 @@ def encode(
     ]
     headers.append(("ce_sender", envelope.sender.encode()))
     headers.append(("ce_recipients", ",".join(envelope.recipients).encode()))
-    headers.append(("content-type", b"application/json"))
+    headers.append((CONTENT_TYPE_HEADER, ENVELOPE_CONTENT_TYPE.encode()))
     if traceparent:
         headers.append((TRACE_HEADER, traceparent.encode()))
     if grant is not None:
@@ -65,13 +74,27 @@ def encode(
     return envelope.subject.encode(), value, tuple(headers)
 
 
-def decode(key: bytes, value: bytes, headers: Headers) -> BusMessage:
-    """The envelope of a record, or MalformedMessage naming what is wrong."""
+def content_type(headers: Headers) -> str:
+    """Which kind of record this is; a record without the header is read as an envelope
+    (and refused by `decode` for what it lacks)."""
+    for name, raw in headers:
+        if name == CONTENT_TYPE_HEADER:
+            return raw.decode(errors="replace")
+    return ENVELOPE_CONTENT_TYPE
+
+
+def _single_headers(headers: Headers) -> dict[str, bytes]:
     found: dict[str, bytes] = {}
     for name, raw in headers:
         if name in found:
             raise MalformedMessage(f"header {name} appears twice")
         found[name] = raw
+    return found
+
+
+def decode(key: bytes, value: bytes, headers: Headers) -> BusMessage:
+    """The envelope of a record, or MalformedMessage naming what is wrong."""
+    found = _single_headers(headers)
     try:
         attrs: dict[str, Any] = {n: found[f"ce_{n}"].decode() for n in CE_ATTRIBUTES}
         attrs["sender"] = found["ce_sender"].decode()
@@ -94,5 +117,44 @@ def decode(key: bytes, value: bytes, headers: Headers) -> BusMessage:
         raise MalformedMessage(f"envelope schema violation at {where}: {first['msg']}") from None
     if key != envelope.subject.encode():
         raise MalformedMessage("the record key is not the envelope's case pseudonym")
+    return BusMessage(envelope, found.get(GRANT_HEADER), _trace(found))
+
+
+def _trace(found: dict[str, bytes]) -> str | None:
     trace = found.get(TRACE_HEADER)
-    return BusMessage(envelope, found.get(GRANT_HEADER), trace.decode() if trace else None)
+    return trace.decode(errors="replace") if trace else None
+
+
+@dataclass(frozen=True)
+class ForwardedMessage:
+    """A decoded forwarding record: the forwarding, and what travelled beside it."""
+
+    forwarding: Forwarding
+    grant: bytes | None = None
+    traceparent: str | None = None
+
+
+def encode_forwarding(
+    forwarding: Forwarding, grant: bytes | None = None, traceparent: str | None = None
+) -> tuple[bytes, bytes, Headers]:
+    """(key, value, headers) for a forwarding; the key is the case, as for an envelope."""
+    headers: list[tuple[str, bytes]] = [(CONTENT_TYPE_HEADER, FORWARDING_CONTENT_TYPE.encode())]
+    if traceparent:
+        headers.append((TRACE_HEADER, traceparent.encode()))
+    if grant is not None:
+        headers.append((GRANT_HEADER, grant))
+    return forwarding.original.subject.encode(), forwarding.canonical_bytes(), tuple(headers)
+
+
+def decode_forwarding(key: bytes, value: bytes, headers: Headers) -> ForwardedMessage:
+    """The forwarding of a record, or MalformedMessage naming what is wrong."""
+    found = _single_headers(headers)
+    if found.get(CONTENT_TYPE_HEADER) != FORWARDING_CONTENT_TYPE.encode():
+        raise MalformedMessage(f"a forwarding record has content type {FORWARDING_CONTENT_TYPE}")
+    try:
+        forwarding = parse_forwarding(value)
+    except SealingError as exc:
+        raise MalformedMessage(f"not a forwarding: {exc}") from None
+    if key != forwarding.original.subject.encode():
+        raise MalformedMessage("the record key is not the forwarded envelope's case pseudonym")
+    return ForwardedMessage(forwarding, found.get(GRANT_HEADER), _trace(found))

@@ -6,12 +6,10 @@ envelope signatures are tested with sealing (tests/sealing).
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -20,19 +18,18 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from contracts.agency_token import issue_token
 from contracts.directory import (
-    AgencyRecord,
     Directory,
-    Endpoints,
     KeyUse,
     SignedDirectory,
     TrustAnchor,
     sign_directory,
 )
-from contracts.envelope import Envelope, dataschema_for, source_for
-from contracts.keystore import AgencyKeys, generate_agency_keys
+from contracts.envelope import Envelope
+from contracts.keystore import AgencyKeys
 from contracts.vocabulary import Role
 from referral_router.audit.log import AuditLog
-from referral_router.store.case_store import CaseFile, CaseStore
+from referral_router.store.case_store import RECEIVED, CaseFile, CaseStore
+from tests.agencies import clear_envelope, country
 
 COUNTRY = "XA"
 DOMAIN = "nrm.example"
@@ -63,17 +60,9 @@ def envelope(
     operational: dict[str, Any] | None = None,
     sealed: dict[str, Any] | None = None,
 ) -> Envelope:
-    return Envelope(
-        id=uuid.uuid4(),
-        source=source_for(COUNTRY, sender),
-        type=event_type,
-        subject=case,
-        time=time,
-        dataschema=dataschema_for(event_type),
-        sender=sender,
-        recipients=tuple(recipients),
-        operational=operational or {},
-        sealed=sealed if sealed is not None else {"identity": {"ct": uuid.uuid4().hex}},
+    sealed = sealed if sealed is not None else {"identity": {"ct": uuid.uuid4().hex}}
+    return clear_envelope(
+        sender, recipients, case, event_type, operational, time=time, sealed=sealed
     )
 
 
@@ -114,7 +103,7 @@ def case_story(case: str, t: datetime, *, sender: str = "xa-police") -> list[Env
 def record(store: CaseStore, envelopes: Sequence[Envelope], me: str) -> None:
     """Record as node `me` would: its own envelopes as sent, the others as received."""
     files: dict[str, CaseFile] = {}
-    for i, env in enumerate(envelopes):
+    for env in envelopes:
         roles = {a: ROLES.get(a, Role.FIRST_RESPONDER) for a in (env.sender, *env.recipients)}
         if env.sender == me:
             case = files.get(env.subject) or store.case_file_or_new(env.subject)
@@ -122,7 +111,10 @@ def record(store: CaseStore, envelopes: Sequence[Envelope], me: str) -> None:
             files[env.subject] = case
         else:
             files.pop(env.subject, None)  # reload after a received event
-            assert store.record_received(env, roles, "test-inbox", store.max_position() + i)
+            case = store.case_file_or_new(env.subject)
+            case.record(env, RECEIVED, roles)
+            inbox = store.cursor("test-inbox")
+            assert inbox.advance(inbox.position + 1, case)
 
 
 @dataclass
@@ -145,36 +137,12 @@ class Agencies:
 
 
 def build_agencies(ids: Sequence[str] = tuple(ROLES), serial: int = 1) -> Agencies:
-    now = datetime.now(UTC) - timedelta(days=1)
-    keys = {a: generate_agency_keys(a, now) for a in ids}
+    where = country(COUNTRY, {a: ROLES.get(a, Role.FIRST_RESPONDER) for a in ids}, serial=serial)
     registry_key = Ed25519PrivateKey.generate()
-    agreement = json.loads(
-        resources.files("contracts").joinpath("agreements/default.json").read_text()
-    )
-    records = [
-        AgencyRecord(
-            id=a,
-            name=f"Agency {a}",
-            country=COUNTRY,
-            roles=[ROLES.get(a, Role.FIRST_RESPONDER)],
-            endpoints=Endpoints(
-                router_url=f"https://{a}.example/router", webhook_url=f"https://{a}.example/h"
-            ),
-            keys=[p.public_record() for p in keys[a].pairs],
-        )
-        for a in ids
-    ]
-    directory = Directory(
-        country=COUNTRY,
-        serial=serial,
-        issued_at=now,
-        agencies=records,
-        agreement=agreement,
-        registry_key_id="xa-registry-1",
-    )
-    signed = sign_directory(directory, registry_key)
-    anchor = TrustAnchor.for_key(COUNTRY, "xa-registry-1", registry_key.public_key())
-    return Agencies(keys, registry_key, directory, signed, anchor)
+    signed = sign_directory(where.directory, registry_key)
+    key_id = where.directory.registry_key_id
+    anchor = TrustAnchor.for_key(COUNTRY, key_id, registry_key.public_key())
+    return Agencies(where.keys, registry_key, where.directory, signed, anchor)
 
 
 @pytest.fixture(scope="session")

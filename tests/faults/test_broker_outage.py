@@ -30,7 +30,7 @@ def outbox_backlog(store_path: Path) -> int:
         env={"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(store_path)}
     )
     try:
-        return store.max_position() - (store.applied_up_to(RELAY_TRACKING) or 0)
+        return store.max_position() - store.cursor(RELAY_TRACKING).position
     finally:
         store.close()
 

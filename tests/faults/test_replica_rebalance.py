@@ -103,7 +103,7 @@ def test_two_replicas_rebalance_without_loss_or_double_apply(
         assert sum(ends.values()) >= len(sent)
         for partition, end in ends.items():  # every record of every partition tracked
             if end:
-                assert store.applied_up_to(f"{topic}:{partition}") == end
+                assert store.cursor(f"{topic}:{partition}").position == end
     finally:
         store.close()
     assert asyncio.run(_group_members(kafka_broker.bootstrap, group)) == 1

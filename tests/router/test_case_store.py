@@ -11,17 +11,16 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from uuid import uuid4
 
 import pytest
 
-from contracts.envelope import Envelope, dataschema_for, source_for
+from contracts.envelope import Envelope
 from contracts.vocabulary import Role
 from referral_router.sending.relay import RELAY_TRACKING
 from referral_router.store.case_store import RECEIVED, SENT, CaseFile, CaseStore, DeadLetter
+from tests.agencies import clear_envelope
 
 ROLES = {"police": Role.FIRST_RESPONDER, "shelter": Role.SERVICE_PROVIDER}
 
@@ -63,17 +62,8 @@ def store(store_env: dict[str, str]) -> Iterator[CaseStore]:
 def envelope(
     case: str, event_type: str = "case.screened", sender: str = "police", **op: Any
 ) -> Envelope:
-    return Envelope(
-        id=uuid4(),
-        source=source_for("XA", sender),
-        type=event_type,
-        subject=case,
-        time=datetime.now(UTC),
-        dataschema=dataschema_for(event_type),
-        sender=sender,
-        recipients=("shelter",) if sender == "police" else ("police",),
-        operational=op,
-    )
+    to = ("shelter",) if sender == "police" else ("police",)
+    return clear_envelope(sender, to, case, event_type, op)
 
 
 def new_case() -> str:
@@ -93,16 +83,24 @@ def test_record_sent_appends_to_the_case_file_and_the_log(store: CaseStore) -> N
     assert store.case_file(new_case()) is None
 
 
-def test_record_received_with_tracking_recognises_a_redelivery(store: CaseStore) -> None:
+def receive(store: CaseStore, env: Envelope, source: str, offset: int) -> bool:
+    """As reception records one applied record: the envelope and the partition's cursor."""
+    case = store.case_file_or_new(env.subject)
+    case.record(env, RECEIVED, ROLES)
+    return store.cursor(source).advance(offset + 1, case)
+
+
+def test_a_cursor_moves_with_what_was_received_and_recognises_a_redelivery(
+    store: CaseStore,
+) -> None:
     case = new_case()
     env = envelope(case, sender="shelter")
     source = "nrm.XA.inbox.police:2"
-    assert not store.already_applied(source, 7)
-    assert store.record_received(env, ROLES, source, 7) is True
-    assert store.already_applied(source, 7)
-    assert store.applied_up_to(source) == 8
+    assert store.cursor(source).position == 0
+    assert receive(store, env, source, 7) is True
+    assert store.cursor(source).position == 8
     # The same record again (a redelivery after a crash before the offset commit).
-    assert store.record_received(env, ROLES, source, 7) is False
+    assert receive(store, env, source, 7) is False
     got = store.case_file(case)
     assert got is not None
     assert [(d, e.id) for d, e in got.envelopes()] == [(RECEIVED, env.id)]
@@ -111,27 +109,31 @@ def test_record_received_with_tracking_recognises_a_redelivery(store: CaseStore)
     second = envelope(
         case, "consent.recorded", sender="shelter", consent_id="c1", recipients=["police"]
     )
-    assert store.record_received(second, ROLES, source, 8) is True
-    assert store.record_received(envelope(new_case()), ROLES, "nrm.XA.inbox.police:0", 0)
-    assert store.applied_up_to(source) == 9
-    assert store.applied_up_to("nrm.XA.inbox.police:0") == 1
+    assert receive(store, second, source, 8) is True
+    assert receive(store, envelope(new_case()), "nrm.XA.inbox.police:0", 0)
+    assert store.cursor(source).position == 9
+    assert store.cursor("nrm.XA.inbox.police:0").position == 1
+    # A position behind the cursor is refused as a redelivery too, and saves nothing.
+    assert receive(store, envelope(new_case()), source, 3) is False
+    assert len(store.log()) == 3
 
 
 def test_dead_letters_are_kept_once_with_their_reason(store: CaseStore) -> None:
     source = "nrm.XA.inbox.police:1"
+    env = envelope(new_case())
 
     def letter(position: int) -> DeadLetter:
-        return DeadLetter.record(source, position, "bad signature", "SIGNATURE", "", "", "")
+        return DeadLetter.record(source, position, "SIGNATURE", "bad signature", env)
 
     assert store.record_dead_letter(letter(3)) is True
     assert store.record_dead_letter(letter(3)) is False  # redelivered poison: kept once
-    assert store.record_dead_letter(letter(4)) is True
+    assert store.record_dead_letter(DeadLetter.record(source, 4, "CONTRACT", "not json")) is True
     got = store.dead_letters()
-    assert [(d.position, d.rule, d.reason) for _, d in got] == [
-        (3, "SIGNATURE", "bad signature"),
-        (4, "SIGNATURE", "bad signature"),
+    assert [(d.position, d.rule, d.reason, d.event_id, d.sender) for _, d in got] == [
+        (3, "SIGNATURE", "bad signature", str(env.id), "police"),
+        (4, "CONTRACT", "not json", "", ""),
     ]
-    assert store.already_applied(source, 4)
+    assert store.cursor(source).position == 5
     assert store.log() == []  # dead letters are not envelopes
 
 
@@ -143,9 +145,7 @@ def test_log_pages_in_commit_order_and_skips_other_records(store: CaseStore) -> 
         store.record_sent(store.case_file_or_new(case), env, ROLES)
         sent.append(env)
         if i == 3:  # a non-envelope record in the middle of the log
-            store.record_dead_letter(
-                DeadLetter.record("nrm.XA.inbox.police:0", i, "x", "CONTRACT", "", "", "")
-            )
+            store.record_dead_letter(DeadLetter.record("nrm.XA.inbox.police:0", i, "CONTRACT", "x"))
     seen: list[Envelope] = []
     after = 0
     while page := store.log(after, limit=3):
@@ -162,17 +162,30 @@ def test_relay_position_is_durable_tracking(store_env: dict[str, str]) -> None:
     first = CaseStore(env=store_env)
     case = new_case()
     first.record_sent(first.case_file_or_new(case), envelope(case), ROLES)
-    assert first.applied_up_to(RELAY_TRACKING) is None
-    from eventsourcing.persistence import Tracking
-
-    first.recorder.insert_tracking(Tracking(RELAY_TRACKING, first.max_position()))  # type: ignore[attr-defined]
+    assert first.cursor(RELAY_TRACKING).position == 0
+    page = first.log_page(0, 100)
+    assert page is not None and page.end == first.max_position()
+    assert first.cursor(RELAY_TRACKING).advance(page.end)  # a cursor moves on its own too
+    assert first.log_page(page.end, 100) is None
     first.close()
     again = CaseStore(env=store_env)  # a restarted node reads the same store
     try:
-        assert again.applied_up_to(RELAY_TRACKING) == again.max_position() >= 1
+        assert again.cursor(RELAY_TRACKING).position == again.max_position() >= 1
         assert [e.envelope.subject for e in again.log()] == [case]
     finally:
         again.close()
+
+
+def test_a_log_page_skips_past_records_that_are_not_envelopes(store: CaseStore) -> None:
+    case = new_case()
+    store.record_sent(store.case_file_or_new(case), envelope(case), ROLES)
+    store.record_dead_letter(DeadLetter.record("nrm.XA.inbox.police:0", 0, "CONTRACT", "x"))
+    page = store.log_page(0, 1)
+    assert page is not None and [e.envelope.subject for e in page.entries] == [case]
+    assert page.end == page.entries[0].position  # a full page: continue after its last
+    rest = store.log_page(page.end, 1)
+    assert rest is not None and rest.entries == []
+    assert rest.end == store.max_position() > page.end  # past the dead letter
 
 
 def test_concurrent_append_to_one_case_is_refused(store: CaseStore) -> None:

@@ -14,6 +14,13 @@ from contracts.envelope import Envelope
 from contracts.vocabulary import DataCategory
 
 
+def _open(path: Path, schema: str) -> sqlite3.Connection:
+    """One connection shared by the gateway's threads (each use holds the owner's lock)."""
+    db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+    db.execute(schema)
+    return db
+
+
 class ForwardingStore:
     """The forwardings a node received across the border, by (event id, recipient).
 
@@ -21,12 +28,12 @@ class ForwardingStore:
     node: no plaintext, so it may sit beside the node's store."""
 
     def __init__(self, path: Path) -> None:
-        self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-        self._lock = threading.Lock()
-        self._db.execute(
+        self._db = _open(
+            path,
             "CREATE TABLE IF NOT EXISTS forwardings (event_id TEXT, recipient TEXT, "
-            "forwarding BLOB NOT NULL, PRIMARY KEY (event_id, recipient))"
+            "forwarding BLOB NOT NULL, PRIMARY KEY (event_id, recipient))",
         )
+        self._lock = threading.Lock()
 
     def put(self, event_id: str, recipient: str, data: bytes) -> None:
         with self._lock:
@@ -72,13 +79,13 @@ class CrossingLedger:
     the audit logs are derived from the node stores, not from this)."""
 
     def __init__(self, path: Path) -> None:
-        self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-        self._lock = threading.Lock()
-        self._db.execute(
+        self._db = _open(
+            path,
             "CREATE TABLE IF NOT EXISTS crossings (seq INTEGER PRIMARY KEY AUTOINCREMENT, "
             "direction TEXT, peer TEXT, event_id TEXT, event_type TEXT, 'case' TEXT, "
-            "agency TEXT, categories TEXT, outcome TEXT, rule TEXT, reason TEXT, at TEXT)"
+            "agency TEXT, categories TEXT, outcome TEXT, rule TEXT, reason TEXT, at TEXT)",
         )
+        self._lock = threading.Lock()
 
     def record(
         self,

@@ -7,6 +7,7 @@ import logging
 import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
@@ -45,6 +46,16 @@ def directory_lookup(directory: Directory) -> PublicKeyLookup:
         return record.ed25519()
 
     return lookup
+
+
+class Trust(Protocol):
+    """What the gateway and the nodes behind it ask of a country's beliefs."""
+
+    def federation(self, peer: str) -> PeerFederation: ...
+
+    def peer_document(self, fed: PeerFederation) -> FederationDocument: ...
+
+    def peer_directory(self, fed: PeerFederation) -> Directory: ...
 
 
 class PeerTrust:

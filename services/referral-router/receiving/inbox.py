@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from referral_router import telemetry
 from referral_router.receiving.reception import Outcome, Reception
@@ -19,27 +20,20 @@ from referral_router.transport.topics import dead_letter_topic
 log = logging.getLogger("nrm.inbox")
 
 
+@dataclass(eq=False)
 class InboxLoop:
     """Consumes this node's inbox topic: apply each record, then commit its offset."""
 
-    def __init__(
-        self,
-        reception: Reception,
-        transport: Transport,
-        consumer: Consumer,
-        country: str,
-        on_outcome: Callable[[Outcome], None] | None = None,
-        delete_interval: float = 1.0,
-    ) -> None:
-        self.reception = reception
-        self.transport = transport
-        self.consumer = consumer
-        self.country = country
-        self.on_outcome = on_outcome
-        self.handled = 0  # records handled since start: lets a caller see the inbox settle
-        self.delete_interval = delete_interval
-        self._delivered: dict[tuple[str, int], int] = {}
-        self._last_delete = 0.0
+    reception: Reception
+    transport: Transport
+    consumer: Consumer
+    country: str
+    on_outcome: Callable[[Outcome], None] | None = None
+    delete_interval: float = 1.0
+    #: Records handled since start: lets a caller see the inbox settle.
+    handled: int = field(init=False, default=0)
+    _delivered: dict[tuple[str, int], int] = field(init=False, default_factory=dict)
+    _last_delete: float = field(init=False, default=0.0)
 
     async def poll_once(self, timeout_ms: int = 200) -> int:
         records = await self.consumer.poll(max_records=500, timeout_ms=timeout_ms)

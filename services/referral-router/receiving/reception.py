@@ -1,9 +1,14 @@
-"""Receiving an envelope at a node: verify, check, then append with its transport position.
+"""Receiving at a node: believe an arrival by its provenance, then one path for all.
 
-Every received record ends in exactly one of three outcomes, recorded atomically with the
-record's (topic:partition, offset) so that a redelivery is recognised and never applied
-twice: applied, duplicate (same event id seen before), or dead-lettered with its reason.
-A record that can never be applied never blocks its partition.
+Every record ends in exactly one of three outcomes, recorded atomically with the record's
+(stream, position) so that a redelivery is recognised and never applied twice: applied,
+duplicate (same event id seen before), or dead-lettered with its rule and reason. A
+record that can never be applied never blocks its partition.
+
+What is verified depends on where the record came from (`provenance`: a domestic
+envelope, or a forwarding from a peer country); what follows does not: the clear part's
+contract, the duplicate check, the receive rules, then the case-key grant, in that order,
+so that nothing (no key, no forwarding) is kept of a record that is not applied.
 """
 
 from __future__ import annotations
@@ -17,10 +22,11 @@ from eventsourcing.persistence import IntegrityError
 from pydantic import ValidationError
 
 from contracts.envelope import Envelope, parse_dataschema
-from contracts.kafka_binding import MalformedMessage, decode
+from contracts.kafka_binding import MalformedMessage, content_type
+from contracts.sealing import PublicKeyLookup
 from contracts.versions import clear_part_model
+from referral_router.receiving.provenance import Admitted, Provenance, Refused
 from referral_router.rules.lifecycle import RuleViolation, check_receive
-from referral_router.rules.roster import Roster, UnknownAgency
 from referral_router.store.case_store import RECEIVED, CaseFile, CaseStore, DeadLetter, proposal_of
 from referral_router.transport.base import Record
 
@@ -31,12 +37,12 @@ class Outcome(StrEnum):
     DEAD_LETTERED = "dead-lettered"
 
 
-class Verifier(Protocol):
-    """What reception needs from sealing: check the sender's signature, take the grant."""
+class Sealing(Protocol):
+    """What reception needs from the node's sealing: take a grant in, erase a case."""
 
-    def verify(self, envelope: Envelope) -> None: ...
-
-    def accept_grant(self, envelope: Envelope, grant: bytes) -> None: ...
+    def accept_grant(
+        self, grant: bytes, case: str, sender: str, signing_keys: PublicKeyLookup | None = None
+    ) -> None: ...
 
     def erase(self, case: str) -> int: ...
 
@@ -50,23 +56,25 @@ class Received:
     letter: DeadLetter | None = None
 
 
-class Refused(Exception):
-    def __init__(self, rule: str, reason: str) -> None:
-        super().__init__(reason)
-        self.rule = rule
-        self.reason = reason
+def stream_of(topic: str, partition: int) -> str:
+    """The store cursor a partition's records are tracked under."""
+    return f"{topic}:{partition}"
 
 
+@dataclass(eq=False)
 class Reception:
-    """Applies records from this node's inbox topic to its store."""
+    """Applies records from this node's inbox to its store."""
 
-    def __init__(
-        self, agency_id: str, store: CaseStore, roster: Roster, verifier: Verifier
-    ) -> None:
-        self.agency_id = agency_id
-        self.store = store
-        self.roster = roster
-        self.verifier = verifier
+    agency_id: str
+    store: CaseStore
+    sealing: Sealing
+    #: How each kind of record (by content type) is believed; a kind not listed is
+    #: dead-lettered. A node's own country's envelopes are `ENVELOPE_CONTENT_TYPE`.
+    provenances: dict[str, Provenance]
+
+    def believe(self, content_type: str, provenance: Provenance) -> None:
+        """Take records of another kind too (a federated node: forwardings)."""
+        self.provenances[content_type] = provenance
 
     def apply(self, record: Record) -> Received:
         return self.apply_batch([record])[0]
@@ -75,100 +83,101 @@ class Reception:
         """Apply a poll's records. Per partition, every outcome of the batch and the
         partition's new position commit in one transaction (group commit); if a concurrent
         writer (a replica) touched one of its cases, the batch is redone record by record."""
-        by_partition: dict[tuple[str, int], list[Record]] = {}
+        by_partition: dict[str, list[Record]] = {}
         for rec in records:
-            by_partition.setdefault((rec.topic, rec.partition), []).append(rec)
-        outcomes: dict[tuple[str, int, int], Received] = {}
-        for (topic, partition), recs in by_partition.items():
+            by_partition.setdefault(stream_of(rec.topic, rec.partition), []).append(rec)
+        outcomes: dict[tuple[str, int], Received] = {}
+        for stream, recs in by_partition.items():
             try:
-                done = self._apply_partition(f"{topic}:{partition}", recs)
+                done = self._apply_partition(stream, recs)
             except IntegrityError:
-                done = [
-                    r for rec in recs for r in self._apply_partition(f"{topic}:{partition}", [rec])
-                ]
+                done = [r for rec in recs for r in self._apply_partition(stream, [rec])]
             for rec, received in zip(recs, done, strict=True):
-                outcomes[(rec.topic, rec.partition, rec.offset)] = received
-        return [outcomes[(r.topic, r.partition, r.offset)] for r in records]
+                outcomes[(stream, rec.offset)] = received
+        return [outcomes[(stream_of(r.topic, r.partition), r.offset)] for r in records]
 
-    def _apply_partition(self, source: str, records: Sequence[Record]) -> list[Received]:
+    def _apply_partition(self, stream: str, records: Sequence[Record]) -> list[Received]:
+        cursor = self.store.cursor(stream)
         cases: dict[str, CaseFile] = {}
         letters: list[DeadLetter] = []
         results: list[Received] = []
         last: int | None = None
-        applied_before = self.store.applied_up_to(source) or 0  # next offset to apply
+        next_offset = cursor.position
         for rec in records:
-            if rec.offset + 1 <= applied_before:
-                results.append(Received(Outcome.DUPLICATE, source, rec.offset))
+            if rec.offset < next_offset:
+                results.append(Received(Outcome.DUPLICATE, stream, rec.offset))
                 continue
             last = rec.offset
-            received = self._decide(source, rec, cases)
+            received = self._decide(stream, rec, cases)
             if received.letter is not None:
                 letters.append(received.letter)
             results.append(received)
         if last is not None:
-            self.store.save_tracked(source, last, *cases.values(), *letters)
+            cursor.advance(last + 1, *cases.values(), *letters)
         return results
 
-    def _decide(self, source: str, record: Record, cases: dict[str, CaseFile]) -> Received:
+    def _decide(self, stream: str, record: Record, cases: dict[str, CaseFile]) -> Received:
         """One record's outcome; an applied envelope is recorded in its (cached) case file."""
         envelope: Envelope | None = None
         try:
-            message = decode(record.key, record.value, record.headers)
-            envelope = message.envelope
-            self._check(envelope)
+            provenance = self._provenance(record)
+            admitted = provenance.admit(record)
+            envelope = admitted.envelope
+            check_contract(envelope)
             case = cases.get(envelope.subject) or self.store.case_file_or_new(envelope.subject)
             if str(envelope.id) in case.state.event_ids:
-                return Received(Outcome.DUPLICATE, source, record.offset, envelope)
-            roles = self.roster.roles((envelope.sender, *envelope.recipients))
+                return Received(Outcome.DUPLICATE, stream, record.offset, envelope)
             try:
-                check_receive(case.state, proposal_of(envelope, roles), self.agency_id)
+                check_receive(
+                    case.state, proposal_of(envelope, admitted.roles), admitted.received_by
+                )
             except RuleViolation as v:
                 raise Refused(v.rule, v.message) from None
-            if message.grant is not None:
-                try:
-                    self.verifier.accept_grant(envelope, message.grant)
-                except Exception as exc:
-                    raise Refused("SEALING", f"case key grant refused: {exc}") from None
+            self._take_grant(admitted)
         except MalformedMessage as exc:
-            return self._dead_letter(source, record, envelope, "CONTRACT", exc.reason)
+            return self._dead_letter(stream, record, "CONTRACT", exc.reason, envelope)
         except Refused as exc:
-            return self._dead_letter(source, record, envelope, exc.rule, exc.reason)
+            return self._dead_letter(stream, record, exc.rule, exc.reason, exc.envelope or envelope)
+        provenance.keep(admitted)
         if envelope.type == "case.erasure-ordered":
-            self.verifier.erase(envelope.subject)  # keys first, then the order is recorded
-        case.record(envelope, RECEIVED, roles)
+            self.sealing.erase(envelope.subject)  # keys first, then the order is recorded
+        case.record(envelope, RECEIVED, admitted.roles)
         cases[envelope.subject] = case
-        return Received(Outcome.APPLIED, source, record.offset, envelope)
+        return Received(Outcome.APPLIED, stream, record.offset, envelope)
 
-    def _check(self, envelope: Envelope) -> None:
-        """R6, signature, then the clear part's schema: before anything is kept."""
+    def _provenance(self, record: Record) -> Provenance:
+        kind = content_type(record.headers)
+        provenance = self.provenances.get(kind)
+        if provenance is None:
+            raise Refused("CONTRACT", f"this node takes no records of type {kind}")
+        return provenance
+
+    def _take_grant(self, admitted: Admitted) -> None:
+        offer = admitted.grant
+        if offer is None:
+            return
         try:
-            self.roster.active(envelope.sender)
-        except UnknownAgency as exc:
-            raise Refused("R6", exc.message) from None
-        try:
-            self.verifier.verify(envelope)
+            self.sealing.accept_grant(
+                offer.grant, admitted.envelope.subject, offer.sender, offer.signing_keys
+            )
         except Exception as exc:
-            raise Refused("SIGNATURE", f"{type(exc).__name__}: {exc}") from None
-        event_type, version = parse_dataschema(envelope.dataschema)
-        if event_type != envelope.type:
-            raise Refused("CONTRACT", f"dataschema names {event_type}, type is {envelope.type}")
-        try:
-            clear_part_model(event_type, version).model_validate(envelope.operational)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"])
-            raise Refused("CONTRACT", f"operational.{where}: {first['msg']}") from None
+            raise Refused("SEALING", f"case key grant refused: {exc}") from None
 
     def _dead_letter(
-        self, source: str, record: Record, envelope: Envelope | None, rule: str, reason: str
+        self, stream: str, record: Record, rule: str, reason: str, envelope: Envelope | None
     ) -> Received:
-        letter = DeadLetter.record(
-            source=source,
-            position=record.offset,
-            reason=reason,
-            rule=rule,
-            event_id=str(envelope.id) if envelope else "",
-            event_type=envelope.type if envelope else "",
-            sender=envelope.sender if envelope else "",
-        )
-        return Received(Outcome.DEAD_LETTERED, source, record.offset, envelope, letter)
+        letter = DeadLetter.record(stream, record.offset, rule, reason, envelope)
+        return Received(Outcome.DEAD_LETTERED, stream, record.offset, envelope, letter)
+
+
+def check_contract(envelope: Envelope) -> None:
+    """The clear part against its event type's schema, whoever vouched for the sender."""
+    event_type, version = parse_dataschema(envelope.dataschema)
+    if event_type != envelope.type:
+        raise Refused("CONTRACT", f"dataschema names {event_type}, type is {envelope.type}")
+    try:
+        clear_part_model(event_type, version).model_validate(envelope.operational)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise Refused("CONTRACT", f"operational.{where}: {first['msg']}") from None

@@ -227,9 +227,12 @@ def check_send(state: CaseState, p: Proposal, policy: CountryPolicy) -> None:
         rule(state, p, op, policy)
 
 
-def check_receive(state: CaseState, p: Proposal, me: str) -> None:
-    """The rules a receiving node can decide from its partial view of the case."""
-    _require(me in p.recipients, "R6", f"this node ({me}) is not a recipient of the event")
+def check_receive(state: CaseState, p: Proposal, received_by: str) -> None:
+    """The rules a receiving node can decide from its partial view of the case.
+
+    `received_by` is whom the event reached on this side: the node itself, or, for an
+    event forwarded across a border, the gateway that received it and passed it on."""
+    _require(received_by in p.recipients, "R6", f"{received_by} is not a recipient of the event")
     _check_common(state, p)
     if p.event_type in ("referral.accepted", "referral.declined"):
         ref = state.referrals.get(str(p.operational["referral_id"]))

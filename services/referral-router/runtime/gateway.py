@@ -18,9 +18,11 @@ import httpx
 from fastapi import FastAPI
 
 from contracts.directory import TrustAnchor
+from contracts.kafka_binding import FORWARDING_CONTENT_TYPE
 from referral_router.api.errors import install_error_handlers
 from referral_router.federation.api import create_gateway_app
-from referral_router.federation.gateway import FederatedInbox, Gateway
+from referral_router.federation.gateway import Gateway
+from referral_router.federation.inbound import CrossBorder, FederatedInbox
 from referral_router.federation.ledgers import CrossingLedger, ForwardingStore
 from referral_router.federation.seal import FederatedSeal
 from referral_router.federation.trust import PeerTrust, PeerUnreachable
@@ -55,10 +57,18 @@ class GatewayRuntime:
                 continue
             store = ForwardingStore(rt.settings.case_keys_path.parent / "forwardings.db")
             self._stores.append(store)
-            inboxes[agency] = FederatedInbox(rt, store)
+            rt.reception.believe(FORWARDING_CONTENT_TYPE, CrossBorder(agency, self.trust, store))
+            inboxes[agency] = FederatedInbox(rt.reception)
             rt.node.sealer = FederatedSeal(rt.seal, store, self.trust)
         self.gateway = Gateway(
-            country, peer, gateway_node, self.trust, self._send, inboxes, self.ledger
+            country,
+            peer,
+            gateway_node.store,
+            gateway_node.seal,
+            self.trust,
+            self._send,
+            inboxes,
+            self.ledger,
         )
         self.app: FastAPI = create_gateway_app(self.gateway, self.ledger)
         install_error_handlers(self.app)

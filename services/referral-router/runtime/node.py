@@ -17,6 +17,7 @@ from fastapi import FastAPI
 
 from contracts.agency_token import ReplayCache, TokenVerifier
 from contracts.directory import Directory, KeyUse
+from contracts.kafka_binding import ENVELOPE_CONTENT_TYPE
 from contracts.keystore import AgencyKeys
 from contracts.policy import load_policy
 from referral_router import telemetry
@@ -24,6 +25,7 @@ from referral_router.api.app import create_app
 from referral_router.audit.log import AuditLog
 from referral_router.audit.witnessing import witnessing_for
 from referral_router.receiving.inbox import InboxLoop
+from referral_router.receiving.provenance import Domestic
 from referral_router.receiving.reception import Reception
 from referral_router.rules.roster import Roster
 from referral_router.sealing.case_keys import SqliteCaseKeyStore
@@ -78,7 +80,10 @@ class NodeRuntime:
         self.node = AgencyNode(
             settings.agency_id, settings.country, self.store, self.roster, self.seal, policy
         )
-        self.reception = Reception(settings.agency_id, self.store, self.roster, self.seal)
+        domestic = Domestic(settings.agency_id, self.roster, self.seal.verify)
+        self.reception = Reception(
+            settings.agency_id, self.store, self.seal, {ENVELOPE_CONTENT_TYPE: domestic}
+        )
         self.relay = OutboxRelay(self.store, transport, self._country_of, self.seal)
         self.verifier = TokenVerifier(directory, settings.audience, replay_cache=ReplayCache())
         self.audit = (

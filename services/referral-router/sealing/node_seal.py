@@ -3,7 +3,8 @@
 The pure format lives in `contracts.sealing`; this adapter decides which case keys exist
 (one per case and reader, made on first use), hands the relay a case-key grant for a
 recipient's first event (grants travel beside the envelope, never in the log), takes
-grants in at the receiving node, and destroys a case's keys on an erasure order.
+grants in at the receiving node, and destroys a case's keys on an erasure order. A
+country's gateway node uses the same keys and grants to forward across the border.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from contracts.directory import KeyUse
+from contracts.directory import KeyUse, PublicKeyRecord
 from contracts.envelope import Envelope
 from contracts.events import EventPayload
 from contracts.keystore import AgencyKeys
@@ -24,8 +25,10 @@ from contracts.sealing import (
     CaseKeyGrant,
     GrantInvalid,
     HpkeKeyPair,
+    PublicKeyLookup,
     SigningKey,
     UnknownSigningKey,
+    Verified,
     accept_grant,
     grant_case_key,
     new_case_key,
@@ -69,6 +72,10 @@ class NodeSeal:
             envelope, payload, signer=self.signer, entitlements=entitlements, case_keys=keys
         )
 
+    def case_key(self, case: str, reader: str) -> CaseKey:
+        """The key this node seals or forwards under for one reader of a case."""
+        return self._case_keys(case, [reader])[reader]
+
     def _case_keys(self, case: str, readers: list[str]) -> dict[str, CaseKey]:
         """The keys this node seals under for (case, reader): from memory, else the store,
         else new ones, all kept durably in one transaction before first use. The lock
@@ -103,28 +110,44 @@ class NodeSeal:
         record = self.roster.directory.current_encryption_key(recipient)
         if record is None:
             return None
-        grant = grant_case_key(
+        grant = self.grant(key, record)
+        self._granted.add(marker)
+        return grant
+
+    def grant(self, key: CaseKey, to: PublicKeyRecord) -> bytes:
+        """`key` sealed to its reader's encryption key `to`, from whichever country's
+        directory lists the reader, and signed by this node."""
+        return grant_case_key(
             key,
             signer=self.signer,
-            recipient_public_key=record.hpke(),
-            recipient_key_id=record.key_id,
+            recipient_public_key=to.hpke(),
+            recipient_key_id=to.key_id,
             time=datetime.now(UTC),
-        )
-        self._granted.add(marker)
-        return grant.to_bytes()
+        ).to_bytes()
 
     # --- receiving -----------------------------------------------------------------
 
-    def verify(self, envelope: Envelope) -> None:
-        verify(envelope, self.public_signing_key)
+    def verify(self, envelope: Envelope) -> Verified:
+        """The sender's signature, against this country's directory."""
+        return verify(envelope, self.public_signing_key)
 
-    def accept_grant(self, envelope: Envelope, grant_bytes: bytes) -> None:
-        grant = CaseKeyGrant.from_bytes(grant_bytes)
-        if (grant.case, grant.sender) != (envelope.subject, envelope.sender):
+    def accept_grant(
+        self,
+        grant: bytes,
+        case: str,
+        sender: str,
+        signing_keys: PublicKeyLookup | None = None,
+    ) -> None:
+        """Keep the case key `sender` granted this node for `case`, once the grant is
+        shown to be exactly that: signed by `sender` (a key of this country's directory,
+        unless `signing_keys` names another's) and sealed to this node's own key."""
+        parsed = CaseKeyGrant.from_bytes(grant)
+        if (parsed.case, parsed.sender) != (case, sender):
             raise GrantInvalid("the grant is for another case or sender than its envelope")
-        pair = self.keys.pair(grant.recipient_key_id)
+        pair = self.keys.pair(parsed.recipient_key_id)
         hpke_pair = HpkeKeyPair.from_private_bytes(self.agency_id, pair.key_id, pair.private)
-        self.case_keys.put(accept_grant(grant, hpke_pair, self.public_signing_key))
+        lookup = signing_keys or self.public_signing_key
+        self.case_keys.put(accept_grant(parsed, hpke_pair, lookup))
 
     def public_signing_key(
         self, agency_id: str, key_id: str, at: datetime

@@ -102,26 +102,17 @@ def new_case_pseudonym() -> str:
     return "case-" + secrets.token_hex(10)
 
 
+@dataclass(eq=False)
 class AgencyNode:
     """One agency's node: its identity, store, view of the directory, and policy."""
 
-    def __init__(
-        self,
-        agency_id: str,
-        country: str,
-        store: CaseStore,
-        roster: Roster,
-        sealer: Sealer,
-        policy: CountryPolicy,
-        clock: Clock = utc_now,
-    ) -> None:
-        self.agency_id = agency_id
-        self.country = country
-        self.store = store
-        self.roster = roster
-        self.sealer = sealer
-        self.policy = policy
-        self.clock = clock
+    agency_id: str
+    country: str
+    store: CaseStore
+    roster: Roster
+    sealer: Sealer
+    policy: CountryPolicy
+    clock: Clock = utc_now
 
     # --- commands ------------------------------------------------------------------
 
@@ -171,7 +162,7 @@ class AgencyNode:
 
         body = _receipt_body(sealed)
         answer = (
-            IdempotentRequest.answer(self.agency_id, idempotency_key, fingerprint, 201, body)
+            IdempotentRequest(self.agency_id, idempotency_key, fingerprint, 201, body)
             if idempotency_key is not None
             else None
         )

@@ -12,14 +12,13 @@ import asyncio
 import logging
 import os
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Protocol
-
-from eventsourcing.persistence import Tracking
 
 from contracts.envelope import Envelope
 from contracts.kafka_binding import encode
 from referral_router import telemetry
-from referral_router.store.case_store import SENT, CaseStore
+from referral_router.store.case_store import SENT, CaseStore, Cursor
 from referral_router.transport.base import Message, Transport
 from referral_router.transport.topics import inbox_topic
 
@@ -39,45 +38,36 @@ class Granting(Protocol):
     def grant_for(self, envelope: Envelope, recipient: str) -> bytes | None: ...
 
 
+@dataclass(eq=False)
 class OutboxRelay:
     """Publishes this node's sent envelopes to their recipients' inboxes."""
 
-    def __init__(
-        self,
-        store: CaseStore,
-        transport: Transport,
-        country_of: Callable[[str], str],
-        granting: Granting,
-        batch_size: int = 500,
-        on_published: Callable[[int], None] | None = None,
-    ) -> None:
-        self.store = store
-        self.transport = transport
-        self.country_of = country_of
-        self.granting = granting
-        self.batch_size = batch_size
-        self.on_published = on_published
-        self._topics: set[str] = set()  # created already: no admin round trip per batch
+    store: CaseStore
+    transport: Transport
+    country_of: Callable[[str], str]
+    granting: Granting
+    batch_size: int = 500
+    on_published: Callable[[int], None] | None = None
+    cursor: Cursor = field(init=False)
+    #: Topics created already: no admin round trip per batch.
+    _topics: set[str] = field(init=False, default_factory=set)
 
-    @property
-    def position(self) -> int:
-        return self.store.applied_up_to(RELAY_TRACKING) or 0
+    def __post_init__(self) -> None:
+        self.cursor = self.store.cursor(RELAY_TRACKING)
 
     def pending(self) -> int:
         """How far the relay lags behind the store (a metric: relay lag)."""
-        return max(0, self.store.max_position() - self.position)
+        return max(0, self.store.max_position() - self.cursor.position)
 
     async def publish_pending(self) -> int:
         """Publish one batch; returns how many envelopes it carried."""
-        after = self.position
-        upto = await asyncio.to_thread(self.store.max_position)
-        if upto <= after:
+        page = await asyncio.to_thread(self.store.log_page, self.cursor.position, self.batch_size)
+        if page is None:
             return 0
-        batch = await asyncio.to_thread(self.store.log, after, self.batch_size, upto)
         messages: list[Message] = []
         sent = 0
         spans = telemetry.PublishBatch()
-        for entry in batch:
+        for entry in page.entries:
             if entry.direction != SENT:
                 continue
             sent += 1
@@ -96,13 +86,7 @@ class OutboxRelay:
                 await self.transport.publish_many(messages)
             if os.environ.get(CRASH_AFTER_PUBLISH_ENV) == "1":
                 os._exit(9)
-        # A short batch means everything up to `upto` was seen, including records that
-        # are not envelopes (idempotency answers, dead letters): skip past them too.
-        last = batch[-1].position if len(batch) == self.batch_size else upto
-        await asyncio.to_thread(
-            self.store.recorder.insert_tracking,  # type: ignore[attr-defined]
-            Tracking(RELAY_TRACKING, last),
-        )
+        await asyncio.to_thread(self.cursor.advance, page.end)
         if self.on_published:
             self.on_published(sent)
         return sent

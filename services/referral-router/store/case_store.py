@@ -125,96 +125,83 @@ class CaseFile(Aggregate):
             yield direction, Envelope.model_validate(data)
 
 
-class IdempotentRequest(Aggregate):
+@dataclass
+class IdempotentRequest(Aggregate, created_event_name="Answered"):
     """The first answer to a POST with an Idempotency-Key: a retry gets it back."""
 
-    class Answered(Aggregate.Created):
-        agency_id: str
-        key: str
-        request_hash: str
-        status_code: int
-        body: dict[str, Any]
+    agency_id: str
+    key: str
+    #: The request's fingerprint: a retry with the same key must be the same request.
+    request_hash: str
+    status_code: int
+    #: The first answer, given again to every retry.
+    body: dict[str, Any]
 
-    def __init__(
-        self, agency_id: str, key: str, request_hash: str, status_code: int, body: dict[str, Any]
-    ) -> None:
-        self.agency_id = agency_id
-        self.key = key
-        self.request_hash = request_hash
-        self.status_code = status_code
-        self.body = body
-
-    @classmethod
-    def answer(
-        cls, agency_id: str, key: str, request_hash: str, status_code: int, body: dict[str, Any]
-    ) -> IdempotentRequest:
-        return cls._create(
-            cls.Answered,
-            id=idempotency_id(agency_id, key),
-            agency_id=agency_id,
-            key=key,
-            request_hash=request_hash,
-            status_code=status_code,
-            body=body,
-        )
+    @staticmethod
+    def create_id(agency_id: str, key: str) -> UUID:
+        """One answer per agency and key: a second one for the same key conflicts."""
+        return idempotency_id(agency_id, key)
 
 
-class DeadLetter(Aggregate):
+@dataclass
+class DeadLetter(Aggregate, created_event_name="Recorded"):
     """A received message that can never be applied, kept with its reason (never dropped)."""
 
-    class Recorded(Aggregate.Created):
-        source: str
-        position: int
-        reason: str
-        rule: str
-        event_id: str
-        event_type: str
-        sender: str
-        received_at: datetime
-
-    def __init__(
-        self,
-        source: str,
-        position: int,
-        reason: str,
-        rule: str,
-        event_id: str,
-        event_type: str,
-        sender: str,
-        received_at: datetime,
-    ) -> None:
-        self.source = source
-        self.position = position
-        self.reason = reason
-        self.rule = rule
-        self.event_id = event_id
-        self.event_type = event_type
-        self.sender = sender
-        self.received_at = received_at
+    source: str
+    position: int
+    reason: str
+    rule: str
+    event_id: str
+    event_type: str
+    sender: str
+    received_at: datetime
 
     @classmethod
     def record(
-        cls,
-        source: str,
-        position: int,
-        reason: str,
-        rule: str,
-        event_id: str,
-        event_type: str,
-        sender: str,
+        cls, source: str, position: int, rule: str, reason: str, envelope: Envelope | None = None
     ) -> DeadLetter:
-        return cls._create(
-            cls.Recorded,
-            id=dead_letter_id(source, position),
-            source=source,
-            position=position,
-            reason=reason,
-            rule=rule,
-            event_id=event_id,
-            event_type=event_type,
-            sender=sender,
-            received_at=datetime.now(UTC),
-        )
+        """The letter of what arrived at `position` of `source`, refused by `rule`; the
+        envelope's clear facts when it could be read at all."""
+        facts = (str(envelope.id), envelope.type, envelope.sender) if envelope else ("", "", "")
+        return cls(source, position, reason, rule, *facts, datetime.now(UTC))
+
+    @staticmethod
+    def create_id(source: str, position: int) -> UUID:
+        """One letter per position of a stream: a redelivered record is kept once."""
+        return dead_letter_id(source, position)
+
+
+@dataclass(frozen=True)
+class LogPage:
+    """Envelopes of the log after a reader's position, and where the reader continues
+    once it has handled them all."""
+
+    entries: list[LoggedEnvelope]
+    end: int
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """How far this node has handled one stream it reads: its own log (the outbox relay,
+    a gateway's pump) or one transport partition (reception).
+
+    The position is kept in the store's tracking table, so it moves in the same
+    transaction as whatever handling the stream wrote: a crash never separates the two.
+    What a position counts is the reader's: the log position to read after, or the
+    partition's next offset."""
+
+    store: CaseStore
+    stream: str
+
+    @property
+    def position(self) -> int:
+        """Where reading continues (0: from the start)."""
+        return self.store.tracked(self.stream)
+
+    def advance(self, to: int, *written: Aggregate) -> bool:
+        """Move to `to`, saving `written` with it; False, saving nothing, when the stream
+        was there already (a redelivery, or a replica got there first)."""
+        return self.store.save_tracked(self.stream, to, *written)
 
 
 @dataclass(frozen=True)
@@ -258,38 +245,28 @@ class CaseStore(Application[UUID]):
         case.record(envelope, SENT, roles)
         self.save(case, answer)
 
-    def record_received(
-        self, envelope: Envelope, roles: Mapping[str, Role], source: str, position: int
-    ) -> bool:
-        """Append a received envelope with its transport position in one transaction.
-
-        Returns False when that position was already applied (a redelivery)."""
-        case = self.case_file_or_new(envelope.subject)
-        case.record(envelope, RECEIVED, roles)
-        return self.save_tracked(source, position, case)
-
     def record_dead_letter(self, letter: DeadLetter) -> bool:
-        return self.save_tracked(letter.source, letter.position, letter)
+        """Keep a letter once: its source's cursor moves past it in the same transaction."""
+        return self.cursor(letter.source).advance(letter.position + 1, letter)
 
-    def save_tracked(self, source: str, position: int, *objs: Aggregate) -> bool:
-        """Save aggregates and the transport position reached (`position` applied) in one
-        transaction; False if that position was applied before (a redelivery)."""
-        pe: ProcessingEvent[UUID] = ProcessingEvent(Tracking(source, position + 1))
+    def cursor(self, stream: str) -> Cursor:
+        return Cursor(self, stream)
+
+    def save_tracked(self, stream: str, to: int, *objs: Aggregate) -> bool:
+        """Save aggregates and `stream`'s new position in one transaction; False, saving
+        nothing, when the stream was at `to` already (a redelivery). Use a `Cursor`."""
+        pe: ProcessingEvent[UUID] = ProcessingEvent(Tracking(stream, to))
         pe.collect_events(*objs)
         try:
             self._record(pe)
         except IntegrityError:
-            if self.already_applied(source, position):
+            if self.recorder.has_tracking_id(stream, to):  # type: ignore[attr-defined]
                 return False
             raise
         return True
 
-    def already_applied(self, source: str, position: int) -> bool:
-        return bool(self.recorder.has_tracking_id(source, position + 1))  # type: ignore[attr-defined]
-
-    def applied_up_to(self, source: str) -> int | None:
-        """The next position to read from `source`, or None if nothing was applied."""
-        return self.recorder.max_tracking_id(source)  # type: ignore[attr-defined]
+    def tracked(self, stream: str) -> int:
+        return int(self.recorder.max_tracking_id(stream) or 0)  # type: ignore[attr-defined]
 
     # --- reads ---------------------------------------------------------------------
 
@@ -328,10 +305,24 @@ class CaseStore(Application[UUID]):
             )
         return out
 
+    def log_page(self, after: int, limit: int) -> LogPage | None:
+        """The next envelopes for a reader of the log at `after`; None when nothing was
+        recorded since."""
+        upto = self.max_position()
+        if upto <= after:
+            return None
+        entries = self.log(after, limit, upto)
+        # A short page means everything up to `upto` was seen, including records that are
+        # not envelopes (idempotency answers, dead letters): the reader skips past them.
+        end = entries[-1].position if len(entries) == limit else upto
+        return LogPage(entries, end)
+
     def dead_letters(self, after: int = 0, limit: int = 100) -> list[tuple[int, DeadLetter]]:
         out: list[tuple[int, DeadLetter]] = []
         notes = self.recorder.select_notifications(
-            start=after + 1, limit=limit, topics=[_topic(DeadLetter.Recorded)]
+            start=after + 1,
+            limit=limit,
+            topics=[_topic(DeadLetter.Recorded)],  # type: ignore[attr-defined]
         )
         for n in notes:
             agg = self.repository.get(n.originator_id)
@@ -354,7 +345,9 @@ __all__: Sequence[str] = [
     "SENT",
     "CaseFile",
     "CaseStore",
+    "Cursor",
     "DeadLetter",
     "IdempotentRequest",
+    "LogPage",
     "LoggedEnvelope",
 ]

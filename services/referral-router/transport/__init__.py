@@ -2,51 +2,10 @@
 
 ``open_transport("sqlite:///var/nrm/bus.db")`` embedded, ``open_transport("kafka://…")``
 distributed; both satisfy ``Transport`` and pass the same conformance suite.
+
+Modules: ``base`` (the contract: records, messages, ``Transport``, ``Consumer``),
+``factory`` (``open_transport``), ``in_process`` and ``sqlite_log`` (embedded), ``kafka``,
+``groups`` (the embedded consumer groups), ``partitioning`` and ``topics`` (names).
+Import from the module: the package re-exports nothing, so using the embedded transport
+never loads the Kafka client.
 """
-
-from .base import (
-    CommitFailedError,
-    Consumer,
-    DeliveryTimeoutError,
-    Headers,
-    Message,
-    Position,
-    Record,
-    TopicPartition,
-    Transport,
-    TransportError,
-    UnknownTopicError,
-)
-from .factory import open_transport
-from .partitioning import murmur2, partition_for
-from .topics import (
-    checkpoints_topic,
-    dead_letter_topic,
-    directory_topic,
-    federation_topic,
-    inbox_topic,
-    parse_inbox_topic,
-)
-
-__all__ = [
-    "CommitFailedError",
-    "Consumer",
-    "DeliveryTimeoutError",
-    "Headers",
-    "Message",
-    "Position",
-    "Record",
-    "TopicPartition",
-    "Transport",
-    "TransportError",
-    "UnknownTopicError",
-    "checkpoints_topic",
-    "dead_letter_topic",
-    "directory_topic",
-    "federation_topic",
-    "inbox_topic",
-    "murmur2",
-    "open_transport",
-    "parse_inbox_topic",
-    "partition_for",
-]

@@ -128,7 +128,8 @@ class Consumer(Protocol):
 
 @runtime_checkable
 class Transport(Protocol):
-    """Publishes records and hands out consumer group members."""
+    """Publishes records and hands out consumer group members. An implementation that
+    subclasses it inherits `publish` (one record, as a batch of one)."""
 
     async def ensure_topics(self, names: Iterable[str], partitions: int) -> None:
         """Create missing topics with ``partitions`` partitions; existing ones are kept."""
@@ -138,7 +139,8 @@ class Transport(Protocol):
         self, topic: str, key: bytes, value: bytes, headers: Headers = ()
     ) -> Position:
         """Store one record; returns once it is durably acknowledged."""
-        ...
+        (position,) = await self.publish_many([Message(topic, key, value, tuple(headers))])
+        return position
 
     async def publish_many(self, messages: Sequence[Message]) -> list[Position]:
         """Store a batch (in order per key); returns once all are durably acknowledged."""

@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 
-from .base import CommitFailedError, Headers, Message, Position, Record, TopicPartition
+from .base import CommitFailedError, Message, Position, Record, TopicPartition, Transport
 from .groups import GroupCoordinator
 from .sqlite_log import SqliteLog
 
@@ -48,7 +48,7 @@ class _Wakeups:
                 loop.call_soon_threadsafe(event.set)
 
 
-class InProcessTransport:
+class InProcessTransport(Transport):
     """Transport over a ``SqliteLog``; ``path=":memory:"`` for throwaway use."""
 
     def __init__(self, path: str | os.PathLike[str] = ":memory:") -> None:
@@ -61,12 +61,6 @@ class InProcessTransport:
         if created:
             self._groups.topics_changed(created)
             self._wakeups.notify_all()
-
-    async def publish(
-        self, topic: str, key: bytes, value: bytes, headers: Headers = ()
-    ) -> Position:
-        (position,) = await self.publish_many([Message(topic, key, value, tuple(headers))])
-        return position
 
     async def publish_many(self, messages: Sequence[Message]) -> list[Position]:
         if not messages:

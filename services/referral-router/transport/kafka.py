@@ -33,11 +33,11 @@ from aiokafka.errors import (
 from .base import (
     CommitFailedError,
     DeliveryTimeoutError,
-    Headers,
     Message,
     Position,
     Record,
     TopicPartition,
+    Transport,
     TransportError,
 )
 
@@ -59,8 +59,17 @@ class KafkaSettings:
     metadata_max_age_ms: int = 30_000
     retry_backoff_ms: int = 200
 
+    def client_options(self, role: str = "") -> dict[str, object]:
+        """What every client of this transport shares; `role` names it to the broker."""
+        return {
+            "bootstrap_servers": self.bootstrap,
+            "client_id": f"{self.client_id}-{role}" if role else self.client_id,
+            "metadata_max_age_ms": self.metadata_max_age_ms,
+            "retry_backoff_ms": self.retry_backoff_ms,
+        }
 
-class KafkaTransport:
+
+class KafkaTransport(Transport):
     """``Transport`` over a Kafka cluster; one shared idempotent producer."""
 
     def __init__(self, bootstrap: str | KafkaSettings, **overrides: object) -> None:
@@ -82,12 +91,6 @@ class KafkaTransport:
                 if code and error is not TopicAlreadyExistsError:
                     raise TransportError(f"creating {topic}: {error.__name__} {rest}")
             await self._wait_for_leaders(admin, wanted)
-
-    async def publish(
-        self, topic: str, key: bytes, value: bytes, headers: Headers = ()
-    ) -> Position:
-        (position,) = await self.publish_many([Message(topic, key, value, tuple(headers))])
-        return position
 
     async def publish_many(self, messages: Sequence[Message]) -> list[Position]:
         if not messages:
@@ -153,14 +156,11 @@ class KafkaTransport:
             while self._producer is None:
                 s = self.settings
                 producer = AIOKafkaProducer(
-                    bootstrap_servers=s.bootstrap,
-                    client_id=s.client_id,
+                    **s.client_options(),
                     enable_idempotence=True,
                     acks="all",
                     linger_ms=s.linger_ms,
                     request_timeout_ms=s.request_timeout_ms,
-                    retry_backoff_ms=s.retry_backoff_ms,
-                    metadata_max_age_ms=s.metadata_max_age_ms,
                 )
                 try:
                     await producer.start()
@@ -198,17 +198,14 @@ class KafkaConsumer:
         s = settings
         self._consumer = AIOKafkaConsumer(
             *topics,
-            bootstrap_servers=s.bootstrap,
-            client_id=f"{s.client_id}-{group_id}",
+            **s.client_options(group_id),
             group_id=group_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             session_timeout_ms=s.session_timeout_ms,
             heartbeat_interval_ms=s.heartbeat_interval_ms,
             max_poll_interval_ms=s.max_poll_interval_ms,
-            metadata_max_age_ms=s.metadata_max_age_ms,
             request_timeout_ms=max(s.request_timeout_ms, s.session_timeout_ms + 5_000),
-            retry_backoff_ms=s.retry_backoff_ms,
         )
         self._started = False
 

@@ -1,0 +1,424 @@
+"""The gateway alone, both ways: real keys, stores and sealing, beliefs held in memory
+(`tests.federation.border`). Outbound refusals are dead letters in the gateway node's
+store; inbound deliveries go through the counterpart node's reception, so a forgery, a
+border rule or a receive rule ends as a dead letter there, and a repeat as a duplicate."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from uuid import uuid4
+
+import pytest
+
+from contracts.directory import KeyStatus, KeyUse
+from contracts.envelope import CaseFlags, Envelope
+from contracts.events import (
+    ReturnCompleted,
+    ReturnPlanAgreed,
+    ReturnPlanningStarted,
+    RiskAssessed,
+)
+from contracts.federation import CounterpartGrant
+from contracts.sealing import (
+    SigningKey,
+    forward,
+    new_case_key,
+    open_envelope,
+    parse_forwarding,
+    seal,
+)
+from contracts.sealing.keys import b64e
+from contracts.vocabulary import DataCategory
+from referral_router.federation.trust import directory_lookup
+from referral_router.store.case_store import RECEIVED
+from tests.agencies import clear_envelope, clear_part, new_case
+from tests.federation.border import GATEWAY, XA, XB, Border, document, signer
+
+IDENTITY_HEALTH = frozenset({DataCategory.IDENTITY, DataCategory.HEALTH})
+CP = "reintegration-office"
+
+
+@pytest.fixture
+def border(tmp_path: Path) -> Iterator[Border]:
+    b = Border(tmp_path)
+    yield b
+    b.close()
+
+
+def planning(**changes: Any) -> ReturnPlanningStarted:
+    fields: dict[str, Any] = {
+        "destination_country": "XB",
+        "counterpart_agency": CP,
+        "full_name": "Ana Example",
+        "reception_needs": "insulin on arrival",
+    }
+    return ReturnPlanningStarted(**{**fields, **changes})
+
+
+def assessed(border: Border, case: str, serious: bool = False) -> None:
+    risk, grant = border.authored(
+        RiskAssessed(serious_risk=serious, assessed_by_officer="ia-7"), "risk.assessed", case
+    )
+    border.to_gateway(risk, grant)
+
+
+def planned(
+    border: Border,
+    case: str,
+    entitled: frozenset[DataCategory] = IDENTITY_HEALTH,
+    flags: CaseFlags | None = None,
+    **changes: Any,
+) -> Envelope:
+    env, grant = border.authored(
+        planning(**changes), "return.planning-started", case, entitled, flags=flags
+    )
+    border.to_gateway(env, grant)
+    return env
+
+
+def counterpart_log(border: Border, country: str = "XB") -> list[tuple[str, str]]:
+    store = border.counterparts[country].parts.store
+    return [(e.direction, str(e.envelope.id)) for e in store.log(0, 1000)]
+
+
+def test_a_return_event_crosses_into_the_counterpart_store(border: Border) -> None:
+    case = new_case()
+    assessed(border, case)
+    env = planned(border, case)
+    gateway = border.gateways["XA"]
+    assert gateway.pending() > 0
+    assert gateway.pump() == 1  # the risk assessment stays home
+    assert gateway.pending() == 0
+    assert counterpart_log(border) == [(RECEIVED, str(env.id))]
+    # The forwarding is kept beside it: the counterpart opens the agreed categories.
+    cp = border.counterparts["XB"]
+    data = cp.forwardings.get(str(env.id), CP)
+    assert data is not None
+    opened = open_envelope(
+        parse_forwarding(data), CP, cp.parts.seal.case_keys.get, directory_lookup(XA.directory)
+    )
+    assert opened.opened == IDENTITY_HEALTH
+    assert opened.to_json()["reception_needs"] == "insulin on arrival"
+    out = border.ledgers["XA"].list()
+    into = border.ledgers["XB"].list()
+    assert [(c.direction, c.outcome, c.agency, c.categories) for c in out] == [
+        ("out", "crossed", CP, ("health", "identity"))
+    ]
+    assert [(c.direction, c.outcome, c.event_id) for c in into] == [("in", "crossed", str(env.id))]
+    assert border.nodes["XA"].store.dead_letters() == []
+
+
+def _asylum(b: Border, case: str) -> Envelope:
+    assessed(b, case)
+    return planned(b, case, flags=CaseFlags(asylum_lodged=True))
+
+
+def _unassessed(b: Border, case: str) -> Envelope:
+    return planned(b, case)
+
+
+def _serious_risk(b: Border, case: str) -> Envelope:
+    assessed(b, case, serious=True)
+    return planned(b, case)
+
+
+def _elsewhere(b: Border, case: str) -> Envelope:
+    assessed(b, case)
+    return planned(b, case, destination_country="XC")
+
+
+def _no_counterpart(b: Border, case: str) -> Envelope:
+    assessed(b, case)
+    return planned(b, case, counterpart_agency="xb-rapporteur")
+
+
+def _ended_over_there(b: Border, case: str) -> Envelope:
+    assessed(b, case)
+    b.trust["XA"].documents["XB"] = document("XB").model_copy(update={"peers": ()})
+    return planned(b, case)
+
+
+def _refused_over_there(b: Border, case: str) -> Envelope:
+    assessed(b, case)
+    b.xb_answers = (403, {"error": "border-refused", "rule": "R5", "detail": "keys not agreed"})
+    return planned(b, case)
+
+
+def _no_encryption_key(b: Border, case: str) -> Envelope:
+    assessed(b, case)
+    record = XB.directory.agency(CP)
+    assert record is not None
+    keys = [
+        k.model_copy(update={"status": KeyStatus.RETIRED}) if k.use is KeyUse.ENCRYPTION else k
+        for k in record.keys
+    ]
+    agencies = [
+        a.model_copy(update={"keys": keys}) if a.id == CP else a for a in XB.directory.agencies
+    ]
+    b.trust["XA"].directories["XB"] = XB.directory.model_copy(update={"agencies": agencies})
+    return planned(b, case)
+
+
+OUTBOUND_REFUSALS: list[tuple[str, Callable[[Border, str], Envelope], str, str, str]] = [
+    ("asylum lodged", _asylum, "R4", "asylum is lodged", ""),
+    ("no risk assessment", _unassessed, "R4", "no risk assessment reached", ""),
+    ("serious risk", _serious_risk, "R4", "serious risk of harm", ""),
+    ("another destination", _elsewhere, "FEDERATION", "return planned to XC", ""),
+    ("not a counterpart", _no_counterpart, "FEDERATION", "xb-rapporteur is not a", ""),
+    ("federation ended there", _ended_over_there, "FEDERATION", "no trust anchor for XA", ""),
+    ("refused by the peer", _refused_over_there, "R5", "by XB's gateway: keys not agreed", CP),
+    ("no encryption key", _no_encryption_key, "R6", "has no encryption key in XB's", CP),
+]
+
+
+@pytest.mark.parametrize(
+    ("make", "rule", "reason", "agency"),
+    [pytest.param(*c[1:], id=c[0]) for c in OUTBOUND_REFUSALS],
+)
+def test_an_outbound_refusal_is_a_dead_letter_and_a_ledger_line(
+    border: Border,
+    make: Callable[[Border, str], Envelope],
+    rule: str,
+    reason: str,
+    agency: str,
+) -> None:
+    env = make(border, new_case())
+    gateway = border.gateways["XA"]
+    assert gateway.pump() == 1
+    assert gateway.pump() == 0 and gateway.pending() == 0  # refused for good: not retried
+    ((_, letter),) = border.nodes["XA"].store.dead_letters()
+    assert (letter.rule, letter.event_id, letter.sender) == (rule, str(env.id), "nrm-authority")
+    assert reason in letter.reason
+    assert letter.source == "border:XB" + (f":{agency}" if agency else "")
+    (line,) = border.ledgers["XA"].list()
+    assert (line.direction, line.outcome, line.rule) == ("out", "refused", rule)
+    assert line.agency == agency
+    assert counterpart_log(border) == []
+
+
+def test_an_unreachable_peer_stops_the_pump_and_the_event_crosses_later(border: Border) -> None:
+    case = new_case()
+    assessed(border, case)
+    env = planned(border, case)
+    gateway = border.gateways["XA"]
+    border.trust["XA"].unreachable = True
+    assert gateway.pump() == 0
+    assert gateway.pending() > 0 and border.nodes["XA"].store.dead_letters() == []
+    border.xb_answers = (503, {"error": "unavailable", "detail": "XB's registry is down"})
+    border.trust["XA"].unreachable = False
+    assert gateway.pump() == 0 and gateway.pending() > 0  # the peer answers 503: retry
+    border.xb_answers = None
+    assert gateway.pump() == 1 and gateway.pending() == 0
+    assert counterpart_log(border) == [(RECEIVED, str(env.id))]
+
+
+# --- inbound ---------------------------------------------------------------------------
+
+
+def body(fw: Any, grant: bytes | None = None) -> dict[str, Any]:
+    return {"forwarding": b64e(fw.canonical_bytes()), "grant": b64e(grant) if grant else None}
+
+
+def hand_made(
+    original_signer: SigningKey,
+    forwarder: SigningKey,
+    case: str,
+    *,
+    recipients: tuple[str, ...] = (GATEWAY["XA"],),
+    flags: CaseFlags | None = None,
+    event_type: str = "return.planning-started",
+    to: str = CP,
+    country: str = "XA",
+) -> Any:
+    """A forwarding made outside any gateway, with no personal keys: what a forger, or a
+    registered but hostile party, could post to the inbound door."""
+    payload = (
+        planning()
+        if event_type == "return.planning-started"
+        else ReturnPlanAgreed(agreed_by_officer="xb-7")
+    )
+    sender = original_signer.agency_id
+    env = clear_envelope(
+        sender,
+        recipients,
+        case,
+        event_type,
+        clear_part(payload),
+        country=country,
+        flags=flags or CaseFlags(),
+    )
+    own = new_case_key(case, sender, sender)
+    sealed = seal(env, payload, signer=original_signer, entitlements={}, case_keys={sender: own})
+    keys = {sender: original_signer.public_key(), forwarder.agency_id: forwarder.public_key()}
+    return forward(
+        sealed,
+        forwarder=forwarder,
+        recipient=to,
+        entitled=frozenset(),
+        case_key_lookup=lambda *_: None,
+        new_case_key=new_case_key(case, forwarder.agency_id, to),
+        id=uuid4(),
+        time=datetime.now(UTC),
+        public_key_lookup=lambda agency, kid, at: keys[agency],
+    )
+
+
+INBOUND_REFUSALS: list[tuple[str, Callable[[str], Any], str, str]] = [
+    (
+        "keys not registered",
+        lambda case: hand_made(
+            SigningKey.generate("nrm-authority", "forged-1"),
+            SigningKey.generate(GATEWAY["XA"], "forged-2"),
+            case,
+        ),
+        "SIGNATURE",
+        "not verified against XA's directory",
+    ),
+    (
+        "sender not registered",
+        lambda case: hand_made(
+            SigningKey.generate("xa-ghost", "g-1"), signer(XA, GATEWAY["XA"]), case
+        ),
+        "R6",
+        "'xa-ghost' is not in the registry's directory of XA",
+    ),
+    (
+        "forwarded by another agency",
+        lambda case: hand_made(
+            signer(XA, "nrm-authority"),
+            signer(XA, "immigration"),
+            case,
+            recipients=(GATEWAY["XA"], "immigration"),
+        ),
+        "FEDERATION",
+        "immigration is not XA's agreed gateway",
+    ),
+    (
+        "asylum lodged",
+        lambda case: hand_made(
+            signer(XA, "nrm-authority"),
+            signer(XA, GATEWAY["XA"]),
+            case,
+            flags=CaseFlags(asylum_lodged=True),
+        ),
+        "R4",
+        "must not reach the country of origin",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("make", "rule", "reason"), [pytest.param(*c[1:], id=c[0]) for c in INBOUND_REFUSALS]
+)
+def test_an_inbound_refusal_is_dead_lettered_at_the_counterpart_node(
+    border: Border, make: Callable[[str], Any], rule: str, reason: str
+) -> None:
+    case = new_case()
+    fw = make(case)
+    status, answer = border.gateways["XB"].receive(body(fw))
+    assert (status, answer["error"], answer["rule"]) == (403, "border-refused", rule)
+    assert f"event {fw.original.id}: " in answer["detail"] and reason in answer["detail"]
+    cp = border.counterparts["XB"]
+    ((_, letter),) = cp.parts.store.dead_letters()
+    assert letter.rule == rule and letter.reason in answer["detail"]
+    assert letter.source == "federation:XA:0"
+    assert cp.parts.store.log() == [] and cp.parts.store.case_file(case) is None
+    assert cp.forwardings.get(str(fw.original.id), CP) is None  # nothing kept beside it
+    (line,) = border.ledgers["XB"].list()
+    assert (line.direction, line.outcome, line.rule) == ("in", "refused", rule)
+
+
+def test_keys_beyond_the_peers_agreement_are_refused_on_arrival(border: Border) -> None:
+    """XA's gateway believes an outdated XB agreement that let the travel details (service)
+    through: XB's own agreement decides what its counterpart may be handed (R5)."""
+    wider = CounterpartGrant(
+        agency=CP,
+        event_types=("return.completed", "return.planning-started"),
+        categories=(DataCategory.IDENTITY, DataCategory.HEALTH, DataCategory.SERVICE),
+    )
+    border.trust["XA"].documents["XB"] = document("XB", (wider,))
+    case = new_case()
+    assessed(border, case)
+    completed = ReturnCompleted(voluntary=True, travel_details="flight XB-204")
+    env, grant = border.authored(
+        completed, "return.completed", case, frozenset({DataCategory.SERVICE})
+    )
+    border.to_gateway(env, grant)
+    assert border.gateways["XA"].pump() == 1
+    ((_, letter),) = border.nodes["XA"].store.dead_letters()
+    assert letter.rule == "R5" and "service" in letter.reason
+    ((_, there),) = border.counterparts["XB"].parts.store.dead_letters()
+    assert (there.rule, there.event_id) == ("R5", str(env.id))
+    assert counterpart_log(border) == []
+    assert border.counterparts["XB"].forwardings.get(str(env.id), CP) is None
+
+
+def test_the_counterpart_node_applies_its_receive_rules_to_what_crosses(border: Border) -> None:
+    """XB's gateway (registered, signing with its real key) forwards a plan agreement its
+    oversight body wrote: XA's authority refuses it by the same rule as any envelope."""
+    case = new_case()
+    fw = hand_made(
+        signer(XB, "xb-rapporteur"),
+        signer(XB, GATEWAY["XB"]),
+        case,
+        recipients=(GATEWAY["XB"],),
+        event_type="return.plan-agreed",
+        to="nrm-authority",
+        country="XB",
+    )
+    status, answer = border.gateways["XA"].receive(body(fw))
+    assert (status, answer["rule"]) == (403, "ROLE")
+    assert "counterpart" in answer["detail"]
+    ((_, letter),) = border.counterparts["XA"].parts.store.dead_letters()
+    assert (letter.rule, letter.sender) == ("ROLE", "xb-rapporteur")
+
+
+def test_a_repeated_delivery_is_a_duplicate_and_its_grant_is_not_taken(border: Border) -> None:
+    case = new_case()
+    assessed(border, case)
+    env = planned(border, case)
+    sent: list[dict[str, Any]] = []
+    xb = border.gateways["XB"]
+
+    def capture(url: str, b: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        sent.append(b)
+        return xb.receive(b)
+
+    border.gateways["XA"].send = capture
+    assert border.gateways["XA"].pump() == 1
+    (first,) = sent
+    # The same forwarding again, with a grant of another key for the same pair.
+    other = new_case_key(case, GATEWAY["XA"], CP)
+    grant = border.nodes["XA"].seal.grant(other, XB.directory.current_encryption_key(CP))
+    status, answer = xb.receive({**first, "grant": b64e(grant)})
+    assert (status, answer["outcome"]) == (202, "duplicate")
+    cp = border.counterparts["XB"]
+    assert cp.parts.seal.case_keys.get(case, GATEWAY["XA"], CP, other.key_id) is None
+    assert counterpart_log(border) == [(RECEIVED, str(env.id))]
+    assert [c.outcome for c in border.ledgers["XB"].list()] == ["crossed"]
+    assert cp.parts.store.cursor("federation:XA:0").position == 2
+
+
+def test_the_door_answers_no_node_malformed_and_unreachable(border: Border) -> None:
+    case = new_case()
+    lost = hand_made(signer(XA, "nrm-authority"), signer(XA, GATEWAY["XA"]), case, to="nobody-here")
+    xb = border.gateways["XB"]
+    status, answer = xb.receive(body(lost))
+    assert (status, answer["rule"]) == (403, "R6")
+    assert "nobody-here has no node behind this gateway" in answer["detail"]
+    for malformed in ({"forwarding": "not base64url!"}, {}):
+        status, answer = xb.receive(malformed)
+        assert (status, answer["error"]) == (400, "malformed-forwarding")
+        assert answer["rule"] == "CONTRACT"
+    border.trust["XB"].unreachable = True
+    fine = hand_made(signer(XA, "nrm-authority"), signer(XA, GATEWAY["XA"]), case)
+    status, answer = xb.receive(body(fine))
+    assert (status, answer["error"]) == (503, "unavailable")
+    cp = border.counterparts["XB"]
+    assert cp.parts.store.dead_letters() == [] and cp.parts.store.log() == []
+    assert cp.parts.store.cursor("federation:XA:0").position == 0  # nothing decided
+    border.trust["XB"].unreachable = False
+    assert xb.receive(body(fine))[1]["outcome"] == "applied"
