@@ -124,7 +124,11 @@ def scenario() -> list[Step]:
             "accepts and will appoint a guardian",
             "referral.accepted",
             ("border-police",),
-            {"referral_id": "ref-cp-1", "placement": f"guardian on duty {CANARY}"},
+            {
+                "referral_id": "ref-cp-1",
+                "answered_by_officer": "cp-0101",
+                "placement": f"guardian on duty {CANARY}",
+            },
         ),
         Step(
             "safe-house",
@@ -133,6 +137,7 @@ def scenario() -> list[Step]:
             ("border-police", "child-protection"),
             {
                 "referral_id": "ref-sh-1",
+                "answered_by_officer": "sh-0001",
                 "shelter_address": f"12 Hidden Lane {CANARY}",
                 "placement": f"room 3 {CANARY}",
             },
