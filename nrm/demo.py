@@ -361,6 +361,18 @@ def report_notifications(receiver: WebhookReceiver, out: TextIO) -> None:
         raise DemoFailed("no notification arrived")
 
 
+def console_sign_ins(bus: CountryBus, out: TextIO, agencies: tuple[str, ...]) -> None:
+    """Where each node's web console is, and its demo officer's sign-in (demo only)."""
+    say = _printer(out)
+    for agency in agencies:
+        if agency in bus.officers:
+            officer, password = bus.officers[agency]
+            say(
+                f"  {agency:<16} {bus.console_url(agency):<36} officer {officer:<8} "
+                f"password {password}"
+            )
+
+
 def _printer(out: TextIO) -> Callable[[str], None]:
     def say(line: str) -> None:
         print(line, file=out, flush=True)
