@@ -45,7 +45,7 @@ from contracts.directory import (
     verify_directory,
 )
 from contracts.keystore import AgencyKeys
-from contracts.statistics import charts, compute
+from contracts.statistics import charts, compute, figures_csv
 from contracts.transparency import Checkpoint, NoteError, NoteVerifier, parse_note
 from nrm.agency_cli import DEFAULT_PASSPHRASE_ENV, load_keys
 from nrm.cli import CliError
@@ -414,10 +414,12 @@ def cmd_stats(args: argparse.Namespace) -> int:
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     (out / "statistics.json").write_text(json.dumps(figures, indent=2) + "\n")
+    (out / "statistics.csv").write_text(figures_csv(figures))
     for name, svg in charts(figures).items():
         (out / name).write_text(svg)
     print(f"statistics of {figures['events']} events from {len(reports)} verified log(s)")
     print(f"  {out / 'statistics.json'}")
+    print(f"  {out / 'statistics.csv'}")
     for name in charts(figures):
         print(f"  {out / name}")
     return 0

@@ -73,7 +73,7 @@ SECURITY_HEADERS = {
         "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
     ),
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    "Referrer-Policy": "same-origin",
     "X-Frame-Options": "DENY",
     "Cache-Control": "no-store",
     "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
@@ -575,12 +575,11 @@ class _Pages:
         self._oversight_only()
         assert self.c.watch is not None
         snapshot = await self._snapshot()
-        rows = exchange_rows(
-            {a: r for a, r in snapshot.reports.items() if r.checkpoint is not None},
-            snapshot.checked_at,
-            self.c.watch.settings.grace,
+        rows = exchange_rows(snapshot.verified, snapshot.checked_at, self.c.watch.settings.grace)
+        left_out = sorted(v.agency for v in snapshot.verdicts if not v.ok)
+        return self.render(
+            request, "exchanges.html", session, snapshot=snapshot, rows=rows, left_out=left_out
         )
-        return self.render(request, "exchanges.html", session, snapshot=snapshot, rows=rows)
 
     async def decisions(self, request: Request) -> Response:
         _, session = self._signed_in(request)

@@ -169,6 +169,7 @@ class ShownField:
     category: str | None
     value: str | None  # None: withheld
     withheld_category: str | None = None
+    withheld_reason: str | None = None  # not-entitled, or key-unavailable (erased)
 
 
 def shown_fields(
@@ -177,8 +178,9 @@ def shown_fields(
     out = []
     for name, value in event.get("fields", {}).items():
         label, category = labels.get(name, (name.replace("_", " ").capitalize(), None))
-        if isinstance(value, Mapping) and set(value) == {"withheld"}:
-            out.append(ShownField(name, label, category, None, str(value["withheld"])))
+        if isinstance(value, Mapping) and "withheld" in value:
+            reason = str(value.get("reason", "not-entitled")).replace("-", " ")
+            out.append(ShownField(name, label, category, None, str(value["withheld"]), reason))
         else:
             out.append(ShownField(name, label, category, _text(value)))
     return out

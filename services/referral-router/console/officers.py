@@ -274,21 +274,16 @@ class OfficerBook:
             stored = str(row[2]) if row else self._decoy
         officer = _officer(row) if row else None
         if officer is not None and officer.locked_at(now):
-            assert officer.locked_until is not None
-            wait = max(1, int((officer.locked_until - now).total_seconds()))
-            raise SignInRefused(
-                429,
-                f"this account is locked after {p.max_failures} failed sign-ins; try again in "
-                f"{_minutes(wait)} or ask an administrator to unlock it",
-                wait,
-            )
+            raise self._locked(officer.locked_until, now)
         try:
             self._hasher.verify(stored, password)
             good = officer is not None and officer.active
         except (VerificationError, InvalidHashError):
             good = False
         if not good:
-            self._failed(officer, client, now)
+            locked_until = self._failed(officer, client, now)
+            if locked_until is not None:
+                raise self._locked(locked_until, now)
             raise SignInRefused(401, "wrong officer id or password")
         with self._tx() as db:
             rehash = self._hasher.check_needs_rehash(stored)
@@ -302,7 +297,18 @@ class OfficerBook:
         assert signed_in is not None
         return signed_in
 
-    def _failed(self, officer: Officer | None, client: str, now: datetime) -> None:
+    def _locked(self, until: datetime | None, now: datetime) -> SignInRefused:
+        wait = max(1, int(((until or now) - now).total_seconds()))
+        return SignInRefused(
+            429,
+            f"this account is locked after {self.policy.max_failures} failed sign-ins; try "
+            f"again in {_minutes(wait)} or ask an administrator to unlock it",
+            wait,
+        )
+
+    def _failed(self, officer: Officer | None, client: str, now: datetime) -> datetime | None:
+        """Count a failure against the client and the officer; the lock's end if this
+        failure locked the account."""
         with self._tx() as db:
             db.execute(
                 "DELETE FROM sign_in_failures WHERE at <= ?",
@@ -310,17 +316,20 @@ class OfficerBook:
             )
             db.execute("INSERT INTO sign_in_failures VALUES (?, ?)", (client, now.isoformat()))
             if officer is None:
-                return
-            failures = officer.failures + 1
-            locked = (
-                (now + self.policy.lockout).isoformat()
-                if failures >= self.policy.max_failures
-                else None
-            )
+                return None
+            # counted in the same write transaction: parallel guesses cannot undercount
+            db.execute("UPDATE officers SET failures = failures + 1 WHERE id = ?", (officer.id,))
+            (failures,) = db.execute(
+                "SELECT failures FROM officers WHERE id = ?", (officer.id,)
+            ).fetchone()
+            if failures < self.policy.max_failures:
+                return None
+            locked = now + self.policy.lockout
             db.execute(
-                "UPDATE officers SET failures = ?, locked_until = ? WHERE id = ?",
-                (0 if locked else failures, locked, officer.id),
+                "UPDATE officers SET failures = 0, locked_until = ? WHERE id = ?",
+                (locked.isoformat(), officer.id),
             )
+            return locked
 
     # --- sessions ------------------------------------------------------------------
 

@@ -363,10 +363,18 @@ class OversightWatch:
                 (per_node,),
             ).fetchall()
         out: dict[str, list[NodeVerdict]] = {}
-        for a, t, ok, size, root, cos, problem, warnings in rows:
+        for a, t, ok, size, root, cos, cosigned, problem, warnings in rows:
             out.setdefault(a, []).append(
                 NodeVerdict(
-                    a, datetime.fromisoformat(t), bool(ok), size, root, cos, problem, warnings
+                    a,
+                    datetime.fromisoformat(t),
+                    bool(ok),
+                    size,
+                    root,
+                    cos,
+                    cosigned,
+                    problem,
+                    warnings,
                 )
             )
         return out
