@@ -64,6 +64,7 @@ def test_passwords_are_kept_as_argon2id_hashes_only(tmp_path: Path) -> None:
 def test_the_right_password_signs_in_a_wrong_one_does_not(book: OfficerBook) -> None:
     assert book.sign_in("sh-0001", PASSWORD, "10.0.0.1").id == "sh-0001"
     assert _refused(book, "sh-0001", "a wrong pass phrase") == 401
+    assert _refused(book, "sh-0001", PASSWORD + "x" * 2000) == 401  # not even hashed
     with pytest.raises(SignInRefused) as unknown:
         book.sign_in("nobody", PASSWORD, "10.0.0.1")
     with pytest.raises(SignInRefused) as wrong:
@@ -165,7 +166,8 @@ def test_a_new_password_ends_sessions_and_lifts_a_lock(book: OfficerBook) -> Non
         ("sh 0003", PASSWORD, "badge number"),
         ("", PASSWORD, "badge number"),
         ("x" * 65, PASSWORD, "badge number"),
-        ("sh-0003", "short", "at least 12"),
+        ("sh-0003", "short", "12 to 1024"),
+        ("sh-0003", "x" * 1025, "12 to 1024"),
         ("sh-0003", "my id is sh-0003!", "must not contain"),
         ("sh-0001", PASSWORD, "already exists"),
     ],

@@ -345,7 +345,7 @@ class _Pages:
             return await self.sign_in_form(
                 request, 403, "the sign-in form expired or was not sent from this console"
             )
-        officer_id = (data.get("officer") or [""])[0].strip()
+        officer_id = (data.get("officer") or [""])[0].strip()[:64]
         password = (data.get("password") or [""])[0]
         client = request.client.host if request.client else "unknown"
         try:

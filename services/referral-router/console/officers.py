@@ -28,6 +28,7 @@ from referral_router.console.sessions import digest, new_secret
 
 Clock = Callable[[], datetime]
 MIN_PASSWORD_LENGTH = 12
+MAX_PASSWORD_LENGTH = 1024  # bounds the hashing work one request can ask for
 
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS officers ("
@@ -126,8 +127,10 @@ def check_officer_id(officer_id: str) -> str:
 
 
 def check_password(officer_id: str, password: str) -> str:
-    if len(password) < MIN_PASSWORD_LENGTH:
-        raise OfficerError(f"a password has at least {MIN_PASSWORD_LENGTH} characters")
+    if not MIN_PASSWORD_LENGTH <= len(password) <= MAX_PASSWORD_LENGTH:
+        raise OfficerError(
+            f"a password has {MIN_PASSWORD_LENGTH} to {MAX_PASSWORD_LENGTH} characters"
+        )
     if officer_id.lower() in password.lower():
         raise OfficerError("a password must not contain the officer id")
     return password
@@ -276,8 +279,12 @@ class OfficerBook:
         if officer is not None and officer.locked_at(now):
             raise self._locked(officer.locked_until, now)
         try:
-            self._hasher.verify(stored, password)
-            good = officer is not None and officer.active
+            good = (
+                len(password) <= MAX_PASSWORD_LENGTH
+                and self._hasher.verify(stored, password)
+                and officer is not None
+                and officer.active
+            )
         except (VerificationError, InvalidHashError):
             good = False
         if not good:
