@@ -526,11 +526,18 @@ def verify_log(
     return LogReport(label, agency_id, latest, findings, leaves, new_seen, cosigned)
 
 
-def _claimed_size(note: str) -> int | None:
+def claimed_checkpoint(note: str) -> Checkpoint | None:
+    """The checkpoint a note claims, unverified (only to plan fetches), or None if the note
+    is malformed."""
     try:
-        return Checkpoint.from_body(parse_note(note).text).size
+        return Checkpoint.from_body(parse_note(note).text)
     except NoteError:
         return None
+
+
+def _claimed_size(note: str) -> int | None:
+    claimed = claimed_checkpoint(note)
+    return claimed.size if claimed else None
 
 
 def _agency(origin: str) -> str:

@@ -40,6 +40,7 @@ from contracts.audit_verification import (
     SeenLog,
     accountability_findings,
     check_cosignatures,
+    claimed_checkpoint,
     first_error,
     sizes_to_prove,
     verify_exchange,
@@ -47,7 +48,7 @@ from contracts.audit_verification import (
     verify_witness_key,
 )
 from contracts.directory import Directory, TrustAnchor
-from contracts.transparency import Checkpoint, NoteError, NoteVerifier, parse_note
+from contracts.transparency import NoteError, NoteVerifier
 
 log = logging.getLogger("nrm.console.oversight")
 
@@ -222,7 +223,7 @@ class OversightWatch:
         with contextlib.suppress(httpx.HTTPError):
             await client.post(url.rstrip("/") + "/v1/audit/checkpoints", headers=headers)
         latest = (await self._get(client, agency, url, "/v1/audit/checkpoint")).text
-        claimed = _claimed(latest)
+        claimed = claimed_checkpoint(latest)
         seen, notes_seen = self._seen(claimed.origin) if claimed else (None, 0)
         notes = await self._notes(client, agency, url, notes_seen)
         if not notes or notes[-1] != latest:
@@ -254,7 +255,7 @@ class OversightWatch:
             report.seen = None
         report.findings.extend(accountability_findings(report))
         for note in notes:
-            cp = _claimed(note)
+            cp = claimed_checkpoint(note)
             if cp is not None and witnesses and check_cosignatures(note, witnesses)[0] > 0:
                 self._cosigned[agency] = max(self._cosigned.get(agency, 0), cp.size)
         if report.ok and report.seen is not None:
@@ -401,7 +402,7 @@ class OversightWatch:
             raise LookupError(f"{agency} is not a watched node")
         async with self._client() as client:
             note = (await self._get(client, agency, url, "/v1/audit/checkpoint")).text
-            claimed = _claimed(note)
+            claimed = claimed_checkpoint(note)
             if claimed is None:
                 raise Unreachable(f"{agency} served a malformed checkpoint")
             proof = await self._json(
@@ -440,13 +441,6 @@ class OversightWatch:
             except (httpx.HTTPError, ValueError):
                 out.append(None)
         return out[0], out[1]
-
-
-def _claimed(note: str) -> Checkpoint | None:
-    try:
-        return Checkpoint.from_body(parse_note(note).text)
-    except NoteError:
-        return None
 
 
 def _verdict(
