@@ -22,7 +22,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from eventsourcing.persistence import IntegrityError
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -31,6 +30,7 @@ from fastapi.templating import Jinja2Templates
 
 from contracts.directory import TrustAnchor, b64url_decode
 from contracts.events import CATALOGUE
+from contracts.problems import Problem, problem_of
 from contracts.statistics import charts, compute, figures_csv
 from contracts.vocabulary import Role
 from referral_router.console.casework import Inbox, deadlines, parties, shown_fields
@@ -51,14 +51,9 @@ from referral_router.console.oversight_figures import (
     referrals_by_agency,
 )
 from referral_router.console.sessions import CookieSeal, new_secret, same_token
-from referral_router.rules.lifecycle import EMITTERS, RuleViolation, UnknownCase
-from referral_router.rules.roster import UnknownAgency
-from referral_router.sending.node import (
-    AgencyNode,
-    IdempotencyConflict,
-    InvalidSubmission,
-    Submission,
-)
+from referral_router.rules.lifecycle import EMITTERS, UnknownCase
+from referral_router.sending.node import AgencyNode, Submission
+from referral_router.sending.problems import SUBMISSION_PROBLEMS
 
 HERE = Path(__file__).parent
 PREFIX = "/console"
@@ -442,7 +437,7 @@ class _Pages:
         status: int = 200,
         values: Mapping[str, list[str]] | None = None,
         errors: list[FieldError] | None = None,
-        refusal: dict[str, str] | None = None,
+        refusal: Problem | None = None,
     ) -> Response:
         errors = errors or []
         known = field_names(form) | {"recipients"}
@@ -500,7 +495,7 @@ class _Pages:
         if not recipients:
             errors.append(FieldError("recipients", "Choose at least one agency to send it to"))
 
-        def again(status: int, refusal: dict[str, str] | None = None) -> Response:
+        def again(status: int, refusal: Problem | None = None) -> Response:
             return self._event_page(
                 request, session, form, case, status, data, errors, refusal=refusal
             )
@@ -511,23 +506,11 @@ class _Pages:
         submission = Submission(event_type, model, tuple(recipients), case)
         try:
             receipt = await run_in_threadpool(self.node.submit, submission, key)
-        except RuleViolation as exc:
-            return again(409, {"rule": exc.rule, "detail": exc.message})
-        except UnknownAgency as exc:
-            return again(422, {"rule": "R6", "detail": exc.message})
         except UnknownCase:
             raise Forbidden("this node holds no such case", 404) from None
-        except (InvalidSubmission, IdempotencyConflict) as exc:
-            return again(422, {"rule": "", "detail": str(exc)})
-        except IntegrityError:
-            return again(
-                409,
-                {
-                    "rule": "CONCURRENCY",
-                    "detail": "another event was appended to this case at the same time; "
-                    "read it and retry",
-                },
-            )
+        except tuple(SUBMISSION_PROBLEMS) as exc:  # the API's own refusal, word for word
+            refused = problem_of(exc, SUBMISSION_PROBLEMS)
+            return again(refused.status, refused)
         body = receipt.body
         self.c.book.flash(
             session_id,
