@@ -52,7 +52,7 @@ class Demo:
         return self.bus.bus.officers[agency]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     if not CHROMIUM.exists():  # a browser test never skips: make test installs it
         pytest.fail(f"{CHROMIUM} is missing: run deploy/ensure-chromium.sh (make test does)")
