@@ -39,8 +39,8 @@ from contracts.directory_client import DirectoryClient
 from contracts.keystore import AgencyKeys, generate_agency_keys, open_keystore, seal_keystore
 from contracts.vocabulary import Role, ServiceKind
 from notifier.runtime import NotifierRuntime, NotifierSettings, ServedAgency
-from referral_router.console.app import ConsoleSettings
 from referral_router.console.officers import OfficerBook
+from referral_router.console.settings import ConsoleSettings
 from referral_router.runtime.node import NodeRuntime, NodeSettings, sqlite_store_env
 from referral_router.transport.base import Transport
 from referral_router.transport.factory import open_transport

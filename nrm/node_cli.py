@@ -204,7 +204,7 @@ async def serve(cfg: NodeConfig, stop: asyncio.Event | None = None) -> None:
     from contracts.directory_client import DirectoryClient
     from nrm.agency_cli import load_keys
     from referral_router import telemetry
-    from referral_router.console.app import ConsoleSettings
+    from referral_router.console.settings import ConsoleSettings
     from referral_router.runtime.node import NodeRuntime, NodeSettings
     from referral_router.transport.factory import open_transport
 

@@ -59,6 +59,13 @@ def test_a_wrong_password_is_refused_then_the_account_locks(page: Page, demo: De
     expect(page.get_by_role("heading", name="Inbox")).to_be_visible()
 
 
+def test_the_sign_in_page_shows_nothing_from_its_query_string(page: Page, demo: Demo) -> None:
+    response = page.goto(f"{demo.console('immigration')}/sign-in?status=500&error=Call+0800")
+    assert response is not None and response.status == 200
+    expect(page.get_by_role("alert")).to_have_count(0)
+    expect(page.locator("body")).not_to_contain_text("0800")
+
+
 def test_a_session_cookie_from_one_node_fails_on_another(
     context: BrowserContext, page: Page, demo: Demo
 ) -> None:

@@ -24,8 +24,9 @@ from referral_router import telemetry
 from referral_router.api.app import create_app
 from referral_router.audit.log import AuditLog
 from referral_router.audit.witnessing import witnessing_for
-from referral_router.console.app import PREFIX as CONSOLE_PREFIX
-from referral_router.console.app import Console, ConsoleSettings
+from referral_router.console.app import Console
+from referral_router.console.settings import PREFIX as CONSOLE_PREFIX
+from referral_router.console.settings import ConsoleSettings
 from referral_router.receiving.inbox import InboxLoop
 from referral_router.receiving.provenance import Domestic
 from referral_router.receiving.reception import Reception
