@@ -19,6 +19,7 @@ can say exactly where a log was rewritten. The CLI (`nrm audit verify`) only fet
 
 from __future__ import annotations
 
+import binascii
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -28,8 +29,9 @@ from itertools import pairwise
 from typing import Any
 
 import rfc8785
+from cryptography.exceptions import InvalidSignature
 
-from contracts.directory import Directory, KeyUse
+from contracts.directory import Directory, KeyUse, TrustAnchor, b64url_decode
 from contracts.transparency import (
     EMPTY_ROOT,
     Checkpoint,
@@ -165,6 +167,8 @@ def _recipients(envelope: Mapping[str, Any]) -> tuple[str, ...]:
 
 #: Event types that record a decision, and where each names its officer.
 DECISION_TYPES: Mapping[str, str | None] = {
+    "referral.accepted": "answered_by_officer",
+    "referral.declined": "answered_by_officer",
     "identification.decided": "decided_by_officer",
     "reflection.started": "decided_by_officer",
     "reflection.extended": "decided_by_officer",
@@ -311,6 +315,24 @@ def check_cosignatures(
             (FindingKind.TOO_FEW_COSIGNATURES, f"{valid} valid cosignatures, {minimum} required")
         )
     return valid, problems
+
+
+#: What the registry signs, with its directory key, to vouch for its witness's note key.
+WITNESS_KEY_STATEMENT = b"nrm-witness-key/v1\n"
+
+
+def verify_witness_key(body: Mapping[str, Any], anchor: TrustAnchor) -> NoteVerifier:
+    """The witness key of the registry's `GET /v1/witness/key`, believed only if the
+    anchor's key vouches for it (for an oversight body that pins the anchor, not the
+    channel)."""
+    vkey = str(body["vkey"])
+    try:
+        anchor.ed25519().verify(
+            b64url_decode(str(body["signature"])), WITNESS_KEY_STATEMENT + vkey.encode()
+        )
+    except (InvalidSignature, ValueError, binascii.Error) as exc:
+        raise NoteError(f"witness key {vkey!r} is not vouched for by the anchor") from exc
+    return NoteVerifier.from_vkey(vkey)
 
 
 # --- what the verifier remembers -------------------------------------------------------
@@ -504,11 +526,18 @@ def verify_log(
     return LogReport(label, agency_id, latest, findings, leaves, new_seen, cosigned)
 
 
-def _claimed_size(note: str) -> int | None:
+def claimed_checkpoint(note: str) -> Checkpoint | None:
+    """The checkpoint a note claims, unverified (only to plan fetches), or None if the note
+    is malformed."""
     try:
-        return Checkpoint.from_body(parse_note(note).text).size
+        return Checkpoint.from_body(parse_note(note).text)
     except NoteError:
         return None
+
+
+def _claimed_size(note: str) -> int | None:
+    claimed = claimed_checkpoint(note)
+    return claimed.size if claimed else None
 
 
 def _agency(origin: str) -> str:

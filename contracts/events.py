@@ -35,10 +35,15 @@ def personal(category: DataCategory, *, description: str, **kwargs: Any) -> Any:
     return tagged(category, description=description, **kwargs)
 
 
-def officer(*, description: str = "The officer who did it (R7: accountability).") -> Any:
+OFFICER_ID_PATTERN = r"^[A-Za-z0-9._:-]+$"
+
+
+def officer(
+    *, description: str = "The officer who did it (R7: accountability).", **kwargs: Any
+) -> Any:
     """An officer's id (badge number, not a name): operational, so oversight sees who decided."""
     return clear(
-        min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$", description=description
+        min_length=1, max_length=64, pattern=OFFICER_ID_PATTERN, description=description, **kwargs
     )
 
 
@@ -157,6 +162,9 @@ class ReferralRequested(EventPayload):
 
 class ReferralAccepted(EventPayload):
     referral_id: str = clear(min_length=1, max_length=64, description="The referral answered.")
+    answered_by_officer: str | None = officer(
+        default=None, description="The officer who accepted (R7); optional for systems."
+    )
     shelter_address: str = personal(
         DataCategory.LOCATION, default="", max_length=500, description="The most dangerous field."
     )
@@ -180,6 +188,9 @@ class ReferralDeclined(EventPayload):
     version: ClassVar[int] = 2
     referral_id: str = clear(min_length=1, max_length=64, description="The referral answered.")
     reason_code: DeclineReason = clear(description="Why, from a closed list (v2).")
+    answered_by_officer: str | None = officer(
+        default=None, description="The officer who declined (R7); optional for systems."
+    )
     reason: str = personal(
         DataCategory.SERVICE, default="", max_length=2000, description="Free-text explanation."
     )

@@ -12,6 +12,8 @@ caller supplies envelopes (as JSON objects) and the directory's agency roles.
 
 from __future__ import annotations
 
+import csv
+import io
 import statistics as pystats
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -96,7 +98,8 @@ def median_days(days: Sequence[float]) -> dict[str, Cell]:
     return {"cases": len(days), "median_days": round(pystats.median(days), 1)}
 
 
-def _time(envelope: Mapping[str, Any]) -> datetime | None:
+def envelope_time(envelope: Mapping[str, Any]) -> datetime | None:
+    """The envelope's time, timezone-aware; None when it is not a timestamp."""
     try:
         t = datetime.fromisoformat(str(envelope.get("time", "")).replace("Z", "+00:00"))
     except ValueError:
@@ -126,12 +129,12 @@ def distinct(envelopes: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     seen: dict[str, Mapping[str, Any]] = {}
     for e in envelopes:
         seen.setdefault(str(e.get("id")), e)
-    return sorted(seen.values(), key=lambda e: _time(e) or datetime.min.replace(tzinfo=UTC))
+    return sorted(seen.values(), key=lambda e: envelope_time(e) or datetime.min.replace(tzinfo=UTC))
 
 
 def compute(envelopes: Iterable[Mapping[str, Any]], roles: Mapping[str, str]) -> dict[str, Any]:
     """The publishable figures; `roles` maps agency id -> role (from the directory)."""
-    events = [e for e in distinct(envelopes) if _time(e) is not None]
+    events = [e for e in distinct(envelopes) if envelope_time(e) is not None]
     by_stage: dict[str, Counter[str]] = defaultdict(Counter)
     by_country_role: dict[str, Counter[str]] = defaultdict(Counter)
     screened_at: dict[str, datetime] = {}
@@ -142,7 +145,7 @@ def compute(envelopes: Iterable[Mapping[str, Any]], roles: Mapping[str, str]) ->
     destination: dict[str, str] = {}
     decline_reasons: Counter[str] = Counter()
     for e in events:
-        t = _time(e)
+        t = envelope_time(e)
         assert t is not None
         case, op, event_type = str(e.get("subject")), _op(e), str(e.get("type"))
         sender = str(e.get("sender"))
@@ -290,3 +293,27 @@ def charts(figures: Mapping[str, Any]) -> dict[str, str]:
         "stages.svg": bar_chart_svg("Events per lifecycle stage", stage_bars),
         "screenings-by-month.svg": bar_chart_svg("Cases screened per month", month_bars),
     }
+
+
+# --- table -----------------------------------------------------------------------------
+
+
+def figures_csv(figures: Mapping[str, Any]) -> str:
+    """The figures as one CSV table (table, row, column, value), every cell exactly as
+    published: suppressed cells keep their markers, so the file leaks nothing more."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(("table", "row", "column", "value"))
+
+    def walk(path: list[str], value: Any) -> None:
+        if isinstance(value, Mapping):
+            for key, inner in value.items():
+                walk([*path, str(key)], inner)
+            return
+        table, *middle = path
+        column = middle.pop() if middle else ""
+        writer.writerow((table, "/".join(middle), column, "" if value is None else value))
+
+    for key, value in figures.items():
+        walk([str(key)], value)
+    return out.getvalue()

@@ -31,6 +31,7 @@ from contracts.audit_verification import (
     LogReport,
     SeenLog,
     accountability_findings,
+    claimed_checkpoint,
     first_error,
     report_json,
     sizes_to_prove,
@@ -45,8 +46,8 @@ from contracts.directory import (
     verify_directory,
 )
 from contracts.keystore import AgencyKeys
-from contracts.statistics import charts, compute
-from contracts.transparency import Checkpoint, NoteError, NoteVerifier, parse_note
+from contracts.statistics import charts, compute, figures_csv
+from contracts.transparency import NoteError, NoteVerifier
 from nrm.agency_cli import DEFAULT_PASSPHRASE_ENV, load_keys
 from nrm.cli import CliError
 
@@ -263,7 +264,7 @@ def fetch_log(
     latest = client.request("GET", "/v1/audit/checkpoint", ok404=True)
     if latest is not None and (not notes or notes[-1] != latest.text):
         notes.append(latest.text)
-    claimed = _claimed(notes[-1]) if notes else None
+    claimed = claimed_checkpoint(notes[-1]) if notes else None
     seen = seen_of(claimed.origin) if claimed else None
     proofs: dict[tuple[int, int], list[bytes]] = {}
     for old, new in sizes_to_prove(notes, seen):
@@ -292,13 +293,6 @@ def fetch_log(
         start += len(items)
         progress(min(start, size), size)
     return Fetched(notes, leaves[:size], proofs), seen
-
-
-def _claimed(note: str) -> Checkpoint | None:
-    try:
-        return Checkpoint.from_body(parse_note(note).text)
-    except NoteError:
-        return None
 
 
 def verify_nodes(
@@ -414,10 +408,12 @@ def cmd_stats(args: argparse.Namespace) -> int:
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     (out / "statistics.json").write_text(json.dumps(figures, indent=2) + "\n")
+    (out / "statistics.csv").write_text(figures_csv(figures))
     for name, svg in charts(figures).items():
         (out / name).write_text(svg)
     print(f"statistics of {figures['events']} events from {len(reports)} verified log(s)")
     print(f"  {out / 'statistics.json'}")
+    print(f"  {out / 'statistics.csv'}")
     for name in charts(figures):
         print(f"  {out / name}")
     return 0

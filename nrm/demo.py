@@ -124,7 +124,11 @@ def scenario() -> list[Step]:
             "accepts and will appoint a guardian",
             "referral.accepted",
             ("border-police",),
-            {"referral_id": "ref-cp-1", "placement": f"guardian on duty {CANARY}"},
+            {
+                "referral_id": "ref-cp-1",
+                "answered_by_officer": "cp-0101",
+                "placement": f"guardian on duty {CANARY}",
+            },
         ),
         Step(
             "safe-house",
@@ -133,6 +137,7 @@ def scenario() -> list[Step]:
             ("border-police", "child-protection"),
             {
                 "referral_id": "ref-sh-1",
+                "answered_by_officer": "sh-0001",
                 "shelter_address": f"12 Hidden Lane {CANARY}",
                 "placement": f"room 3 {CANARY}",
             },
@@ -354,6 +359,18 @@ def report_notifications(receiver: WebhookReceiver, out: TextIO) -> None:
         say(f"  {agency:<16} {len(types):2} signed, verified: {', '.join(types)}")
     if not by_agency:
         raise DemoFailed("no notification arrived")
+
+
+def console_sign_ins(bus: CountryBus, out: TextIO, agencies: tuple[str, ...]) -> None:
+    """Where each node's web console is, and its demo officer's sign-in (demo only)."""
+    say = _printer(out)
+    for agency in agencies:
+        if agency in bus.officers:
+            officer, password = bus.officers[agency]
+            say(
+                f"  {agency:<16} {bus.console_url(agency):<36} officer {officer:<8} "
+                f"password {password}"
+            )
 
 
 def _printer(out: TextIO) -> Callable[[str], None]:

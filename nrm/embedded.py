@@ -10,7 +10,10 @@ Data layout under the data folder (one folder per country)::
     <country>/registry.db            the registry's event store
     <country>/bus.db                 the in-process transport (when not on Kafka)
     <country>/secrets/               keystores and master keys (0600; demo only)
-    <country>/nodes/<agency>/        store.db, case-keys.db, audit.db
+    <country>/nodes/<agency>/        store.db, case-keys.db, audit.db, console.db
+
+Each node serves its web console under /console, with one demo officer (`demo_officer`),
+whose generated password is kept beside the keystores (demo only).
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ from contracts.directory_client import DirectoryClient
 from contracts.keystore import AgencyKeys, generate_agency_keys, open_keystore, seal_keystore
 from contracts.vocabulary import Role, ServiceKind
 from notifier.runtime import NotifierRuntime, NotifierSettings, ServedAgency
+from referral_router.console.officers import OfficerBook
+from referral_router.console.settings import ConsoleSettings
 from referral_router.runtime.node import NodeRuntime, NodeSettings, sqlite_store_env
 from referral_router.transport.base import Transport
 from referral_router.transport.factory import open_transport
@@ -81,6 +86,11 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def demo_officer(agency_id: str) -> str:
+    """The demo officer of an agency: its initials and a badge number (sh-0001)."""
+    return "-".join(("".join(part[0] for part in agency_id.split("-")), "0001"))
 
 
 def router_audience(agency_id: str) -> str:
@@ -150,6 +160,7 @@ class CountryBus:
     agencies: Sequence[AgencySpec] = DEMO_AGENCIES
     transport_url: str | None = None
     port: int = 0
+    console: bool = True  # each node serves its web console, with a demo officer
     nodes: dict[str, NodeRuntime] = field(default_factory=dict)
     urls: dict[str, str] = field(default_factory=dict)
     _served: list[Served] = field(default_factory=list)
@@ -163,6 +174,8 @@ class CountryBus:
         self.keychain = Keychain(self.root / "secrets")
         self.agency_keys: dict[str, AgencyKeys] = {}
         self.transport: Transport | None = None
+        #: agency -> (officer id, password) of its demo officer, when consoles are on.
+        self.officers: dict[str, tuple[str, str]] = {}
 
     def _next_port(self) -> int:
         if self.port == 0:
@@ -306,15 +319,42 @@ class CountryBus:
             audit_path=folder / "audit.db",
             witness_url=self.registry_url,  # the registry witnesses every node's log
             witness_audience=self.registry_config.token_audience,
+            console=self._console_settings(folder) if self.console else None,
         )
         client = self.directory_client()
         await asyncio.to_thread(client.refresh)
         runtime = NodeRuntime(settings, self.agency_keys[spec.id], client.current, self.transport)
         await runtime.start()
         self.nodes[spec.id] = runtime
+        if runtime.console is not None:
+            self.officers[spec.id] = await asyncio.to_thread(
+                self._ensure_demo_officer, spec, runtime.console.book
+            )
         served = await self._serve(runtime.app)
         self.urls[spec.id] = served.url
         self._tasks.append(asyncio.create_task(runtime.run(), name=f"node-{spec.id}"))
+
+    def _console_settings(self, folder: Path) -> ConsoleSettings:
+        """An oversight node watches every node of the bus (their URLs are known only
+        once they serve, so the mapping is read at each verification)."""
+        return ConsoleSettings(
+            book_path=folder / "console.db",
+            peers=lambda: dict(self.urls),
+            registry_url=self.registry_url,
+            anchor=self.registry_config.anchor(),
+        )
+
+    def _ensure_demo_officer(self, spec: AgencySpec, book: OfficerBook) -> tuple[str, str]:
+        officer = demo_officer(spec.id)
+        password = _secret_file(
+            self.keychain.folder / f"{spec.id}.officer", secrets.token_urlsafe(12).encode()
+        ).decode()
+        if book.officer(officer) is None:
+            book.add(officer, f"Demo officer of {spec.name}", password)
+        return officer, password
+
+    def console_url(self, agency_id: str) -> str:
+        return f"{self.urls[agency_id]}/console/"
 
     async def serve(self, app: Any) -> str:
         """Serve another ASGI app beside the bus (e.g. a demo webhook receiver)."""

@@ -26,6 +26,9 @@ def add_commands(sub: Any) -> None:
     demo = sub.add_parser("demo", help="run the bus and play a trafficking case through it")
     demo.add_argument("--data", type=Path, help="data folder (default: a fresh temporary one)")
     demo.add_argument("--kafka", metavar="BOOTSTRAP", help=KAFKA_HELP)
+    demo.add_argument(
+        "--stay", action="store_true", help="keep the bus up after the demo (for the consoles)"
+    )
     demo.set_defaults(handler=_demo)
 
 
@@ -64,6 +67,7 @@ def _kafka(kafka: str | None, data: Path) -> Iterator[str | None]:
 
 
 def _up(args: argparse.Namespace) -> int:
+    from nrm.demo import console_sign_ins
     from nrm.embedded import CountryBus
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -84,6 +88,8 @@ def _up(args: argparse.Namespace) -> int:
         print(f"registry  {bus.registry_url}")
         for agency, url in bus.urls.items():
             print(f"node      {url}  {agency}")
+        print("web consoles (demo officers' sign-in):")
+        console_sign_ins(bus, sys.stdout, tuple(bus.urls))
         print(f"data in {args.data.resolve()}; Ctrl-C stops")
         try:
             await asyncio.Event().wait()
@@ -99,7 +105,7 @@ def _up(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from nrm.demo import DemoFailed, run_demo
+    from nrm.demo import DemoFailed, console_sign_ins, run_demo
     from nrm.embedded import CountryBus
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s %(message)s")
@@ -113,17 +119,27 @@ def _demo(args: argparse.Namespace) -> int:
         carrier = f"Apache Kafka at {kafka}" if kafka else "in-process transport"
         print(f"Starting the embedded bus: registry, 8 agency nodes, {carrier} ...")
         await bus.start()
+        print("Web consoles, served by each node (an agency's inbox; the rapporteur's oversight):")
+        console_sign_ins(bus, sys.stdout, ("safe-house", "child-protection", "rapporteur"))
         try:
             await run_demo(bus, sys.stdout)
+            print("\nDemo complete: every step answered as the rules require.")
+            if args.stay:
+                print("The bus stays up for the consoles above; Ctrl-C stops it.", flush=True)
+                await asyncio.Event().wait()
+            else:
+                print("The bus stops now: `nrm demo --stay` keeps it up to browse the consoles.")
         except DemoFailed as exc:
             print(f"\nDEMO FAILED: {exc}", file=sys.stderr)
             return 1
         finally:
             await bus.stop()
-        print("\nDemo complete: every step answered as the rules require.")
         return 0
 
-    if args.data is not None:
-        return asyncio.run(run(args.data))
-    with tempfile.TemporaryDirectory(prefix="nrm-demo-") as tmp:
-        return asyncio.run(run(Path(tmp)))
+    try:
+        if args.data is not None:
+            return asyncio.run(run(args.data))
+        with tempfile.TemporaryDirectory(prefix="nrm-demo-") as tmp:
+            return asyncio.run(run(Path(tmp)))
+    except KeyboardInterrupt:  # --stay ends with Ctrl-C
+        return 0

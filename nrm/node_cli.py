@@ -30,6 +30,14 @@ needs no files but its secrets:
 ``NRM_KAFKA_SESSION_TIMEOUT_MS`` consumer group session timeout (default 10000); with
 ``NRM_KAFKA_HEARTBEAT_MS``      the heartbeat interval (default 3000): faster failover
 ``NRM_OTEL_EXPORTER``           ``none`` | ``console`` | ``otlp`` (referral_router.telemetry)
+``NRM_CONSOLE``                 ``on`` (default) serves the web console under /console;
+                                ``off`` does not
+``NRM_CONSOLE_DB``              officers, sessions, verdicts (default
+                                ``<NRM_DATA_DIR>/console.db``; ``nrm officer`` manages it)
+``NRM_CONSOLE_PEERS``           oversight nodes only: ``agency=url,...`` to watch (default:
+                                every router URL of the country in the directory)
+``NRM_CONSOLE_SECURE_COOKIES``  ``1`` behind a TLS-terminating proxy (cookies get
+                                ``Secure`` and the ``__Host-`` prefix; automatic on https)
 ``NRM_FAULT_EXIT_AFTER_PUBLISH`` fault drills only: ``1`` exits right after a publish,
                                 before the relay records its position (relay.py)
 ==============================  =========================================================
@@ -83,6 +91,9 @@ class NodeConfig:
     poll_interval: float
     startup_timeout: float
     kafka: dict[str, object]
+    console_db: Path | None = None  # None: no console
+    console_peers: dict[str, str] | None = None
+    console_secure_cookies: bool = False
 
 
 def _need(env: dict[str, str], name: str) -> str:
@@ -146,7 +157,27 @@ def config_from_env(env: dict[str, str] | None = None) -> NodeConfig:
         poll_interval=_number(env, "NRM_POLL_INTERVAL", 0.05),
         startup_timeout=_number(env, "NRM_STARTUP_TIMEOUT", 60.0),
         kafka=kafka,
+        console_db=(
+            None
+            if env.get("NRM_CONSOLE", "on").strip().lower() == "off"
+            else Path(env.get("NRM_CONSOLE_DB") or data_dir / "console.db")
+        ),
+        console_peers=_peers(env.get("NRM_CONSOLE_PEERS", "")),
+        console_secure_cookies=env.get("NRM_CONSOLE_SECURE_COOKIES", "") in ("1", "true", "yes"),
     )
+
+
+def _peers(text: str) -> dict[str, str] | None:
+    """`agency=url,agency=url` -> {agency: url}; empty: None (use the directory)."""
+    if not text.strip():
+        return None
+    out = {}
+    for item in text.split(","):
+        agency, sep, url = item.strip().partition("=")
+        if not sep or not url.startswith(("http://", "https://")):
+            raise CliError(f"NRM_CONSOLE_PEERS: {item!r} is not agency=http(s)://host:port")
+        out[agency] = url.rstrip("/")
+    return out
 
 
 def master_key(path: Path) -> bytes:
@@ -173,6 +204,7 @@ async def serve(cfg: NodeConfig, stop: asyncio.Event | None = None) -> None:
     from contracts.directory_client import DirectoryClient
     from nrm.agency_cli import load_keys
     from referral_router import telemetry
+    from referral_router.console.settings import ConsoleSettings
     from referral_router.runtime.node import NodeRuntime, NodeSettings
     from referral_router.transport.factory import open_transport
 
@@ -212,6 +244,17 @@ async def serve(cfg: NodeConfig, stop: asyncio.Event | None = None) -> None:
         master_key=master_key(cfg.master_key_file),
         audience=cfg.audience,
         poll_interval=cfg.poll_interval,
+        console=(
+            ConsoleSettings(
+                book_path=cfg.console_db,
+                peers=(lambda: dict(cfg.console_peers or {})) if cfg.console_peers else None,
+                registry_url=cfg.registry_url,
+                anchor=anchor,
+                secure_cookies=cfg.console_secure_cookies,
+            )
+            if cfg.console_db is not None
+            else None
+        ),
     )
     transport = open_transport(cfg.transport_url, **cfg.kafka)
     runtime = NodeRuntime(settings, keys, directory.current, transport)
@@ -230,6 +273,8 @@ async def serve(cfg: NodeConfig, stop: asyncio.Event | None = None) -> None:
             loop.add_signal_handler(sig, stop.set)
     waiters: list[asyncio.Task[Any]] = [http, loops, asyncio.create_task(stop.wait())]
     print(f"node {cfg.agency_id} ({cfg.country}) on http://{cfg.host}:{cfg.port}", flush=True)
+    if runtime.console is not None:
+        print(f"console on http://{cfg.host}:{cfg.port}/console/ (nrm officer add)", flush=True)
     try:
         await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
     finally:

@@ -12,7 +12,8 @@ layer sub-packages                                job
                                                   and opening
 2     ``sending``, ``receiving``, ``audit``       submit and the outbox relay; reception and
                                                   the inbox loop; the verifiable log
-3     ``federation``, ``api``                     the cross-border gateway; the HTTP routes
+3     ``federation``, ``api``, ``console``        the cross-border gateway; the HTTP routes;
+                                                  the officers' web console
 4     ``runtime``                                 wires one node (or one gateway) together
 ====  ==========================================  ============================================
 

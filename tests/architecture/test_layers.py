@@ -34,6 +34,7 @@ ROUTER_LAYERS = {
     "audit": 2,
     "federation": 3,
     "api": 3,
+    "console": 3,
     "runtime": 4,
 }
 

@@ -213,3 +213,4 @@ def test_stats_writes_json_and_svg(
     assert figures["events"] == 9
     assert (out / "stages.svg").read_text().startswith("<svg")
     assert (out / "screenings-by-month.svg").exists()
+    assert "stages_by_month,screened,total,<5" in (out / "statistics.csv").read_text()

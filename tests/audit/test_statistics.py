@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from datetime import timedelta
 from typing import Any
@@ -13,6 +15,7 @@ from contracts.statistics import (
     bar_chart_svg,
     charts,
     compute,
+    figures_csv,
     rate,
     suppress,
     suppress_row,
@@ -113,3 +116,20 @@ def test_svg_bars_scale_and_escape() -> None:
     assert widths[1] == 4 * widths[0]  # 40 vs 10
     assert len(rects) == 2  # the suppressed value has no bar
     assert "A &amp; B" in svg and "x&lt;y" in svg
+
+
+def test_csv_holds_every_published_cell_and_no_small_number() -> None:
+    figures = compute([e.model_dump(mode="json") for e in cases(12)], ROLE_NAMES)
+    rows = list(csv.DictReader(io.StringIO(figures_csv(figures))))
+    cell = {(r["table"], r["row"], r["column"]): r["value"] for r in rows}
+    assert cell[("events", "", "")] == str(figures["events"])
+    assert cell[("stages_by_month", "screened", "total")] == str(
+        figures["stages_by_month"]["screened"]["total"]
+    )
+    assert cell[("referrals", "by_service/shelter", "requested")] == str(
+        figures["referrals"]["by_service"]["shelter"]["requested"]
+    )
+    assert cell[("referrals", "all", "requested")] == str(figures["referrals"]["all"]["requested"])
+    counts = [r["value"] for r in rows if r["table"] not in ("threshold", "markers", "format")]
+    assert all(int(v) >= 5 for v in counts if v.isdigit()), counts
+    assert SMALL in counts  # the small ones are there, as markers

@@ -9,7 +9,6 @@ answers through this table too.
 
 from __future__ import annotations
 
-from eventsourcing.persistence import IntegrityError
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -24,9 +23,7 @@ from contracts.problems import (
     problem,
 )
 from referral_router.audit.log import AuditLogError
-from referral_router.rules.lifecycle import RuleViolation, UnknownCase
-from referral_router.rules.roster import UnknownAgency
-from referral_router.sending.node import IdempotencyConflict, InvalidSubmission
+from referral_router.sending.problems import SUBMISSION_PROBLEMS
 
 #: The error responses every route may document.
 ERROR_RESPONSES = openapi_responses(400, 401, 403, 404, 409, 422)
@@ -39,14 +36,7 @@ def _audit_problem(exc: AuditLogError) -> Problem:
 
 TRANSLATIONS: Translations = {
     **framework_translations(RequestValidationError, HTTPException),
-    RuleViolation: lambda e: problem("rule-violation", e.message, rule=e.rule),
-    UnknownCase: lambda e: problem("unknown-case", f"no case {e} at this node"),
-    UnknownAgency: lambda e: problem("unknown-agency", e.message, rule=e.rule),
-    IdempotencyConflict: lambda e: problem("idempotency-key-reused", str(e)),
-    IntegrityError: lambda _: problem(
-        "concurrent-write", "another event was appended to this case at the same time"
-    ),
-    InvalidSubmission: lambda e: problem("invalid-request", str(e)),
+    **SUBMISSION_PROBLEMS,
     AuditLogError: _audit_problem,
 }
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from contracts.agency_token import ReplayCache, TokenVerifier
+from contracts.agency_token import ReplayCache, TokenVerifier, issue_token
 from contracts.directory import Directory, KeyUse
 from contracts.kafka_binding import ENVELOPE_CONTENT_TYPE
 from contracts.keystore import AgencyKeys
@@ -24,6 +24,9 @@ from referral_router import telemetry
 from referral_router.api.app import create_app
 from referral_router.audit.log import AuditLog
 from referral_router.audit.witnessing import witnessing_for
+from referral_router.console.app import Console
+from referral_router.console.settings import PREFIX as CONSOLE_PREFIX
+from referral_router.console.settings import ConsoleSettings
 from referral_router.receiving.inbox import InboxLoop
 from referral_router.receiving.provenance import Domestic
 from referral_router.receiving.reception import Reception
@@ -57,6 +60,7 @@ class NodeSettings:
     witness_url: str | None = None  # the registry, witnessing checkpoints; None: off
     witness_audience: str | None = None  # default nrm-registry:<country>
     poll_interval: float = 0.05
+    console: ConsoleSettings | None = None  # the web console under /console; None: off
     extra: dict[str, str] = field(default_factory=dict)
 
 
@@ -100,6 +104,14 @@ class NodeRuntime:
             self.audit, keys, settings.witness_url, settings.witness_audience
         )
         self.app: FastAPI = create_app(self.node, self.verifier, self.audit)
+        self._keys = keys
+        self.console = (
+            Console(self.node, settings.console, settings.master_key, self._peer_token)
+            if settings.console is not None
+            else None
+        )
+        if self.console is not None:
+            self.app.mount(CONSOLE_PREFIX, self.console.app)
         telemetry.instrument_app(self.app, settings.agency_id)
         telemetry.watch_relay(settings.agency_id, self.relay.pending)
         self._consumer = transport.consumer(
@@ -107,6 +119,14 @@ class NodeRuntime:
         )
         self.inbox = InboxLoop(self.reception, transport, self._consumer, settings.country)
         self._stopping = asyncio.Event()
+
+    def _peer_token(self, agency_id: str) -> str:
+        """A one-time token for this node's agency calling `agency_id`'s node (the
+        oversight console reads other nodes' audit logs)."""
+        assert self.settings.console is not None
+        pair = self._keys.current(KeyUse.SIGNING)
+        audience = self.settings.console.peer_audience.format(agency=agency_id)
+        return issue_token(self.settings.agency_id, pair.key_id, pair.ed25519(), audience)
 
     def _country_of(self, agency_id: str) -> str:
         record = self.roster.directory.agency(agency_id)
@@ -126,6 +146,8 @@ class NodeRuntime:
             self._checkpoints = asyncio.create_task(
                 periodic(self.settings.checkpoint_interval, self._stopping)
             )
+        if self.console is not None:
+            self._console = asyncio.create_task(self.console.run(self._stopping))
         while not self._stopping.is_set():
             worked = 0
             try:
@@ -146,10 +168,13 @@ class NodeRuntime:
         if running is not None and running is not asyncio.current_task():
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.wait_for(running, timeout=5)
-        checkpoints = getattr(self, "_checkpoints", None)
-        if checkpoints is not None:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await asyncio.wait_for(checkpoints, timeout=5)
+        for name in ("_checkpoints", "_console"):
+            task = getattr(self, name, None)
+            if task is not None:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await asyncio.wait_for(task, timeout=5)
+        if self.console is not None:
+            self.console.close()
         await self._consumer.stop()
         if self.witnessing is not None:
             self.witnessing.close()
