@@ -131,6 +131,15 @@ def setup_from_env(default_service_name: str = "nrm-router") -> str:
     return exporter
 
 
+def shutdown() -> None:
+    """Export what the global SDK providers still hold, then stop them (a clean stop
+    must not lose the last spans and metrics)."""
+    for provider in (trace.get_tracer_provider(), metrics.get_meter_provider()):
+        stop = getattr(provider, "shutdown", None)
+        if callable(stop):
+            stop()
+
+
 def tracer() -> Tracer:
     return _state.tracer or trace.get_tracer(SCOPE)
 
@@ -375,6 +384,7 @@ __all__ = [
     "event_appended",
     "instrument_app",
     "setup_from_env",
+    "shutdown",
     "tracer",
     "watch_relay",
 ]

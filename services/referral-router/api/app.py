@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from referral_router.api.auth import TokenCheck
+from referral_router.api.auth import Authenticator
 from referral_router.api.cases import cases
 from referral_router.api.errors import install_error_handlers
 from referral_router.api.health import health
@@ -13,7 +13,14 @@ from referral_router.audit.log import AuditLog
 from referral_router.sending.node import AgencyNode
 
 
-def create_app(node: AgencyNode, check_token: TokenCheck, audit: AuditLog | None = None) -> FastAPI:
+def create_app(
+    node: AgencyNode,
+    check_token: Authenticator,
+    audit: AuditLog | None = None,
+    public_url: str | None = None,
+) -> FastAPI:
+    """`public_url`: the base URL clients use, when a proxy stands in front (DPoP proofs
+    name the URL the client called)."""
     app = FastAPI(
         title=f"NRM referral router ({node.agency_id})",
         version="1",
@@ -21,6 +28,7 @@ def create_app(node: AgencyNode, check_token: TokenCheck, audit: AuditLog | None
     )
     app.state.node = node
     app.state.check_token = check_token
+    app.state.public_url = public_url
     app.state.directory = lambda: node.roster.directory
     app.include_router(cases)
     app.include_router(health)

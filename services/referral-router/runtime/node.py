@@ -57,6 +57,7 @@ class NodeSettings:
     witness_url: str | None = None  # the registry, witnessing checkpoints; None: off
     witness_audience: str | None = None  # default nrm-registry:<country>
     poll_interval: float = 0.05
+    public_url: str | None = None  # the base URL clients call, behind a proxy (DPoP htu)
     extra: dict[str, str] = field(default_factory=dict)
 
 
@@ -99,7 +100,9 @@ class NodeRuntime:
         self.witnessing = witnessing_for(
             self.audit, keys, settings.witness_url, settings.witness_audience
         )
-        self.app: FastAPI = create_app(self.node, self.verifier, self.audit)
+        self.app: FastAPI = create_app(
+            self.node, self.verifier, self.audit, public_url=settings.public_url
+        )
         telemetry.instrument_app(self.app, settings.agency_id)
         telemetry.watch_relay(settings.agency_id, self.relay.pending)
         self._consumer = transport.consumer(
