@@ -75,11 +75,20 @@ TheNotifier = Annotated[Notifier, Depends(notifier_of)]
 
 
 def caller(
-    request: Request, notifier: TheNotifier, authorization: Annotated[str | None, Header()] = None
+    request: Request,
+    notifier: TheNotifier,
+    authorization: Annotated[str | None, Header()] = None,
+    dpop: Annotated[str | None, Header(alias="DPoP", max_length=4096)] = None,
 ) -> Caller:
-    """An agency this notifier serves, or the operator; 401/403 otherwise."""
+    """An agency this notifier serves, or the operator; 401/403 otherwise. A DPoP-bound
+    token's proof names this request's method and URL."""
     verifier: TokenVerifier = request.app.state.verifier
-    agency_id = verifier.authenticate(authorization).agency_id
+    agency_id = verifier.authenticate(
+        authorization,
+        proof=dpop,
+        method=request.method,
+        url=str(request.url.replace(query="", fragment="")),
+    ).agency_id
     if agency_id == notifier.operator_id:
         return Caller(agency_id, True)
     if agency_id not in notifier.agencies:

@@ -29,6 +29,7 @@ from contracts.agency_token import ReplayCache, TokenVerifier, issue_token, syst
 from contracts.directory import AgencyStatus, Directory, KeyUse, PublicKeyRecord
 from contracts.keystore import AgencyKeys
 from contracts.vocabulary import Role
+from contracts.webhook_signature import HEADER, IDEMPOTENCY_HEADER, sign
 from notifier.api import create_app
 from notifier.callers import Parties
 from notifier.deadlines import REMINDS_OF, escalation_key, plan
@@ -38,7 +39,6 @@ from notifier.notifications import (
     outcome,
     reminder_notification,
 )
-from notifier.signature import HEADER, IDEMPOTENCY_HEADER, sign
 from notifier.store import DueDeadline, DueDelivery, NotifierStore
 from notifier.subscriptions import SecretUnavailable, StaticSubscription, open_secret
 
