@@ -136,7 +136,8 @@ def test_inbox_pages_resume_from_a_durable_cursor(
     bus.settle()
     with local.client("safe-house") as restarted:  # a new process: only the cursor file
         seen = list(restarted.inbox(after=FileCursor(cursor.path).position, page_size=2))
-    assert [i.case for i in seen] == cases, [(i.type, i.case, i.position, i.sender) for i in seen]
+    # exactly the new referrals (cases travel on different partitions: any order)
+    assert sorted(i.case for i in seen) == sorted(cases), [(i.type, i.case) for i in seen]
     assert all(i.type == "referral.requested" and i.position > before for i in seen)
     cursor.save(seen[-1].position)
     assert FileCursor(cursor.path).position == seen[-1].position
