@@ -19,6 +19,7 @@ can say exactly where a log was rewritten. The CLI (`nrm audit verify`) only fet
 
 from __future__ import annotations
 
+import binascii
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -28,8 +29,9 @@ from itertools import pairwise
 from typing import Any
 
 import rfc8785
+from cryptography.exceptions import InvalidSignature
 
-from contracts.directory import Directory, KeyUse
+from contracts.directory import Directory, KeyUse, TrustAnchor, b64url_decode
 from contracts.transparency import (
     EMPTY_ROOT,
     Checkpoint,
@@ -43,6 +45,26 @@ from contracts.transparency import (
     verify_consistency,
     verify_cosignature,
 )
+
+# --- the witness's key ------------------------------------------------------------------
+
+#: What the directory key signs to vouch for the witness key: this prefix, then the vkey.
+WITNESS_KEY_STATEMENT = b"nrm-witness-key/v1\n"
+
+
+def verify_witness_key(document: Mapping[str, Any], anchor: TrustAnchor) -> NoteVerifier:
+    """The witness key the registry serves (`GET /v1/witness/key`), believed only if the
+    anchor's key vouches for it: an oversight body pins the anchor, not the channel."""
+    vkey = str(document.get("vkey", ""))
+    try:
+        anchor.ed25519().verify(
+            b64url_decode(str(document.get("signature", ""))),
+            WITNESS_KEY_STATEMENT + vkey.encode(),
+        )
+    except (InvalidSignature, ValueError, binascii.Error) as exc:
+        raise NoteError(f"witness key {vkey!r} is not vouched for by the anchor") from exc
+    return NoteVerifier.from_vkey(vkey)
+
 
 # --- findings --------------------------------------------------------------------------
 

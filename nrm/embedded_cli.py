@@ -11,11 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from nrm import logs, serving
+from nrm import local_bus, logs, serving
 from nrm.cli import CliError
-
-DEFAULT_DATA = Path(".nrm-data")
-DEFAULT_COUNTRY = "XA"
 
 
 def add_commands(sub: Any) -> None:
@@ -27,8 +24,8 @@ def add_commands(sub: Any) -> None:
         "<data>/<country>/endpoints.json, and prints how to call a node. `nrm token`, "
         "`nrm url` and `nrm audit` read that file.",
     )
-    up.add_argument("--data", type=Path, default=DEFAULT_DATA, help="data folder")
-    up.add_argument("--country", default=DEFAULT_COUNTRY)
+    up.add_argument("--data", type=Path, default=local_bus.DEFAULT_DATA, help="data folder")
+    up.add_argument("--country", default=local_bus.DEFAULT_COUNTRY)
     up.add_argument("--port", type=int, default=8400, help="first port (0: any free ports)")
     up.add_argument("--kafka", metavar="BOOTSTRAP", help=KAFKA_HELP)
     logs.add_options(up)
@@ -119,8 +116,8 @@ Next: run the bus yourself and call a node (README, "Connect your system"):
 
 def data_options(data: Path, country: str) -> str:
     """The options another `nrm` command needs to find this bus ('' for the defaults)."""
-    options = "" if data == DEFAULT_DATA else f" --data {data}"
-    return options + ("" if country == DEFAULT_COUNTRY else f" --country {country}")
+    options = "" if data == local_bus.DEFAULT_DATA else f" --data {data}"
+    return options + ("" if country == local_bus.DEFAULT_COUNTRY else f" --country {country}")
 
 
 def startup_banner(bus: Any, data: Path, kafka: str | None) -> str:

@@ -34,58 +34,27 @@ from contracts.agency_token import (
     issue_token,
 )
 from contracts.directory import KeyUse
-from contracts.keystore import AgencyKeys, KeystoreError
+from contracts.keystore import AgencyKeys
+from nrm import local_bus
 from nrm.agency_cli import DEFAULT_PASSPHRASE_ENV, load_keys, write_private_file
 from nrm.cli import CliError
 
 TOKEN_ENV = "NRM_TOKEN"
-DEFAULT_DATA = Path(".nrm-data")
-DEFAULT_COUNTRY = "XA"
-
-
-# --- the local bus ---------------------------------------------------------------------
-
-
-def country_folder(args: argparse.Namespace) -> Path:
-    return Path(args.data) / args.country
-
-
-def running_bus(args: argparse.Namespace) -> endpoints.Endpoints:
-    """The address book of the bus `nrm up` runs with this data folder."""
-    path = country_folder(args) / endpoints.FILE_NAME
-    try:
-        return endpoints.loads(path.read_bytes())
-    except FileNotFoundError:
-        raise CliError(
-            f"no running bus: {path} is missing (start one with `nrm up`"
-            + ("" if args.data == DEFAULT_DATA else f" --data {args.data}")
-            + ")"
-        ) from None
-    except ValueError as exc:
-        raise CliError(f"{path}: {exc}") from None
 
 
 def dpop_key_path(args: argparse.Namespace, agency: str) -> Path:
     given: Path | None = getattr(args, "dpop_key", None)
-    return given or country_folder(args) / "clients" / f"{agency}.dpop.jwk"
+    return given or local_bus.folder(args) / "clients" / f"{agency}.dpop.jwk"
 
 
 def agency_keys(args: argparse.Namespace) -> AgencyKeys:
     """From --keystore, else from the local bus's demo keychain."""
-    if args.keystore is not None:
-        keys, _ = load_keys(args.keystore, args.passphrase_env)
-        if keys.agency_id != args.agency:
-            raise CliError(f"{args.keystore} holds {keys.agency_id}'s keys, not {args.agency}'s")
-        return keys
-    from nrm.embedded import Keychain
-
-    folder = country_folder(args) / "secrets"
-    try:
-        return Keychain.existing(folder).existing_keys(args.agency)
-    except FileNotFoundError as exc:
-        raise CliError(f"{exc} (or pass --keystore)") from None
-    except KeystoreError as exc:
-        raise CliError(f"{folder}: {exc}") from None
+    if args.keystore is None:
+        return local_bus.demo_keys(args, args.agency)
+    keys, _ = load_keys(args.keystore, args.passphrase_env)
+    if keys.agency_id != args.agency:
+        raise CliError(f"{args.keystore} holds {keys.agency_id}'s keys, not {args.agency}'s")
+    return keys
 
 
 def audience(args: argparse.Namespace) -> str:
@@ -96,7 +65,7 @@ def audience(args: argparse.Namespace) -> str:
     if args.service == "registry":
         return f"nrm-registry:{args.country}"
     if args.keystore is None:  # the local bus knows its notifier's audience
-        notifier = running_bus(args).notifier
+        notifier = local_bus.running(args).notifier
         if notifier is not None:
             return notifier.audience
     return endpoints.notifier_audience(args.country)
@@ -189,7 +158,7 @@ def cmd_dpop(args: argparse.Namespace) -> int:
 
 
 def cmd_url(args: argparse.Namespace) -> int:
-    bus = running_bus(args)
+    bus = local_bus.running(args)
     if args.service is None:
         print(f"registry  {bus.registry.url}")
         if bus.notifier is not None:
@@ -212,11 +181,6 @@ def cmd_url(args: argparse.Namespace) -> int:
 
 
 # --- wiring ----------------------------------------------------------------------------
-
-
-def _bus_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", type=Path, default=DEFAULT_DATA, help="the bus's data folder")
-    p.add_argument("--country", default=DEFAULT_COUNTRY)
 
 
 def add_commands(subparsers: Any) -> None:
@@ -247,25 +211,25 @@ def add_commands(subparsers: Any) -> None:
     p.add_argument("--keystore", type=Path, help="the agency's keystore (default: the bus's)")
     p.add_argument("--passphrase-env", default=DEFAULT_PASSPHRASE_ENV)
     p.add_argument("--dpop-key", type=Path, help="client key file (default under the data)")
-    _bus_options(p)
+    local_bus.add_options(p)
     p.set_defaults(handler=cmd_token)
 
     p = subparsers.add_parser(
         "dpop",
         help="print the DPoP proof for one request with the token in $NRM_TOKEN",
         description="A DPoP proof (RFC 9449) is good for one request: make a new one for "
-        "each call, e.g. curl -H \"DPoP: $(nrm dpop POST $NODE/v1/cases)\".",
+        'each call, e.g. curl -H "DPoP: $(nrm dpop POST $NODE/v1/cases)".',
     )
     p.add_argument("method", help="the request's HTTP method, e.g. GET or POST")
     p.add_argument("url", help="the request's URL (its query is ignored)")
     p.add_argument("--token", help=f"the access token (default: ${TOKEN_ENV})")
     p.add_argument("--dpop-key", type=Path, help="client key file (default under the data)")
-    _bus_options(p)
+    local_bus.add_options(p)
     p.set_defaults(handler=cmd_dpop)
 
     p = subparsers.add_parser("url", help="where the running bus's services listen")
     p.add_argument(
         "service", nargs="?", help="an agency id, 'registry' or 'notifier' (default: all)"
     )
-    _bus_options(p)
+    local_bus.add_options(p)
     p.set_defaults(handler=cmd_url)

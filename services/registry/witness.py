@@ -18,7 +18,6 @@ key with a signature by the directory key, so whoever holds the anchor can check
 from __future__ import annotations
 
 import base64
-import binascii
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,7 +25,6 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 from uuid import NAMESPACE_URL, UUID, uuid5
 
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
@@ -35,7 +33,8 @@ from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate, event
 from eventsourcing.persistence import IntegrityError
 
-from contracts.directory import KeyUse, TrustAnchor, b64url_decode, b64url_encode
+from contracts.audit_verification import WITNESS_KEY_STATEMENT
+from contracts.directory import KeyUse, b64url_encode
 from contracts.transparency import (
     SIG_TYPE_COSIGNATURE_V1,
     Note,
@@ -49,8 +48,6 @@ from registry.application import Registry, RegistryConflict, RegistryError
 
 DEFAULT_LOG_DOMAIN = "nrm.example"
 WITNESS_KEY_INFO = b"nrm-witness-key/v1"
-#: What the directory key signs to vouch for the witness key: this prefix, then the vkey.
-WITNESS_KEY_STATEMENT = b"nrm-witness-key/v1\n"
 
 #: Misbehaviour the node signed for: recorded as a flag. Anything else is only refused.
 FLAGGED = frozenset({FlagReason.FORK, FlagReason.SHRINKING, FlagReason.INCONSISTENT})
@@ -158,19 +155,6 @@ def derive_witness_key(registry_key: Ed25519PrivateKey) -> Ed25519PrivateKey:
     seed = registry_key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
     okm = HKDF(hashes.SHA256(), 32, salt=None, info=WITNESS_KEY_INFO).derive(seed)
     return Ed25519PrivateKey.from_private_bytes(okm)
-
-
-def verify_witness_key(body: dict[str, Any], anchor: TrustAnchor) -> NoteVerifier:
-    """The witness key of `GET /v1/witness/key`, believed only if the anchor's key vouches
-    for it (for an oversight body that pins the anchor, not the channel)."""
-    vkey = str(body["vkey"])
-    try:
-        anchor.ed25519().verify(
-            b64url_decode(str(body["signature"])), WITNESS_KEY_STATEMENT + vkey.encode()
-        )
-    except (InvalidSignature, ValueError, binascii.Error) as exc:
-        raise NoteError(f"witness key {vkey!r} is not vouched for by the anchor") from exc
-    return NoteVerifier.from_vkey(vkey)
 
 
 @dataclass(frozen=True)

@@ -62,7 +62,8 @@ def _book(request: Request) -> WitnessBook:
 @router.get("/v1/witness/key")
 def witness_key(request: Request) -> dict[str, Any]:
     """The witness's verifier key (for `nrm audit verify --witness`), signed by the
-    directory key; check it with `registry.witness.verify_witness_key` and the anchor."""
+    directory key; check it with `contracts.audit_verification.verify_witness_key`
+    and the anchor."""
     return _book(request).key_document()
 
 

@@ -7,12 +7,13 @@ import base64
 
 from fastapi.testclient import TestClient
 
+from contracts.audit_verification import verify_witness_key
 from contracts.directory import KeyUse
 from contracts.keystore import generate_agency_keys
 from contracts.transparency import NoteSigner, verify_cosignature
 from contracts.transparency.checkpoint import parse_note
 from registry import create_app
-from registry.witness import WitnessedLog, verify_witness_key
+from registry.witness import WitnessedLog
 from tests.problems import assert_problem
 from tests.registry.conftest import Bus, key_input
 from tests.witness.conftest import NodeLog, origin_of, submit, submit_log

@@ -12,10 +12,10 @@ from typing import Any
 import httpx
 import pytest
 
+from contracts.audit_verification import verify_witness_key
 from nrm.cli import main as nrm
 from nrm.demo import play
 from referral_router.audit.witnessing import Outcome
-from registry.witness import verify_witness_key
 from tests.bus.running import RunningBus, running_bus
 
 NODES = ("border-police", "child-protection", "safe-house", "nrm-authority")
