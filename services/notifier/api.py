@@ -242,6 +242,8 @@ def create_app(notifier: Notifier, verifier: TokenVerifier) -> FastAPI:
         version="1",
         description="Webhook and SSE notifications of received case events (operational "
         "metadata only), delivery status, replay, deadlines and escalations.",
+        # no framework spans, metrics or logs: they would carry raw paths and bodies
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.notifier = notifier
     app.state.verifier = verifier

@@ -236,6 +236,8 @@ def create_app(registry: Registry) -> FastAPI:
         version="1",
         description="Agencies, keys, endpoints and the data-sharing agreement of one "
         "country's referral bus; signs the directory every node verifies.",
+        # no framework spans, metrics or logs: they would carry raw paths and bodies
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.registry = registry
     for router in (

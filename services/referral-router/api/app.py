@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from referral_router import telemetry
 from referral_router.api.auth import Authenticator
 from referral_router.api.cases import cases
 from referral_router.api.errors import install_error_handlers
@@ -25,6 +26,7 @@ def create_app(
         title=f"NRM referral router ({node.agency_id})",
         version="1",
         description="An agency's node on the NRM referral bus.",
+        telemetry=telemetry.FRAMEWORK_TELEMETRY_OFF,
     )
     app.state.node = node
     app.state.check_token = check_token

@@ -104,6 +104,11 @@ class InboxItem(BaseModel):
     recipients: list[str]
     operational: dict[str, Any]
     deadlines: dict[str, datetime]
+    traceparent: str | None = Field(
+        default=None,
+        description="W3C trace context to continue the event's trace from (a notifier's "
+        "webhook does); null when this node no longer remembers it.",
+    )
 
 
 class InboxPage(BaseModel):

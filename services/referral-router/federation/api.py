@@ -15,6 +15,7 @@ from fastapi import Body, FastAPI, Query
 from fastapi.responses import JSONResponse
 
 from contracts.problems import MEDIA_TYPE, openapi_responses
+from referral_router import telemetry
 from referral_router.federation.gateway import Gateway
 from referral_router.federation.ledgers import CrossingLedger
 
@@ -24,6 +25,7 @@ def create_gateway_app(gateway: Gateway, ledger: CrossingLedger) -> FastAPI:
         title=f"NRM cross-border gateway {gateway.country} <-> {gateway.peer}",
         version="1",
         description="Relays return-planning events between two federated NRM buses.",
+        telemetry=telemetry.FRAMEWORK_TELEMETRY_OFF,
     )
 
     @app.post(

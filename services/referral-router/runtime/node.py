@@ -119,6 +119,7 @@ class NodeRuntime:
         topic = inbox_topic(self.settings.country, self.settings.agency_id)
         await self.transport.ensure_topics([topic], partitions=4)
         await self._consumer.start()
+        log.debug("node %s consuming %s", self.settings.agency_id, topic)
 
     async def run(self) -> None:
         """Relay and inbox (and periodic log checkpoints), until stop(): a failure is
@@ -160,3 +161,4 @@ class NodeRuntime:
             self.audit.close()
         self.case_keys.close()
         self.store.close()
+        log.debug("node %s stopped: stores closed", self.settings.agency_id)
