@@ -103,9 +103,9 @@ def _secret_file(path: Path, make: bytes) -> bytes:
 class Keychain:
     """The demo's keystores: passphrase-encrypted files, one per agency (0600)."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, passphrase: str | None = None) -> None:
         self.folder = folder
-        passphrase = os.environ.get("NRM_KEYSTORE_PASSPHRASE")
+        passphrase = passphrase or os.environ.get("NRM_KEYSTORE_PASSPHRASE")
         self.passphrase = (
             passphrase
             or _secret_file(folder / "passphrase", secrets.token_urlsafe(24).encode()).decode()
@@ -113,8 +113,12 @@ class Keychain:
 
     @classmethod
     def existing(cls, folder: Path) -> Keychain:
-        """The keychain a bus made earlier; never creates a passphrase or a key."""
-        if not (folder / "passphrase").exists() and "NRM_KEYSTORE_PASSPHRASE" not in os.environ:
+        """The keychain a bus made earlier; never creates a passphrase or a key. Its
+        passphrase file, when there is one, is the truth for that bus."""
+        kept = folder / "passphrase"
+        if kept.exists():
+            return cls(folder, kept.read_text())
+        if "NRM_KEYSTORE_PASSPHRASE" not in os.environ:
             raise FileNotFoundError(f"no keystores under {folder}: has `nrm up` run here?")
         return cls(folder)
 

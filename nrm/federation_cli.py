@@ -74,8 +74,15 @@ async def audit_both_sides(pair: Any, data: Path, out: TextIO) -> None:
                 "--fresh", "--quiet", "--grace", "30"]  # fmt: skip
         for agency, url in bus.urls.items():
             args += ["--node", f"{agency}={url}"]
+        before = os.environ.get("NRM_KEYSTORE_PASSPHRASE")
         os.environ["NRM_KEYSTORE_PASSPHRASE"] = bus.keychain.passphrase
-        code = await asyncio.to_thread(nrm, args)
+        try:
+            code = await asyncio.to_thread(nrm, args)
+        finally:  # the caller's environment as it was (tests run more buses after this)
+            if before is None:
+                os.environ.pop("NRM_KEYSTORE_PASSPHRASE", None)
+            else:
+                os.environ["NRM_KEYSTORE_PASSPHRASE"] = before
         verdict = "every log verified" if code == 0 else f"FAILED (exit {code})"
         print(f"  {country}: nrm audit verify over {len(bus.urls)} nodes: {verdict}", file=out)
         if code != 0:

@@ -33,7 +33,8 @@ class LocalBus:
         """From the demo keystore `nrm up` made for the agency (demo only: a real
         agency keeps its keystore and passphrase in its own secret store)."""
         secrets = self.folder / self.endpoints.secrets
-        passphrase = os.environ.get(PASSPHRASE_ENV) or (secrets / "passphrase").read_text()
+        kept = secrets / "passphrase"  # absent when `nrm up` took it from the environment
+        passphrase = kept.read_text() if kept.exists() else os.environ[PASSPHRASE_ENV]
         return Credentials.from_keystore(secrets / f"{agency_id}.keystore", passphrase)
 
     def client(self, agency_id: str, **options: object) -> AgencyClient:
