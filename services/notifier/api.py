@@ -20,6 +20,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.exceptions import HTTPException
 
+from contracts import openapi_auth
 from contracts.agency_token import AuthError, TokenVerifier
 from contracts.envelope import AGENCY_ID_PATTERN
 from contracts.problems import (
@@ -151,7 +152,7 @@ def deliveries(
     notifier: TheNotifier,
     who: Who,
     status: DeliveryStatus | None = None,
-    after: Annotated[int, Query(ge=0)] = 0,
+    after: Annotated[int, Query(ge=0, le=2**62)] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> dict[str, Any]:
     """The subscription's status, and each delivery with its attempt history."""
@@ -186,13 +187,32 @@ def deadlines(
     return {"agency": target, "items": notifier.store.deadlines(target, status)}
 
 
-@notifications_api.get("/v1/notifications/stream")
+@notifications_api.get(
+    "/v1/notifications/stream",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "description": "An event stream: `id`, `event` (event or reminder) and `data` (a "
+            "notification, JSON) per event; comments keep an idle connection alive.",
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        }
+    },
+)
 async def stream(
     request: Request,
     notifier: TheNotifier,
     who: Who,
     agency: AgencyFilter = None,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=20)] = None,
+    idle_timeout: Annotated[
+        float,
+        Query(
+            ge=0,
+            le=3600,
+            description="Seconds the stream stays open with nothing new; then it ends and "
+            "the client reconnects with Last-Event-ID (0: send what there is, then end).",
+        ),
+    ] = 300,
 ) -> StreamingResponse:
     """Server-Sent Events: the same notifications as the webhooks. `id` is a position
     in this notifier; reconnect with `Last-Event-ID` to resume after it."""
@@ -204,7 +224,7 @@ async def stream(
     except ValueError:
         raise ProblemError(problem("bad-request", "Last-Event-ID must be an integer")) from None
     return StreamingResponse(
-        _events(request, notifier, target, start),
+        _events(request, notifier, target, start, idle_timeout),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
@@ -250,6 +270,7 @@ def create_app(notifier: Notifier, verifier: TokenVerifier) -> FastAPI:
     for router in (deliveries_api, deadlines_api, notifications_api, health_api):
         app.include_router(router)
     install_error_handlers(app)
+    openapi_auth.install(app)
     return app
 
 
@@ -260,10 +281,10 @@ def install_error_handlers(app: FastAPI) -> None:
 
 
 async def _events(
-    request: Request, notifier: Notifier, agency: str, after: int
+    request: Request, notifier: Notifier, agency: str, after: int, idle_timeout: float
 ) -> AsyncIterator[bytes]:
     yield b"retry: 2000\n\n"
-    idle = 0.0
+    idle = quiet = 0.0
     poll = notifier.sse_poll_seconds
     while not await request.is_disconnected():
         batch = notifier.store.notifications_after(agency, after, 100)
@@ -271,10 +292,13 @@ async def _events(
             yield b"id: %d\nevent: %s\ndata: %s\n\n" % (seq, kind.encode(), body)
             after = seq
         if batch:
-            idle = 0.0
+            idle = quiet = 0.0
             continue
+        if quiet >= idle_timeout:
+            return  # the client reconnects with Last-Event-ID
         await asyncio.sleep(poll)
         idle += poll
+        quiet += poll
         if idle >= 15:
             idle = 0.0
             yield b": keep-alive\n\n"

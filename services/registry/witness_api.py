@@ -20,7 +20,7 @@ from contracts.transparency import HASH_SIZE
 from registry.callers import AgencyId, Own, Reader, registry_of
 from registry.witness import WitnessBook, WitnessRefused
 
-router = APIRouter(tags=["witness"], responses=openapi_responses(400, 401, 403, 409, 422))
+router = APIRouter(tags=["witness"], responses=openapi_responses(400, 401, 403, 404, 409, 422))
 _BOOK_LOCK = threading.Lock()
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from contracts import openapi_auth
 from referral_router import telemetry
 from referral_router.api.auth import Authenticator
 from referral_router.api.cases import cases
@@ -38,4 +39,5 @@ def create_app(
         app.state.audit = audit
         app.include_router(oversight_router)
     install_error_handlers(app)
+    openapi_auth.install(app)
     return app

@@ -6,8 +6,6 @@ from __future__ import annotations
 from typing import Annotated, Protocol
 
 from fastapi import Depends, Header, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from fastapi.security.http import HTTPBase
 
 from contracts.agency_token import AuthError, VerifiedToken
 from contracts.dpop import HEADER as PROOF_HEADER
@@ -22,23 +20,8 @@ class Authenticator(Protocol):
     ) -> VerifiedToken: ...
 
 
-# Both schemes appear in the OpenAPI document as alternatives; the check itself reads
-# the headers (the DPoP proof needs the method and URL too).
-_dpop = HTTPBase(
-    scheme="DPoP",
-    scheme_name="DPoP",
-    description="A DPoP-bound access token (RFC 9449), reusable for up to 15 minutes, with "
-    "a fresh proof in the `DPoP` header of every request. `nrm token --agency A` prints a "
-    "token; `nrm dpop METHOD URL` makes a proof.",
-    auto_error=False,
-)
-_bearer = HTTPBearer(
-    scheme_name="OneTimeBearer",
-    bearerFormat="JWT",
-    description="A one-time token (at most 120 s, each `jti` accepted once): "
-    "`nrm token --agency A --once`.",
-    auto_error=False,
-)
+#: The token; `contracts.openapi_auth` documents it as the bus's two security schemes.
+Authorization = Annotated[str | None, Header()]
 Proof = Annotated[
     str | None,
     Header(
@@ -63,12 +46,12 @@ def request_url(request: Request) -> str:
     return str(request.url.replace(query="", fragment=""))
 
 
-def authenticated_agency(request: Request, proof: str | None) -> str:
+def authenticated_agency(request: Request, authorization: str | None, proof: str | None) -> str:
     """The calling agency; an AuthError (401/403, answered as a problem with its
     challenge) otherwise."""
     authenticator: Authenticator = request.app.state.check_token
     verified = authenticator.authenticate(
-        request.headers.get("authorization"),
+        authorization,
         proof=proof,
         method=request.method,
         url=request_url(request),
@@ -76,27 +59,17 @@ def authenticated_agency(request: Request, proof: str | None) -> str:
     return verified.agency_id
 
 
-def own_agency(
-    request: Request,
-    _dpop_scheme: Annotated[HTTPAuthorizationCredentials | None, Depends(_dpop)],
-    _bearer_scheme: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-    proof: Proof = None,
-) -> str:
+def own_agency(request: Request, authorization: Authorization = None, proof: Proof = None) -> str:
     """The caller must prove it is this node's own agency."""
-    agency = authenticated_agency(request, proof)
+    agency = authenticated_agency(request, authorization, proof)
     if agency != node_of(request).agency_id:
         raise AuthError(403, f"this node serves {node_of(request).agency_id}, not {agency}")
     return agency
 
 
-def any_agency(
-    request: Request,
-    _dpop_scheme: Annotated[HTTPAuthorizationCredentials | None, Depends(_dpop)],
-    _bearer_scheme: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-    proof: Proof = None,
-) -> str:
+def any_agency(request: Request, authorization: Authorization = None, proof: Proof = None) -> str:
     """Any authenticated agency; the route decides what it may see."""
-    return authenticated_agency(request, proof)
+    return authenticated_agency(request, authorization, proof)
 
 
 Caller = Annotated[str, Depends(own_agency)]

@@ -43,7 +43,8 @@ def create_gateway_app(gateway: Gateway, ledger: CrossingLedger) -> FastAPI:
 
     @app.get("/v1/federation/crossings", tags=["federation"], responses=openapi_responses(422))
     def crossings(
-        after: int = Query(default=0, ge=0), limit: int = Query(default=100, ge=1, le=1000)
+        after: int = Query(default=0, ge=0, le=2**62),
+        limit: int = Query(default=100, ge=1, le=1000),
     ) -> dict[str, Any]:
         items = [c.as_json() for c in ledger.list(after, limit)]
         return {"items": items, "next_after": items[-1]["seq"] if items else after}
