@@ -1,9 +1,11 @@
 """Schemathesis, stateless, over every operation of every service's OpenAPI document:
 a router node, the registry, the notifier and a cross-border gateway, each running for
-real. Each generated request carries credentials from a schemathesis auth hook (a DPoP-
-bound token with a fresh proof, as an agency system sends them) and each answer must
-pass the standard checks: no server error, a documented status code, the documented
-content type, and a body matching the documented schema.
+real. Each document first passes a standard validator (openapi-spec-validator) and
+declares its authentication as security schemes. Each generated request carries
+credentials from a schemathesis auth hook (a DPoP-bound token with a fresh proof, as an
+agency system sends them) and each answer must pass the standard checks: no server
+error, a documented status code, the documented content type, and a body matching the
+documented schema.
 
 Driven through schemathesis's Hypothesis strategies one operation at a time (its pytest
 plugin does not run under pytest 9).
@@ -15,9 +17,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
+from openapi_spec_validator import validate
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
@@ -25,6 +29,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from contracts.events import CATALOGUE
 from nrm.embedded import OPERATOR_ID
 from nrm_client import Credentials
 from tests.bus.running import RunningBus, running_bus
@@ -80,7 +85,11 @@ def token_auth(service: Service) -> type:
 def fuzz(service: Service) -> dict[str, set[int]]:
     """Every operation of the service, EXAMPLES_PER_OPERATION requests each; returns the
     statuses seen per operation."""
-    schema = schemathesis.openapi.from_url(f"{service.url}/openapi.json")
+    document = httpx.get(f"{service.url}/openapi.json", timeout=30).json()
+    validate(document)  # raises OpenAPIValidationError with the path at fault
+    if service.credentials is not None:
+        assert set(document["components"]["securitySchemes"]) == {"DPoP", "OneTimeBearer"}
+    schema = schemathesis.openapi.from_dict(document)
     schema.auth(refresh_interval=None)(token_auth(service))
     statuses: dict[str, set[int]] = {}
     operations = [result.ok() for result in schema.get_all_operations()]
@@ -166,3 +175,14 @@ def test_gateway(pair: RunningPair) -> None:
     gateway = Service("gateway", pair.pair.gateway_urls["XA"], None, "")
     statuses = fuzz(gateway)
     assert statuses, statuses
+
+
+def test_the_router_shows_an_example_of_every_event_type(bus: RunningBus) -> None:
+    document = httpx.get(f"{bus.bus.urls['border-police']}/openapi.json", timeout=30).json()
+
+    def examples(path: str) -> set[str]:
+        body = document["paths"][path]["post"]["requestBody"]["content"]["application/json"]
+        return set(body["examples"])
+
+    shown = examples("/v1/cases") | examples("/v1/cases/{case}/events")
+    assert shown == set(CATALOGUE)
