@@ -104,18 +104,8 @@ def issue_token(
     now: datetime | None = None,
     jti: str | None = None,
 ) -> str:
-    if lifetime > MAX_LIFETIME or lifetime <= timedelta(0):
-        raise ValueError(f"token lifetime must be in (0, {MAX_LIFETIME.seconds}] seconds")
-    at = int((now or system_clock()).timestamp())
-    claims = {
-        "iss": agency_id,
-        "aud": audience,
-        "iat": at,
-        "exp": at + int(lifetime.total_seconds()),
-        "jti": jti or uuid.uuid4().hex,
-    }
-    header = {"alg": ALG, "kid": key_id, "typ": "JWT"}
-    return jwt.encode(header, claims, OKPKey.import_key(private_key), algorithms=[ALG])
+    """A one-time bearer token (each `jti` is accepted once)."""
+    return _signed(agency_id, key_id, private_key, audience, lifetime, MAX_LIFETIME, now, jti)
 
 
 def issue_access_token(
@@ -129,19 +119,35 @@ def issue_access_token(
     now: datetime | None = None,
 ) -> str:
     """A reusable access token bound to the client key whose thumbprint is `jkt`."""
-    if lifetime > MAX_ACCESS_LIFETIME or lifetime <= timedelta(0):
-        limit = int(MAX_ACCESS_LIFETIME.total_seconds())
-        raise ValueError(f"access token lifetime must be in (0, {limit}] seconds")
+    return _signed(
+        agency_id, key_id, private_key, audience, lifetime, MAX_ACCESS_LIFETIME, now, None, jkt
+    )
+
+
+def _signed(
+    agency_id: str,
+    key_id: str,
+    private_key: ed25519.Ed25519PrivateKey,
+    audience: str,
+    lifetime: timedelta,
+    longest: timedelta,
+    now: datetime | None,
+    jti: str | None,
+    jkt: str | None = None,
+) -> str:
+    if lifetime > longest or lifetime <= timedelta(0):
+        raise ValueError(f"token lifetime must be in (0, {int(longest.total_seconds())}] seconds")
     at = int((now or system_clock()).timestamp())
-    claims = {
+    claims: dict[str, Any] = {
         "iss": agency_id,
         "aud": audience,
         "iat": at,
         "exp": at + int(lifetime.total_seconds()),
-        "jti": uuid.uuid4().hex,
-        "cnf": {"jkt": jkt},
+        "jti": jti or uuid.uuid4().hex,
     }
-    header = {"alg": ALG, "kid": key_id, "typ": ACCESS_TOKEN_TYPE}
+    if jkt is not None:
+        claims["cnf"] = {"jkt": jkt}
+    header = {"alg": ALG, "kid": key_id, "typ": "JWT" if jkt is None else ACCESS_TOKEN_TYPE}
     return jwt.encode(header, claims, OKPKey.import_key(private_key), algorithms=[ALG])
 
 

@@ -33,7 +33,7 @@ from contracts.events import CATALOGUE
 from nrm.embedded import OPERATOR_ID
 from nrm_client import Credentials
 from tests.bus.running import RunningBus, running_bus
-from tests.federation.conftest import RunningPair
+from tests.federation.conftest import RunningPair, federation  # noqa: F401 (a fixture)
 
 CHECKS = [
     not_a_server_error,
@@ -160,19 +160,10 @@ def test_registry(bus: RunningBus) -> None:
     assert 200 in statuses["GET /v1/agencies"], statuses
 
 
-@pytest.fixture(scope="module")
-def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningPair]:
-    running = RunningPair(tmp_path_factory.mktemp("schemathesis-federation"))
-    try:
-        yield running
-    finally:
-        running.stop()
-
-
-def test_gateway(pair: RunningPair) -> None:
+def test_gateway(federation: RunningPair) -> None:  # noqa: F811 (the imported fixture)
     """The gateway's inbound endpoint trusts signatures, not tokens (it documents no
     security scheme), so the hook has nothing to add."""
-    gateway = Service("gateway", pair.pair.gateway_urls["XA"], None, "")
+    gateway = Service("gateway", federation.pair.gateway_urls["XA"], None, "")
     statuses = fuzz(gateway)
     assert statuses, statuses
 

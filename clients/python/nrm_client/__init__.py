@@ -7,8 +7,9 @@
         receipt = node.screen(payload, recipients=["nrm-authority"])
         case = node.case(receipt.case)
 
-Depends on httpx and the bus's `contracts` (tokens, proofs, webhook signatures). The
-README's "Connect your system" walks through it against `nrm up`.
+Depends on httpx and the bus's `contracts` (tokens, proofs, webhook signatures, and the
+node API's models it answers with: `contracts.node_api`). The README's "Connect your
+system" walks through it against `nrm up`.
 """
 
 from nrm_client.client import AgencyClient
@@ -29,28 +30,23 @@ from nrm_client.errors import (
     UnknownAgency,
 )
 from nrm_client.local import LocalBus
-from nrm_client.models import Case, Event, InboxItem, Notification, Receipt, Referral
 from nrm_client.retries import RetryPolicy
+from nrm_client.sse import Notification
 from nrm_client.webhooks import SignatureError, verify_webhook
 
 __all__ = [
     "AgencyClient",
     "BadRequest",
-    "Case",
     "ConcurrentWrite",
     "Credentials",
-    "Event",
     "FileCursor",
     "Forbidden",
     "IdempotencyKeyReused",
-    "InboxItem",
     "InvalidRequest",
     "LocalBus",
     "NotFound",
     "Notification",
     "NrmError",
-    "Receipt",
-    "Referral",
     "RetryPolicy",
     "RuleViolation",
     "SchemaViolation",

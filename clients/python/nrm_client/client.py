@@ -5,6 +5,7 @@ Writes carry an Idempotency-Key, made here when the caller gives none and kept a
 retries, so a write whose answer was lost is repeated safely: the node answers the
 repeat with the first answer and appends nothing twice. Every request carries a fresh
 DPoP proof (`Credentials`); errors arrive as exceptions from `nrm_client.errors`.
+Answers are the node API's own models (`contracts.node_api`), validated on arrival.
 """
 
 from __future__ import annotations
@@ -18,11 +19,11 @@ from typing import Any
 import httpx
 
 from contracts.endpoints import router_audience
+from contracts.node_api import CaseView, EventReceipt, InboxItem, InboxPage
 from nrm_client.credentials import Credentials
 from nrm_client.errors import Unauthenticated, Unavailable, error_from
-from nrm_client.models import Case, InboxItem, Notification, Receipt
 from nrm_client.retries import RETRY_STATUSES, RetryPolicy
-from nrm_client.sse import EventStreamParser
+from nrm_client.sse import EventStreamParser, Notification
 
 #: A plain mapping, or a payload model from `contracts.events` (e.g. `CaseScreened`).
 Payload = Mapping[str, Any] | Any
@@ -78,7 +79,7 @@ class AgencyClient:
 
     def screen(
         self, payload: Payload, recipients: Sequence[str], *, idempotency_key: str | None = None
-    ) -> Receipt:
+    ) -> EventReceipt:
         """Open a case with `case.screened`; the receipt names the new case."""
         body = {"recipients": list(recipients), "payload": _payload(payload)}
         return self._write("/v1/cases", body, idempotency_key)
@@ -91,36 +92,34 @@ class AgencyClient:
         recipients: Sequence[str],
         *,
         idempotency_key: str | None = None,
-    ) -> Receipt:
+    ) -> EventReceipt:
         """Append one lifecycle event to a case; the node's rules decide if it may."""
         body = {"type": event_type, "recipients": list(recipients), "payload": _payload(payload)}
         return self._write(f"/v1/cases/{case}/events", body, idempotency_key)
 
-    def _write(self, path: str, body: dict[str, Any], key: str | None) -> Receipt:
+    def _write(self, path: str, body: dict[str, Any], key: str | None) -> EventReceipt:
         headers = {"Idempotency-Key": key or str(uuid.uuid4())}
         response = self.request("POST", path, json=body, headers=headers)
-        return Receipt.from_json(response.json())
+        return EventReceipt.model_validate_json(response.content)
 
     # -- reads ------------------------------------------------------------------------
 
-    def case(self, case: str) -> Case:
+    def case(self, case: str) -> CaseView:
         """The case as this agency may see it: unentitled fields say `withheld`."""
-        return Case.from_json(self.request("GET", f"/v1/cases/{case}").json())
+        return CaseView.model_validate_json(self.request("GET", f"/v1/cases/{case}").content)
 
     def inbox(self, after: int = 0, *, page_size: int = 100) -> Iterator[InboxItem]:
         """Every event received after position `after`, oldest first, page by page to
         the end. Resume from a durable cursor: `inbox(after=cursor.position)`."""
         while True:
-            page = self.request(
-                "GET", "/v1/inbox", params={"after": after, "limit": page_size}
-            ).json()
-            yield from (InboxItem.from_json(i) for i in page["items"])
+            answer = self.request("GET", "/v1/inbox", params={"after": after, "limit": page_size})
+            page = InboxPage.model_validate_json(answer.content)
+            yield from page.items
             # a page may hold no received event yet not be the end (the node pages its
             # whole log): follow next_after, never backwards
-            following = page.get("next_after")
-            if following is None or int(following) <= after:
+            if page.next_after is None or page.next_after <= after:
                 return
-            after = int(following)
+            after = page.next_after
 
     def notifications(
         self, *, last_event_id: int | None = None, reconnect: bool = True

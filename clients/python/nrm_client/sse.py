@@ -5,8 +5,16 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from typing import Any
 
-from nrm_client.models import Notification
+
+@dataclass(frozen=True)
+class Notification:
+    """One Server-Sent Event from the notifier: `id` resumes the stream after it."""
+
+    id: int | None
+    event: str
+    data: dict[str, Any]
 
 
 @dataclass

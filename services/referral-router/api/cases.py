@@ -9,8 +9,7 @@ from fastapi.responses import JSONResponse
 
 from contracts.envelope import CASE_PSEUDONYM_PATTERN
 from contracts.examples import openapi_examples
-from referral_router.api.auth import Caller, Node
-from referral_router.api.bodies import (
+from contracts.node_api import (
     AppendEvent,
     CaseView,
     DeadLetterPage,
@@ -18,6 +17,7 @@ from referral_router.api.bodies import (
     InboxPage,
     ScreenCase,
 )
+from referral_router.api.auth import Caller, Node
 from referral_router.api.errors import ERROR_RESPONSES
 from referral_router.sending.node import Submission
 
