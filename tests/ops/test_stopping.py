@@ -61,33 +61,36 @@ def registry(tmp_path: Path) -> Iterator[RegistryOnly]:
         registry.stop()
 
 
-def serve(
-    command: list[str], env: dict[str, str], ready_url: str, log: Path
-) -> subprocess.Popen[bytes]:
+def serve_then_stop(
+    command: list[str], env: dict[str, str], ready: str, stores: Path, sig: signal.Signals
+) -> str:
+    """Start `nrm COMMAND`, wait until `ready` answers, check its stores are open in
+    `stores`, send `sig`: it must exit 0 with every store closed. Returns its output."""
+    log = stores.parent / f"{command[0]}.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [str(BIN / "nrm"), *command], env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT
         )
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, log.read_text()
-        try:
-            if httpx.get(ready_url, timeout=2).status_code < 500:
-                return proc
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    proc.kill()
-    raise AssertionError(f"not ready:\n{log.read_text()}")
-
-
-def stop(proc: subprocess.Popen[bytes], sig: signal.Signals, log: Path) -> None:
-    proc.send_signal(sig)
     try:
+        deadline = time.monotonic() + 90
+        while not _answers(ready):
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.2)
+        assert leftovers(stores)  # open while it serves
+        proc.send_signal(sig)
         assert proc.wait(60) == 0, log.read_text()
     finally:
         if proc.poll() is None:
             proc.kill()
+    assert leftovers(stores) == []
+    return log.read_text()
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code < 500
+    except httpx.HTTPError:
+        return False
 
 
 def test_node_serve_stops_cleanly_on_sigterm(registry: RegistryOnly, tmp_path: Path) -> None:
@@ -108,11 +111,8 @@ def test_node_serve_stops_cleanly_on_sigterm(registry: RegistryOnly, tmp_path: P
         NRM_DATA_DIR=str(home),
         NRM_PORT=str(port),
     )
-    log = tmp_path / "node.log"
-    proc = serve(["node", "serve"], env, f"http://127.0.0.1:{port}/readyz", log)
-    assert leftovers(home)
-    stop(proc, signal.SIGTERM, log)
-    assert leftovers(home) == []
+    ready = f"http://127.0.0.1:{port}/readyz"
+    serve_then_stop(["node", "serve"], env, ready, home, signal.SIGTERM)
     assert list(tmp_path.glob("bus.db-*")) == []  # its transport, closed too
 
 
@@ -129,11 +129,7 @@ def test_notifier_serve_stops_cleanly_on_sigterm(registry: RegistryOnly, tmp_pat
         "--anchor", str(registry.anchor), "--registry", registry.bus.registry_url,
         "--db", str(db), "--port", str(port),
     ]  # fmt: skip
-    log = tmp_path / "notifier.log"
-    proc = serve(command, env, f"http://127.0.0.1:{port}/healthz", log)
-    assert leftovers(db.parent)
-    stop(proc, signal.SIGTERM, log)
-    assert leftovers(db.parent) == []
+    serve_then_stop(command, env, f"http://127.0.0.1:{port}/healthz", db.parent, signal.SIGTERM)
 
 
 def test_registry_serve_stops_cleanly_on_sigint(tmp_path: Path) -> None:
@@ -149,12 +145,9 @@ def test_registry_serve_stops_cleanly_on_sigint(tmp_path: Path) -> None:
         "--operator-keystore", str(keychain.path("operator")), "--country", "XA",
         "--db", str(db), "--port", str(port), "--log-format", "json",
     ]  # fmt: skip
-    log = tmp_path / "registry.log"
-    proc = serve(command, env, f"http://127.0.0.1:{port}/v1/directory", log)
-    assert leftovers(db.parent)
-    stop(proc, signal.SIGINT, log)
-    assert leftovers(db.parent) == []
-    assert "Traceback" not in log.read_text()
+    ready = f"http://127.0.0.1:{port}/v1/directory"
+    output = serve_then_stop(command, env, ready, db.parent, signal.SIGINT)
+    assert "Traceback" not in output
 
 
 def test_the_bus_process_is_the_only_one_stopping(tmp_path: Path) -> None:

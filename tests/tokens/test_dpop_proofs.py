@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -21,13 +20,14 @@ from contracts.agency_token import (
     issue_access_token,
     issue_token,
 )
-from contracts.directory import AgencyStatus, KeyUse, PublicKeyRecord
-from contracts.keystore import generate_agency_keys
+from contracts.directory import KeyUse
+from contracts.vocabulary import Role
+from tests.agencies import country
 from tests.registry.conftest import FrozenClock
 
 URL = "http://127.0.0.1:8401/v1/cases"
 AUDIENCE = "nrm-router:border-police"
-NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+NOW = datetime.now(UTC).replace(microsecond=0)  # the test directory's keys are valid now
 
 
 def test_url_normalisation_follows_rfc_9449() -> None:
@@ -119,33 +119,15 @@ def test_every_wrong_proof_is_refused_with_its_reason(reason: str) -> None:
         dpop.check_proof(proof, "POST", URL, "tok", NOW)
 
 
-@dataclass(frozen=True)
-class _OneAgency:
-    """The directory as the verifier sees it (its KeyDirectory protocol): one agency."""
-
-    record: PublicKeyRecord
-    status: AgencyStatus = AgencyStatus.ACTIVE
-
-    @property
-    def keys(self) -> list[PublicKeyRecord]:
-        return [self.record]
-
-    def agency(self, agency_id: str) -> _OneAgency | None:
-        return self if agency_id == "border-police" else None
-
-    def signing_key(self, agency_id: str, key_id: str, at: datetime) -> PublicKeyRecord | None:
-        return self.record if self.agency(agency_id) and key_id == self.record.key_id else None
-
-
 class _World:
-    """A directory of one agency, a verifier for its node, and a fixed clock."""
+    """A real directory of one agency, a verifier for its node, and a fixed clock."""
 
     def __init__(self) -> None:
-        self.keys = generate_agency_keys("border-police", NOW - timedelta(days=1))
+        xa = country("XA", {"border-police": Role.FIRST_RESPONDER})
+        self.keys = xa.keys["border-police"]
         self.clock = FrozenClock(NOW)
-        directory = _OneAgency(self.keys.current(KeyUse.SIGNING).public_record())
         self.verifier = TokenVerifier(
-            lambda: directory, AUDIENCE, clock=self.clock, replay_cache=ReplayCache()
+            lambda: xa.directory, AUDIENCE, clock=self.clock, replay_cache=ReplayCache()
         )
         self.client_key = dpop.generate_key()
 
