@@ -21,6 +21,7 @@ from notifier import NotifierRuntime, NotifierSettings, RetryPolicy, ServedAgenc
 from nrm import logs, serving
 from nrm.agency_cli import DEFAULT_PASSPHRASE_ENV, DEFAULT_REGISTRY_URL, load_keys, load_public
 from nrm.cli import CliError
+from referral_router import telemetry
 
 DEFAULT_DB = Path(".nrm-data/notifier.sqlite")
 
@@ -59,6 +60,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         retry=RetryPolicy(max_attempts=args.max_attempts),
     )
     runtime = NotifierRuntime(settings, agencies, directory.current)
+    telemetry.setup_from_env("nrm-notifier")  # webhook deliveries continue nodes' traces
 
     async def main() -> None:
         """Until SIGTERM/SIGINT: HTTP stops first, then the loops and the store."""
@@ -68,6 +70,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         finally:
             await runtime.stop()
             await loop
+            telemetry.shutdown()
 
     served = ", ".join(a.agency_id for a in agencies)
     print(f"notifier for {served} on http://{args.host}:{args.port} (store {args.db})", flush=True)

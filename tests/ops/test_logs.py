@@ -58,7 +58,7 @@ def test_quiet_by_default_libraries_from_warning(
     logging.getLogger("httpx").info("HTTP Request: GET /v1/log")
     logging.getLogger("uvicorn.error").info("Started server process")
     logging.getLogger("nrm.node").debug("details nobody asked for")
-    logging.getLogger("aiokafka.consumer").warning("group rebalanced")
+    logging.getLogger("a_library.of_ours").warning("group rebalanced")  # none set its level
     logging.getLogger("nrm.node").info("node started")
     err = capsys.readouterr().err
     assert "group rebalanced" in err and "node started" in err
