@@ -55,9 +55,12 @@ def test_401_an_agency_the_directory_does_not_know(local: LocalBus) -> None:
 
 def test_403_another_agencys_node(local: LocalBus) -> None:
     authority = local.credentials("nrm-authority")
-    with AgencyClient(
-        local.url("border-police"), authority, node_audience="nrm-router:border-police"
-    ) as client, pytest.raises(Forbidden) as caught:
+    with (
+        AgencyClient(
+            local.url("border-police"), authority, node_audience="nrm-router:border-police"
+        ) as client,
+        pytest.raises(Forbidden) as caught,
+    ):
         client.case("case-0123456789")
     _explains(caught.value, 403, "forbidden")
 
