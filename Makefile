@@ -20,6 +20,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	bash deploy/test-services.sh
+	npm ci --prefix deploy/ajv --no-audit --no-fund --silent
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 

@@ -46,6 +46,26 @@ from contracts.transparency import (
     verify_cosignature,
 )
 
+# --- the witness's key ------------------------------------------------------------------
+
+#: What the directory key signs to vouch for the witness key: this prefix, then the vkey.
+WITNESS_KEY_STATEMENT = b"nrm-witness-key/v1\n"
+
+
+def verify_witness_key(document: Mapping[str, Any], anchor: TrustAnchor) -> NoteVerifier:
+    """The witness key the registry serves (`GET /v1/witness/key`), believed only if the
+    anchor's key vouches for it: an oversight body pins the anchor, not the channel."""
+    vkey = str(document.get("vkey", ""))
+    try:
+        anchor.ed25519().verify(
+            b64url_decode(str(document.get("signature", ""))),
+            WITNESS_KEY_STATEMENT + vkey.encode(),
+        )
+    except (InvalidSignature, ValueError, binascii.Error) as exc:
+        raise NoteError(f"witness key {vkey!r} is not vouched for by the anchor") from exc
+    return NoteVerifier.from_vkey(vkey)
+
+
 # --- findings --------------------------------------------------------------------------
 
 
@@ -315,24 +335,6 @@ def check_cosignatures(
             (FindingKind.TOO_FEW_COSIGNATURES, f"{valid} valid cosignatures, {minimum} required")
         )
     return valid, problems
-
-
-#: What the registry signs, with its directory key, to vouch for its witness's note key.
-WITNESS_KEY_STATEMENT = b"nrm-witness-key/v1\n"
-
-
-def verify_witness_key(body: Mapping[str, Any], anchor: TrustAnchor) -> NoteVerifier:
-    """The witness key of the registry's `GET /v1/witness/key`, believed only if the
-    anchor's key vouches for it (for an oversight body that pins the anchor, not the
-    channel)."""
-    vkey = str(body["vkey"])
-    try:
-        anchor.ed25519().verify(
-            b64url_decode(str(body["signature"])), WITNESS_KEY_STATEMENT + vkey.encode()
-        )
-    except (InvalidSignature, ValueError, binascii.Error) as exc:
-        raise NoteError(f"witness key {vkey!r} is not vouched for by the anchor") from exc
-    return NoteVerifier.from_vkey(vkey)
 
 
 # --- what the verifier remembers -------------------------------------------------------

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from contracts.agency_token import AuthError
+from contracts.agency_token import CHALLENGE, AuthError
 
 MEDIA_TYPE = "application/problem+json"
 #: A problem type is this prefix and the code: a tag URI (RFC 4151), named but not served.
@@ -189,7 +189,7 @@ class Problem(BaseModel):
 
     def headers(self) -> dict[str, str]:
         """Headers the status calls for (RFC 9110: a 401 names the scheme)."""
-        return {"WWW-Authenticate": "Bearer"} if self.status == 401 else {}
+        return {"WWW-Authenticate": CHALLENGE} if self.status == 401 else {}
 
 
 class ProblemError(Exception):

@@ -2,6 +2,11 @@
 
 The committed files under contracts/schemas/ are the published contract; a test fails
 when the models drift from them. Regenerate with `python -m contracts.schema_export`.
+
+Every schema declares its dialect (JSON Schema 2020-12). The one keyword of our own,
+`x-category` (each field's data category, rule R5), is published with its own
+meta-schema in `schemas/keywords/`, so a strict validator (Ajv in strict mode, in the
+test suite) registers it and checks its values instead of refusing an unknown keyword.
 """
 
 from __future__ import annotations
@@ -11,13 +16,29 @@ from pathlib import Path
 from typing import Any
 
 from contracts.envelope import Envelope, dataschema_for
-from contracts.events import CATALOGUE, OLDER_VERSIONS, EventPayload
+from contracts.events import CATALOGUE, CATEGORY_KEY, OLDER_VERSIONS, EventPayload
+from contracts.vocabulary import DataCategory
 
 SCHEMA_DIR = Path(__file__).parent / "schemas"
+KEYWORD_DIR = SCHEMA_DIR / "keywords"
+DIALECT = "https://json-schema.org/draft/2020-12/schema"
+
+
+def keyword_definitions() -> dict[str, dict[str, Any]]:
+    """file name -> a custom keyword with the meta-schema its values must match."""
+    return {
+        f"{CATEGORY_KEY}.json": {
+            "keyword": CATEGORY_KEY,
+            "description": "The field's data category (rule R5): who may read it is decided "
+            "per category by the registry's data-sharing agreement. An annotation: it does "
+            "not constrain instances.",
+            "metaSchema": {"enum": [str(c) for c in DataCategory]},
+        }
+    }
 
 
 def payload_schema(event_type: str, model: type[EventPayload]) -> dict[str, Any]:
-    schema = model.model_json_schema()
+    schema = {"$schema": DIALECT, **model.model_json_schema()}
     schema["$id"] = dataschema_for(event_type, model.version)
     schema["title"] = f"{event_type} v{model.version}"
     return schema
@@ -31,7 +52,7 @@ def all_schemas() -> dict[str, dict[str, Any]]:
     ]
     for event_type, model in versions:
         out[f"{event_type}.v{model.version}.json"] = payload_schema(event_type, model)
-    envelope = Envelope.model_json_schema()
+    envelope = {"$schema": DIALECT, **Envelope.model_json_schema()}
     envelope["$id"] = "urn:nrm:schema:envelope:v1"
     out["envelope.v1.json"] = envelope
     return out
@@ -47,6 +68,11 @@ def write(directory: Path = SCHEMA_DIR) -> list[Path]:
     for name, schema in all_schemas().items():
         path = directory / name
         path.write_text(render(schema))
+        written.append(path)
+    (directory / "keywords").mkdir(exist_ok=True)
+    for name, keyword in keyword_definitions().items():
+        path = directory / "keywords" / name
+        path.write_text(render(keyword))
         written.append(path)
     return written
 

@@ -40,6 +40,7 @@ from contracts.keystore import (
 )
 from contracts.problems import Problem
 from contracts.vocabulary import Role, ServiceKind
+from nrm import logs
 from nrm.cli import CliError
 
 DEFAULT_PASSPHRASE_ENV = "NRM_KEYSTORE_PASSPHRASE"
@@ -276,10 +277,12 @@ def cmd_registry_anchor(args: argparse.Namespace) -> int:
 
 
 def cmd_registry_serve(args: argparse.Namespace) -> int:
-    import uvicorn
+    import asyncio
 
+    from nrm import serving
     from registry import Registry, RegistryConfig, create_app
 
+    logs.setup_from(args)
     own, _ = load_keys(args.keystore, args.passphrase_env, "registry")
     operator = load_public(args.operator_keystore)
     signing = own.current(KeyUse.SIGNING)
@@ -296,8 +299,17 @@ def cmd_registry_serve(args: argparse.Namespace) -> int:
         env = {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(args.db)}
         args.db.parent.mkdir(parents=True, exist_ok=True)
     registry = Registry(config, env=env)
-    print(f"registry {args.country} on http://{args.host}:{args.port} (anchor {signing.key_id})")
-    uvicorn.run(create_app(registry), host=args.host, port=args.port, log_level="warning")
+    print(
+        f"registry {args.country} on http://{args.host}:{args.port} (anchor {signing.key_id})",
+        flush=True,
+    )
+    served = serving.server(create_app(registry), args.host, args.port)
+    try:  # until SIGTERM/SIGINT; then the store is closed (and its WAL checkpointed)
+        asyncio.run(serving.serve_until_stopped(served))
+    except RuntimeError as exc:
+        raise CliError(str(exc)) from None
+    finally:
+        registry.close()
     return 0
 
 
@@ -368,6 +380,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignor
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8700)
     p.add_argument("--audience")
+    logs.add_options(p)
     p.set_defaults(handler=cmd_registry_serve)
 
     p = rsub.add_parser("anchor", help="write the trust anchor nodes pin (public only)")

@@ -6,6 +6,12 @@ which an auditor can read, test and run without anything else from this project.
 node's key comes from the registry's directory, verified against the pinned anchor, never
 from the node itself. Exit codes: 0 verified, 1 verification failed, 2 usage or
 connection error.
+
+Against `nrm up` every input has a default from its data folder: every node, the trust
+anchor, the registry (directory and witness key), the oversight agency's demo keystore,
+and a state file under `<data>/<country>/oversight/`. An oversight body auditing a real
+bus names them: `--node`, `--anchor`, `--registry` or `--directory`, `--keystore`,
+`--state`.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from contracts.audit_verification import (
     sizes_to_prove,
     verify_exchange,
     verify_log,
+    verify_witness_key,
 )
 from contracts.directory import (
     Directory,
@@ -45,14 +52,16 @@ from contracts.directory import (
     TrustAnchor,
     verify_directory,
 )
+from contracts.endpoints import router_audience
 from contracts.keystore import AgencyKeys
 from contracts.statistics import charts, compute, figures_csv
 from contracts.transparency import NoteError, NoteVerifier
+from nrm import local_bus
 from nrm.agency_cli import DEFAULT_PASSPHRASE_ENV, load_keys
 from nrm.cli import CliError
 
 STATE_FORMAT = "nrm-audit-state/1"
-DEFAULT_AUDIENCE = "router:{agency}"
+DEFAULT_AUDIENCE = router_audience("{agency}")
 
 
 # --- inputs ----------------------------------------------------------------------------
@@ -65,12 +74,50 @@ def _read(path: Path) -> bytes:
         raise CliError(f"cannot read {path}: {exc.strerror}") from None
 
 
-def load_directory(args: argparse.Namespace) -> Directory:
-    """The directory, believed only if the pinned anchor signed it."""
+def _anchor(args: argparse.Namespace) -> TrustAnchor:
     try:
-        anchor = TrustAnchor.model_validate_json(_read(args.anchor))
+        return TrustAnchor.model_validate_json(_read(args.anchor))
     except ValueError as exc:
         raise CliError(f"{args.anchor}: not a trust anchor: {exc}") from None
+
+
+def with_local_defaults(args: argparse.Namespace) -> argparse.Namespace:
+    """Fill what was not given from the bus `nrm up` runs with `--data` (none needed when
+    every input is given, so a real audit never reads a local file by accident)."""
+    needs_bus = (
+        not args.node
+        or args.anchor is None
+        or (args.directory is None and args.registry is None)
+        or args.keystore is None
+        or getattr(args, "state", "") is None
+    )
+    bus = local_bus.running(args) if needs_bus else None
+    if bus is not None:
+        here = local_bus.folder(args)
+        args.node = args.node or [f"{a}={n.url}" for a, n in bus.nodes.items()]
+        args.anchor = args.anchor or here / bus.anchor
+        if args.directory is None and args.registry is None:
+            args.registry = bus.registry.url
+            args.witness = args.witness or [f"{bus.registry.url}/v1/witness/key"]
+        oversight = args.agency or next(iter(bus.with_role("oversight")), None)
+        if args.keystore is None:
+            if oversight is None:
+                raise CliError("this bus has no oversight agency: pass --keystore")
+            args.keys = local_bus.demo_keys(args, oversight)
+        if getattr(args, "state", "") is None:
+            args.state = here / "oversight" / f"{args.keys.agency_id}.audit-state.json"
+        if getattr(args, "out", "") is None:
+            args.out = here / "oversight" / "statistics"
+    if args.keystore is not None:
+        args.keys, _ = load_keys(args.keystore, args.passphrase_env)
+    if getattr(args, "out", "") is None:
+        raise CliError("give --out DIR for the published statistics")
+    return args
+
+
+def load_directory(args: argparse.Namespace) -> Directory:
+    """The directory, believed only if the pinned anchor signed it."""
+    anchor = _anchor(args)
     if args.directory:
         raw = _read(args.directory)
     elif args.registry:
@@ -298,8 +345,8 @@ def fetch_log(
 def verify_nodes(
     args: argparse.Namespace, directory: Directory, state: StateFile | None
 ) -> tuple[list[LogReport], list[Finding]]:
-    keys, _ = load_keys(args.keystore, args.passphrase_env)
-    witnesses = [_witness(v) for v in args.witness or []]
+    keys = args.keys
+    witnesses = [_witness(v, args) for v in args.witness or []]
     reports: list[LogReport] = []
     for target in (parse_node(n) for n in args.node):
         client = NodeClient(target, keys, args.audience, args.timeout)
@@ -337,10 +384,22 @@ def verify_nodes(
     return reports, exchange
 
 
-def _witness(vkey: str) -> NoteVerifier:
+def _witness(given: str, args: argparse.Namespace) -> NoteVerifier:
+    """A witness key: the bare note key, or the registry's key document (`GET
+    /v1/witness/key`) by URL or in a file, believed only if the pinned anchor vouches."""
+    text = given
+    if given.startswith(("http://", "https://")):
+        try:
+            text = httpx.get(given, timeout=args.timeout).raise_for_status().text
+        except httpx.HTTPError as exc:
+            raise CliError(f"--witness {given}: {exc}") from None
+    elif not given.strip().startswith("{") and Path(given).is_file():
+        text = Path(given).read_text()
     try:
-        return NoteVerifier.from_vkey(vkey)
-    except NoteError as exc:
+        if text.strip().startswith("{"):
+            return verify_witness_key(json.loads(text), _anchor(args))
+        return NoteVerifier.from_vkey(text.strip())
+    except (NoteError, ValueError) as exc:
         raise CliError(f"--witness: {exc}") from None
 
 
@@ -381,6 +440,7 @@ def print_verdict(reports: list[LogReport], exchange: list[Finding]) -> bool:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
+    with_local_defaults(args)
     directory = load_directory(args)
     state = StateFile(args.state)
     reports, exchange = verify_nodes(args, directory, state)
@@ -395,6 +455,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
+    with_local_defaults(args)
     directory = load_directory(args)
     args.fresh = getattr(args, "fresh", False)
     reports, exchange = verify_nodes(args, directory, None)
@@ -426,25 +487,41 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--node",
         action="append",
-        required=True,
         metavar="[AGENCY=]URL",
-        help="a node's base URL (repeat for cross-node completeness)",
+        help="a node's base URL (repeat for cross-node completeness; default: every node "
+        "of the local bus)",
     )
-    p.add_argument("--anchor", type=Path, required=True, help="the registry's trust anchor")
-    src = p.add_mutually_exclusive_group(required=True)
+    p.add_argument(
+        "--anchor", type=Path, help="the registry's trust anchor (default: the local bus's)"
+    )
+    src = p.add_mutually_exclusive_group()
     src.add_argument("--directory", type=Path, help="a signed directory file")
-    src.add_argument("--registry", help="fetch the signed directory from this registry")
-    p.add_argument("--keystore", type=Path, required=True, help="the oversight body's keystore")
+    src.add_argument(
+        "--registry", help="fetch the signed directory from this registry (default: local)"
+    )
+    p.add_argument(
+        "--keystore",
+        type=Path,
+        help="the oversight body's keystore (default: the local bus's oversight agency)",
+    )
+    p.add_argument("--agency", help="with the local bus: which oversight agency acts")
     p.add_argument("--passphrase-env", default=DEFAULT_PASSPHRASE_ENV)
     p.add_argument(
         "--audience", default=DEFAULT_AUDIENCE, help="token audience template ({agency})"
     )
-    p.add_argument("--witness", action="append", metavar="VKEY", help="a witness's note key")
+    p.add_argument(
+        "--witness",
+        action="append",
+        metavar="VKEY|URL|FILE",
+        help="a witness's note key, or the registry's key document (its /v1/witness/key "
+        "URL or a file), checked against the anchor (default: the local registry's)",
+    )
     p.add_argument("--min-cosignatures", type=int, default=0)
     p.add_argument("--grace", type=float, default=300.0, help="seconds an event may be in transit")
     p.add_argument("--page-size", type=int, default=500)
     p.add_argument("--timeout", type=float, default=30.0)
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    local_bus.add_options(p)
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -453,13 +530,19 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignor
 
     p = sub.add_parser("verify", help="independently verify one or more nodes' logs")
     _common(p)
-    p.add_argument("--state", type=Path, required=True, help="what earlier runs saw (JSON)")
+    p.add_argument(
+        "--state",
+        type=Path,
+        help="what earlier runs saw (JSON; default: under the local bus's oversight folder)",
+    )
     p.add_argument("--fresh", action="store_true", help="ask each node for a new checkpoint")
     p.add_argument("--json", type=Path, help="also write the verdict as JSON here")
     p.set_defaults(handler=cmd_verify)
 
     p = sub.add_parser("stats", help="statistics for publication, small cells suppressed")
     _common(p)
-    p.add_argument("--out", type=Path, required=True, help="directory for JSON and SVG")
+    p.add_argument(
+        "--out", type=Path, help="directory for JSON and SVG (default: under the local bus's)"
+    )
     p.add_argument("--fresh", action="store_true", help="ask each node for a new checkpoint")
     p.set_defaults(handler=cmd_stats)

@@ -10,6 +10,7 @@ from importlib import import_module
 #: Modules that each define `add_commands(subparsers)`; their handlers return an exit code.
 COMMAND_MODULES: tuple[str, ...] = (
     "nrm.embedded_cli",
+    "nrm.token_cli",
     "nrm.agency_cli",
     "nrm.audit_cli",
     "nrm.bench_cli",
@@ -26,7 +27,11 @@ class CliError(Exception):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="nrm", description="The NRM referral bus: run it, administer it, audit it."
+        prog="nrm",
+        description="The NRM referral bus: run it, administer it, audit it.",
+        epilog="Start here: `nrm up` runs a bus on this machine and prints its URLs; "
+        "`nrm token --agency border-police` prints a token for that agency's node and "
+        "`nrm dpop METHOD URL` the proof each request needs (README: Connect your system).",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:

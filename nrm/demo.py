@@ -16,9 +16,9 @@ from typing import Any, TextIO
 
 from fastapi import FastAPI, Request
 
+from contracts import webhook_signature as signature
 from contracts.events import CATALOGUE
 from contracts.policy import load_policy
-from notifier import signature
 from nrm.embedded import CountryBus
 
 CANARY = "CANARY-7f3a"  # seeded into personal fields; tests scan every byte for it

@@ -11,6 +11,9 @@ Data layout under the data folder (one folder per country)::
     <country>/bus.db                 the in-process transport (when not on Kafka)
     <country>/secrets/               keystores and master keys (0600; demo only)
     <country>/nodes/<agency>/        store.db, case-keys.db, audit.db, console.db
+    <country>/anchor.json            the registry's trust anchor (public)
+    <country>/endpoints.json         URLs and token audiences while `nrm up` runs
+    <country>/clients/               DPoP keys `nrm token` made for curl (0600)
 
 Each node serves its web console under /console, with one demo officer (`demo_officer`),
 whose generated password is kept beside the keystores (demo only).
@@ -24,7 +27,7 @@ import logging
 import os
 import secrets
 import socket
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -33,12 +36,15 @@ from typing import Any
 import httpx
 import uvicorn
 
+from contracts import endpoints
 from contracts.agency_token import issue_token
 from contracts.directory import KeyUse
 from contracts.directory_client import DirectoryClient
+from contracts.endpoints import router_audience
 from contracts.keystore import AgencyKeys, generate_agency_keys, open_keystore, seal_keystore
 from contracts.vocabulary import Role, ServiceKind
 from notifier.runtime import NotifierRuntime, NotifierSettings, ServedAgency
+from nrm import serving
 from referral_router.console.officers import OfficerBook
 from referral_router.console.settings import ConsoleSettings
 from referral_router.runtime.node import NodeRuntime, NodeSettings, sqlite_store_env
@@ -93,11 +99,6 @@ def demo_officer(agency_id: str) -> str:
     return "-".join(("".join(part[0] for part in agency_id.split("-")), "0001"))
 
 
-def router_audience(agency_id: str) -> str:
-    """What a token for an agency's own router names as its audience."""
-    return f"nrm-router:{agency_id}"
-
-
 def _secret_file(path: Path, make: bytes) -> bytes:
     """Read a demo secret, or create it with mode 0600."""
     if path.exists():
@@ -112,34 +113,44 @@ def _secret_file(path: Path, make: bytes) -> bytes:
 class Keychain:
     """The demo's keystores: passphrase-encrypted files, one per agency (0600)."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, passphrase: str | None = None) -> None:
         self.folder = folder
-        passphrase = os.environ.get("NRM_KEYSTORE_PASSPHRASE")
+        passphrase = passphrase or os.environ.get("NRM_KEYSTORE_PASSPHRASE")
         self.passphrase = (
             passphrase
             or _secret_file(folder / "passphrase", secrets.token_urlsafe(24).encode()).decode()
         )
 
+    @classmethod
+    def existing(cls, folder: Path) -> Keychain:
+        """The keychain a bus made earlier; never creates a passphrase or a key. Its
+        passphrase file, when there is one, is the truth for that bus."""
+        kept = folder / "passphrase"
+        if kept.exists():
+            return cls(folder, kept.read_text())
+        if "NRM_KEYSTORE_PASSPHRASE" not in os.environ:
+            raise FileNotFoundError(f"no keystores under {folder}: has `nrm up` run here?")
+        return cls(folder)
+
+    def path(self, agency_id: str) -> Path:
+        return self.folder / f"{agency_id}.keystore"
+
     def keys(self, agency_id: str) -> AgencyKeys:
-        path = self.folder / f"{agency_id}.keystore"
+        path = self.path(agency_id)
         if path.exists():
             return open_keystore(path.read_bytes(), self.passphrase)
         keys = generate_agency_keys(agency_id)
         _secret_file(path, seal_keystore(keys, self.passphrase, log2_n=14))
         return keys
 
+    def existing_keys(self, agency_id: str) -> AgencyKeys:
+        path = self.path(agency_id)
+        if not path.exists():
+            raise FileNotFoundError(f"no keystore for {agency_id!r} in {self.folder}")
+        return open_keystore(path.read_bytes(), self.passphrase)
+
     def master_key(self, agency_id: str) -> bytes:
         return _secret_file(self.folder / f"{agency_id}.master-key", secrets.token_bytes(32))
-
-
-class _QuietServer(uvicorn.Server):
-    """A server among many in one process: the bus, not each server, owns SIGINT/SIGTERM
-    (uvicorn would otherwise swallow Ctrl-C in whichever server installed its handler
-    last) and stops them all in order."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
 
 
 @dataclass
@@ -202,7 +213,7 @@ class CountryBus:
         signed webhooks to the agencies' subscriptions and escalates missed deadlines."""
         settings = NotifierSettings(
             db_path=self.root / "notifier.db",
-            audience=f"nrm-notifier:{self.country}",
+            audience=endpoints.notifier_audience(self.country),
             registry_url=self.registry_url,
             registry_audience=self.registry_config.token_audience,
             operator_id=OPERATOR_ID,
@@ -220,6 +231,7 @@ class CountryBus:
         ]
         client = self.directory_client()
         await asyncio.to_thread(client.refresh)
+        self.notifier_audience = settings.audience
         self.notifier = NotifierRuntime(settings, served, client.current, clock=self.domain_time)
         self.notifier_url = (await self._serve(self.notifier.app)).url
         self._tasks.append(asyncio.create_task(self.notifier.run(), name="notifier"))
@@ -361,11 +373,10 @@ class CountryBus:
         return (await self._serve(app)).url
 
     async def _serve(self, app: Any) -> Served:
+        """A server among many in one process: the bus, not each server, owns SIGINT and
+        SIGTERM and stops them all in order (`nrm.serving`)."""
         port = self._next_port()
-        config = uvicorn.Config(
-            app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"
-        )
-        server = _QuietServer(config)
+        server = serving.server(app, "127.0.0.1", port)
         task = asyncio.create_task(server.serve())
         while not server.started:
             if task.done():
@@ -376,6 +387,44 @@ class CountryBus:
         return served
 
     # --- use -----------------------------------------------------------------------
+
+    def endpoints(self) -> endpoints.Endpoints:
+        """Where this bus listens, for `nrm token`, `nrm url`, `nrm audit` and clients."""
+        notifier = (
+            endpoints.Service(url=self.notifier_url, audience=self.notifier_audience)
+            if self.notifier is not None
+            else None
+        )
+        return endpoints.Endpoints(
+            country=self.country,
+            pid=os.getpid(),
+            registry=endpoints.Service(
+                url=self.registry_url, audience=self.registry_config.token_audience
+            ),
+            notifier=notifier,
+            nodes={
+                spec.id: endpoints.Node(
+                    url=self.urls[spec.id],
+                    audience=router_audience(spec.id),
+                    roles=tuple(str(r) for r in spec.roles),
+                )
+                for spec in self.agencies
+                if spec.id in self.urls
+            },
+        )
+
+    def write_endpoints(self) -> Path:
+        """The trust anchor and the address book, in the country folder; the address
+        book goes when the bus stops."""
+        (self.root / endpoints.ANCHOR_FILE).write_text(
+            self.registry_config.anchor().model_dump_json(indent=2) + "\n"
+        )
+        path = self.root / endpoints.FILE_NAME
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(self.endpoints().dumps())
+        os.replace(tmp, path)
+        self._endpoints_file = path
+        return path
 
     def token(self, agency_id: str, node: str | None = None) -> str:
         """A short-lived token for `agency_id` calling `node`'s router (its own by
@@ -416,6 +465,9 @@ class CountryBus:
     # --- stop ----------------------------------------------------------------------
 
     async def stop(self) -> None:
+        endpoints_file: Path | None = getattr(self, "_endpoints_file", None)
+        if endpoints_file is not None:
+            endpoints_file.unlink(missing_ok=True)
         if self.notifier is not None:
             await self.notifier.stop()
         for runtime in self.nodes.values():

@@ -5,22 +5,30 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import logging
 import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from nrm import local_bus, logs, serving
 from nrm.cli import CliError
 
 
 def add_commands(sub: Any) -> None:
-    up = sub.add_parser("up", help="run a whole bus on this machine until Ctrl-C")
-    up.add_argument("--data", type=Path, default=Path(".nrm-data"), help="data folder")
-    up.add_argument("--country", default="XA")
+    up = sub.add_parser(
+        "up",
+        help="run a whole bus on this machine until Ctrl-C or SIGTERM",
+        description="Runs the registry, one node per demo agency and the notifier on "
+        "127.0.0.1 (ports from --port on), writes their URLs and token audiences to "
+        "<data>/<country>/endpoints.json, and prints how to call a node. `nrm token`, "
+        "`nrm url` and `nrm audit` read that file.",
+    )
+    up.add_argument("--data", type=Path, default=local_bus.DEFAULT_DATA, help="data folder")
+    up.add_argument("--country", default=local_bus.DEFAULT_COUNTRY)
     up.add_argument("--port", type=int, default=8400, help="first port (0: any free ports)")
     up.add_argument("--kafka", metavar="BOOTSTRAP", help=KAFKA_HELP)
+    logs.add_options(up)
     up.set_defaults(handler=_up)
 
     demo = sub.add_parser("demo", help="run the bus and play a trafficking case through it")
@@ -69,46 +77,84 @@ def _kafka(kafka: str | None, data: Path) -> Iterator[str | None]:
 def _up(args: argparse.Namespace) -> int:
     from nrm.demo import console_sign_ins
     from nrm.embedded import CountryBus
-
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request is noise
-
     from referral_router import telemetry
 
+    logs.setup_from(args)
     telemetry.setup_from_env("nrm-bus")
 
     async def run(kafka: str | None) -> None:
+        stop = asyncio.Event()
+        serving.stop_on_signals(stop)  # before anything starts: a SIGTERM now still stops
         bus = CountryBus(args.country, args.data, transport_url=_transport(kafka), port=args.port)
         try:
-            await bus.start()
-        except OSError as exc:
-            raise CliError(
-                f"cannot start: {exc} (is another bus on port {args.port}? try --port 0)"
-            ) from exc
-        print(f"registry  {bus.registry_url}")
-        for agency, url in bus.urls.items():
-            print(f"node      {url}  {agency}")
-        print("web consoles (demo officers' sign-in):")
-        console_sign_ins(bus, sys.stdout, tuple(bus.urls))
-        print(f"data in {args.data.resolve()}; Ctrl-C stops")
-        try:
-            await asyncio.Event().wait()
+            try:
+                await bus.start()
+            except OSError as exc:
+                raise CliError(
+                    f"cannot start: {exc} (is another bus on port {args.port}? try --port 0)"
+                ) from exc
+            bus.write_endpoints()
+            print("web consoles (demo officers' sign-in):")
+            console_sign_ins(bus, sys.stdout, tuple(bus.urls))
+            print(startup_banner(bus, args.data, kafka), flush=True)
+            await stop.wait()
+            print("stopping ...", flush=True)
         finally:
             await bus.stop()
+            telemetry.shutdown()
 
     try:
         with _kafka(args.kafka, args.data) as kafka:
             asyncio.run(run(kafka))
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # a Ctrl-C before the handlers were installed
         return 0
+    print("stopped", flush=True)
     return 0
+
+
+NEXT_STEPS = """
+Next: run the bus yourself and call a node (README, "Connect your system"):
+  nrm up            # registry :8400, nodes :8401-8408, notifier :8409; Ctrl-C stops
+  export NRM_TOKEN=$(nrm token --agency border-police)
+  curl -H "Authorization: DPoP $NRM_TOKEN" \\
+       -H "DPoP: $(nrm dpop GET http://127.0.0.1:8401/v1/inbox)" http://127.0.0.1:8401/v1/inbox"""
+
+
+def data_options(data: Path, country: str) -> str:
+    """The options another `nrm` command needs to find this bus ('' for the defaults)."""
+    options = "" if data == local_bus.DEFAULT_DATA else f" --data {data}"
+    return options + ("" if country == local_bus.DEFAULT_COUNTRY else f" --country {country}")
+
+
+def startup_banner(bus: Any, data: Path, kafka: str | None) -> str:
+    """What `nrm up` prints once everything listens: where, and how to call a node."""
+    lines = [f"registry  {bus.registry_url}", f"notifier  {bus.notifier_url}"]
+    for spec in bus.agencies:
+        roles = ", ".join(str(r) for r in spec.roles)
+        lines.append(f"node      {bus.urls[spec.id]}  {spec.id} ({roles})")
+    if kafka:
+        lines.append(f"kafka     {kafka}")
+    where = bus.root.resolve()
+    lines.append(f"data      {where} (endpoints.json, anchor.json)")
+    first = bus.agencies[0].id
+    url = bus.urls[first]
+    opts = data_options(data, bus.country)
+    lines += [
+        "",
+        f"Call {first}'s node (README: Connect your system):",
+        f"  export NRM_TOKEN=$(nrm token --agency {first}{opts})",
+        f'  curl -H "Authorization: DPoP $NRM_TOKEN" '
+        f'-H "DPoP: $(nrm dpop GET {url}/v1/inbox{opts})" {url}/v1/inbox',
+        "Ctrl-C or SIGTERM stops the bus.",
+    ]
+    return "\n".join(lines)
 
 
 def _demo(args: argparse.Namespace) -> int:
     from nrm.demo import DemoFailed, console_sign_ins, run_demo
     from nrm.embedded import CountryBus
 
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s %(message)s")
+    logs.setup(level="WARNING")
 
     async def run(data: Path) -> int:
         with _kafka(args.kafka, data) as kafka:
@@ -134,6 +180,7 @@ def _demo(args: argparse.Namespace) -> int:
             return 1
         finally:
             await bus.stop()
+        print(NEXT_STEPS)
         return 0
 
     try:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import os
 import sys
 import tempfile
@@ -40,12 +39,19 @@ def add_commands(sub: Any) -> None:
 
 
 def _cross_border(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s %(message)s")
+    from nrm import logs
+    from nrm.embedded_cli import NEXT_STEPS
+
+    logs.setup(level="ERROR")
     kafka = f"kafka://{args.kafka}" if getattr(args, "kafka", None) else None
     if args.data is not None:
-        return asyncio.run(run_demo(args.data, kafka, sys.stdout))
-    with tempfile.TemporaryDirectory(prefix="nrm-federation-") as tmp:
-        return asyncio.run(run_demo(Path(tmp), kafka, sys.stdout))
+        code = asyncio.run(run_demo(args.data, kafka, sys.stdout))
+    else:
+        with tempfile.TemporaryDirectory(prefix="nrm-federation-") as tmp:
+            code = asyncio.run(run_demo(Path(tmp), kafka, sys.stdout))
+    if code == 0:
+        print(NEXT_STEPS)
+    return code
 
 
 OVERSIGHT = {"XA": "rapporteur", "XB": "xb-rapporteur"}
@@ -68,8 +74,15 @@ async def audit_both_sides(pair: Any, data: Path, out: TextIO) -> None:
                 "--fresh", "--quiet", "--grace", "30"]  # fmt: skip
         for agency, url in bus.urls.items():
             args += ["--node", f"{agency}={url}"]
+        before = os.environ.get("NRM_KEYSTORE_PASSPHRASE")
         os.environ["NRM_KEYSTORE_PASSPHRASE"] = bus.keychain.passphrase
-        code = await asyncio.to_thread(nrm, args)
+        try:
+            code = await asyncio.to_thread(nrm, args)
+        finally:  # the caller's environment as it was (tests run more buses after this)
+            if before is None:
+                os.environ.pop("NRM_KEYSTORE_PASSPHRASE", None)
+            else:
+                os.environ["NRM_KEYSTORE_PASSPHRASE"] = before
         verdict = "every log verified" if code == 0 else f"FAILED (exit {code})"
         print(f"  {country}: nrm audit verify over {len(bus.urls)} nodes: {verdict}", file=out)
         if code != 0:

@@ -25,6 +25,8 @@ needs no files but its secrets:
 ``NRM_CASE_KEYS``               case key store (SQLite, default ``<NRM_DATA_DIR>/case-keys.db``)
 ``NRM_HOST`` / ``NRM_PORT``     where the HTTP API listens (default 127.0.0.1:8500)
 ``NRM_AUDIENCE``                token audience (default ``nrm-router:<agency>``)
+``NRM_PUBLIC_URL``              base URL clients call, when a proxy stands in front
+                                (DPoP proofs name it; default: the request's own URL)
 ``NRM_POLL_INTERVAL``           seconds between idle relay/inbox rounds (default 0.05)
 ``NRM_STARTUP_TIMEOUT``         seconds to wait for the registry at start (default 60)
 ``NRM_KAFKA_SESSION_TIMEOUT_MS`` consumer group session timeout (default 10000); with
@@ -38,6 +40,8 @@ needs no files but its secrets:
                                 every router URL of the country in the directory)
 ``NRM_CONSOLE_SECURE_COOKIES``  ``1`` behind a TLS-terminating proxy (cookies get
                                 ``Secure`` and the ``__Host-`` prefix; automatic on https)
+``NRM_LOG_FORMAT``              ``text`` (default) or ``json`` (also ``--log-format``)
+``NRM_LOG_LEVEL``               the bus's own loggers (default INFO; libraries: WARNING)
 ``NRM_FAULT_EXIT_AFTER_PUBLISH`` fault drills only: ``1`` exits right after a publish,
                                 before the relay records its position (relay.py)
 ==============================  =========================================================
@@ -46,6 +50,8 @@ Several processes with the same agency id and the same PostgreSQL store are repl
 they share the agency's consumer group (Kafka splits the inbox partitions between them)
 and each receipt is tracked in the shared store, so nothing is applied twice.
 The health routes are ``/healthz`` (process up) and ``/readyz`` (store and directory).
+SIGTERM and SIGINT stop the node cleanly: HTTP first, then its loops, the consumer
+group and the store (checkpointed and closed).
 """
 
 from __future__ import annotations
@@ -56,13 +62,12 @@ import contextlib
 import logging
 import os
 import secrets
-import signal
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+from contracts.endpoints import router_audience
+from nrm import logs, serving
 from nrm.cli import CliError
 
 log = logging.getLogger("nrm.node")
@@ -88,6 +93,7 @@ class NodeConfig:
     host: str
     port: int
     audience: str
+    public_url: str | None
     poll_interval: float
     startup_timeout: float
     kafka: dict[str, object]
@@ -153,7 +159,8 @@ def config_from_env(env: dict[str, str] | None = None) -> NodeConfig:
         case_keys=Path(env.get("NRM_CASE_KEYS") or data_dir / "case-keys.db"),
         host=env.get("NRM_HOST") or "127.0.0.1",
         port=int(_number(env, "NRM_PORT", DEFAULT_PORT)),
-        audience=env.get("NRM_AUDIENCE") or f"nrm-router:{agency}",
+        audience=env.get("NRM_AUDIENCE") or router_audience(agency),
+        public_url=env.get("NRM_PUBLIC_URL") or None,
         poll_interval=_number(env, "NRM_POLL_INTERVAL", 0.05),
         startup_timeout=_number(env, "NRM_STARTUP_TIMEOUT", 60.0),
         kafka=kafka,
@@ -198,7 +205,6 @@ def master_key(path: Path) -> bytes:
 async def serve(cfg: NodeConfig, stop: asyncio.Event | None = None) -> None:
     """Run the node until SIGINT/SIGTERM (or `stop`): HTTP API, relay and inbox loop."""
     import httpx
-    import uvicorn
 
     from contracts.directory import TrustAnchor
     from contracts.directory_client import DirectoryClient
@@ -208,7 +214,6 @@ async def serve(cfg: NodeConfig, stop: asyncio.Event | None = None) -> None:
     from referral_router.runtime.node import NodeRuntime, NodeSettings
     from referral_router.transport.factory import open_transport
 
-    _QuietServer = _quiet_server_class()
     telemetry.setup_from_env(f"nrm-router-{cfg.agency_id}")
     keys, _ = load_keys(cfg.keystore, cfg.passphrase_env)
     if keys.agency_id != cfg.agency_id:
@@ -255,63 +260,33 @@ async def serve(cfg: NodeConfig, stop: asyncio.Event | None = None) -> None:
             if cfg.console_db is not None
             else None
         ),
+        public_url=cfg.public_url,
     )
     transport = open_transport(cfg.transport_url, **cfg.kafka)
     runtime = NodeRuntime(settings, keys, directory.current, transport)
     await runtime.start()
-    server = _QuietServer(
-        uvicorn.Config(
-            runtime.app, host=cfg.host, port=cfg.port, log_level="warning", lifespan="off"
-        )
-    )
     loops = asyncio.create_task(runtime.run(), name=f"node-{cfg.agency_id}")
-    http = asyncio.create_task(server.serve(), name="http")
     stop = stop or asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            loop.add_signal_handler(sig, stop.set)
-    waiters: list[asyncio.Task[Any]] = [http, loops, asyncio.create_task(stop.wait())]
+    loops.add_done_callback(lambda _: stop.set())  # the loops never end on their own
     print(f"node {cfg.agency_id} ({cfg.country}) on http://{cfg.host}:{cfg.port}", flush=True)
     if runtime.console is not None:
         print(f"console on http://{cfg.host}:{cfg.port}/console/ (nrm officer add)", flush=True)
     try:
-        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        await serving.serve_until_stopped(serving.server(runtime.app, cfg.host, cfg.port), stop)
+    except RuntimeError as exc:
+        raise CliError(str(exc)) from None
     finally:
-        server.should_exit = True
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await asyncio.wait_for(http, 10)
         await runtime.stop()
         loops.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await loops
         await transport.close()
-        for task in waiters:
-            task.cancel()
-    if http.done() and not http.cancelled() and http.exception() is not None:
-        raise CliError(f"HTTP server failed: {http.exception()}")
-
-
-def _quiet_server_class() -> type[Any]:
-    import uvicorn
-
-    class QuietServer(uvicorn.Server):
-        """uvicorn re-raises a caught SIGTERM once it stopped serving, which would kill
-        the process before the node closes its store and leaves its consumer group:
-        here the node owns the signals."""
-
-        @contextlib.contextmanager
-        def capture_signals(self) -> Iterator[None]:
-            yield
-
-    return QuietServer
+        telemetry.shutdown()
+        log.info("node %s stopped", cfg.agency_id)
 
 
 def cmd_node_serve(args: argparse.Namespace) -> int:
-    logging.basicConfig(
-        level=os.environ.get("NRM_LOG_LEVEL", "INFO"),
-        format="%(asctime)s %(name)s %(levelname)s %(message)s",
-    )
+    logs.setup_from(args)
     env = dict(os.environ)
     if args.port is not None:
         env["NRM_PORT"] = str(args.port)
@@ -336,6 +311,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignor
     )
     p.add_argument("--host", help="overrides NRM_HOST")
     p.add_argument("--port", type=int, help="overrides NRM_PORT")
+    logs.add_options(p)
     p.set_defaults(handler=cmd_node_serve)
 
 

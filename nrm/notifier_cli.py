@@ -18,8 +18,10 @@ import httpx
 from contracts.directory import TrustAnchor
 from contracts.directory_client import DirectoryClient
 from notifier import NotifierRuntime, NotifierSettings, RetryPolicy, ServedAgency
+from nrm import logs, serving
 from nrm.agency_cli import DEFAULT_PASSPHRASE_ENV, DEFAULT_REGISTRY_URL, load_keys, load_public
 from nrm.cli import CliError
+from referral_router import telemetry
 
 DEFAULT_DB = Path(".nrm-data/notifier.sqlite")
 
@@ -36,8 +38,7 @@ def _served(spec: str, passphrase_env: str) -> ServedAgency:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
+    logs.setup_from(args)
     try:
         anchor = TrustAnchor.model_validate_json(Path(args.anchor).read_bytes())
     except (OSError, ValueError) as exc:
@@ -59,21 +60,24 @@ def cmd_serve(args: argparse.Namespace) -> int:
         retry=RetryPolicy(max_attempts=args.max_attempts),
     )
     runtime = NotifierRuntime(settings, agencies, directory.current)
-    server = uvicorn.Server(
-        uvicorn.Config(runtime.app, host=args.host, port=args.port, log_level="warning")
-    )
+    telemetry.setup_from_env("nrm-notifier")  # webhook deliveries continue nodes' traces
 
     async def main() -> None:
+        """Until SIGTERM/SIGINT: HTTP stops first, then the loops and the store."""
         loop = asyncio.create_task(runtime.run())
         try:
-            await server.serve()
+            await serving.serve_until_stopped(serving.server(runtime.app, args.host, args.port))
         finally:
             await runtime.stop()
             await loop
+            telemetry.shutdown()
 
     served = ", ".join(a.agency_id for a in agencies)
-    print(f"notifier for {served} on http://{args.host}:{args.port} (store {args.db})")
-    asyncio.run(main())
+    print(f"notifier for {served} on http://{args.host}:{args.port} (store {args.db})", flush=True)
+    try:
+        asyncio.run(main())
+    except RuntimeError as exc:
+        raise CliError(str(exc)) from None
     return 0
 
 
@@ -100,4 +104,5 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignor
     p.add_argument("--port", type=int, default=8720)
     p.add_argument("--audience", help="this API's token audience (default: its URL)")
     p.add_argument("--max-attempts", type=int, default=8)
+    logs.add_options(p)
     p.set_defaults(handler=cmd_serve)

@@ -23,8 +23,8 @@ def assert_problem(response: Any, error: str, *, rule: str | None = None) -> Pro
     assert found.type == TYPE_PREFIX + error and found.title == CODES[error].title
     assert found.detail.strip(), response.text
     assert found.rule == rule, response.text
-    if found.status == 401:
-        assert response.headers["www-authenticate"] == "Bearer"
+    if found.status == 401:  # the schemes a caller may use (or which proof failed)
+        assert response.headers["www-authenticate"].startswith("DPoP")
     return found
 
 

@@ -21,9 +21,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from contracts.endpoints import router_audience
 from nrm.bench.common import latency_summary, rss_mb
 from nrm.bench.workload import COUNTRY, RECIPIENTS, SENDER, agencies
-from nrm.embedded import CountryBus, router_audience
+from nrm.embedded import CountryBus
 from referral_router.store.case_store import CaseFile
 
 

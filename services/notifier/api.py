@@ -20,6 +20,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.exceptions import HTTPException
 
+from contracts import openapi_auth
 from contracts.agency_token import AuthError, TokenVerifier
 from contracts.envelope import AGENCY_ID_PATTERN
 from contracts.problems import (
@@ -75,11 +76,20 @@ TheNotifier = Annotated[Notifier, Depends(notifier_of)]
 
 
 def caller(
-    request: Request, notifier: TheNotifier, authorization: Annotated[str | None, Header()] = None
+    request: Request,
+    notifier: TheNotifier,
+    authorization: Annotated[str | None, Header()] = None,
+    dpop: Annotated[str | None, Header(alias="DPoP", max_length=4096)] = None,
 ) -> Caller:
-    """An agency this notifier serves, or the operator; 401/403 otherwise."""
+    """An agency this notifier serves, or the operator; 401/403 otherwise. A DPoP-bound
+    token's proof names this request's method and URL."""
     verifier: TokenVerifier = request.app.state.verifier
-    agency_id = verifier.authenticate(authorization).agency_id
+    agency_id = verifier.authenticate(
+        authorization,
+        proof=dpop,
+        method=request.method,
+        url=str(request.url.replace(query="", fragment="")),
+    ).agency_id
     if agency_id == notifier.operator_id:
         return Caller(agency_id, True)
     if agency_id not in notifier.agencies:
@@ -142,7 +152,7 @@ def deliveries(
     notifier: TheNotifier,
     who: Who,
     status: DeliveryStatus | None = None,
-    after: Annotated[int, Query(ge=0)] = 0,
+    after: Annotated[int, Query(ge=0, le=2**62)] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> dict[str, Any]:
     """The subscription's status, and each delivery with its attempt history."""
@@ -177,13 +187,32 @@ def deadlines(
     return {"agency": target, "items": notifier.store.deadlines(target, status)}
 
 
-@notifications_api.get("/v1/notifications/stream")
+@notifications_api.get(
+    "/v1/notifications/stream",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "description": "An event stream: `id`, `event` (event or reminder) and `data` (a "
+            "notification, JSON) per event; comments keep an idle connection alive.",
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        }
+    },
+)
 async def stream(
     request: Request,
     notifier: TheNotifier,
     who: Who,
     agency: AgencyFilter = None,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=20)] = None,
+    idle_timeout: Annotated[
+        float,
+        Query(
+            ge=0,
+            le=3600,
+            description="Seconds the stream stays open with nothing new; then it ends and "
+            "the client reconnects with Last-Event-ID (0: send what there is, then end).",
+        ),
+    ] = 300,
 ) -> StreamingResponse:
     """Server-Sent Events: the same notifications as the webhooks. `id` is a position
     in this notifier; reconnect with `Last-Event-ID` to resume after it."""
@@ -195,7 +224,7 @@ async def stream(
     except ValueError:
         raise ProblemError(problem("bad-request", "Last-Event-ID must be an integer")) from None
     return StreamingResponse(
-        _events(request, notifier, target, start),
+        _events(request, notifier, target, start, idle_timeout),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
@@ -233,12 +262,15 @@ def create_app(notifier: Notifier, verifier: TokenVerifier) -> FastAPI:
         version="1",
         description="Webhook and SSE notifications of received case events (operational "
         "metadata only), delivery status, replay, deadlines and escalations.",
+        # no framework spans, metrics or logs: they would carry raw paths and bodies
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.notifier = notifier
     app.state.verifier = verifier
     for router in (deliveries_api, deadlines_api, notifications_api, health_api):
         app.include_router(router)
     install_error_handlers(app)
+    openapi_auth.install(app)
     return app
 
 
@@ -249,10 +281,10 @@ def install_error_handlers(app: FastAPI) -> None:
 
 
 async def _events(
-    request: Request, notifier: Notifier, agency: str, after: int
+    request: Request, notifier: Notifier, agency: str, after: int, idle_timeout: float
 ) -> AsyncIterator[bytes]:
     yield b"retry: 2000\n\n"
-    idle = 0.0
+    idle = quiet = 0.0
     poll = notifier.sse_poll_seconds
     while not await request.is_disconnected():
         batch = notifier.store.notifications_after(agency, after, 100)
@@ -260,10 +292,13 @@ async def _events(
             yield b"id: %d\nevent: %s\ndata: %s\n\n" % (seq, kind.encode(), body)
             after = seq
         if batch:
-            idle = 0.0
+            idle = quiet = 0.0
             continue
+        if quiet >= idle_timeout:
+            return  # the client reconnects with Last-Event-ID
         await asyncio.sleep(poll)
         idle += poll
+        quiet += poll
         if idle >= 15:
             idle = 0.0
             yield b": keep-alive\n\n"

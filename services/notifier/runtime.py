@@ -7,6 +7,12 @@ Two loops run until `stop()`: the follower (subscriptions from the registry, the
 The injected `clock` is domain time: deadlines, reminders and the retry schedule. Tokens
 and signature timestamps use the system clock, since other parties check them against
 theirs.
+
+Tracing: a log item's `traceparent` (the receiving node's span that applied the event)
+is remembered in memory per notification, and the webhook delivery is a CLIENT span in
+that trace whose context rides in the webhook's `traceparent` header, so one trace runs
+from the sender's request into the receiving agency's system. Following the log makes
+no spans: an idle notifier exports nothing.
 """
 
 from __future__ import annotations
@@ -16,7 +22,8 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,11 +31,15 @@ from typing import Any
 
 import httpx
 from fastapi import FastAPI
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from contracts.agency_token import ReplayCache, TokenVerifier, issue_token, system_clock
 from contracts.directory import AgencyStatus, Directory, KeyUse, PublicKeyRecord
 from contracts.keystore import AgencyKeys
 from contracts.vocabulary import Role
+from contracts.webhook_signature import HEADER, IDEMPOTENCY_HEADER, sign
 from notifier.api import create_app
 from notifier.callers import Parties
 from notifier.deadlines import REMINDS_OF, escalation_key, plan
@@ -38,13 +49,15 @@ from notifier.notifications import (
     outcome,
     reminder_notification,
 )
-from notifier.signature import HEADER, IDEMPOTENCY_HEADER, sign
-from notifier.store import DueDeadline, DueDelivery, NotifierStore
+from notifier.store import DueDeadline, DueDelivery, NotifierStore, StoredSubscription
 from notifier.subscriptions import SecretUnavailable, StaticSubscription, open_secret
 
 log = logging.getLogger("nrm.notifier")
 
 Clock = Callable[[], datetime]
+TRACE_SCOPE = "nrm.notifier"
+_MAX_TRACES = 10_000
+_propagator = TraceContextTextMapPropagator()
 
 
 @dataclass
@@ -76,6 +89,7 @@ class NotifierSettings:
     subscription_refresh_seconds: float = 60.0
     escalation_retry_seconds: float = 30.0
     sse_poll_seconds: float = 0.2
+    tracer_provider: Any = None  # None: the global one (NRM_OTEL_EXPORTER)
 
 
 class NotifierRuntime:
@@ -101,6 +115,8 @@ class NotifierRuntime:
         self._stopping = asyncio.Event()
         self._wake = asyncio.Event()
         self._running: asyncio.Future[Any] | None = None
+        self._traces: OrderedDict[str, str] = OrderedDict()  # notification id -> traceparent
+        self._tracer = trace.get_tracer(TRACE_SCOPE, tracer_provider=settings.tracer_provider)
         parties = Parties(directory, settings.operator_id, settings.operator_keys)
         verifier = TokenVerifier(lambda: parties, settings.audience, replay_cache=ReplayCache())
         self.app: FastAPI = create_app(self, verifier)
@@ -191,11 +207,11 @@ class NotifierRuntime:
             page = r.json()
             items: list[dict[str, Any]] = page["items"]
             if items:
-                notes = [
-                    event_notification(agency_id, it)
-                    for it in items
-                    if it.get("direction") == "received"
-                ]
+                notes = []
+                for it in items:
+                    if it.get("direction") == "received":
+                        notes.append(event_notification(agency_id, it))
+                        self._remember_trace(notes[-1].id, it.get("traceparent"))
                 changes = [c for it in items for c in plan(it)]
                 last = max(int(it["position"]) for it in items)
                 subs = self.store.subscriptions(agency_id)
@@ -205,7 +221,47 @@ class NotifierRuntime:
                 break
         if created:
             self._wake.set()
+            log.debug("%s: %d new notification(s), log read to %d", agency_id, created, after)
         return created
+
+    def _remember_trace(self, notification_id: str, traceparent: Any) -> None:
+        if isinstance(traceparent, str) and traceparent:
+            self._traces[notification_id] = traceparent
+            while len(self._traces) > _MAX_TRACES:
+                self._traces.popitem(last=False)
+
+    @contextlib.contextmanager
+    def _delivery_span(
+        self, d: DueDelivery, subscription: StoredSubscription, headers: dict[str, str]
+    ) -> Iterator[Callable[[int | None, str | None], None]]:
+        """A CLIENT span continuing the event's trace (if known), its context injected
+        into the webhook's headers; yields `done(status_code, error)`."""
+        parent = self._traces.get(d.notification_id)
+        if parent is None:
+            yield lambda status, error: None
+            return
+        context = _propagator.extract({"traceparent": parent})
+        with self._tracer.start_as_current_span(
+            "POST webhook",
+            context=context,
+            kind=SpanKind.CLIENT,
+            attributes={
+                "http.request.method": "POST",
+                "nrm.agency": subscription.agency_id,
+                "nrm.subscription": subscription.id,
+                "nrm.notification.id": d.notification_id,
+                "nrm.delivery.attempt": d.attempts + 1,
+            },
+        ) as span:
+            _propagator.inject(headers)
+
+            def done(status: int | None, error: str | None) -> None:
+                if status is not None:
+                    span.set_attribute("http.response.status_code", status)
+                if error is not None or status is None or status >= 400:
+                    span.set_status(Status(StatusCode.ERROR, error or str(status)))
+
+            yield done
 
     # -- deadlines ----------------------------------------------------------------------
 
@@ -270,7 +326,7 @@ class NotifierRuntime:
             # the second case: an earlier run escalated with other recipients already
             detail = str(r.json().get("event_id", "")) if r.is_success else "escalated earlier"
             self.store.settle_deadline(d, "escalated", detail, now)
-            log.info("escalated %s of %s in %s", d.kind, d.about_event_id, d.case)
+            log.info("escalated %s of %s", d.kind, d.about_event_id)
         elif r.status_code in (404, 409, 422):
             reason = f"{r.status_code} {problem.get('error', '')}: {problem.get('detail', '')}"
             self.store.settle_deadline(d, "refused", reason[:500], now)
@@ -327,20 +383,29 @@ class NotifierRuntime:
                     "Nrm-Delivery-Attempt": str(d.attempts + 1),
                     "User-Agent": "nrm-notifier/1",
                 }
-                try:
-                    r = await client.post(
-                        sub.webhook_url,
-                        content=d.body,
-                        headers=headers,
-                        timeout=policy.timeout_seconds,
-                    )
-                    status_code = r.status_code
-                except httpx.TimeoutException:
-                    error = "timeout"
-                except httpx.HTTPError as exc:
-                    error = f"{type(exc).__name__}"
+                with self._delivery_span(d, sub, headers) as traced:
+                    try:
+                        r = await client.post(
+                            sub.webhook_url,
+                            content=d.body,
+                            headers=headers,
+                            timeout=policy.timeout_seconds,
+                        )
+                        status_code = r.status_code
+                    except httpx.TimeoutException:
+                        error = "timeout"
+                    except httpx.HTTPError as exc:
+                        error = f"{type(exc).__name__}"
+                    traced(status_code, error)
             result = outcome(status_code)
             elapsed = int((time.monotonic() - started) * 1000)
+            log.debug(
+                "delivery %d of notification %s to %s: %s",
+                d.id,
+                d.notification_id,
+                subscription_id,
+                status_code or error,
+            )
             now = self.now()
             next_at: float | None = None
             dead_reason: str | None = None

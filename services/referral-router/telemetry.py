@@ -11,9 +11,17 @@ remembered per event id in memory (bounded). A relay restarted after a crash has
 it and starts a new trace for what it republishes: tracing is diagnostics, never a
 reason to write more into the append-only store.
 
+The receiving node remembers (in memory, bounded) the trace of each event it applied,
+and its log API hands that `traceparent` to the notifier, whose webhook delivery continues
+the trace into the agency's own system (`traceparent` header of the webhook).
+
 Span attributes carry only the clear operational envelope's routing facts (event id and
 type, agency ids, topic, partition, offset, outcome): never a payload field, never the
-case pseudonym, so a trace backend holds nothing about a person.
+case pseudonym, so a trace backend holds nothing about a person. For the same reason the
+web framework's own tracing, which records the raw URL path (and with it the pseudonym),
+is switched off in every app (`FRAMEWORK_TELEMETRY_OFF`): the middleware below names
+server spans by route template. Polling reads (`GET /v1/log`, `/v1/inbox`, health) make
+no span unless the caller sends a `traceparent`: an idle bus exports nothing.
 
 Metrics (counters unless noted): ``nrm.events.appended``, ``nrm.events.published``,
 ``nrm.events.received`` (attribute ``outcome``), ``nrm.events.dead_lettered``, and the
@@ -52,6 +60,10 @@ from contracts.kafka_binding import TRACE_HEADER
 SCOPE = "nrm.referral_router"
 EXPORTERS = ("none", "console", "otlp")
 _propagator = TraceContextTextMapPropagator()
+#: `FastAPI(telemetry=...)`: no framework spans, metrics or logs (they carry raw paths).
+FRAMEWORK_TELEMETRY_OFF: dict[str, Any] = {"tracing": False, "metrics": False, "logs": False}
+#: GET paths polled in a loop (the notifier, health checks): no span unless asked for.
+POLLED_PATHS = frozenset({"/v1/log", "/v1/inbox", "/v1/dead-letters", "/healthz", "/readyz"})
 
 
 # --- providers -----------------------------------------------------------------------
@@ -129,6 +141,15 @@ def setup_from_env(default_service_name: str = "nrm-router") -> str:
     metrics.set_meter_provider(meter_provider)
     configure()  # use the (now installed) global providers
     return exporter
+
+
+def shutdown() -> None:
+    """Export what the global SDK providers still hold, then stop them (a clean stop
+    must not lose the last spans and metrics)."""
+    for provider in (trace.get_tracer_provider(), metrics.get_meter_provider()):
+        stop = getattr(provider, "shutdown", None)
+        if callable(stop):
+            stop()
 
 
 def tracer() -> Tracer:
@@ -234,6 +255,27 @@ def _remembered_context(event_id: str) -> otel_context.Context | None:
     return context_of(parent)
 
 
+_received: OrderedDict[tuple[str, str], str] = OrderedDict()
+
+
+def _remember_received(agency_id: str, event_id: str, traceparent: str | None) -> None:
+    if not traceparent:
+        return
+    with _remembered_lock:
+        _received[(agency_id, event_id)] = traceparent
+        while len(_received) > _MAX_REMEMBERED:
+            _received.popitem(last=False)
+
+
+def trace_of(agency_id: str, event_id: str, direction: str) -> str | None:
+    """The `traceparent` to continue an event's trace from: the span that applied it at
+    this node (received), or the request that appended it (sent); None if forgotten."""
+    with _remembered_lock:
+        if direction == "received":
+            return _received.get((agency_id, event_id))
+        return _remembered.get(event_id)
+
+
 class PublishBatch:
     """PRODUCER spans for one relay batch: one per (event, recipient), each the child of
     the event's HTTP request span, ended when the broker acknowledged the batch."""
@@ -305,6 +347,8 @@ def applying(
                 span.set_attribute("messaging.message.id", str(envelope.id))
                 span.set_attribute("nrm.event.type", envelope.type)
                 span.set_attribute("nrm.sender", envelope.sender)
+                if outcome == "applied":
+                    _remember_received(agency_id, str(envelope.id), current_traceparent(span))
             labels = {"nrm.agency": agency_id, "outcome": outcome}
             _instruments().received.add(1, labels)
             if outcome == "dead-lettered":
@@ -338,6 +382,9 @@ class TracingMiddleware:
             if k == b"traceparent" or k == b"tracestate"
         }
         method = scope.get("method", "GET")
+        if method == "GET" and scope.get("path") in POLLED_PATHS and not carrier:
+            await self.app(scope, receive, send)  # a poll: nothing worth a span
+            return
         with tracer().start_as_current_span(
             f"{method}",
             context=_propagator.extract(carrier) if carrier else None,
@@ -375,6 +422,8 @@ __all__ = [
     "event_appended",
     "instrument_app",
     "setup_from_env",
+    "shutdown",
+    "trace_of",
     "tracer",
     "watch_relay",
 ]

@@ -18,6 +18,7 @@ from fastapi import APIRouter, FastAPI, Header, Path, Query
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 
+from contracts import openapi_auth
 from contracts.envelope import AGENCY_ID_PATTERN
 from contracts.events import CATALOGUE
 from contracts.need_to_know import CaseContext
@@ -197,7 +198,7 @@ def delete_subscription(
 def history(
     registry: TheRegistry,
     _: Reader,
-    after: Annotated[int, Query(ge=0)] = 0,
+    after: Annotated[int, Query(ge=0, le=2**62)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
     items = registry.history(after, limit)
@@ -236,6 +237,8 @@ def create_app(registry: Registry) -> FastAPI:
         version="1",
         description="Agencies, keys, endpoints and the data-sharing agreement of one "
         "country's referral bus; signs the directory every node verifies.",
+        # no framework spans, metrics or logs: they would carry raw paths and bodies
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.registry = registry
     for router in (
@@ -249,4 +252,5 @@ def create_app(registry: Registry) -> FastAPI:
     ):
         app.include_router(router)
     install_error_handlers(app)
+    openapi_auth.install(app)
     return app

@@ -16,6 +16,7 @@ from registry.application import Registry
 
 AgencyId = Annotated[str, Path(pattern=AGENCY_ID_PATTERN, description="The agency id.")]
 Authorization = Annotated[str | None, Header()]
+Proof = Annotated[str | None, Header(alias="DPoP", max_length=4096)]
 
 
 def registry_of(request: Request) -> Registry:
@@ -28,9 +29,19 @@ def registry_of(request: Request) -> Registry:
 TheRegistry = Annotated[Registry, Depends(registry_of)]
 
 
-def reader(registry: TheRegistry, authorization: Authorization = None) -> str:
-    """Any registered agency, or the operator."""
-    return registry.token_verifier.authenticate(authorization).agency_id
+def reader(
+    request: Request,
+    registry: TheRegistry,
+    authorization: Authorization = None,
+    proof: Proof = None,
+) -> str:
+    """Any registered agency, or the operator (a DPoP proof names this request)."""
+    return registry.token_verifier.authenticate(
+        authorization,
+        proof=proof,
+        method=request.method,
+        url=str(request.url.replace(query="", fragment="")),
+    ).agency_id
 
 
 def operator(registry: TheRegistry, caller: Annotated[str, Depends(reader)]) -> str:

@@ -20,7 +20,7 @@ from contracts.transparency import HASH_SIZE
 from registry.callers import AgencyId, Own, Reader, registry_of
 from registry.witness import WitnessBook, WitnessRefused
 
-router = APIRouter(tags=["witness"], responses=openapi_responses(400, 401, 403, 409, 422))
+router = APIRouter(tags=["witness"], responses=openapi_responses(400, 401, 403, 404, 409, 422))
 _BOOK_LOCK = threading.Lock()
 
 
@@ -62,7 +62,8 @@ def _book(request: Request) -> WitnessBook:
 @router.get("/v1/witness/key")
 def witness_key(request: Request) -> dict[str, Any]:
     """The witness's verifier key (for `nrm audit verify --witness`), signed by the
-    directory key; check it and the anchor with `audit_verification.verify_witness_key`."""
+    directory key; check it with `contracts.audit_verification.verify_witness_key`
+    and the anchor."""
     return _book(request).key_document()
 
 

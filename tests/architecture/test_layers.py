@@ -3,13 +3,17 @@
 - The router's sub-packages import only from their own sub-package and lower layers
   (the table in `referral_router.__init__`).
 - No service imports another service; `contracts` imports no service.
-- No import cycle anywhere in `contracts/` or `services/` (imports inside functions and
-  under TYPE_CHECKING count: they hide a cycle, they do not remove it).
+- No import cycle anywhere in `contracts/`, `services/` or the client library (imports
+  inside functions and under TYPE_CHECKING count: they hide a cycle, they do not remove
+  it).
+- The client library (`nrm_client`) needs only httpx and the contracts, so an agency
+  installs no service to call its node.
 """
 
 from __future__ import annotations
 
 import ast
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +25,7 @@ PACKAGES = {
     "registry": ROOT / "services" / "registry",
     "referral_router": ROOT / "services" / "referral-router",
     "notifier": ROOT / "services" / "notifier",
+    "nrm_client": ROOT / "clients" / "python" / "nrm_client",
 }
 SERVICES = ("registry", "referral_router", "notifier")
 ROUTER_LAYERS = {
@@ -130,3 +135,19 @@ def test_no_import_cycles() -> None:
         if m not in state:
             visit(m)
     assert not cycles, "import cycles:\n" + "\n".join(" -> ".join(c) for c in cycles)
+
+
+def test_the_client_library_needs_only_httpx_and_the_contracts() -> None:
+    allowed = {"nrm_client", "contracts", "httpx", "__future__", *sys.stdlib_module_names}
+    found: dict[str, set[str]] = {}
+    for path in PACKAGES["nrm_client"].rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                tops = {a.name.split(".")[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and not node.level:
+                tops = {(node.module or "").split(".")[0]}
+            else:
+                continue
+            for top in tops - allowed:
+                found.setdefault(top, set()).add(path.name)
+    assert not found, f"nrm_client imports beyond httpx and contracts: {found}"

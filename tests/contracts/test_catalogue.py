@@ -60,3 +60,12 @@ def test_v1_referral_declined_upcasts_to_v2() -> None:
         ReferralDeclined.model_validate(old)  # v1 alone is not a valid v2
     with pytest.raises(ValueError, match="no version 7"):
         model_for("referral.declined", 7)
+
+
+def test_every_event_type_has_a_valid_example() -> None:
+    from contracts.examples import EXAMPLES
+
+    assert list(EXAMPLES) == list(CATALOGUE)
+    for event_type, (recipients, payload) in EXAMPLES.items():
+        CATALOGUE[event_type].model_validate(payload)  # raises if it went stale
+        assert recipients and all(isinstance(r, str) for r in recipients)

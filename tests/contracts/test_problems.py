@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from contracts.agency_token import AuthError
+from contracts.agency_token import CHALLENGE, AuthError
 from contracts.problems import (
     CODES,
     MEDIA_TYPE,
@@ -46,7 +46,8 @@ def test_a_problem_says_what_went_wrong_then_what_to_do() -> None:
 
 
 def test_only_a_401_names_the_scheme() -> None:
-    assert problem("unauthenticated", "x").headers() == {"WWW-Authenticate": "Bearer"}
+    assert problem("unauthenticated", "x").headers() == {"WWW-Authenticate": CHALLENGE}
+    assert CHALLENGE == 'DPoP algs="Ed25519 ES256", Bearer'
     assert problem("forbidden", "x").headers() == {}
 
 

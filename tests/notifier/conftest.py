@@ -32,8 +32,8 @@ from contracts.directory import Directory, KeyUse
 from contracts.events import CaseEscalated
 from contracts.keystore import AgencyKeys, generate_agency_keys
 from contracts.problems import MEDIA_TYPE, auth_problem, problem
+from contracts.webhook_signature import SignatureError, verify
 from notifier import NotifierRuntime, NotifierSettings, RetryPolicy, ServedAgency
-from notifier.signature import SignatureError, verify
 from registry import Registry, RegistryConfig
 from registry import create_app as registry_app
 

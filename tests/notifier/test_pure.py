@@ -11,9 +11,9 @@ import pytest
 
 from contracts.events import CATALOGUE, categories_of
 from contracts.vocabulary import DataCategory
+from contracts.webhook_signature import SignatureError, sign, verify
 from notifier.deadlines import Close, Escalated, Open, plan
 from notifier.notifications import EVENT_FIELDS, RetryPolicy, event_notification, outcome
-from notifier.signature import SignatureError, sign, verify
 
 SECRET = "nrmwh_test-secret"
 BODY = b'{"kind":"event"}'

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from referral_router.api.auth import TokenCheck
+from contracts import openapi_auth
+from referral_router import telemetry
+from referral_router.api.auth import Authenticator
 from referral_router.api.cases import cases
 from referral_router.api.errors import install_error_handlers
 from referral_router.api.health import health
@@ -13,14 +15,23 @@ from referral_router.audit.log import AuditLog
 from referral_router.sending.node import AgencyNode
 
 
-def create_app(node: AgencyNode, check_token: TokenCheck, audit: AuditLog | None = None) -> FastAPI:
+def create_app(
+    node: AgencyNode,
+    check_token: Authenticator,
+    audit: AuditLog | None = None,
+    public_url: str | None = None,
+) -> FastAPI:
+    """`public_url`: the base URL clients use, when a proxy stands in front (DPoP proofs
+    name the URL the client called)."""
     app = FastAPI(
         title=f"NRM referral router ({node.agency_id})",
         version="1",
         description="An agency's node on the NRM referral bus.",
+        telemetry=telemetry.FRAMEWORK_TELEMETRY_OFF,
     )
     app.state.node = node
     app.state.check_token = check_token
+    app.state.public_url = public_url
     app.state.directory = lambda: node.roster.directory
     app.include_router(cases)
     app.include_router(health)
@@ -28,4 +39,5 @@ def create_app(node: AgencyNode, check_token: TokenCheck, audit: AuditLog | None
         app.state.audit = audit
         app.include_router(oversight_router)
     install_error_handlers(app)
+    openapi_auth.install(app)
     return app

@@ -1,20 +1,35 @@
-"""Who is calling: the node's own agency, proven by a short-lived signed token."""
+"""Who is calling: an agency, proven by a signed token (a DPoP-bound access token with a
+fresh proof per request, or a one-time bearer token: `contracts.agency_token`)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Annotated
+from typing import Annotated, Protocol
 
-from fastapi import Depends, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi import Depends, Header, Request
 
-from contracts.agency_token import AuthError
+from contracts.agency_token import AuthError, VerifiedToken
+from contracts.dpop import HEADER as PROOF_HEADER
 from referral_router.sending.node import AgencyNode
 
-#: token -> verified agency id; raises an exception with `status` (401/403) and `reason`.
-TokenCheck = Callable[[str], str]
 
-_bearer = HTTPBearer(auto_error=False)
+class Authenticator(Protocol):
+    """What the routes need to check a caller (contracts.agency_token.TokenVerifier)."""
+
+    def authenticate(
+        self, authorization: str | None, *, proof: str | None, method: str, url: str
+    ) -> VerifiedToken: ...
+
+
+#: The token; `contracts.openapi_auth` documents it as the bus's two security schemes.
+Authorization = Annotated[str | None, Header()]
+Proof = Annotated[
+    str | None,
+    Header(
+        alias=PROOF_HEADER,
+        max_length=4096,
+        description="DPoP proof for this request (with `Authorization: DPoP`).",
+    ),
+]
 
 
 def node_of(request: Request) -> AgencyNode:
@@ -22,29 +37,39 @@ def node_of(request: Request) -> AgencyNode:
     return node
 
 
-def own_agency(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> str:
-    """The caller must prove it is this node's own agency (a short-lived signed token)."""
-    if credentials is None:
-        raise AuthError(401, "missing bearer token")
-    agency = verified_agency(request, credentials.credentials)
+def request_url(request: Request) -> str:
+    """The URL as the client addressed it: the configured public base URL (behind a
+    proxy) or the one the request itself names, without the query."""
+    base: str | None = getattr(request.app.state, "public_url", None)
+    if base:
+        return base.rstrip("/") + request.url.path
+    return str(request.url.replace(query="", fragment=""))
+
+
+def authenticated_agency(request: Request, authorization: str | None, proof: str | None) -> str:
+    """The calling agency; an AuthError (401/403, answered as a problem with its
+    challenge) otherwise."""
+    authenticator: Authenticator = request.app.state.check_token
+    verified = authenticator.authenticate(
+        authorization,
+        proof=proof,
+        method=request.method,
+        url=request_url(request),
+    )
+    return verified.agency_id
+
+
+def own_agency(request: Request, authorization: Authorization = None, proof: Proof = None) -> str:
+    """The caller must prove it is this node's own agency."""
+    agency = authenticated_agency(request, authorization, proof)
     if agency != node_of(request).agency_id:
         raise AuthError(403, f"this node serves {node_of(request).agency_id}, not {agency}")
     return agency
 
 
-def verified_agency(request: Request, token: str) -> str:
-    """The agency that signed `token`; a refusal of the check becomes an AuthError."""
-    check: TokenCheck = request.app.state.check_token
-    try:
-        return check(token)
-    except Exception as exc:
-        status = getattr(exc, "status", None)
-        if status in (401, 403):
-            raise AuthError(status, str(getattr(exc, "reason", exc))) from exc
-        raise
+def any_agency(request: Request, authorization: Authorization = None, proof: Proof = None) -> str:
+    """Any authenticated agency; the route decides what it may see."""
+    return authenticated_agency(request, authorization, proof)
 
 
 Caller = Annotated[str, Depends(own_agency)]

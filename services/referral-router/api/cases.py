@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, Path, Query
+from fastapi import APIRouter, Body, Header, Path, Query
 from fastapi.responses import JSONResponse
 
 from contracts.envelope import CASE_PSEUDONYM_PATTERN
-from referral_router.api.auth import Caller, Node
-from referral_router.api.bodies import (
+from contracts.examples import openapi_examples
+from contracts.node_api import (
     AppendEvent,
     CaseView,
     DeadLetterPage,
@@ -17,6 +17,7 @@ from referral_router.api.bodies import (
     InboxPage,
     ScreenCase,
 )
+from referral_router.api.auth import Caller, Node
 from referral_router.api.errors import ERROR_RESPONSES
 from referral_router.sending.node import Submission
 
@@ -35,11 +36,15 @@ IdempotencyKey = Annotated[
 After = Annotated[int, Query(ge=0, le=2**62, description="Last position seen; 0 to start.")]
 Limit = Annotated[int, Query(ge=1, le=500, description="Page size.")]
 
+#: Request bodies with an example of every event type (contracts.examples).
+Screening = Annotated[ScreenCase, Body(openapi_examples=openapi_examples(screening=True))]
+Appending = Annotated[AppendEvent, Body(openapi_examples=openapi_examples(screening=False))]
+
 cases = APIRouter(prefix="/v1", tags=["cases"], responses=ERROR_RESPONSES)
 
 
 @cases.post("/cases", status_code=201, response_model=EventReceipt)
-def screen_case(body: ScreenCase, node: Node, _: Caller, key: IdempotencyKey = None) -> Any:
+def screen_case(body: Screening, node: Node, _: Caller, key: IdempotencyKey = None) -> Any:
     """Open a case with its first event, `case.screened` (R1: a presumed victim from now)."""
     sub = Submission("case.screened", body.payload, tuple(body.recipients))
     receipt = node.submit(sub, key)
@@ -48,7 +53,7 @@ def screen_case(body: ScreenCase, node: Node, _: Caller, key: IdempotencyKey = N
 
 @cases.post("/cases/{case}/events", status_code=201, response_model=EventReceipt)
 def append_event(
-    case: CasePseudonym, body: AppendEvent, node: Node, _: Caller, key: IdempotencyKey = None
+    case: CasePseudonym, body: Appending, node: Node, _: Caller, key: IdempotencyKey = None
 ) -> Any:
     """Append one lifecycle event; the rules decide whether it may happen now."""
     sub = Submission(body.type, body.payload, tuple(body.recipients), case)

@@ -14,17 +14,15 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import PlainTextResponse
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from contracts.agency_token import AuthError
 from contracts.directory import Directory
 from contracts.problems import openapi_responses
 from contracts.vocabulary import Role
-from referral_router.api.auth import verified_agency
+from referral_router.api.auth import any_agency
 from referral_router.audit.log import AuditLog, AuditRangeError
 
 MAX_PAGE = 1000
-_bearer = HTTPBearer(auto_error=False)
 
 
 def audit_of(request: Request) -> AuditLog:
@@ -32,14 +30,8 @@ def audit_of(request: Request) -> AuditLog:
     return audit
 
 
-def oversight_caller(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> str:
+def oversight_caller(request: Request, agency: Annotated[str, Depends(any_agency)]) -> str:
     """The caller's agency, if it is an oversight body or this node's own agency."""
-    if credentials is None:
-        raise AuthError(401, "missing bearer token")
-    agency = verified_agency(request, credentials.credentials)
     own = audit_of(request).agency_id
     if agency == own:
         return str(agency)

@@ -15,6 +15,7 @@ from fastapi import Body, FastAPI, Query
 from fastapi.responses import JSONResponse
 
 from contracts.problems import MEDIA_TYPE, openapi_responses
+from referral_router import telemetry
 from referral_router.federation.gateway import Gateway
 from referral_router.federation.ledgers import CrossingLedger
 
@@ -24,6 +25,7 @@ def create_gateway_app(gateway: Gateway, ledger: CrossingLedger) -> FastAPI:
         title=f"NRM cross-border gateway {gateway.country} <-> {gateway.peer}",
         version="1",
         description="Relays return-planning events between two federated NRM buses.",
+        telemetry=telemetry.FRAMEWORK_TELEMETRY_OFF,
     )
 
     @app.post(
@@ -41,7 +43,8 @@ def create_gateway_app(gateway: Gateway, ledger: CrossingLedger) -> FastAPI:
 
     @app.get("/v1/federation/crossings", tags=["federation"], responses=openapi_responses(422))
     def crossings(
-        after: int = Query(default=0, ge=0), limit: int = Query(default=100, ge=1, le=1000)
+        after: int = Query(default=0, ge=0, le=2**62),
+        limit: int = Query(default=100, ge=1, le=1000),
     ) -> dict[str, Any]:
         items = [c.as_json() for c in ledger.list(after, limit)]
         return {"items": items, "next_after": items[-1]["seq"] if items else after}

@@ -61,6 +61,7 @@ class NodeSettings:
     witness_audience: str | None = None  # default nrm-registry:<country>
     poll_interval: float = 0.05
     console: ConsoleSettings | None = None  # the web console under /console; None: off
+    public_url: str | None = None  # the base URL clients call, behind a proxy (DPoP htu)
     extra: dict[str, str] = field(default_factory=dict)
 
 
@@ -103,7 +104,9 @@ class NodeRuntime:
         self.witnessing = witnessing_for(
             self.audit, keys, settings.witness_url, settings.witness_audience
         )
-        self.app: FastAPI = create_app(self.node, self.verifier, self.audit)
+        self.app: FastAPI = create_app(
+            self.node, self.verifier, self.audit, public_url=settings.public_url
+        )
         self._keys = keys
         self.console = (
             Console(self.node, settings.console, settings.master_key, self._peer_token)
@@ -136,6 +139,7 @@ class NodeRuntime:
         topic = inbox_topic(self.settings.country, self.settings.agency_id)
         await self.transport.ensure_topics([topic], partitions=4)
         await self._consumer.start()
+        log.debug("node %s consuming %s", self.settings.agency_id, topic)
 
     async def run(self) -> None:
         """Relay and inbox (and periodic log checkpoints), until stop(): a failure is
@@ -182,3 +186,4 @@ class NodeRuntime:
             self.audit.close()
         self.case_keys.close()
         self.store.close()
+        log.debug("node %s stopped: stores closed", self.settings.agency_id)

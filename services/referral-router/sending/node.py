@@ -277,7 +277,11 @@ class AgencyNode:
         """Events this node recorded after a cursor, oldest first: received ones by
         default (the inbox), or sent ones, or both (None). Clear parts only."""
         batch = self.store.log(after=after, limit=limit)
-        items = [_inbox_item(e) for e in batch if direction is None or e.direction == direction]
+        items = [
+            {**_inbox_item(e), "traceparent": telemetry.trace_of(self.agency_id, *_ids(e))}
+            for e in batch
+            if direction is None or e.direction == direction
+        ]
         next_after = batch[-1].position if len(batch) == limit else None
         return {"items": items, "next_after": next_after}
 
@@ -292,6 +296,10 @@ def _receipt_body(env: Envelope) -> dict[str, Any]:
         "deadlines": {k: v.isoformat() for k, v in env.deadlines.items()},
         "flags": env.flags.model_dump(),
     }
+
+
+def _ids(e: LoggedEnvelope) -> tuple[str, str]:
+    return str(e.envelope.id), e.direction
 
 
 def _inbox_item(e: LoggedEnvelope) -> dict[str, Any]:

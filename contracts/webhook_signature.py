@@ -15,7 +15,9 @@ How a receiver verifies a delivery:
      within the tolerance (default 5 minutes) of the receiver's clock, which bounds
      replays; then drop any Idempotency-Key already processed (retries repeat it).
 
-`verify` below does steps 2-4 for Python receivers. Pure: no I/O, clock injectable.
+`verify` below does steps 2-4 for Python receivers (the client library, `nrm_client`,
+wraps it). A wire format shared by the notifier and every receiver, hence in the
+contracts. Pure: no I/O, clock injectable.
 """
 
 from __future__ import annotations

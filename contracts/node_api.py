@@ -1,4 +1,6 @@
-"""HTTP request and response bodies of a router node, derived from the event catalogue.
+"""The HTTP bodies of a router node's API, derived from the event catalogue: what agency
+systems send and read. A contract, so the node and the client library (`nrm_client`)
+share one definition of the wire format.
 
 One body model per event type, joined into a union discriminated by `type`, so the
 OpenAPI document spells out every event's payload and a schema violation names its path.
@@ -71,6 +73,15 @@ class EventView(BaseModel):
         description="Personal fields this agency may open; others appear as {'withheld': category}."
     )
 
+    @property
+    def withheld(self) -> dict[str, str]:
+        """field -> the data category this reader may not open."""
+        return {
+            name: value["withheld"]
+            for name, value in self.fields.items()
+            if isinstance(value, dict) and isinstance(value.get("withheld"), str)
+        }
+
 
 class ReferralView(BaseModel):
     referral_id: str
@@ -92,6 +103,9 @@ class CaseView(BaseModel):
     referrals: list[ReferralView]
     events: list[EventView]
 
+    def referral(self, referral_id: str) -> ReferralView:
+        return next(r for r in self.referrals if r.referral_id == referral_id)
+
 
 class InboxItem(BaseModel):
     position: int
@@ -104,6 +118,11 @@ class InboxItem(BaseModel):
     recipients: list[str]
     operational: dict[str, Any]
     deadlines: dict[str, datetime]
+    traceparent: str | None = Field(
+        default=None,
+        description="W3C trace context to continue the event's trace from (a notifier's "
+        "webhook does); null when this node no longer remembers it.",
+    )
 
 
 class InboxPage(BaseModel):
