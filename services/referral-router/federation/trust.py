@@ -109,7 +109,7 @@ class PeerTrust:
             if client is None:
                 url = f"{fed.registry_url.rstrip('/')}/v1/directory"
                 client = DirectoryClient(
-                    lambda: self.fetch(url), fed.anchor, max_age=self.directory_max_age
+                    lambda: self.fetch(url), fed.anchor, refresh_every=self.directory_max_age
                 )
                 self._clients[key] = client
         try:
