@@ -114,6 +114,12 @@ class DirectoryClient:
                 raise DirectoryUnavailable(f"no verified directory: {exc}") from exc
             return self._directory
 
+    def cached(self) -> Directory:
+        """The last good directory, without asking the registry (no I/O: safe on an event
+        loop); the first one is fetched if there is none yet."""
+        directory = self._directory
+        return directory if directory is not None else self.current()
+
     def age(self) -> timedelta | None:
         """Time since the registry last confirmed the directory; None if it never did."""
         confirmed = self._confirmed_at

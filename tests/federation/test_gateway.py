@@ -32,7 +32,7 @@ from contracts.sealing import (
 )
 from contracts.sealing.keys import b64e
 from contracts.vocabulary import DataCategory
-from referral_router.federation.trust import directory_lookup
+from referral_router.sealing.node_seal import recorded_lookup
 from referral_router.store.case_store import RECEIVED
 from tests.agencies import clear_envelope, clear_part, new_case
 from tests.federation.border import GATEWAY, XA, XB, Border, document, signer
@@ -98,7 +98,7 @@ def test_a_return_event_crosses_into_the_counterpart_store(border: Border) -> No
     data = cp.forwardings.get(str(env.id), CP)
     assert data is not None
     opened = open_envelope(
-        parse_forwarding(data), CP, cp.parts.seal.case_keys.get, directory_lookup(XA.directory)
+        parse_forwarding(data), CP, cp.parts.seal.case_keys.get, recorded_lookup(XA.directory)
     )
     assert opened.opened == IDENTITY_HEALTH
     assert opened.to_json()["reception_needs"] == "insulin on arrival"
@@ -109,11 +109,6 @@ def test_a_return_event_crosses_into_the_counterpart_store(border: Border) -> No
     ]
     assert [(c.direction, c.outcome, c.event_id) for c in into] == [("in", "crossed", str(env.id))]
     assert border.nodes["XA"].store.dead_letters() == []
-
-
-def _asylum(b: Border, case: str) -> Envelope:
-    assessed(b, case)
-    return planned(b, case, flags=CaseFlags(asylum_lodged=True))
 
 
 def _unassessed(b: Border, case: str) -> Envelope:
@@ -163,7 +158,6 @@ def _no_encryption_key(b: Border, case: str) -> Envelope:
 
 
 OUTBOUND_REFUSALS: list[tuple[str, Callable[[Border, str], Envelope], str, str, str]] = [
-    ("asylum lodged", _asylum, "R4", "asylum is lodged", ""),
     ("no risk assessment", _unassessed, "R4", "no risk assessment reached", ""),
     ("serious risk", _serious_risk, "R4", "serious risk of harm", ""),
     ("another destination", _elsewhere, "FEDERATION", "return planned to XC", ""),
@@ -197,6 +191,26 @@ def test_an_outbound_refusal_is_a_dead_letter_and_a_ledger_line(
     assert (line.direction, line.outcome, line.rule) == ("out", "refused", rule)
     assert line.agency == agency
     assert counterpart_log(border) == []
+
+
+def test_the_gateway_node_itself_refuses_an_asylum_case_in_any_order(border: Border) -> None:
+    """The gateway is on the country of origin's side: its own node dead-letters an
+    envelope flagged asylum, and every later one of that case, flagged or not, so the
+    border rules never even see them."""
+    case = new_case()
+    assessed(border, case)
+    for flags in (CaseFlags(asylum_lodged=True), None):
+        env, grant = border.authored(
+            planning(), "return.planning-started", case, IDENTITY_HEALTH, flags=flags
+        )
+        received = border.offer_gateway(env, grant)
+        assert received.letter is not None and received.letter.rule == "R4"
+        kid = env.sealed["wraps"][GATEWAY["XA"]]["kid"]
+        keys = border.nodes["XA"].seal.case_keys
+        assert keys.get(case, "nrm-authority", GATEWAY["XA"], kid) is None
+    gateway = border.gateways["XA"]
+    assert gateway.pump() == 0  # the risk assessment stays home; nothing else was recorded
+    assert border.ledgers["XA"].list() == [] and counterpart_log(border) == []
 
 
 def test_an_unreachable_peer_stops_the_pump_and_the_event_crosses_later(border: Border) -> None:

@@ -53,13 +53,22 @@ class FakeParties:
             raise UnknownAgency(f"agency {agency_id!r} is suspended")
         return agency_id
 
-    def roles(self, agency_ids: Iterable[str]) -> dict[str, Role]:
-        return {a: ROLES.get(a, Role.FIRST_RESPONDER) for a in agency_ids}
+    def roles(self, agency_ids: Iterable[str]) -> dict[str, frozenset[Role]]:
+        return {a: frozenset({ROLES[a]}) if a in ROLES else frozenset() for a in agency_ids}
 
 
-def verify(envelope: Envelope) -> None:
-    if envelope.signature != GENUINE:
-        raise SignatureInvalid("signature does not verify")
+class FakeSignatures:
+    """The signature check: only the genuine signature verifies."""
+
+    def verify(self, envelope: Envelope, arrived: datetime) -> None:
+        if envelope.signature != GENUINE:
+            raise SignatureInvalid("signature does not verify")
+
+    def signing_keys_at(self, arrived: datetime) -> PublicKeyLookup:
+        def lookup(agency: str, kid: str, at: datetime) -> Any:
+            raise AssertionError("the fake sealing checks no grant signature")
+
+        return lookup
 
 
 @dataclass
@@ -100,7 +109,7 @@ def sealing(store: CaseStore) -> FakeSealing:
 
 @pytest.fixture
 def reception(store: CaseStore, sealing: FakeSealing) -> Reception:
-    domestic = Domestic(ME, FakeParties(), verify)
+    domestic = Domestic(ME, FakeParties(), FakeSignatures())
     return Reception(ME, store, sealing, {ENVELOPE_CONTENT_TYPE: domestic})
 
 
@@ -121,7 +130,8 @@ def record(
     env: Envelope, offset: int, grant: bytes | None = b"grant", partition: int = 0
 ) -> Record:
     key, value, headers = encode(env, grant)
-    return Record(TOPIC, partition, offset, key, value, headers)
+    now = int(datetime.now(UTC).timestamp() * 1000)
+    return Record(TOPIC, partition, offset, key, value, headers, now, appended_at=True)
 
 
 def logged(store: CaseStore) -> list[tuple[str, str]]:
@@ -387,10 +397,14 @@ class Tagged:
         env = decode(record.key, record.value, headers).envelope
         if env.signature != GENUINE:
             raise Refused("SIGNATURE", "not believed", env)
-        return Admitted(env, FakeParties().roles((env.sender, *env.recipients)), "gateway")
+        roles = FakeParties().roles((env.sender, *env.recipients))
+        return Admitted(env, roles, "gateway", datetime.now(UTC))
 
     def keep(self, admitted: Admitted) -> None:
         self.kept.append(str(admitted.envelope.id))
+
+    def forget(self, case: str) -> None:
+        self.kept.clear()
 
 
 def test_another_provenance_takes_the_same_path_after_verification(
