@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -448,6 +449,8 @@ def test_a_traceparent_that_is_not_text_does_not_block_the_partition(
     stop the record (it used to raise out of reception, so the inbox retried it forever)."""
     env = envelope(new_case())
     key, value, headers = encode(env)
-    got = reception.apply(Record(TOPIC, 0, 0, key, value, (*headers, ("traceparent", b"\xff"))))
+    now = int(datetime.now(UTC).timestamp() * 1000)
+    odd = (*headers, ("traceparent", b"\xff"))
+    got = reception.apply(Record(TOPIC, 0, 0, key, value, odd, now, appended_at=True))
     assert got.outcome is Outcome.APPLIED
     assert logged(store) == [(RECEIVED, str(env.id))]
