@@ -85,7 +85,7 @@ class SubscriptionNotFound(RegistryError):
 
 
 class KeyNotFound(RegistryError):
-    status = 404
+    code = "not-found"
 
 
 #: A planned rotation's default grace: records signed with the old key and still in an

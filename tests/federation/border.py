@@ -54,6 +54,7 @@ XB = country(
         "federation-xa": Role.COUNTERPART,
         "reintegration-office": Role.COUNTERPART,
         "xb-rapporteur": Role.OVERSIGHT,
+        "xb-authority": Role.COMPETENT_AUTHORITY,
     },
 )
 GATEWAY = {"XA": "federation-xb", "XB": "federation-xa"}

@@ -3,7 +3,7 @@ node's directory has an age, a maximum, and a serial it never goes back from."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -20,6 +20,7 @@ from contracts.vocabulary import DataCategory
 from referral_router.runtime.directory_memory import SerialMemory
 from registry.application import KeyNotFound, RegistryConflict, RegistryError
 from registry.models import KeyInput
+from tests.problems import assert_problem
 from tests.registry.conftest import Bus, key_input
 
 
@@ -153,3 +154,35 @@ def test_the_last_serial_survives_a_restart(bus: Bus, tmp_path: Path) -> None:
     with pytest.raises(DirectoryStale):
         again.refresh()
     assert again.serial == newest
+
+
+def test_rotation_and_compromise_over_http(bus: Bus) -> None:
+    """The operator's two commands, as `nrm agency rotate-keys` and `compromise` send them."""
+    police = bus.party("xa-police")
+    bus.register(police, ["first-responder"])
+    old = police.keys.current(KeyUse.SIGNING).key_id
+    police.rotate()
+    body = {"keys": [key_input(police.keys, u) for u in KeyUse], "grace_hours": 2}
+    r = bus.client.post("/v1/agencies/xa-police/keys", json=body, headers=bus.operator.auth())
+    assert r.status_code == 200, r.text
+    listed = {k["key_id"]: k for k in r.json()["keys"]}
+    until = datetime.fromisoformat(listed[old]["valid_until"])
+    assert until == bus.clock() + timedelta(hours=2)
+    too_long = {**body, "grace_hours": 24 * 30}
+    r = bus.client.post("/v1/agencies/xa-police/keys", json=too_long, headers=bus.operator.auth())
+    assert_problem(r, "schema-violation")
+    new = police.keys.current(KeyUse.SIGNING).key_id
+    url = f"/v1/agencies/xa-police/keys/{new}/compromise"
+    began = (bus.clock() - timedelta(minutes=5)).isoformat()
+    report = {"reason": "token laptop lost", "compromised_at": began}
+    assert bus.client.post(url, json=report, headers=police.auth()).status_code == 403
+    r = bus.client.post(url, json=report, headers=bus.operator.auth())
+    assert r.status_code == 200, r.text
+    key = next(k for k in r.json()["keys"] if k["key_id"] == new)
+    assert key["status"] == "compromised" and key["compromised_at"].startswith(began[:19])
+    assert_problem(bus.client.post(url, json=report, headers=bus.operator.auth()), "conflict")
+    unknown = "/v1/agencies/xa-police/keys/no-such-key/compromise"
+    assert_problem(bus.client.post(unknown, json=report, headers=bus.operator.auth()), "not-found")
+    future = {"reason": "x", "compromised_at": (bus.clock() + timedelta(days=1)).isoformat()}
+    other = f"/v1/agencies/xa-police/keys/{old}/compromise"
+    assert_problem(bus.client.post(other, json=future, headers=bus.operator.auth()), "bad-request")

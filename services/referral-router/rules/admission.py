@@ -84,7 +84,13 @@ def check_receive(
         raise RuleViolation("R6", f"{addressee} is not a recipient of the event")
     check_common(state, p)
     check_party(state, p, me.agency_id)
-    if origin_side(me.roles) and (asylum_known or state.flags.asylum_lodged):
+    asylum = (
+        asylum_known
+        or state.flags.asylum_lodged
+        or p.flags.asylum_lodged
+        or p.event_type == "asylum.lodged"
+    )
+    if origin_side(me.roles) and asylum:
         raise RuleViolation(
             "R4",
             "asylum is lodged in this case: this node, on the country of origin's side, "
