@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from contracts.vocabulary import DataCategory, Role
 from referral_router.rules.sharing import capped, consent_caps
-from tests.router.test_lifecycle import ROLES, apply, prop, screened
+from tests.router.test_lifecycle import ROLES, _referral, apply, prop, screened
 
 ID, HEALTH, SERVICE = DataCategory.IDENTITY, DataCategory.HEALTH, DataCategory.SERVICE
 EVERYTHING = frozenset(DataCategory) - {DataCategory.OPERATIONAL}
@@ -46,18 +46,7 @@ def test_consent_scope_persists_per_recipient_until_withdrawn() -> None:
 
 def test_an_override_with_a_legal_basis_persists_after_withdrawal() -> None:
     s = apply(screened(), consent("c1", ["shelter"], ["identity"]))
-    s = apply(
-        s,
-        prop(
-            "referral.requested",
-            "police",
-            ["shelter"],
-            referral_id="r1",
-            to_agency="shelter",
-            service="shelter",
-            consent_override={"legal_basis": "initial assistance act s.3"},
-        ),
-    )
+    s = apply(s, _referral(consent_override={"legal_basis": "initial assistance act s.3"}))
     s = apply(s, prop("consent.withdrawn", "police", ["ca"], consent_id="c1"))
     later = prop("reflection.started", "imm", ["shelter"], decided_by_officer="o")
     assert consent_caps(s, later) == {"shelter": None}
@@ -66,15 +55,7 @@ def test_an_override_with_a_legal_basis_persists_after_withdrawal() -> None:
 def test_a_consented_referral_shares_only_the_consent_it_names() -> None:
     s = apply(screened(), consent("c1", ["shelter"], ["identity"]))
     s = apply(s, consent("c2", ["shelter"], ["health"]))
-    ref = prop(
-        "referral.requested",
-        "police",
-        ["shelter"],
-        referral_id="r1",
-        to_agency="shelter",
-        service="shelter",
-        consent_id="c2",
-    )
+    ref = _referral(consent_id="c2")
     assert consent_caps(s, ref) == {"shelter": {HEALTH}}
     other = prop("reflection.started", "imm", ["shelter"], decided_by_officer="o")
     assert consent_caps(s, other) == {"shelter": {ID, HEALTH}}

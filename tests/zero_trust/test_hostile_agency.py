@@ -42,6 +42,12 @@ ROLES = {
     "gateway": Role.COUNTERPART,
     "rapporteur": Role.OVERSIGHT,
 }
+DELIVERED = {"referral_id": "r-1", "service": "initial-assistance"}
+RETURN_PLAN = {
+    "destination_country": "XB",
+    "counterpart_agency": "gateway",
+    "full_name": "Hostile Test Person",
+}
 ADULT = {
     "forms_of_exploitation": ["forced-labour"],
     "age_status": "adult",
@@ -111,6 +117,10 @@ class World:
         )
         self.bus.run(rogue.publish(self.bus.bus.transport, env, grants))
         return env
+
+    def note(self, by: str, case: str, to: str, **kw: Any) -> Any:
+        """An event any assisting agency may send (a service delivered), as `attack`."""
+        return self.attack(by, "services.delivered", case, [to], dict(DELIVERED), **kw)
 
     def dead_letter(self, at: str, event_id: str, timeout: float = 30.0) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
@@ -196,11 +206,7 @@ def test_a_risk_assessment_by_police_or_rapporteur_satisfies_nothing(
         case,
         "return.planning-started",
         ["gateway"],
-        {
-            "destination_country": "XB",
-            "counterpart_agency": "gateway",
-            "full_name": "Hostile Test Person",
-        },
+        RETURN_PLAN,
     )
     assert plan.status_code == 409 and plan.json()["rule"] == "R4", plan.text
 
@@ -250,13 +256,7 @@ def _asylum_case(world: World) -> str:
 
 def test_a_party_never_told_of_the_claim_cannot_reach_the_consulate(world: World) -> None:
     case = _asylum_case(world)
-    honest = world.post(
-        "police",
-        case,
-        "services.delivered",
-        ["consulate"],
-        {"referral_id": "r-0", "service": "initial-assistance"},
-    )
+    honest = world.post("police", case, "services.delivered", ["consulate"], DELIVERED)
     assert honest.status_code == 409 and honest.json()["rule"] == "R4", honest.text
     before = world.view("consulate", case)
     assert b"Hostile Test Person" not in before
@@ -265,20 +265,10 @@ def test_a_party_never_told_of_the_claim_cannot_reach_the_consulate(world: World
         "return.planning-started",
         case,
         ["consulate"],
-        {
-            "destination_country": "XB",
-            "counterpart_agency": "consulate",
-            "full_name": "Hostile Test Person",
-        },
+        {**RETURN_PLAN, "counterpart_agency": "consulate"},
     )
     world.refused("consulate", plan, "ROLE", case, before)
-    note = world.attack(
-        "police",
-        "services.delivered",
-        case,
-        ["consulate"],
-        {"referral_id": "r-1", "service": "initial-assistance"},
-    )
+    note = world.note("police", case, "consulate")
     letter = world.refused("consulate", note, "R4", case, before)
     assert "only the competent authority" in letter["reason"]
 
@@ -310,11 +300,7 @@ def test_the_consulate_refuses_a_flagged_envelope_and_remembers_it(world: World)
         "return.planning-started",
         case,
         ["consulate"],
-        {
-            "destination_country": "XB",
-            "counterpart_agency": "consulate",
-            "full_name": "Hostile Test Person",
-        },
+        {**RETURN_PLAN, "counterpart_agency": "consulate"},
     )
     letter = world.refused("consulate", unflagged, "R4", case, before)
     assert "takes nothing more" in letter["reason"]
@@ -327,11 +313,7 @@ def test_the_gateway_of_the_country_of_origin_opens_nothing_after_asylum(world: 
         case,
         "return.planning-started",
         ["gateway"],
-        {
-            "destination_country": "XB",
-            "counterpart_agency": "gateway",
-            "full_name": "Hostile Test Person",
-        },
+        RETURN_PLAN,
     )
     assert honest.status_code == 409 and honest.json()["rule"] == "R4"
     before = world.view("gateway", case)
@@ -340,12 +322,7 @@ def test_the_gateway_of_the_country_of_origin_opens_nothing_after_asylum(world: 
         "return.planning-started",
         case,
         ["gateway"],
-        {
-            "destination_country": "XB",
-            "counterpart_agency": "gateway",
-            "full_name": "Hostile Test Person",
-            "reception_needs": "insulin",
-        },
+        {**RETURN_PLAN, "reception_needs": "insulin"},
         flags=CaseFlags(asylum_lodged=True),
     )
     world.refused("gateway", env, "R4", case, before)
@@ -412,14 +389,7 @@ def test_a_key_reported_compromised_is_refused(world: World) -> None:
 def test_an_envelope_from_the_future_is_refused(world: World) -> None:
     case = world.screen("police", ["authority"])
     before = world.view("authority", case)
-    env = world.attack(
-        "police",
-        "services.delivered",
-        case,
-        ["authority"],
-        {"referral_id": "r-1", "service": "initial-assistance"},
-        time=datetime.now(UTC) + timedelta(hours=1),
-    )
+    env = world.note("police", case, "authority", time=datetime.now(UTC) + timedelta(hours=1))
     world.refused("authority", env, "TIME", case, before)
 
 
@@ -428,13 +398,7 @@ def test_an_envelope_from_the_future_is_refused(world: World) -> None:
 
 def test_replays_apply_nothing_twice_and_go_nowhere_else(world: World) -> None:
     case = world.screen("police", ["authority"])
-    sent = world.post(
-        "police",
-        case,
-        "services.delivered",
-        ["authority"],
-        {"referral_id": "r-1", "service": "initial-assistance"},
-    )
+    sent = world.post("police", case, "services.delivered", ["authority"], DELIVERED)
     assert sent.status_code == 201
     world.settle()
     node = world.bus.bus.nodes[world.id("authority")]
@@ -461,14 +425,7 @@ def test_replays_apply_nothing_twice_and_go_nowhere_else(world: World) -> None:
     assert letter["rule"] == "R6" and "not a recipient" in letter["reason"]
     assert world.view("imm", case) == imm_before
     # the same event id with other content, signed again
-    altered = world.attack(
-        "police",
-        "services.delivered",
-        case,
-        ["authority"],
-        {"referral_id": "r-2", "service": "initial-assistance"},
-        event_id=stored.id,
-    )
+    altered = world.note("police", case, "authority", event_id=stored.id)
     world.refused("authority", altered, "REPLAY", case, before)
 
 
@@ -484,13 +441,7 @@ def test_nothing_is_kept_of_an_event_for_an_erased_case(world: World) -> None:
     assert erased.status_code == 201, erased.text
     world.settle()
     before = world.view("authority", case)
-    env = world.attack(
-        "police",
-        "services.delivered",
-        case,
-        ["authority"],
-        {"referral_id": "r-9", "service": "initial-assistance"},
-    )
+    env = world.note("police", case, "authority")
     world.refused("authority", env, "ERASED", case, before)
     assert case not in world.bus.bus.nodes[world.id("authority")].case_keys.cases()
 
@@ -525,12 +476,10 @@ def test_a_relaxing_flag_from_a_sender_who_cannot_establish_it_does_not_count(
     world: World,
 ) -> None:
     case = world.screen("police", ["authority"])
-    env = world.attack(
+    env = world.note(
         "police",
-        "services.delivered",
         case,
-        ["authority"],
-        {"referral_id": "r-1", "service": "initial-assistance"},
+        "authority",
         flags=CaseFlags(guardian_appointed=True, best_interests_determined=True),
     )
     world.settle()
