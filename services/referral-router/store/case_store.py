@@ -81,6 +81,8 @@ def proposal_of(envelope: Envelope, roles: RoleMap) -> Proposal:
 
 def _roles_text(roles: frozenset[Role]) -> str:
     """Stored as one string per agency, roles space-separated (one role: as before)."""
+    if isinstance(roles, str):  # a single Role (a str) would be split into letters
+        raise TypeError(f"an agency's roles are a set of roles, not {roles!r}")
     return " ".join(sorted(roles))
 
 
