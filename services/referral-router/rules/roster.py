@@ -10,7 +10,7 @@ suspension, revocation or key compromise it has not heard of may be in force.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Protocol
 
 from contracts.authority import ORIGIN_CONTACT_ROLES
@@ -111,6 +111,3 @@ class Roster:
 
     def entitled(self, agency_id: str, ctx: CaseContext) -> frozenset[DataCategory]:
         return self.directory.entitled(agency_id, ctx)
-
-    def signing_key_valid(self, agency_id: str, key_id: str, at: datetime) -> bool:
-        return self.directory.signing_key(agency_id, key_id, at) is not None
