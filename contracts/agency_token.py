@@ -38,7 +38,7 @@ from joserfc import jws, jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import OKPKey
 
-from contracts.directory import AgencyRecord, AgencyStatus, PublicKeyRecord
+from contracts.directory import AgencyRecord, AgencyStatus, KeyStatus, PublicKeyRecord
 from contracts.dpop import ALGORITHMS as PROOF_ALGORITHMS
 from contracts.dpop import ProofError, check_proof
 from contracts.envelope import AGENCY_ID_PATTERN
@@ -281,6 +281,8 @@ class TokenVerifier:
         if agency is None:
             raise AuthError(401, f"unknown agency {issuer!r}")
         key = directory.signing_key(issuer, key_id, now)
+        if key is not None and key.status is not KeyStatus.ACTIVE:
+            key = None  # a rotation's grace is for events in transit, not for new tokens
         if key is None:
             known = any(k.key_id == key_id for k in agency.keys)
             raise AuthError(

@@ -15,7 +15,7 @@ import hashlib
 import json
 import re
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Literal
 
@@ -41,6 +41,7 @@ from contracts.need_to_know import (
     CaseContext,
     Recipient,
     entitled_categories,
+    origin_barred,
 )
 from contracts.vocabulary import DataCategory, Role, ServiceKind
 
@@ -66,8 +67,13 @@ class KeyAlg(StrEnum):
 
 
 class KeyStatus(StrEnum):
+    """A key's life: active; retired by a planned rotation (it keeps verifying records
+    that reached the transport within the grace period); compromised (nothing that
+    reached the transport after `compromised_at` verifies)."""
+
     ACTIVE = "active"
     RETIRED = "retired"
+    COMPROMISED = "compromised"
 
 
 class AgencyStatus(StrEnum):
@@ -176,7 +182,12 @@ def _aware(v: datetime) -> datetime:
 
 
 class PublicKeyRecord(BaseModel):
-    """One public key of an agency. Retired keys stay listed so old signatures verify."""
+    """One public key of an agency. Retired and compromised keys stay listed, so a record
+    signed in time still verifies and everyone can see when a key stopped counting.
+
+    The times are those of the transport: a receiver checks a signature against the time
+    the record reached the broker, never against the time an envelope claims.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -185,15 +196,20 @@ class PublicKeyRecord(BaseModel):
     alg: KeyAlg
     public_key: str = Field(description="Raw public key, unpadded base64url.")
     valid_from: datetime
-    valid_until: datetime | None = None
+    valid_until: datetime | None = Field(
+        default=None, description="Records reaching the transport from then on are refused."
+    )
     status: KeyStatus = KeyStatus.ACTIVE
+    compromised_at: datetime | None = Field(
+        default=None, description="Reported compromised: nothing that arrived after counts."
+    )
 
     @field_validator("valid_from")
     @classmethod
     def _aware_from(cls, v: datetime) -> datetime:
         return _aware(v)
 
-    @field_validator("valid_until")
+    @field_validator("valid_until", "compromised_at")
     @classmethod
     def _aware_until(cls, v: datetime | None) -> datetime | None:
         return None if v is None else _aware(v)
@@ -210,6 +226,8 @@ class PublicKeyRecord(BaseModel):
             raise ValueError(f"a {self.use} key must use {ALG_FOR_USE[self.use]}, not {self.alg}")
         if self.valid_until is not None and self.valid_until <= self.valid_from:
             raise ValueError("valid_until must be after valid_from")
+        if (self.status is KeyStatus.COMPROMISED) != (self.compromised_at is not None):
+            raise ValueError("a compromised key, and only one, carries compromised_at")
         self.load()  # raises KeyMaterialError (a ValueError) with the precise reason
         return self
 
@@ -236,9 +254,15 @@ class PublicKeyRecord(BaseModel):
             x25519.X25519PublicKey.from_public_bytes(raw[MLKEM768_PUBLIC_LENGTH:]),
         )
 
-    def valid_at(self, at: datetime) -> bool:
-        """Inside its validity window, whether active or retired."""
-        return self.valid_from <= at and (self.valid_until is None or at < self.valid_until)
+    def valid_at(self, at: datetime, *, early: timedelta = timedelta(0)) -> bool:
+        """Inside its validity window (whether active or retired) and not after a reported
+        compromise. `early` tolerates clock skew before `valid_from` only: a key's end is
+        never stretched."""
+        return (
+            self.valid_from - early <= at
+            and (self.valid_until is None or at < self.valid_until)
+            and (self.compromised_at is None or at < self.compromised_at)
+        )
 
 
 class Endpoints(BaseModel):
@@ -377,16 +401,32 @@ class Directory(BaseModel):
             raise LookupError(f"unknown agency {agency_id!r}")
         return record
 
-    def signing_key(self, agency_id: str, key_id: str, at_time: datetime) -> PublicKeyRecord | None:
-        """The key that verifies a signature made at `at_time`; retired keys still count."""
+    def signing_key(
+        self,
+        agency_id: str,
+        key_id: str,
+        at_time: datetime,
+        *,
+        early: timedelta = timedelta(0),
+    ) -> PublicKeyRecord | None:
+        """The key that verifies a signature presented at `at_time` (for a bus record: when
+        it reached the transport); retired keys count within their grace period."""
         record = self.agency(agency_id)
         if record is None:
             return None
         at = _aware(at_time)
         for key in record.keys_for(KeyUse.SIGNING):
-            if key.key_id == key_id and key.valid_at(at):
+            if key.key_id == key_id and key.valid_at(at, early=early):
                 return key
         return None
+
+    def listed_signing_key(self, agency_id: str, key_id: str) -> PublicKeyRecord | None:
+        """The signing key by id, whatever its window: for re-checking the integrity of an
+        envelope this node accepted earlier, whose key was judged when it arrived."""
+        record = self.agency(agency_id)
+        if record is None:
+            return None
+        return next((k for k in record.keys_for(KeyUse.SIGNING) if k.key_id == key_id), None)
 
     def _current(self, agency_id: str, use: KeyUse, at: datetime | None) -> PublicKeyRecord | None:
         record = self.agency(agency_id)
@@ -419,13 +459,16 @@ class Directory(BaseModel):
         return self.recipients(agency_id)[0]
 
     def entitled(self, agency_id: str, ctx: CaseContext) -> frozenset[DataCategory]:
-        """Union over the agency's roles; nothing at all unless the agency is active (R6)."""
+        """Union over the agency's roles, unless a bar on any one of them (R4) empties it;
+        nothing at all unless the agency is active (R6)."""
         record = self.agency(agency_id)
         if record is None or record.status is not AgencyStatus.ACTIVE:
             return frozenset()
         agreement = self.parsed_agreement
         out: frozenset[DataCategory] = frozenset()
         for who in self.recipients(agency_id):
+            if origin_barred(who, ctx):
+                return frozenset()
             out |= entitled_categories(agreement, who, ctx)
         return out
 

@@ -1,14 +1,20 @@
-"""Rule R5 (need-to-know), R4 (non-refoulement) and R10 (forwarding) as pure functions.
+"""Rule R5 (need-to-know), R4 (non-refoulement), R9 (consent) and R10 (forwarding) as
+pure functions.
 
 A data-sharing agreement maps (data category, role) to a condition; the condition is
 evaluated against the recipient and a small, clear case context. Nothing here reads a
 personal field: entitlements are decided from the operational envelope alone.
+
+An agency may hold several roles: what it may read is the union of its roles' grants,
+but a bar on any one of its roles bars the agency (the strictest bar wins): R4 empties
+the entitlements of every role of the country of origin's side once asylum is lodged,
+and R9 caps a consent-bound role at what the person consented to.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from importlib import resources
@@ -23,6 +29,17 @@ RETURN_EVENT_TYPES: frozenset[str] = frozenset(
         "reintegration.monitored",
     }
 )
+
+
+#: R4: the country of origin's side. The directory does not say which state a consulate or
+#: counterpart represents, so every one of them counts as the origin's (fail safe): once
+#: asylum is lodged none of them may open anything of the case, return events included.
+ORIGIN_SIDE_ROLES: frozenset[Role] = frozenset({Role.CONSULATE, Role.COUNTERPART})
+
+#: R9: roles that receive personal data only with the person's consent (for the
+#: categories consented) or an override with a recorded legal basis. Statutory bodies
+#: receive what the agreement grants them; an NGO service provider needs consent.
+CONSENT_BOUND_ROLES: frozenset[Role] = frozenset({Role.SERVICE_PROVIDER})
 
 
 class Condition(StrEnum):
@@ -135,9 +152,20 @@ def _condition_holds(cond: Condition, who: Recipient, ctx: CaseContext) -> bool:
     return False  # pragma: no cover - exhaustive above
 
 
-def consulate_barred(who: Recipient, ctx: CaseContext) -> bool:
-    """R4: once asylum is lodged, nothing of the case reaches a consulate."""
-    return who.role is Role.CONSULATE and ctx.asylum_lodged
+def origin_side(roles: Iterable[Role]) -> bool:
+    """Whether an agency holding `roles` is on the country of origin's side (R4)."""
+    return not ORIGIN_SIDE_ROLES.isdisjoint(roles)
+
+
+def consent_bound(roles: Iterable[Role]) -> bool:
+    """Whether an agency holding `roles` needs consent or an override for personal data."""
+    return not CONSENT_BOUND_ROLES.isdisjoint(roles)
+
+
+def origin_barred(who: Recipient, ctx: CaseContext) -> bool:
+    """R4: once asylum is lodged, nothing personal of the case reaches a consulate or a
+    counterpart (or a gateway, which holds the counterpart role)."""
+    return who.role in ORIGIN_SIDE_ROLES and ctx.asylum_lodged
 
 
 def entitled_categories(
@@ -145,10 +173,10 @@ def entitled_categories(
 ) -> frozenset[DataCategory]:
     """The personal categories `who` may open in an event of this case.
 
-    Operational data is always readable and is not listed. R4 empties the set for a
-    consulate once asylum is lodged; R10 intersects it with what a forwarder could open.
+    Operational data is always readable and is not listed. R4 empties the set for the
+    origin's side once asylum is lodged; R10 intersects it with what a forwarder could open.
     """
-    if consulate_barred(who, ctx):
+    if origin_barred(who, ctx):
         return frozenset()
     allowed = frozenset(
         cat

@@ -53,6 +53,10 @@ class EventReceipt(BaseModel):
     recipients: list[str]
     deadlines: dict[str, datetime]
     flags: CaseFlags
+    shared: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Per recipient, the personal categories it can open (R5, R4, R9).",
+    )
     position: int | None = None
 
 

@@ -139,6 +139,12 @@ CODES: dict[str, ProblemKind] = {
         "retry later; if it persists, tell the operator (the failure is logged)",
     ),
     "not-ready": ProblemKind(503, "Not ready", "wait and retry; the detail says what it waits for"),
+    "directory-too-old": ProblemKind(
+        503,
+        "The node's directory is too old to act on",
+        "retry once the node has reached its registry again (its /readyz says when): a "
+        "suspension or key compromise it has not heard of may be in force",
+    ),
     "unavailable": ProblemKind(
         503,
         "A service this one depends on did not answer",

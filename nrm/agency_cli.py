@@ -212,12 +212,32 @@ def cmd_rotate(args: argparse.Namespace) -> int:
     new_keys, new = rotated(keys, uses)
     sealed = seal_keystore(new_keys, secret, log2_n=scrypt_cost())
     token = _operator_token(args)
-    body = {"keys": _key_inputs([p.public_record() for p in new])}
+    body = {
+        "keys": _key_inputs([p.public_record() for p in new]),
+        "grace_hours": args.grace_hours,
+    }
     _call(args.registry, "POST", f"/v1/agencies/{keys.agency_id}/keys", token=token, json=body)
     write_private_file(args.keystore, sealed)
     for pair in new:
         print(f"rotated {pair.use}: now {pair.key_id}  {fingerprint(pair.public_key)}")
-    print(f"old keys kept in {args.keystore} (retired in the registry)")
+    print(
+        f"old keys kept in {args.keystore} (retired in the registry; they verify what "
+        f"reaches the bus within {args.grace_hours:g} h)"
+    )
+    return 0
+
+
+def cmd_compromise(args: argparse.Namespace) -> int:
+    """Report a key stolen or feared so: every node refuses what reaches the transport
+    signed with it from then on. The agency then rotates its keys."""
+    body: dict[str, Any] = {"reason": args.reason}
+    if args.since:
+        body["compromised_at"] = args.since
+    path = f"/v1/agencies/{args.agency}/keys/{args.key_id}/compromise"
+    r = _call(args.registry, "POST", path, token=_operator_token(args), json=body)
+    key = next(k for k in r.json()["keys"] if k["key_id"] == args.key_id)
+    print(f"{args.agency}/{args.key_id} compromised from {key['compromised_at']}")
+    print("nothing that reaches the bus signed with it counts; rotate the agency's keys now")
     return 0
 
 
@@ -350,8 +370,22 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignor
     p.add_argument("--keystore", type=Path, required=True)
     p.add_argument("--passphrase-env", default=DEFAULT_PASSPHRASE_ENV)
     p.add_argument("--use", choices=["both", "signing", "encryption"], default="both")
+    p.add_argument(
+        "--grace-hours",
+        type=float,
+        default=24.0,
+        help="the old keys still verify what reaches the bus within this time (default 24)",
+    )
     _registry_args(p)
     p.set_defaults(handler=cmd_rotate)
+
+    p = sub.add_parser("compromise", help="report a key compromised (operator)")
+    p.add_argument("--agency", required=True)
+    p.add_argument("--key-id", required=True)
+    p.add_argument("--reason", required=True)
+    p.add_argument("--since", help="when misuse began (RFC 3339; default: now)")
+    _registry_args(p)
+    p.set_defaults(handler=cmd_compromise)
 
     for name, status in (("suspend", "suspended"), ("revoke", "revoked"), ("reactivate", "active")):
         p = sub.add_parser(name, help=f"mark an agency {status} (operator)")

@@ -47,6 +47,7 @@ from notifier.runtime import NotifierRuntime, NotifierSettings, ServedAgency
 from nrm import serving
 from referral_router.console.officers import OfficerBook
 from referral_router.console.settings import ConsoleSettings
+from referral_router.runtime.directory_memory import SerialMemory
 from referral_router.runtime.node import NodeRuntime, NodeSettings, sqlite_store_env
 from referral_router.transport.base import Transport
 from referral_router.transport.factory import open_transport
@@ -172,6 +173,9 @@ class CountryBus:
     transport_url: str | None = None
     port: int = 0
     console: bool = True  # each node serves its web console, with a demo officer
+    #: How often each node asks the registry for a newer directory (a suspension, a
+    #: rotated or compromised key reaches every node within it).
+    directory_refresh: timedelta = timedelta(seconds=5)
     nodes: dict[str, NodeRuntime] = field(default_factory=dict)
     urls: dict[str, str] = field(default_factory=dict)
     _served: list[Served] = field(default_factory=list)
@@ -307,7 +311,9 @@ class CountryBus:
                 if resp.status_code != 201:
                     raise RuntimeError(f"registering {spec.id}: {resp.status_code} {resp.text}")
 
-    def directory_client(self) -> DirectoryClient:
+    def directory_client(self, memory: SerialMemory | None = None) -> DirectoryClient:
+        """A client of the registry's directory; with `memory`, a node's, which never
+        takes a directory older than the last one it accepted, restarts included."""
         url = f"{self.registry_url}/v1/directory"
 
         def fetch() -> bytes:
@@ -315,7 +321,13 @@ class CountryBus:
             resp.raise_for_status()
             return resp.content
 
-        return DirectoryClient(fetch, self.registry_config.anchor())
+        return DirectoryClient(
+            fetch,
+            self.registry_config.anchor(),
+            refresh_every=self.directory_refresh,
+            last_seen=memory.load() if memory else None,
+            remember=memory.remember if memory else None,
+        )
 
     async def _start_node(self, spec: AgencySpec) -> None:
         assert self.transport is not None
@@ -333,9 +345,9 @@ class CountryBus:
             witness_audience=self.registry_config.token_audience,
             console=self._console_settings(folder) if self.console else None,
         )
-        client = self.directory_client()
+        client = self.directory_client(SerialMemory(folder / "directory-serial.json"))
         await asyncio.to_thread(client.refresh)
-        runtime = NodeRuntime(settings, self.agency_keys[spec.id], client.current, self.transport)
+        runtime = NodeRuntime(settings, self.agency_keys[spec.id], client, self.transport)
         await runtime.start()
         self.nodes[spec.id] = runtime
         if runtime.console is not None:

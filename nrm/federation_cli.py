@@ -154,8 +154,8 @@ async def run_demo(data: Path, transport_url: str | None, out: TextIO) -> int:
     await pair.start()
     try:
         case = await play(pair, out)
-        # A second case: asylum lodged, so its return planning never crosses (R4).
-        refused = await play(pair, out, [*before_return(asylum=True), planning()])
+        # A second case: asylum lodged, so nothing of it goes towards XB (R4).
+        refused = await play(pair, out, [*before_return(asylum=True), planning(asylum=True)])
         for country in (DESTINATION, ORIGIN):
             await country_timeline(pair, country, case, out)
         await country_timeline(pair, DESTINATION, refused, out)

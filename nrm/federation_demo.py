@@ -248,7 +248,9 @@ def before_return(*, asylum: bool = False) -> list[CrossStep]:
     steps.append(
         Step(
             "nrm-authority",
-            "assesses the risk of return: no serious risk (the gateway is told too)",
+            "assesses the risk of return: no serious risk (the gateway is told too)"
+            if not asylum
+            else "tells XB's gateway its risk assessment: refused, asylum is lodged (R4)",
             "risk.assessed",
             ("immigration", GATEWAY[DESTINATION]),
             {
@@ -256,17 +258,26 @@ def before_return(*, asylum: bool = False) -> list[CrossStep]:
                 "assessed_by_officer": "ia-0007",
                 "findings": f"family not complicit {mark('decision')}",
             },
+            **_refused_by_r4(asylum),
         )
     )
     return [CrossStep(DESTINATION, s) for s in steps]
 
 
-def planning() -> CrossStep:
+def _refused_by_r4(asylum: bool) -> dict[str, Any]:
+    """An asylum case: the competent authority (told of every claim) addresses nothing
+    to the country of origin's side, and its own node says so."""
+    return {"expect": 409, "expect_rule": "R4"} if asylum else {}
+
+
+def planning(*, asylum: bool = False) -> CrossStep:
     return CrossStep(
         DESTINATION,
         Step(
             "nrm-authority",
-            "starts return planning with XB's reintegration office (crosses the border)",
+            "starts return planning with XB's reintegration office (crosses the border)"
+            if not asylum
+            else "tries to start return planning with XB: refused, asylum is lodged (R4)",
             "return.planning-started",
             (GATEWAY[DESTINATION], "immigration"),
             {
@@ -276,6 +287,7 @@ def planning() -> CrossStep:
                 "date_of_birth": "1994-03-02",
                 "reception_needs": f"insulin on arrival {mark('health')}",
             },
+            **_refused_by_r4(asylum),
         ),
     )
 
@@ -352,8 +364,9 @@ async def play(
     for i, cs in enumerate(steps if steps is not None else scenario(), 1):
         resp = await submit(pair, cs, case, f"fed-{run}-{i}")
         data = resp.json()
-        ok = resp.status_code == cs.step.expect
-        verdict = f"{resp.status_code}" + (f" refused by {data.get('rule')}" if not ok else "")
+        rule = data.get("rule")
+        ok = resp.status_code == cs.step.expect and cs.step.expect_rule in (None, rule)
+        verdict = f"{resp.status_code}" + (f" refused by {rule}" if rule else "")
         say(
             f"[{'ok ' if ok else 'FAIL'}] {cs.country} {cs.step.agency:<20} "
             f"{cs.step.says}  -> {verdict}"

@@ -29,6 +29,11 @@ needs no files but its secrets:
                                 (DPoP proofs name it; default: the request's own URL)
 ``NRM_POLL_INTERVAL``           seconds between idle relay/inbox rounds (default 0.05)
 ``NRM_STARTUP_TIMEOUT``         seconds to wait for the registry at start (default 60)
+``NRM_DIRECTORY_REFRESH``       seconds between directory refreshes (default 300)
+``NRM_DIRECTORY_MAX_AGE``       seconds a directory may go unconfirmed by the registry
+                                before the node stops sending and applying (default 3600);
+                                the last accepted serial is kept in
+                                ``<NRM_DATA_DIR>/directory-serial.json``
 ``NRM_KAFKA_SESSION_TIMEOUT_MS`` consumer group session timeout (default 10000); with
 ``NRM_KAFKA_HEARTBEAT_MS``      the heartbeat interval (default 3000): faster failover
 ``NRM_OTEL_EXPORTER``           ``none`` | ``console`` | ``otlp`` (referral_router.telemetry)
@@ -64,6 +69,7 @@ import os
 import secrets
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 from contracts.endpoints import router_audience
@@ -100,6 +106,8 @@ class NodeConfig:
     console_db: Path | None = None  # None: no console
     console_peers: dict[str, str] | None = None
     console_secure_cookies: bool = False
+    directory_refresh: float = 300.0
+    directory_max_age: float = 3600.0
 
 
 def _need(env: dict[str, str], name: str) -> str:
@@ -171,6 +179,8 @@ def config_from_env(env: dict[str, str] | None = None) -> NodeConfig:
         ),
         console_peers=_peers(env.get("NRM_CONSOLE_PEERS", "")),
         console_secure_cookies=env.get("NRM_CONSOLE_SECURE_COOKIES", "") in ("1", "true", "yes"),
+        directory_refresh=_number(env, "NRM_DIRECTORY_REFRESH", 300.0),
+        directory_max_age=_number(env, "NRM_DIRECTORY_MAX_AGE", 3600.0),
     )
 
 
@@ -211,6 +221,7 @@ async def serve(cfg: NodeConfig, stop: asyncio.Event | None = None) -> None:
     from nrm.agency_cli import load_keys
     from referral_router import telemetry
     from referral_router.console.settings import ConsoleSettings
+    from referral_router.runtime.directory_memory import SerialMemory
     from referral_router.runtime.node import NodeRuntime, NodeSettings
     from referral_router.transport.factory import open_transport
 
@@ -229,7 +240,15 @@ async def serve(cfg: NodeConfig, stop: asyncio.Event | None = None) -> None:
         resp.raise_for_status()
         return resp.content
 
-    directory = DirectoryClient(fetch, anchor)
+    memory = SerialMemory(cfg.data_dir / "directory-serial.json")
+    directory = DirectoryClient(
+        fetch,
+        anchor,
+        refresh_every=timedelta(seconds=cfg.directory_refresh),
+        max_age=timedelta(seconds=cfg.directory_max_age),
+        last_seen=memory.load(),
+        remember=memory.remember,
+    )
     deadline = time.monotonic() + cfg.startup_timeout
     while True:  # the registry may start after us (compose): wait, then refuse to guess
         try:
@@ -263,7 +282,7 @@ async def serve(cfg: NodeConfig, stop: asyncio.Event | None = None) -> None:
         public_url=cfg.public_url,
     )
     transport = open_transport(cfg.transport_url, **cfg.kafka)
-    runtime = NodeRuntime(settings, keys, directory.current, transport)
+    runtime = NodeRuntime(settings, keys, directory, transport)
     await runtime.start()
     loops = asyncio.create_task(runtime.run(), name=f"node-{cfg.agency_id}")
     stop = stop or asyncio.Event()

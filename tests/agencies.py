@@ -19,7 +19,7 @@ from contracts.envelope import Envelope, dataschema_for, source_for
 from contracts.events import EventPayload, split_by_category
 from contracts.keystore import AgencyKeys, generate_agency_keys
 from contracts.vocabulary import DataCategory, Role, ServiceKind
-from referral_router.rules.roster import Roster
+from referral_router.rules.roster import Pinned, Roster
 from referral_router.sealing.case_keys import SqliteCaseKeyStore
 from referral_router.sealing.node_seal import NodeSeal
 from referral_router.store.case_store import CaseStore
@@ -69,7 +69,7 @@ class Country:
     directory: Directory
 
     def roster(self) -> Roster:
-        return Roster(lambda: self.directory)
+        return Roster(Pinned(lambda: self.directory))
 
 
 def country(

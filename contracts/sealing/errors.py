@@ -20,6 +20,11 @@ class UnknownSigningKey(SealingError):
     """The key lookup does not know (or no longer accepts) the named signing key."""
 
 
+class KeyOutOfTime(UnknownSigningKey):
+    """A listed signing key that did not count when the record reached the transport:
+    rotated out beyond its grace period, reported compromised, or not yet valid (R6)."""
+
+
 class SignatureInvalid(SealingError):
     """The Ed25519 signature does not verify over the canonical bytes."""
 

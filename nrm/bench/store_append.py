@@ -38,8 +38,8 @@ def _raw_sqlite_us(payloads: list[bytes], folder: Path) -> float:
 def run(n_events: int = 2000, recipients: int = 3) -> dict[str, Any]:
     """Append `n_events` sealed envelopes to a fresh store; µs per append and the ratio."""
     envelopes = sealed_envelopes(n_events, recipients)
-    roles = {SENDER: Role.COMPETENT_AUTHORITY} | {
-        r: Role.CHILD_PROTECTION for r in envelopes[0].recipients
+    roles = {SENDER: frozenset({Role.COMPETENT_AUTHORITY})} | {
+        r: frozenset({Role.CHILD_PROTECTION}) for r in envelopes[0].recipients
     }
     with tempfile.TemporaryDirectory(prefix="nrm-bench-store-") as tmp:
         folder = Path(tmp)

@@ -60,18 +60,20 @@ def screened_payload(seq: int) -> dict[str, Any]:
 
 
 def follow_up(seq: int) -> tuple[str, dict[str, Any]]:
-    """A follow-up event of ~1 KiB, alternating two types with no ordering rules."""
+    """A follow-up event of ~1 KiB, alternating two types with no ordering rules that the
+    sender, a competent authority, may emit (`contracts.authority`)."""
     if seq % 2:
         return "risk.assessed", {
             "serious_risk": False,
             "assessed_by_officer": "ia-0001",
             "findings": _text("findings", 1000, seq),
         }
-    return "services.delivered", {
-        "referral_id": f"ref-{seq}",
-        "service": "shelter",
-        "details": _text("details", 500, seq),
-        "medical_notes": _text("medical", 500, seq),
+    return "consent.recorded", {
+        "consent_id": f"consent-{seq}",
+        "recipients": [RECIPIENTS[0]],
+        "categories": ["identity", "health"],
+        "recorded_by_officer": "ia-0001",
+        "statement": _text("statement", 1000, seq),
     }
 
 

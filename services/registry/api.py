@@ -12,6 +12,7 @@ threadpool). The routes are defined here at module level and read the registry f
 from __future__ import annotations
 
 import hashlib
+from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI, Header, Path, Query
@@ -19,6 +20,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 
 from contracts import openapi_auth
+from contracts.directory import KEY_ID_PATTERN
 from contracts.envelope import AGENCY_ID_PATTERN
 from contracts.events import CATALOGUE
 from contracts.need_to_know import CaseContext
@@ -32,12 +34,14 @@ from registry.models import (
     AgencyRegistration,
     AgreementInput,
     EndpointsChange,
+    KeyCompromise,
     KeyRotation,
     StatusChange,
     SubscriptionInput,
 )
 from registry.witness_api import router as witness_router
 
+KeyId = Annotated[str, Path(pattern=KEY_ID_PATTERN, description="The key's id.")]
 SubscriptionId = Annotated[
     str, Path(pattern=r"^sub-[0-9a-f]{16}$", description="The subscription id.")
 ]
@@ -64,7 +68,19 @@ def register(body: AgencyRegistration, registry: TheRegistry, by: Operator) -> d
 def rotate_keys(
     body: KeyRotation, agency_id: AgencyId, registry: TheRegistry, by: Operator
 ) -> dict[str, Any]:
-    return registry.rotate_keys(agency_id, body.keys, by).model_dump(mode="json")
+    """A planned rotation: new keys now, the old ones kept for the grace period."""
+    grace = timedelta(hours=body.grace_hours)
+    return registry.rotate_keys(agency_id, body.keys, by, grace).model_dump(mode="json")
+
+
+@agencies.post("/{agency_id}/keys/{key_id}/compromise")
+def report_compromise(
+    body: KeyCompromise, agency_id: AgencyId, key_id: KeyId, registry: TheRegistry, by: Operator
+) -> dict[str, Any]:
+    """A compromised key: every node refuses what reaches the transport signed with it
+    from `compromised_at` on. Rotate the agency's keys as well."""
+    record = registry.report_compromise(agency_id, key_id, body.reason, by, body.compromised_at)
+    return record.model_dump(mode="json")
 
 
 @agencies.post("/{agency_id}/status")

@@ -19,7 +19,7 @@ import os
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -82,6 +82,16 @@ class RegistryConflict(RegistryError):
 
 class SubscriptionNotFound(RegistryError):
     code = "not-found"
+
+
+class KeyNotFound(RegistryError):
+    code = "not-found"
+
+
+#: A planned rotation's default grace: records signed with the old key and still in an
+#: outbox (a node offline for the night) reach the transport within it.
+ROTATION_GRACE = timedelta(hours=24)
+MAX_ROTATION_GRACE = timedelta(days=7)
 
 
 #: HPKE `info` of a sealed subscription secret: binds it to its agency and subscription.
@@ -154,6 +164,7 @@ class PartyView:
 _EVENT_NAMES = {
     "Agency.Registered": "agency.registered",
     "Agency.KeysRotated": "agency.keys-rotated",
+    "Agency.KeyCompromised": "agency.key-compromised",
     "Agency.Suspended": "agency.suspended",
     "Agency.Revoked": "agency.revoked",
     "Agency.Reactivated": "agency.reactivated",
@@ -336,7 +347,17 @@ class Registry(Application[UUID]):
             raise RegistryConflict(f"agency {reg.id!r} is already registered") from None
         return record
 
-    def rotate_keys(self, agency_id: str, keys: list[KeyInput], by: str) -> AgencyRecord:
+    def rotate_keys(
+        self,
+        agency_id: str,
+        keys: list[KeyInput],
+        by: str,
+        grace: timedelta = ROTATION_GRACE,
+    ) -> AgencyRecord:
+        """A planned rotation: the old keys of the same use keep verifying records that
+        reach the transport within `grace` (what the agency's outbox still holds)."""
+        if not timedelta(0) <= grace <= MAX_ROTATION_GRACE:
+            raise RegistryError(f"the grace period must lie within 0 and {MAX_ROTATION_GRACE}")
         agency = self._load(agency_id)
         if agency.status == AgencyStatus.REVOKED:
             raise RegistryConflict(f"agency {agency_id!r} is revoked")
@@ -344,8 +365,36 @@ class Registry(Application[UUID]):
         for k in keys:
             if k.key_id in known:
                 raise RegistryConflict(f"key id {k.key_id!r} was already used by {agency_id!r}")
-        records = self._records(keys, self._now())
-        agency.rotate_keys(keys=records, at=records[0]["valid_from"], by=by)
+        now = self._now()
+        records = self._records(keys, now)
+        agency.rotate_keys(
+            keys=records,
+            at=records[0]["valid_from"],
+            by=by,
+            grace_until=(now + grace).isoformat() if grace else None,
+        )
+        record = agency.record()
+        self._save(agency)
+        return record
+
+    def report_compromise(
+        self, agency_id: str, key_id: str, reason: str, by: str, at: datetime | None = None
+    ) -> AgencyRecord:
+        """A key known or feared stolen: from `at` (default now; it may lie in the past,
+        when misuse began) nothing that reaches the transport signed with it counts."""
+        agency = self._load(agency_id)
+        key = next((k for k in agency.keys if k["key_id"] == key_id), None)
+        if key is None:
+            raise KeyNotFound(f"{agency_id!r} has no key {key_id!r}")
+        if key["status"] == KeyStatus.COMPROMISED:
+            raise RegistryConflict(f"key {key_id!r} was already reported compromised")
+        now = self._now()
+        when = now if at is None else at.astimezone(UTC)
+        if when > now:
+            raise RegistryError("a compromise cannot be reported for a time still to come")
+        agency.report_compromise(
+            key_id=key_id, compromised_at=when.isoformat(), reason=reason, by=by
+        )
         record = agency.record()
         self._save(agency)
         return record

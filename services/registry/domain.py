@@ -53,16 +53,31 @@ class Agency(Aggregate):
         self.status = str(AgencyStatus.ACTIVE)
 
     @event("KeysRotated")
-    def rotate_keys(self, keys: list[dict[str, Any]], at: str, by: str) -> None:
-        """New keys become active; active keys of the same use retire at `at`."""
+    def rotate_keys(
+        self, keys: list[dict[str, Any]], at: str, by: str, grace_until: str | None = None
+    ) -> None:
+        """A planned rotation: new keys become active at `at`; active keys of the same use
+        retire, and keep verifying records that reach the transport before `grace_until`
+        (events already signed and waiting in an outbox). Without a grace (events stored
+        before it existed) they stop at `at`."""
         uses = {k["use"] for k in keys}
+        end = grace_until or at
         for old in self.keys:
             if old["use"] in uses and old["status"] == KeyStatus.ACTIVE:
                 old["status"] = str(KeyStatus.RETIRED)
                 until = old.get("valid_until")
-                if until is None or datetime.fromisoformat(until) > datetime.fromisoformat(at):
-                    old["valid_until"] = at
+                if until is None or datetime.fromisoformat(until) > datetime.fromisoformat(end):
+                    old["valid_until"] = end
         self.keys.extend(dict(k) for k in keys)
+
+    @event("KeyCompromised")
+    def report_compromise(self, key_id: str, compromised_at: str, reason: str, by: str) -> None:
+        """Nothing signed with the key counts if it reached the transport after
+        `compromised_at` (which may lie in the past: the time it was first misused)."""
+        for key in self.keys:
+            if key["key_id"] == key_id:
+                key["status"] = str(KeyStatus.COMPROMISED)
+                key["compromised_at"] = compromised_at
 
     @event("Suspended")
     def suspend(self, reason: str, by: str) -> None:

@@ -4,7 +4,15 @@ stored, so every rule fails with the path of the offending field (422) and nothi
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from contracts.directory import (
     ALG_FOR_USE,
@@ -83,9 +91,15 @@ class AgencyRegistration(BaseModel):
 
 
 class KeyRotation(BaseModel):
+    """A planned rotation; the old keys keep verifying records that reach the transport
+    within the grace period (what the agency's outbox still holds)."""
+
     model_config = ConfigDict(extra="forbid")
 
     keys: list[KeyInput] = Field(min_length=1, max_length=2)
+    grace_hours: float = Field(
+        default=24, ge=0, le=168, description="How long the old keys still count (hours)."
+    )
 
     @field_validator("keys")
     @classmethod
@@ -95,6 +109,18 @@ class KeyRotation(BaseModel):
         if len({k.key_id for k in v}) != len(v):
             raise ValueError("key ids must be distinct")
         return v
+
+
+class KeyCompromise(BaseModel):
+    """A key known or feared stolen: nothing signed with it counts from `compromised_at`
+    (default: now; earlier if misuse is known to have begun before)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(min_length=1, max_length=1000)
+    compromised_at: AwareDatetime | None = Field(
+        default=None, description="When misuse began, if known (RFC 3339, not in the future)."
+    )
 
 
 class StatusChange(BaseModel):

@@ -104,7 +104,10 @@ def record(store: CaseStore, envelopes: Sequence[Envelope], me: str) -> None:
     """Record as node `me` would: its own envelopes as sent, the others as received."""
     files: dict[str, CaseFile] = {}
     for env in envelopes:
-        roles = {a: ROLES.get(a, Role.FIRST_RESPONDER) for a in (env.sender, *env.recipients)}
+        roles = {
+            a: frozenset({ROLES.get(a, Role.FIRST_RESPONDER)})
+            for a in (env.sender, *env.recipients)
+        }
         if env.sender == me:
             case = files.get(env.subject) or store.case_file_or_new(env.subject)
             store.record_sent(case, env, roles)

@@ -4,6 +4,7 @@ of registries, and the peer's gateway called directly instead of over HTTP."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,7 +29,7 @@ from referral_router.federation.inbound import CrossBorder, FederatedInbox
 from referral_router.federation.ledgers import CrossingLedger, ForwardingStore
 from referral_router.federation.trust import PeerUnreachable
 from referral_router.receiving.provenance import Domestic
-from referral_router.receiving.reception import Reception
+from referral_router.receiving.reception import Received, Reception
 from referral_router.transport.base import Record
 from tests.agencies import (
     Country,
@@ -53,6 +54,7 @@ XB = country(
         "federation-xa": Role.COUNTERPART,
         "reintegration-office": Role.COUNTERPART,
         "xb-rapporteur": Role.OVERSIGHT,
+        "xb-authority": Role.COMPETENT_AUTHORITY,
     },
 )
 GATEWAY = {"XA": "federation-xb", "XB": "federation-xa"}
@@ -142,8 +144,15 @@ def signer(where: Country, agency: str) -> SigningKey:
 
 
 def domestic_reception(parts: NodeParts, where: Country) -> Reception:
-    domestic = Domestic(parts.agency_id, where.roster(), parts.seal.verify)
-    return Reception(parts.agency_id, parts.store, parts.seal, {ENVELOPE_CONTENT_TYPE: domestic})
+    roster = where.roster()
+    domestic = Domestic(parts.agency_id, roster, parts.seal)
+    return Reception(
+        parts.agency_id,
+        parts.store,
+        parts.seal,
+        {ENVELOPE_CONTENT_TYPE: domestic},
+        roles=lambda: roster.roles_of(parts.agency_id),
+    )
 
 
 @dataclass
@@ -239,8 +248,15 @@ class Border:
 
     def to_gateway(self, envelope: Envelope, grant: bytes | None) -> None:
         """XA's gateway node receives it from its inbox, as any node would."""
+        received = self.offer_gateway(envelope, grant)
+        assert received.letter is None, received.letter
+
+    def offer_gateway(self, envelope: Envelope, grant: bytes | None) -> Received:
+        """XA's gateway node decides on it, whatever the outcome."""
         key, value, headers = encode(envelope, grant)
         self._offset += 1
-        record = Record("nrm.XA.inbox.federation-xb", 0, self._offset, key, value, headers)
-        received = self.gateway_reception.apply(record)
-        assert received.letter is None, received.letter
+        now = time.time_ns() // 1_000_000
+        record = Record(
+            "nrm.XA.inbox.federation-xb", 0, self._offset, key, value, headers, now, True
+        )
+        return self.gateway_reception.apply(record)

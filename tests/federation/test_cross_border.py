@@ -13,7 +13,7 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from contracts.envelope import Envelope, dataschema_for, source_for
+from contracts.envelope import CaseFlags, Envelope, dataschema_for, source_for
 from contracts.events import ReturnPlanningStarted
 from contracts.sealing import (
     SigningKey,
@@ -46,6 +46,7 @@ from tests.problems import (
     assert_refused,
     framework_errors,
 )
+from tests.zero_trust.rogue import RogueSender
 
 XA, XB = DESTINATION, ORIGIN
 
@@ -141,13 +142,33 @@ def test_counterpart_opens_exactly_the_agreed_categories(
 
 
 def test_asylum_case_never_crosses(federation: RunningPair) -> None:
-    case = federation.play([*before_return(asylum=True), planning()])
-    letters = [
-        d
-        for d in federation.dead_letters(XA, GATEWAY[XA])
-        if d["event_type"] == "return.planning-started"
-    ]
-    assert any(d["rule"] == "R4" and "asylum is lodged" in d["reason"] for d in letters)
+    """The authority, told of the claim, refuses itself to address XB's gateway (409 R4,
+    checked by `play`); a node that skips that check is refused by the gateway's own node,
+    which then takes nothing more of the case. Nothing reaches XB."""
+    case = federation.play([*before_return(asylum=True), planning(asylum=True)])
+    assert federation.case(XA, GATEWAY[XA], case).status_code == 404
+    bus = federation.pair.buses[XA]
+    rogue = RogueSender("nrm-authority", XA, bus.agency_keys["nrm-authority"])
+    plan = {
+        "destination_country": XB,
+        "counterpart_agency": "reintegration-office",
+        "full_name": "Name",
+    }
+    flagged = CaseFlags(asylum_lodged=True)
+    for flags in (flagged, CaseFlags()):
+        env, grants = rogue.envelope(
+            "return.planning-started",
+            case,
+            [GATEWAY[XA]],
+            plan,
+            bus.registry.directory(),
+            flags=flags,
+        )
+        federation.run(rogue.publish(bus.transport, env, grants))
+        federation.settle()
+        letters = federation.dead_letters(XA, GATEWAY[XA])
+        assert any(d["event_id"] == str(env.id) and d["rule"] == "R4" for d in letters)
+    assert federation.case(XA, GATEWAY[XA], case).status_code == 404
     for agency in federation.pair.buses[XB].nodes:
         assert federation.case(XB, agency, case).status_code == 404, agency
 

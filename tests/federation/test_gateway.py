@@ -16,25 +16,30 @@ import pytest
 from contracts.directory import KeyStatus, KeyUse
 from contracts.envelope import CaseFlags, Envelope
 from contracts.events import (
+    ErasureOrdered,
     ReturnCompleted,
     ReturnPlanAgreed,
     ReturnPlanningStarted,
     RiskAssessed,
 )
 from contracts.federation import CounterpartGrant
+from contracts.kafka_binding import encode
 from contracts.sealing import (
     SigningKey,
     forward,
     new_case_key,
     open_envelope,
     parse_forwarding,
+    prove_unopenable,
     seal,
 )
-from contracts.sealing.keys import b64e
+from contracts.sealing.keys import b64d, b64e
 from contracts.vocabulary import DataCategory
-from referral_router.federation.trust import directory_lookup
+from referral_router.receiving.reception import Outcome
+from referral_router.sealing.node_seal import recorded_lookup
 from referral_router.store.case_store import RECEIVED
-from tests.agencies import clear_envelope, clear_part, new_case
+from referral_router.transport.base import Record
+from tests.agencies import clear_envelope, clear_part, new_case, node_parts
 from tests.federation.border import GATEWAY, XA, XB, Border, document, signer
 
 IDENTITY_HEALTH = frozenset({DataCategory.IDENTITY, DataCategory.HEALTH})
@@ -98,7 +103,7 @@ def test_a_return_event_crosses_into_the_counterpart_store(border: Border) -> No
     data = cp.forwardings.get(str(env.id), CP)
     assert data is not None
     opened = open_envelope(
-        parse_forwarding(data), CP, cp.parts.seal.case_keys.get, directory_lookup(XA.directory)
+        parse_forwarding(data), CP, cp.parts.seal.case_keys.get, recorded_lookup(XA.directory)
     )
     assert opened.opened == IDENTITY_HEALTH
     assert opened.to_json()["reception_needs"] == "insulin on arrival"
@@ -109,11 +114,6 @@ def test_a_return_event_crosses_into_the_counterpart_store(border: Border) -> No
     ]
     assert [(c.direction, c.outcome, c.event_id) for c in into] == [("in", "crossed", str(env.id))]
     assert border.nodes["XA"].store.dead_letters() == []
-
-
-def _asylum(b: Border, case: str) -> Envelope:
-    assessed(b, case)
-    return planned(b, case, flags=CaseFlags(asylum_lodged=True))
 
 
 def _unassessed(b: Border, case: str) -> Envelope:
@@ -163,7 +163,6 @@ def _no_encryption_key(b: Border, case: str) -> Envelope:
 
 
 OUTBOUND_REFUSALS: list[tuple[str, Callable[[Border, str], Envelope], str, str, str]] = [
-    ("asylum lodged", _asylum, "R4", "asylum is lodged", ""),
     ("no risk assessment", _unassessed, "R4", "no risk assessment reached", ""),
     ("serious risk", _serious_risk, "R4", "serious risk of harm", ""),
     ("another destination", _elsewhere, "FEDERATION", "return planned to XC", ""),
@@ -197,6 +196,26 @@ def test_an_outbound_refusal_is_a_dead_letter_and_a_ledger_line(
     assert (line.direction, line.outcome, line.rule) == ("out", "refused", rule)
     assert line.agency == agency
     assert counterpart_log(border) == []
+
+
+def test_the_gateway_node_itself_refuses_an_asylum_case_in_any_order(border: Border) -> None:
+    """The gateway is on the country of origin's side: its own node dead-letters an
+    envelope flagged asylum, and every later one of that case, flagged or not, so the
+    border rules never even see them."""
+    case = new_case()
+    assessed(border, case)
+    for flags in (CaseFlags(asylum_lodged=True), None):
+        env, grant = border.authored(
+            planning(), "return.planning-started", case, IDENTITY_HEALTH, flags=flags
+        )
+        received = border.offer_gateway(env, grant)
+        assert received.letter is not None and received.letter.rule == "R4"
+        kid = env.sealed["wraps"][GATEWAY["XA"]]["kid"]
+        keys = border.nodes["XA"].seal.case_keys
+        assert keys.get(case, "nrm-authority", GATEWAY["XA"], kid) is None
+    gateway = border.gateways["XA"]
+    assert gateway.pump() == 0  # the risk assessment stays home; nothing else was recorded
+    assert border.ledgers["XA"].list() == [] and counterpart_log(border) == []
 
 
 def test_an_unreachable_peer_stops_the_pump_and_the_event_crosses_later(border: Border) -> None:
@@ -422,3 +441,65 @@ def test_the_door_answers_no_node_malformed_and_unreachable(border: Border) -> N
     assert cp.parts.store.cursor("federation:XA:0").position == 0  # nothing decided
     border.trust["XB"].unreachable = False
     assert xb.receive(body(fine))[1]["outcome"] == "applied"
+
+
+def test_a_delivery_replayed_after_erasure_leaves_nothing_that_opens_the_case(
+    border: Border,
+) -> None:
+    """XB erases the case at the counterpart: case keys and kept forwardings go. A captured
+    delivery replayed afterwards is a duplicate (recorded before) or refused with ERASED
+    (never recorded), and in neither case is its grant or forwarding kept."""
+    case = new_case()
+    assessed(border, case)
+    env = planned(border, case)
+    captured: list[dict[str, Any]] = []
+    xb = border.gateways["XB"]
+
+    def capture(url: str, b: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        captured.append(b)
+        return xb.receive(b)
+
+    border.gateways["XA"].send = capture
+    assert border.gateways["XA"].pump() == 1
+    completed, grant = border.authored(
+        ReturnCompleted(voluntary=True, travel_details="flight XB-9"),
+        "return.completed",
+        case,
+        IDENTITY_HEALTH,
+    )
+    border.to_gateway(completed, grant)
+
+    def closed(url: str, b: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        captured.append(b)
+        return 503, {"rule": "UNAVAILABLE", "detail": "XB's door is closed"}
+
+    border.gateways["XA"].send = closed
+    assert border.gateways["XA"].pump() == 0  # the second delivery never got in
+    planning_body, completion_body = captured[0], captured[-1]
+    cp = border.counterparts["XB"]
+    assert cp.forwardings.get(str(env.id), CP) is not None
+    assert case in cp.parts.seal.case_keys.cases()
+
+    order = ErasureOrdered(legal_basis="GDPR art. 17", ordered_by_officer="xb-1")
+    author = node_parts(border.folder / "xb-authority", XB, "xb-authority")
+    clear = clear_envelope(
+        "xb-authority", [CP], case, "case.erasure-ordered", clear_part(order), country="XB"
+    )
+    sealed = author.seal.seal(clear, order, {})
+    key, value, headers = encode(sealed)
+    now = int(datetime.now(UTC).timestamp() * 1000)
+    record = Record("nrm.XB.inbox.reintegration-office", 0, 0, key, value, headers, now, True)
+    assert cp.reception.apply(record).outcome is Outcome.APPLIED
+    author.close()
+    assert case not in cp.parts.seal.case_keys.cases()
+    assert cp.forwardings.get(str(env.id), CP) is None
+
+    status, answer = xb.receive(planning_body)
+    assert (status, answer["outcome"]) == (202, "duplicate")
+    status, answer = xb.receive(completion_body)
+    assert (status, answer["rule"]) == (403, "ERASED")
+    assert case not in cp.parts.seal.case_keys.cases()
+    for replayed in (planning_body, completion_body):
+        fw = parse_forwarding(b64d(str(replayed["forwarding"])))
+        assert cp.forwardings.get(str(fw.original.id), CP) is None
+        prove_unopenable(fw, key_sources=[cp.parts.seal.case_keys.get])

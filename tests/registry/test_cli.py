@@ -119,15 +119,26 @@ def test_register_rotate_suspend_round_trip(
     assert "409" in capsys.readouterr().err
 
     before = open_keystore(ks.read_bytes(), PASS["NRM_KEYSTORE_PASSPHRASE"])
-    assert main(["agency", "rotate-keys", "--keystore", str(ks), *common]) == 0
+    rotate = ["agency", "rotate-keys", "--keystore", str(ks), "--grace-hours", "2", *common]
+    assert main(rotate) == 0
     after = open_keystore(ks.read_bytes(), PASS["NRM_KEYSTORE_PASSPHRASE"])
     assert stat.S_IMODE(ks.stat().st_mode) == 0o600
     assert len(after.pairs) == 4 and after.pairs[:2] == before.pairs
+    assert "within 2 h" in capsys.readouterr().out
 
     capsys.readouterr()
     assert main(["directory", "show", "--registry", url, "--anchor", str(anchor)]) == 0
     shown = capsys.readouterr().out
     assert "serial 3" in shown and "xa-police" in shown and "retired" in shown
+
+    stolen = after.pairs[-1].key_id if after.pairs[-1].use == "signing" else after.pairs[-2].key_id
+    report = ["agency", "compromise", "--agency", "xa-police", "--key-id", stolen]
+    assert main([*report, "--reason", "laptop stolen", *common]) == 0
+    assert "compromised from" in capsys.readouterr().out
+    assert main([*report, "--reason", "again", *common]) == 2
+    assert "already" in capsys.readouterr().err
+    assert main(["directory", "show", "--registry", url, "--anchor", str(anchor)]) == 0
+    assert "compromised" in capsys.readouterr().out
 
     suspend = ["agency", "suspend", "--agency", "xa-police", "--reason", "audit", *common]
     assert main(suspend) == 0

@@ -143,7 +143,13 @@ def test_old_signatures_verify_after_rotation(bus: Bus) -> None:
     key = d.signing_key("xa-police", old.key_id, signed_at)
     assert key is not None and key.status == "retired"
     key.ed25519().verify(signature, message)  # raises if not
-    assert d.signing_key("xa-police", old.key_id, bus.clock()) is None
+    # A planned rotation: the old key still counts for records reaching the transport
+    # within the grace period (24 h by default), and not a moment after.
+    rotated = bus.clock()
+    assert d.signing_key("xa-police", old.key_id, rotated) is not None
+    last = rotated + timedelta(hours=24) - timedelta(microseconds=1)
+    assert d.signing_key("xa-police", old.key_id, last) is not None
+    assert d.signing_key("xa-police", old.key_id, rotated + timedelta(hours=24)) is None
     assert d.current_signing_key("xa-police", bus.clock()).key_id != old.key_id
     assert (
         d.current_encryption_key("xa-police", bus.clock()).key_id
@@ -203,13 +209,13 @@ def test_directory_client_refreshes_and_refuses_bad_directories(bus: Bus) -> Non
     anchor = bus.config.anchor()
     served: list[bytes] = [bus.registry.signed_directory().to_bytes()]
     client = DirectoryClient(
-        lambda: served[-1], anchor, max_age=timedelta(seconds=60), clock=bus.clock
+        lambda: served[-1], anchor, refresh_every=timedelta(seconds=60), clock=bus.clock
     )
     first = client.current()
     old_wire = served[-1]
     _populated(bus)
     served.append(bus.registry.signed_directory().to_bytes())
-    assert client.current().serial == first.serial  # cached until max_age
+    assert client.current().serial == first.serial  # cached until refresh_every
     bus.clock.advance(61)
     assert client.current().serial > first.serial
     newest = client.serial

@@ -22,7 +22,10 @@ from referral_router.sending.relay import RELAY_TRACKING
 from referral_router.store.case_store import RECEIVED, SENT, CaseFile, CaseStore, DeadLetter
 from tests.agencies import clear_envelope
 
-ROLES = {"police": Role.FIRST_RESPONDER, "shelter": Role.SERVICE_PROVIDER}
+ROLES = {
+    "police": frozenset({Role.FIRST_RESPONDER}),
+    "shelter": frozenset({Role.SERVICE_PROVIDER}),
+}
 
 
 def postgres_env(server: Any, schema: str) -> dict[str, str]:

@@ -49,4 +49,8 @@ def test_poison_messages_dead_lettered_and_next_applied(bus: RunningBus) -> None
     assert "SIGNATURE" in rules
     assert "CONTRACT" in rules
     assert [e["type"] for e in events] == ["case.screened", "consent.recorded"]
-    assert ADULT["full_name"] == events[0]["fields"]["full_name"]
+    # R9: the shelter was screened in before any consent, so its identity was withheld
+    assert events[0]["fields"]["full_name"]["withheld"] == "identity"
+    with bus.client("nrm-authority") as c:
+        opened = c.get(f"/v1/cases/{case}").json()["events"][0]["fields"]
+    assert ADULT["full_name"] == opened["full_name"]

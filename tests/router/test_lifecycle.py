@@ -13,12 +13,12 @@ from hypothesis import strategies as st
 
 from contracts.policy import load_policy
 from contracts.vocabulary import Role
+from referral_router.rules.admission import Receiver, check_receive
 from referral_router.rules.lifecycle import (
     CaseState,
     Proposal,
     RuleViolation,
     UnknownCase,
-    check_receive,
     check_send,
     derive_deadlines,
     derive_flags,
@@ -54,8 +54,8 @@ def prop(
         event_id=f"e{next(_ids)}",
         event_type=event_type,
         sender=sender,
-        sender_role=ROLES[sender],
-        recipients={r: ROLES[r] for r in to},
+        sender_roles=frozenset({ROLES[sender]}),
+        recipients={r: frozenset({ROLES[r]}) for r in to},
         time=at,
         operational=operational,
     )
@@ -327,9 +327,10 @@ def test_r4_return_needs_no_serious_risk(risk: bool | None) -> None:
 
 
 def test_r4_receiver_refuses_consulate_delivery_of_asylum_case() -> None:
-    s = apply(screened(), prop("asylum.lodged", "asy", ["imm"]))
+    s = apply(screened(), prop("asylum.lodged", "asy", ["imm", "ca"]))
+    consulate = Receiver("consul", frozenset({Role.CONSULATE}))
     with pytest.raises(RuleViolation, match="R4"):
-        check_receive(s, prop("case.closed", "ca", ["consul"], reason_code="other"), "consul")
+        check_receive(s, prop("case.closed", "ca", ["consul"], reason_code="other"), consulate, {})
 
 
 # --- R9 consent -------------------------------------------------------------------------
@@ -460,9 +461,7 @@ def test_closed_case_accepts_only_erasure_and_erased_case_nothing() -> None:
         ),
     )
     assert s.erased
-    assert (
-        violation(s, prop("case.closed", "ca", ["police"], reason_code="other")).rule == "LIFECYCLE"
-    )
+    assert violation(s, prop("case.closed", "ca", ["police"], reason_code="other")).rule == "ERASED"
 
 
 @pytest.mark.parametrize(("policy", "days"), [(XA, 30), (XB, 45)])
@@ -489,7 +488,9 @@ def test_referral_answer_deadline_from_policy() -> None:
 
 def test_receiver_must_be_a_recipient() -> None:
     with pytest.raises(RuleViolation, match="R6"):
-        check_receive(CaseState(), _referral(), "cp")
+        check_receive(
+            CaseState(), _referral(), Receiver("cp", frozenset({Role.CHILD_PROTECTION})), {}
+        )
 
 
 # --- properties -------------------------------------------------------------------------

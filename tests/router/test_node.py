@@ -179,11 +179,11 @@ def test_a_rule_refusal_appends_nothing_and_keeps_no_answer(open_node: Any) -> N
 
 def test_each_recipient_is_sealed_for_what_the_agreement_lets_it_read(open_node: Any) -> None:
     """R5: the node hands sealing one entitlement per recipient, from the directory."""
-    n = open_node("police")
-    n.node.submit(screen(("authority", "consulate")))
+    n = open_node("authority")
+    n.node.submit(screen(("child-protection", "consulate")))
     ((event_type, entitled),) = n.sealer.sealed
     assert event_type == "case.screened"
-    assert DataCategory.IDENTITY in entitled["authority"]
+    assert DataCategory.IDENTITY in entitled["child-protection"]
     assert entitled["consulate"] == frozenset()  # identity for return only
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -53,13 +54,22 @@ class FakeParties:
             raise UnknownAgency(f"agency {agency_id!r} is suspended")
         return agency_id
 
-    def roles(self, agency_ids: Iterable[str]) -> dict[str, Role]:
-        return {a: ROLES.get(a, Role.FIRST_RESPONDER) for a in agency_ids}
+    def roles(self, agency_ids: Iterable[str]) -> dict[str, frozenset[Role]]:
+        return {a: frozenset({ROLES[a]}) if a in ROLES else frozenset() for a in agency_ids}
 
 
-def verify(envelope: Envelope) -> None:
-    if envelope.signature != GENUINE:
-        raise SignatureInvalid("signature does not verify")
+class FakeSignatures:
+    """The signature check: only the genuine signature verifies."""
+
+    def verify(self, envelope: Envelope, arrived: datetime) -> None:
+        if envelope.signature != GENUINE:
+            raise SignatureInvalid("signature does not verify")
+
+    def signing_keys_at(self, arrived: datetime) -> PublicKeyLookup:
+        def lookup(agency: str, kid: str, at: datetime) -> Any:
+            raise AssertionError("the fake sealing checks no grant signature")
+
+        return lookup
 
 
 @dataclass
@@ -100,7 +110,7 @@ def sealing(store: CaseStore) -> FakeSealing:
 
 @pytest.fixture
 def reception(store: CaseStore, sealing: FakeSealing) -> Reception:
-    domestic = Domestic(ME, FakeParties(), verify)
+    domestic = Domestic(ME, FakeParties(), FakeSignatures())
     return Reception(ME, store, sealing, {ENVELOPE_CONTENT_TYPE: domestic})
 
 
@@ -121,7 +131,8 @@ def record(
     env: Envelope, offset: int, grant: bytes | None = b"grant", partition: int = 0
 ) -> Record:
     key, value, headers = encode(env, grant)
-    return Record(TOPIC, partition, offset, key, value, headers)
+    now = int(datetime.now(UTC).timestamp() * 1000)
+    return Record(TOPIC, partition, offset, key, value, headers, now, appended_at=True)
 
 
 def logged(store: CaseStore) -> list[tuple[str, str]]:
@@ -387,10 +398,14 @@ class Tagged:
         env = decode(record.key, record.value, headers).envelope
         if env.signature != GENUINE:
             raise Refused("SIGNATURE", "not believed", env)
-        return Admitted(env, FakeParties().roles((env.sender, *env.recipients)), "gateway")
+        roles = FakeParties().roles((env.sender, *env.recipients))
+        return Admitted(env, roles, "gateway", datetime.now(UTC))
 
     def keep(self, admitted: Admitted) -> None:
         self.kept.append(str(admitted.envelope.id))
+
+    def forget(self, case: str) -> None:
+        self.kept.clear()
 
 
 def test_another_provenance_takes_the_same_path_after_verification(
@@ -434,6 +449,8 @@ def test_a_traceparent_that_is_not_text_does_not_block_the_partition(
     stop the record (it used to raise out of reception, so the inbox retried it forever)."""
     env = envelope(new_case())
     key, value, headers = encode(env)
-    got = reception.apply(Record(TOPIC, 0, 0, key, value, (*headers, ("traceparent", b"\xff"))))
+    now = int(datetime.now(UTC).timestamp() * 1000)
+    odd = (*headers, ("traceparent", b"\xff"))
+    got = reception.apply(Record(TOPIC, 0, 0, key, value, odd, now, appended_at=True))
     assert got.outcome is Outcome.APPLIED
     assert logged(store) == [(RECEIVED, str(env.id))]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 from collections import defaultdict
 
 from referral_router.transport.base import (
@@ -109,6 +110,24 @@ async def test_headers_and_bytes_preserved_exactly(
     first, second = await drain(consumer, lambda got: len(got) >= 2)
     assert (first.key, first.value, first.headers) == (b"\x00key\xff", value, headers)
     assert (second.key, second.value, second.headers) == (b"k2", b"", ())
+
+
+async def test_timestamp_is_the_transports_append_time(
+    transport: Transport, names: Names, members: list[Consumer]
+) -> None:
+    """Receivers judge signing keys by when a record reached the bus: the timestamp is
+    the transport's append time, whatever the producer's clock says."""
+    topic = names.topic("append-time")
+    await transport.ensure_topics([topic], partitions=1)
+    before = time.time_ns() // 1_000_000
+    await transport.publish(topic, b"k", b"v")
+    after = time.time_ns() // 1_000_000
+    consumer = transport.consumer(names.group("append-time"), [topic])
+    members.append(consumer)
+    await consumer.start()
+    (record,) = await drain(consumer, lambda got: len(got) >= 1)
+    assert record.appended_at
+    assert before - 1_000 <= record.timestamp_ms <= after + 1_000
 
 
 async def test_restarted_consumer_resumes_at_committed_offset(

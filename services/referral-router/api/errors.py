@@ -2,7 +2,8 @@
 
 400 malformed JSON; 401/403 authentication; 404 unknown case or route; 409 a rule or a
 concurrent write (with the rule); 422 schema violations (with the fields), unknown
-agencies (R6) and reused idempotency keys. Bad input never gets a 500. The bodies are
+agencies (R6) and reused idempotency keys; 503 while the node's directory is older than
+its maximum age (it acts on nothing it cannot check). Bad input never gets a 500. The bodies are
 the bus's one error shape, `contracts.problems` (docs/errors.md); the gateway's app
 answers through this table too.
 """
@@ -14,6 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
+from contracts.directory import DirectoryError
 from contracts.problems import (
     Problem,
     Translations,
@@ -26,7 +28,7 @@ from referral_router.audit.log import AuditLogError
 from referral_router.sending.problems import SUBMISSION_PROBLEMS
 
 #: The error responses every route may document.
-ERROR_RESPONSES = openapi_responses(400, 401, 403, 404, 409, 422)
+ERROR_RESPONSES = openapi_responses(400, 401, 403, 404, 409, 422, 503)
 
 
 def _audit_problem(exc: AuditLogError) -> Problem:
@@ -38,6 +40,7 @@ TRANSLATIONS: Translations = {
     **framework_translations(RequestValidationError, HTTPException),
     **SUBMISSION_PROBLEMS,
     AuditLogError: _audit_problem,
+    DirectoryError: lambda e: problem("directory-too-old", str(e), rule="DIRECTORY"),
 }
 
 

@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
+from contracts.directory import DirectoryError
 from contracts.problems import ProblemError, openapi_responses, problem
 from referral_router.api.auth import node_of
 
@@ -20,11 +21,21 @@ def healthz() -> dict[str, str]:
 
 @health.get("/readyz", responses=openapi_responses(503))
 def readyz(request: Request) -> Any:
-    """The store answers and a verified directory is loaded."""
+    """The store answers and a verified directory, confirmed by the registry within its
+    maximum age, is loaded (otherwise the node neither sends nor applies events)."""
     node = node_of(request)
     try:
         position = node.store.max_position()
-        serial = node.roster.directory.serial
+        serial = node.roster.fresh().serial
+    except DirectoryError as exc:
+        raise ProblemError(problem("directory-too-old", str(exc), rule="DIRECTORY")) from exc
     except Exception as exc:  # readiness reports any dependency failure as 503
         raise ProblemError(problem("not-ready", f"{type(exc).__name__}: {exc}")) from exc
-    return {"status": "ready", "agency": node.agency_id, "log_size": position, "directory": serial}
+    age = node.roster.source.age()
+    return {
+        "status": "ready",
+        "agency": node.agency_id,
+        "log_size": position,
+        "directory": serial,
+        "directory_age_seconds": None if age is None else int(age.total_seconds()),
+    }

@@ -17,6 +17,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
+from contracts.authority import may_emit
 from contracts.events import CATALOGUE
 from contracts.vocabulary import Role
 from referral_router.console.casework import Inbox
@@ -24,7 +25,6 @@ from referral_router.console.officers import OfficerBook, Session, SignInRefused
 from referral_router.console.oversight import OversightWatch
 from referral_router.console.sessions import CookieSeal, new_secret, same_token
 from referral_router.console.settings import PREFIX, ConsoleSettings
-from referral_router.rules.lifecycle import EMITTERS
 from referral_router.sending.node import AgencyNode
 
 #: Event types the console never offers in "record an event": opened by the screening
@@ -70,16 +70,13 @@ class Parts:
         return record.name if record else self.node.agency_id
 
     def may_record(self) -> list[str]:
-        role = self.node.roster.role(self.node.agency_id)
-        return [
-            t
-            for t in CATALOGUE
-            if t not in NOT_RECORDED_HERE and (t not in EMITTERS or role in EMITTERS[t])
-        ]
+        """The event types the agency's roles may emit (`contracts.authority`)."""
+        roles = self.node.roster.roles_of(self.node.agency_id)
+        return [t for t in CATALOGUE if t not in NOT_RECORDED_HERE and may_emit(roles, t)]
 
     @property
     def may_screen(self) -> bool:
-        return self.node.roster.role(self.node.agency_id) in EMITTERS["case.screened"]
+        return may_emit(self.node.roster.roles_of(self.node.agency_id), "case.screened")
 
 
 class Pages:

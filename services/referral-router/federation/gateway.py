@@ -36,6 +36,7 @@ from typing import Any, ClassVar, Protocol
 from uuid import uuid4
 
 from contracts.directory import Directory
+from contracts.envelope import CaseFlags, Envelope
 from contracts.federation import (
     FEDERATED_EVENT_TYPES,
     BorderRefused,
@@ -59,6 +60,7 @@ from referral_router.receiving.reception import Outcome, Received
 from referral_router.sealing.node_seal import NodeSeal
 from referral_router.store.case_store import (
     RECEIVED,
+    CaseFile,
     CaseStore,
     Cursor,
     DeadLetter,
@@ -145,7 +147,9 @@ class Gateway:
         try:
             fed = self.trust.federation(self.peer)
             case = self.store.case_file(env.subject)
-            check_outbound(env.type, env.flags, case.state.serious_risk if case else None)
+            check_outbound(
+                env.type, border_flags(case, env), case.state.serious_risk if case else None
+            )
             mine = self.trust.peer_document(fed).peer(self.country)
             if mine is None:
                 raise BorderRefused(
@@ -171,7 +175,7 @@ class Gateway:
                     "FEDERATION", f"{self.peer} publishes no counterpart for {env.type}"
                 )
             peer_dir = self.trust.peer_directory(fed)
-            verified = self.seal.verify(env)
+            verified = self.seal.verify_recorded(env)
         except BorderRefused as r:
             self._refuse(entry, r.rule, r.reason)
             return
@@ -188,7 +192,8 @@ class Gateway:
         recipient: str,
     ) -> None:
         env = entry.envelope
-        ctx = CaseContext(event_type=env.type, asylum_lodged=env.flags.asylum_lodged)
+        asylum = border_flags(self.store.case_file(env.subject), env).asylum_lodged
+        ctx = CaseContext(event_type=env.type, asylum_lodged=asylum)
         entitled = mine.allowed(recipient, env.type) & peer_dir.entitled(recipient, ctx)
         encryption = peer_dir.current_encryption_key(recipient)
         if encryption is None:
@@ -266,6 +271,16 @@ class Gateway:
 def _refusal(error: str, detail: str, rule: str | None = None) -> tuple[int, dict[str, Any]]:
     found = problem(error, detail, rule=rule)
     return found.status, found.body()
+
+
+def border_flags(case: CaseFile | None, env: Envelope) -> CaseFlags:
+    """The facts the border rules weigh: the gateway node's own view of the case (derived
+    by provenance: protections from anyone) and the flags of the event crossing. Only the
+    competent authority may address the gateway with return planning, so the relaxing
+    R2 facts in that event are its own attestation; the gateway node refused the event
+    had anyone else sent it."""
+    own = case.state.flags if case is not None else CaseFlags()
+    return own.merged(env.flags)
 
 
 def wrapped(fw: Forwarding) -> frozenset[DataCategory]:

@@ -10,17 +10,26 @@ same record to the node's inbox topic would take it through the very same path.
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass
+from datetime import datetime
 
 from contracts.envelope import Envelope
 from contracts.federation import BorderRefused, check_inbound
 from contracts.kafka_binding import decode_forwarding, encode_forwarding
 from contracts.sealing import Forwarding, SealingError, forwardable, verify
 from referral_router.federation.ledgers import ForwardingStore
-from referral_router.federation.trust import Trust, directory_lookup
-from referral_router.receiving.provenance import Admitted, GrantOffer, Refused
+from referral_router.federation.trust import Trust
+from referral_router.receiving.provenance import (
+    Admitted,
+    GrantOffer,
+    Refused,
+    arrival,
+    signature_rule,
+)
 from referral_router.receiving.reception import Received, Reception, stream_of
-from referral_router.rules.roster import Roster, UnknownAgency
+from referral_router.rules.roster import Pinned, Roster, UnknownAgency
+from referral_router.sealing.node_seal import arrival_lookup
 from referral_router.transport.base import Record
 
 
@@ -42,27 +51,31 @@ class CrossBorder:
         fw = message.forwarding
         env = fw.original
         try:
-            return self._admit(fw, env, message.grant)
+            return self._admit(fw, env, message.grant, arrival(record))
         except BorderRefused as r:
             raise Refused(r.rule, r.reason, env) from None
         except UnknownAgency as exc:
             raise Refused("R6", f"{exc.message} of {env.country}", env) from None
+        except Refused as refused:
+            raise Refused(refused.rule, refused.reason, env) from None
 
-    def _admit(self, fw: Forwarding, env: Envelope, grant: bytes | None) -> Admitted:
+    def _admit(
+        self, fw: Forwarding, env: Envelope, grant: bytes | None, arrived: datetime
+    ) -> Admitted:
         if fw.recipient != self.agency_id:
             raise BorderRefused("R6", f"the forwarding is for {fw.recipient}, not this node")
         origin = env.country
         fed = self.trust.federation(origin)
         directory = self.trust.peer_directory(fed)
-        peer = Roster(lambda: directory)
+        peer = Roster(Pinned(lambda: directory))
         peer.active(env.sender)
         peer.active(fw.forwarder)
-        signing_keys = directory_lookup(directory)
+        signing_keys = arrival_lookup(directory, arrived)
         try:
             verified = verify(fw, signing_keys)
         except SealingError as exc:
             raise BorderRefused(
-                "SIGNATURE",
+                signature_rule(exc),
                 f"not verified against {origin}'s directory: {type(exc).__name__}: {exc}",
             ) from None
         check_inbound(
@@ -78,6 +91,7 @@ class CrossBorder:
             envelope=env,
             roles=peer.roles((env.sender, *env.recipients)),
             received_by=fw.forwarder,
+            arrived=arrived,
             grant=GrantOffer(grant, fw.forwarder, signing_keys) if grant is not None else None,
             forwarding=fw,
         )
@@ -85,9 +99,14 @@ class CrossBorder:
     def keep(self, admitted: Admitted) -> None:
         """The forwarding's wraps are this node's only way to open the event."""
         assert admitted.forwarding is not None
+        env = admitted.envelope
         self.forwardings.put(
-            str(admitted.envelope.id), self.agency_id, admitted.forwarding.canonical_bytes()
+            str(env.id), self.agency_id, admitted.forwarding.canonical_bytes(), env.subject
         )
+
+    def forget(self, case: str) -> None:
+        """An erasure order: the forwardings go with the case keys."""
+        self.forwardings.delete_case(case)
 
 
 class FederatedInbox:
@@ -105,4 +124,7 @@ class FederatedInbox:
         topic = f"federation:{fw.original.country}"
         with self._lock:
             offset = self.reception.store.cursor(stream_of(topic, 0)).position
-            return self.reception.apply(Record(topic, 0, offset, key, value, headers))
+            # The hand-over is this country's transport for the record: its arrival is now.
+            now = time.time_ns() // 1_000_000
+            record = Record(topic, 0, offset, key, value, headers, now, appended_at=True)
+            return self.reception.apply(record)

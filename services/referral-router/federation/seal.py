@@ -16,8 +16,8 @@ from contracts.sealing import (
 from contracts.sealing.core import payload_model
 from contracts.vocabulary import DataCategory
 from referral_router.federation.ledgers import ForwardingStore
-from referral_router.federation.trust import PeerTrust, directory_lookup
-from referral_router.sealing.node_seal import NodeSeal
+from referral_router.federation.trust import PeerTrust
+from referral_router.sealing.node_seal import NodeSeal, recorded_lookup
 
 log = logging.getLogger("nrm.gateway")
 
@@ -38,6 +38,8 @@ class FederatedSeal:
         return self.inner.seal(envelope, payload, entitlements)
 
     def erase(self, case: str) -> int:
+        """The case keys, and the forwardings kept beside the case's envelopes."""
+        self.forwardings.delete_case(case)
         return self.inner.erase(case)
 
     def open(self, envelope: Envelope) -> dict[str, Any]:
@@ -49,7 +51,7 @@ class FederatedSeal:
         if directory is not None:
             try:
                 opened = open_envelope(
-                    fw, self.inner.agency_id, self.inner.case_keys.get, directory_lookup(directory)
+                    fw, self.inner.agency_id, self.inner.case_keys.get, recorded_lookup(directory)
                 )
                 return opened.to_json()
             except SealingError as exc:

@@ -6,10 +6,8 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Protocol
-
-from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from contracts.directory import Directory, DirectoryError, TrustAnchor
 from contracts.directory_client import DirectoryClient
@@ -20,10 +18,6 @@ from contracts.federation import (
     PeerFederation,
     verify_federation,
 )
-from contracts.sealing import (
-    PublicKeyLookup,
-    UnknownSigningKey,
-)
 
 log = logging.getLogger("nrm.gateway")
 
@@ -32,20 +26,6 @@ Fetch = Callable[[str], bytes]
 
 class PeerUnreachable(Exception):
     """A registry or gateway did not answer: retry later, nothing is lost or refused."""
-
-
-def directory_lookup(directory: Directory) -> PublicKeyLookup:
-    """Signing keys of one country's verified directory, as sealing asks for them."""
-
-    def lookup(agency_id: str, key_id: str, at: datetime) -> ed25519.Ed25519PublicKey:
-        record = directory.signing_key(agency_id, key_id, at)
-        if record is None:
-            raise UnknownSigningKey(
-                f"{agency_id} has no signing key {key_id} in {directory.country}'s directory"
-            )
-        return record.ed25519()
-
-    return lookup
 
 
 class Trust(Protocol):
@@ -109,7 +89,7 @@ class PeerTrust:
             if client is None:
                 url = f"{fed.registry_url.rstrip('/')}/v1/directory"
                 client = DirectoryClient(
-                    lambda: self.fetch(url), fed.anchor, max_age=self.directory_max_age
+                    lambda: self.fetch(url), fed.anchor, refresh_every=self.directory_max_age
                 )
                 self._clients[key] = client
         try:

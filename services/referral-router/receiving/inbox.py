@@ -2,7 +2,9 @@
 
 It polls this node's inbox topic, hands each poll to `Reception` (one transaction per
 partition), sends dead letters to the country's dead-letter topic, commits the offsets,
-and deletes what was stored and committed from the bus (grants go with it).
+and deletes what was stored and committed from the bus (grants go with it). While the
+node's directory is older than its maximum age it polls nothing: records wait on the bus
+until the node can check them against a directory the registry confirmed.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from contracts.directory import DirectoryError
 from referral_router import telemetry
 from referral_router.receiving.reception import Outcome, Reception
 from referral_router.transport.base import Consumer, Message, Transport
@@ -30,12 +33,18 @@ class InboxLoop:
     country: str
     on_outcome: Callable[[Outcome], None] | None = None
     delete_interval: float = 1.0
+    #: Raises (a `DirectoryError`) while the directory is too old to act on.
+    fresh: Callable[[], object] | None = None
+    #: Why the inbox is paused, None while it is not.
+    paused: str | None = field(init=False, default=None)
     #: Records handled since start: lets a caller see the inbox settle.
     handled: int = field(init=False, default=0)
     _delivered: dict[tuple[str, int], int] = field(init=False, default_factory=dict)
     _last_delete: float = field(init=False, default=0.0)
 
     async def poll_once(self, timeout_ms: int = 200) -> int:
+        if not await self._fresh(timeout_ms):
+            return 0
         records = await self.consumer.poll(max_records=500, timeout_ms=timeout_ms)
         if not records:
             await self._delete_delivered(force=True)
@@ -84,6 +93,22 @@ class InboxLoop:
         self._delivered.update(offsets)
         await self._delete_delivered()
         return len(records)
+
+    async def _fresh(self, timeout_ms: int) -> bool:
+        if self.fresh is None:
+            return True
+        try:
+            await asyncio.to_thread(self.fresh)
+        except DirectoryError as exc:
+            if self.paused is None:
+                log.warning("inbox of %s paused: %s", self.reception.agency_id, exc)
+            self.paused = str(exc)
+            await asyncio.sleep(timeout_ms / 1000)
+            return False
+        if self.paused is not None:
+            log.warning("inbox of %s resumed: the directory is fresh", self.reception.agency_id)
+            self.paused = None
+        return True
 
     async def _delete_delivered(self, force: bool = False) -> None:
         """Stored and committed records leave the bus (grants with them), at most once

@@ -7,14 +7,18 @@ record that can never be applied never blocks its partition.
 
 What is verified depends on where the record came from (`provenance`: a domestic
 envelope, or a forwarding from a peer country); what follows does not: the clear part's
-contract, the duplicate check, the receive rules, then the case-key grant, in that order,
-so that nothing (no key, no forwarding) is kept of a record that is not applied.
+contract, the envelope's time against its arrival, the duplicate check (the same id with
+other content is a replay, refused), the receive rules (`rules.admission`: authority,
+parties, R4, deadlines by this node's own policy), then the case-key grant, in that
+order, so that nothing (no key, no forwarding, no change to the view of the case) is
+kept of a record that is not applied.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from enum import StrEnum
 from typing import Protocol
 
@@ -23,11 +27,22 @@ from pydantic import ValidationError
 
 from contracts.envelope import Envelope, parse_dataschema
 from contracts.kafka_binding import MalformedMessage, content_type
+from contracts.need_to_know import origin_side
+from contracts.policy import CountryPolicy
 from contracts.sealing import PublicKeyLookup
 from contracts.versions import clear_part_model
+from contracts.vocabulary import Role
 from referral_router.receiving.provenance import Admitted, Provenance, Refused
-from referral_router.rules.lifecycle import RuleViolation, check_receive
-from referral_router.store.case_store import RECEIVED, CaseFile, CaseStore, DeadLetter, proposal_of
+from referral_router.rules.admission import DEFAULT_SKEW, Receiver, check_arrival, check_receive
+from referral_router.rules.lifecycle import RuleViolation
+from referral_router.store.case_store import (
+    RECEIVED,
+    CaseFile,
+    CaseStore,
+    DeadLetter,
+    OriginBarred,
+    proposal_of,
+)
 from referral_router.transport.base import Record
 
 
@@ -71,6 +86,12 @@ class Reception:
     #: How each kind of record (by content type) is believed; a kind not listed is
     #: dead-lettered. A node's own country's envelopes are `ENVELOPE_CONTENT_TYPE`.
     provenances: dict[str, Provenance]
+    #: This node's roles, as the directory lists them now.
+    roles: Callable[[], frozenset[Role]] = frozenset
+    #: This node's country's policy: the deadlines it recomputes for its own country's
+    #: senders. None: deadlines are taken as sent (a node without a country policy).
+    policy: CountryPolicy | None = None
+    skew: timedelta = DEFAULT_SKEW
 
     def believe(self, content_type: str, provenance: Provenance) -> None:
         """Take records of another kind too (a federated node: forwardings)."""
@@ -103,20 +124,27 @@ class Reception:
         results: list[Received] = []
         last: int | None = None
         next_offset = cursor.position
+        barred: dict[str, OriginBarred] = {}
         for rec in records:
             if rec.offset < next_offset:
                 results.append(Received(Outcome.DUPLICATE, stream, rec.offset))
                 continue
             last = rec.offset
-            received = self._decide(stream, rec, cases)
+            received = self._decide(stream, rec, cases, barred)
             if received.letter is not None:
                 letters.append(received.letter)
             results.append(received)
         if last is not None:
-            cursor.advance(last + 1, *cases.values(), *letters)
+            cursor.advance(last + 1, *cases.values(), *letters, *barred.values())
         return results
 
-    def _decide(self, stream: str, record: Record, cases: dict[str, CaseFile]) -> Received:
+    def _decide(
+        self,
+        stream: str,
+        record: Record,
+        cases: dict[str, CaseFile],
+        barred: dict[str, OriginBarred],
+    ) -> Received:
         """One record's outcome; an applied envelope is recorded in its (cached) case file."""
         envelope: Envelope | None = None
         try:
@@ -126,13 +154,9 @@ class Reception:
             check_contract(envelope)
             case = cases.get(envelope.subject) or self.store.case_file_or_new(envelope.subject)
             if str(envelope.id) in case.state.event_ids:
+                check_same(case, envelope)
                 return Received(Outcome.DUPLICATE, stream, record.offset, envelope)
-            try:
-                check_receive(
-                    case.state, proposal_of(envelope, admitted.roles), admitted.received_by
-                )
-            except RuleViolation as v:
-                raise Refused(v.rule, v.message) from None
+            self._admit(case, admitted, barred)
             self._take_grant(admitted)
         except MalformedMessage as exc:
             return self._dead_letter(stream, record, "CONTRACT", exc.reason, envelope)
@@ -140,10 +164,36 @@ class Reception:
             return self._dead_letter(stream, record, exc.rule, exc.reason, exc.envelope or envelope)
         provenance.keep(admitted)
         if envelope.type == "case.erasure-ordered":
-            self.sealing.erase(envelope.subject)  # keys first, then the order is recorded
+            # keys first, then whatever lies beside the envelopes; then the order is recorded
+            self.sealing.erase(envelope.subject)
+            for kind in self.provenances.values():
+                kind.forget(envelope.subject)
         case.record(envelope, RECEIVED, admitted.roles)
         cases[envelope.subject] = case
         return Received(Outcome.APPLIED, stream, record.offset, envelope)
+
+    def _admit(self, case: CaseFile, admitted: Admitted, barred: dict[str, OriginBarred]) -> None:
+        """The receive rules, from this node's own view (the envelope is recorded as
+        signed: its deadlines are this node's own, or it is refused)."""
+        envelope = admitted.envelope
+        roles = self.roles()
+        own = self.policy is not None and self.policy.country == envelope.country
+        me = Receiver(self.agency_id, roles, self.policy if own else None)
+        subject = envelope.subject
+        try:
+            check_arrival(envelope.time, admitted.arrived, self.skew)
+            check_receive(
+                case.state,
+                proposal_of(envelope, admitted.roles),
+                me,
+                envelope.deadlines,
+                received_by=admitted.received_by,
+                asylum_known=subject in barred or self.store.origin_barred(subject),
+            )
+        except RuleViolation as v:
+            if v.rule == "R4" and origin_side(roles) and envelope.flags.asylum_lodged:
+                barred.setdefault(subject, OriginBarred(case=subject, event_id=str(envelope.id)))
+            raise Refused(v.rule, v.message) from None
 
     def _provenance(self, record: Record) -> Provenance:
         kind = content_type(record.headers)
@@ -168,6 +218,16 @@ class Reception:
     ) -> Received:
         letter = DeadLetter.record(stream, record.offset, rule, reason, envelope)
         return Received(Outcome.DEAD_LETTERED, stream, record.offset, envelope, letter)
+
+
+def check_same(case: CaseFile, envelope: Envelope) -> None:
+    """A known event id again: a redelivery if the bytes are the ones recorded, a replay
+    under a reused id (refused) if anything differs."""
+    if case.recorded(str(envelope.id)) != envelope.model_dump(mode="json"):
+        raise Refused(
+            "REPLAY",
+            f"event {envelope.id} is recorded here with other content: an event id is never reused",
+        )
 
 
 def check_contract(envelope: Envelope) -> None:

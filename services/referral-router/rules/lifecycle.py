@@ -1,49 +1,41 @@
 """The case lifecycle: a pure state machine that enforces rules R1-R4, R9 and the order
 of events (docs/domain.md). No I/O: the router feeds it clear envelope data and the policy.
 
-Every node keeps its own view of a case (the events it sent or received). The sending
-node checks a new event against its view with `check_send`; a receiving node checks with
-`check_receive`, which only applies the rules its partial view can decide. Rule-relevant
-facts travel as clear `CaseFlags` so that R2-R4 hold across nodes without personal data.
+Every node keeps its own view of a case (the events it sent or received) and derives the
+case's state from those events and the authority of their senders (`evolve`): a fact
+that relaxes a protection (a guardian appointed, a best-interests determination, a risk
+assessment that found no serious risk) counts only from a sender that may establish it;
+a fact that adds one (presumed child, asylum lodged, serious risk) counts from anyone.
+The sending node checks a new event against its view with `check_send`; a receiving
+node checks with `rules.admission.check_receive`. Both apply `check_common`, so the
+authority table (`contracts.authority`) and R4's addressing rules hold at both ends.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
+from contracts.authority import (
+    PROTECTIVE_FLAGS,
+    RELAXING_FLAGS,
+    authority,
+    may_emit,
+    origin_contact,
+    vouchers,
+)
 from contracts.envelope import CaseFlags
 from contracts.events import AgeStatus, DeclineReason
+from contracts.need_to_know import origin_side
 from contracts.policy import CountryPolicy
 from contracts.vocabulary import Role
 
 PRESUMED_CHILD_AGES = frozenset({AgeStatus.CHILD, AgeStatus.UNKNOWN, AgeStatus.DISPUTED})
 
-#: Which roles may emit an event type; absent types may come from any registered role.
-EMITTERS: Mapping[str, frozenset[Role]] = {
-    "case.screened": frozenset(
-        {
-            Role.FIRST_RESPONDER,
-            Role.COMPETENT_AUTHORITY,
-            Role.SERVICE_PROVIDER,
-            Role.CHILD_PROTECTION,
-            Role.LAW_ENFORCEMENT,
-        }
-    ),
-    "identification.decided": frozenset({Role.COMPETENT_AUTHORITY}),
-    "reflection.started": frozenset({Role.IMMIGRATION, Role.COMPETENT_AUTHORITY}),
-    "reflection.extended": frozenset({Role.IMMIGRATION, Role.COMPETENT_AUTHORITY}),
-    "reflection.ended": frozenset({Role.IMMIGRATION, Role.COMPETENT_AUTHORITY}),
-    "residence.granted": frozenset({Role.IMMIGRATION}),
-    "asylum.lodged": frozenset({Role.ASYLUM, Role.IMMIGRATION}),
-    "guardian.appointed": frozenset({Role.CHILD_PROTECTION}),
-    "best-interests.determined": frozenset({Role.CHILD_PROTECTION}),
-    "return.plan-agreed": frozenset({Role.COUNTERPART}),
-    "reintegration.monitored": frozenset({Role.COUNTERPART}),
-    "case.erasure-ordered": frozenset({Role.COMPETENT_AUTHORITY, Role.NATIONAL_COORDINATOR}),
-}
+#: The roles of one agency, as the directory lists them.
+Roles = frozenset[Role]
 
 
 class RuleViolation(Exception):
@@ -100,6 +92,11 @@ class CaseState:
     flags: CaseFlags = field(default_factory=CaseFlags)
     referrals: Mapping[str, Referral] = field(default_factory=dict)
     consents: Mapping[str, Consent] = field(default_factory=dict)
+    #: Every agency this node knows takes part: senders and recipients of the events it
+    #: holds, and agencies those events name (a referral's, a return's counterpart).
+    parties: frozenset[str] = frozenset()
+    #: R9: recipients a referral shared with on an override with a recorded legal basis.
+    overrides: frozenset[str] = frozenset()
     identification: str | None = None  # None | reasonable-grounds | conclusive
     reflection: Reflection | None = None
     serious_risk: bool | None = None  # None until a risk assessment
@@ -120,36 +117,66 @@ class CaseState:
         """Agencies asked for or delivering a service: 'own service' in the agreement."""
         return frozenset(r.to_agency for r in self.referrals.values() if r.status != "declined")
 
+    def consented(self, agency_id: str) -> frozenset[str]:
+        """R9: the categories active consents let the person's data go to `agency_id`."""
+        out: frozenset[str] = frozenset()
+        for c in self.consents.values():
+            if c.active and agency_id in c.recipients:
+                out |= c.categories
+        return out
+
 
 @dataclass(frozen=True)
 class Proposal:
-    """A new event as the rules see it: only clear data."""
+    """A new event as the rules see it: only clear data, and the roles of the agencies
+    involved as the directory lists them (an agency may hold several)."""
 
     event_id: str
     event_type: str
     sender: str
-    sender_role: Role
-    recipients: Mapping[str, Role]
+    sender_roles: Roles
+    recipients: Mapping[str, Roles]
     time: datetime
     operational: Mapping[str, Any]
+    #: The envelope's clear case flags, as its sender claims them.
+    flags: CaseFlags = field(default_factory=CaseFlags)
 
 
-def derive_flags(state: CaseState, p: Proposal) -> CaseFlags:
-    """The case flags after `p`: flags only ever turn on."""
-    flags = state.flags
+def event_flags(p: Proposal) -> CaseFlags:
+    """The flags an event itself establishes, if its sender may (protective ones always)."""
     op = p.operational
     match p.event_type:
         case "case.screened":
-            flags = flags.merged(
-                CaseFlags(presumed_child=AgeStatus(op["age_status"]) in PRESUMED_CHILD_AGES)
-            )
+            return CaseFlags(presumed_child=presumed_child(op.get("age_status")))
         case "asylum.lodged":
-            flags = flags.merged(CaseFlags(asylum_lodged=True))
-        case "guardian.appointed":
-            flags = flags.merged(CaseFlags(guardian_appointed=True))
-        case "best-interests.determined":
-            flags = flags.merged(CaseFlags(best_interests_determined=True))
-    return flags
+            return CaseFlags(asylum_lodged=True)
+    established = authority(p.event_type).establishes
+    if established and may_emit(p.sender_roles, p.event_type):
+        return CaseFlags(**dict.fromkeys(established, True))
+    return CaseFlags()
+
+
+def presumed_child(age_status: object) -> bool:
+    """R2: an age that is child, unknown or disputed, or not stated at all (fail safe)."""
+    try:
+        return AgeStatus(age_status) in PRESUMED_CHILD_AGES
+    except ValueError:
+        return True
+
+
+def counted_flags(claimed: CaseFlags, sender_roles: Iterable[Role]) -> CaseFlags:
+    """Of an envelope's clear flags, those this node believes: protective ones from
+    anyone (fail safe), relaxing ones only from a sender that may establish them."""
+    roles = frozenset(sender_roles)
+    kept = {f: True for f in PROTECTIVE_FLAGS if getattr(claimed, f)}
+    kept |= {f: True for f in RELAXING_FLAGS if getattr(claimed, f) and vouchers(f) & roles}
+    return CaseFlags(**kept)
+
+
+def derive_flags(state: CaseState, p: Proposal) -> CaseFlags:
+    """The case flags after `p`, as its sender writes them into the envelope: flags only
+    ever turn on, and only as the sender's view (derived by provenance) holds them."""
+    return state.flags.merged(event_flags(p))
 
 
 def derive_deadlines(state: CaseState, p: Proposal, policy: CountryPolicy) -> dict[str, datetime]:
@@ -187,9 +214,10 @@ def _require(cond: bool, rule: str, message: str) -> None:
         raise RuleViolation(rule, message)
 
 
-def _check_common(state: CaseState, p: Proposal) -> None:
+def check_common(state: CaseState, p: Proposal) -> None:
+    """The rules both ends apply: order, authority (ROLE) and R4's addressing."""
     _require(p.event_id not in state.event_ids, "LIFECYCLE", f"event {p.event_id} already recorded")
-    _require(not state.erased, "LIFECYCLE", "the case's data was erased; no further events")
+    _require(not state.erased, "ERASED", "the case's data was erased; no further events")
     if p.event_type == "case.screened":
         _require(not state.screened, "LIFECYCLE", "the case is already screened")
     if state.closed:
@@ -198,58 +226,71 @@ def _check_common(state: CaseState, p: Proposal) -> None:
             "LIFECYCLE",
             "the case is closed; only an erasure order may follow",
         )
-    emitters = EMITTERS.get(p.event_type)
-    if emitters is not None:
-        _require(
-            p.sender_role in emitters,
-            "ROLE",
-            f"{p.event_type} may only come from {', '.join(sorted(emitters))}",
-        )
-    # R4: nothing of a case with a lodged asylum claim reaches a consulate.
-    asylum = state.flags.asylum_lodged or p.event_type == "asylum.lodged"
-    if asylum:
-        barred = sorted(a for a, role in p.recipients.items() if role is Role.CONSULATE)
-        _require(
-            not barred,
-            "R4",
-            f"asylum is lodged: no event of this case may go to a consulate ({', '.join(barred)})",
-        )
+    emitters = authority(p.event_type).emitters
+    _require(
+        may_emit(p.sender_roles, p.event_type),
+        "ROLE",
+        f"{p.event_type} may only come from {', '.join(sorted(emitters))}; "
+        f"{p.sender} is {', '.join(sorted(p.sender_roles)) or 'of no known role'}",
+    )
+    check_origin_addressing(state, p)
 
 
-def check_send(state: CaseState, p: Proposal, policy: CountryPolicy) -> None:
-    """All rules, against the sending node's view. Raises RuleViolation or UnknownCase."""
+def check_origin_addressing(state: CaseState, p: Proposal) -> None:
+    """R4: only the competent authority (or the origin's side among itself) addresses the
+    country of origin, and nothing of a case with a lodged asylum claim goes there."""
+    origin = sorted(a for a, roles in p.recipients.items() if origin_side(roles))
+    if not origin:
+        return
+    asylum = state.flags.asylum_lodged or p.flags.asylum_lodged or p.event_type == "asylum.lodged"
+    _require(
+        not asylum,
+        "R4",
+        "asylum is lodged: no event of this case may go to a consulate or to a counterpart "
+        f"or gateway of the country of origin ({', '.join(origin)})",
+    )
+    _require(
+        origin_contact(p.sender_roles) or origin_side(p.sender_roles),
+        "R4",
+        "only the competent authority may address the country of origin "
+        f"({', '.join(origin)}): it is told of every asylum claim, {p.sender} may not be",
+    )
+
+
+def check_send(
+    state: CaseState,
+    p: Proposal,
+    policy: CountryPolicy,
+    origin_contacts: Iterable[str] = (),
+) -> None:
+    """All rules, against the sending node's view. Raises RuleViolation or UnknownCase.
+
+    `origin_contacts`: the active agencies that may address the country of origin; an
+    asylum claim must be addressed to each of them (R4), so none of them can contact the
+    country of origin unaware of it."""
     if p.event_type != "case.screened" and not state.exists:
         raise UnknownCase(state.pseudonym)
-    _check_common(state, p)
+    check_common(state, p)
+    if p.event_type == "asylum.lodged":
+        untold = sorted(set(origin_contacts) - set(p.recipients) - {p.sender})
+        _require(
+            not untold,
+            "R4",
+            "an asylum claim must be addressed to every agency that may contact the country "
+            f"of origin, so none does unaware of it: add {', '.join(untold)}",
+        )
     op = p.operational
     rule = _SEND_RULES.get(p.event_type)
     if rule is not None:
         rule(state, p, op, policy)
 
 
-def check_receive(state: CaseState, p: Proposal, received_by: str) -> None:
-    """The rules a receiving node can decide from its partial view of the case.
-
-    `received_by` is whom the event reached on this side: the node itself, or, for an
-    event forwarded across a border, the gateway that received it and passed it on."""
-    _require(received_by in p.recipients, "R6", f"{received_by} is not a recipient of the event")
-    _check_common(state, p)
-    if p.event_type in ("referral.accepted", "referral.declined"):
-        ref = state.referrals.get(str(p.operational["referral_id"]))
-        if ref is not None:  # the requester knows the referral; others may not
-            _require(
-                ref.to_agency == p.sender,
-                "LIFECYCLE",
-                f"referral {ref.referral_id} was addressed to {ref.to_agency}, not {p.sender}",
-            )
-
-
 def _screened(state: CaseState, p: Proposal, op: Mapping[str, Any], policy: CountryPolicy) -> None:
     # R1 needs no condition here: screening is accepted whatever the person's migration
     # status or willingness to co-operate, and makes them a presumed victim.
-    if AgeStatus(op["age_status"]) in PRESUMED_CHILD_AGES:
+    if presumed_child(op["age_status"]):
         _require(
-            Role.CHILD_PROTECTION in p.recipients.values(),
+            any(Role.CHILD_PROTECTION in roles for roles in p.recipients.values()),
             "R2",
             "a presumed child (age child, unknown or disputed) must be referred at once to "
             "child protection: add a child-protection agency to the recipients",
@@ -290,12 +331,17 @@ def _referral_answered(
     _require(ref.to_agency == p.sender, "LIFECYCLE", f"only {ref.to_agency} can answer {rid}")
     _require(ref.status == "requested", "LIFECYCLE", f"referral {rid} was already {ref.status}")
     if p.event_type == "referral.declined":
-        reason = DeclineReason(op["reason_code"])
-        _require(
-            reason not in (DeclineReason.MIGRATION_STATUS, DeclineReason.NO_COOPERATION),
-            "R1",
-            "assistance may not be refused for migration status or unwillingness to co-operate",
-        )
+        check_decline_reason(op)
+
+
+def check_decline_reason(op: Mapping[str, Any]) -> None:
+    """R1: assistance is never refused for migration status or for not co-operating."""
+    reason = DeclineReason(op.get("reason_code", DeclineReason.OTHER))
+    _require(
+        reason not in (DeclineReason.MIGRATION_STATUS, DeclineReason.NO_COOPERATION),
+        "R1",
+        "assistance may not be refused for migration status or unwillingness to co-operate",
+    )
 
 
 def _consent_withdrawn(
@@ -416,14 +462,32 @@ _SEND_RULES = {
 def evolve(
     state: CaseState, p: Proposal, flags: CaseFlags, deadlines: Mapping[str, datetime]
 ) -> CaseState:
-    """The state after a recorded event. Never raises: recorded events are facts."""
+    """The state after a recorded event. Never raises: recorded events are facts.
+
+    `flags` are the envelope's clear flags: counted by provenance (`counted_flags`). An
+    event whose sender may not emit its type (recorded before the authority table, or by
+    a node that skipped it) adds only protections: never a relaxing fact, a party, a
+    closure or an erasure.
+    """
     op = p.operational
     s = replace(
         state,
-        flags=state.flags.merged(flags),
+        flags=state.flags.merged(counted_flags(flags, p.sender_roles)).merged(event_flags(p)),
         event_ids=state.event_ids | {p.event_id},
         last_event_at=p.time,
+    )
+    if not may_emit(p.sender_roles, p.event_type):
+        match p.event_type:
+            case "risk.assessed" if op.get("serious_risk") is True:
+                s = replace(s, serious_risk=True)
+            case "best-interests.determined" if op.get("return_in_best_interests") is False:
+                s = replace(s, return_in_best_interests=False)
+        return s
+    named = (op.get(name) for name in authority(p.event_type).names)
+    s = replace(
+        s,
         originator=state.originator or p.sender,
+        parties=s.parties | {p.sender, *p.recipients, *(a for a in named if isinstance(a, str))},
     )
     match p.event_type:
         case "case.screened":
@@ -439,6 +503,8 @@ def evolve(
                 answer_due=deadlines.get("referral-answer"),
             )
             s = replace(s, referrals={**s.referrals, ref.referral_id: ref})
+            if op.get("consent_override"):
+                s = replace(s, overrides=s.overrides | {ref.to_agency})
         case "referral.accepted" | "referral.declined":
             rid = str(op["referral_id"])
             if rid in s.referrals:

@@ -1,14 +1,19 @@
 """Who is on the bus, as this node knows it: the registry's verified directory (R6).
 
-A thin adapter: the node asks "is this agency registered and active, in which role, and
-what may it read?" and gets an answer or a precise `UnknownAgency` naming rule R6.
+A thin adapter: the node asks "is this agency registered and active, in which roles, and
+what may it read?" and gets an answer or a precise `UnknownAgency` naming rule R6. It also
+answers "is the directory fresh enough to act on?": a node must neither send nor apply
+events on a directory the registry has not confirmed within its maximum age, since a
+suspension, revocation or key compromise it has not heard of may be in force.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from datetime import datetime
+from datetime import timedelta
+from typing import Protocol
 
+from contracts.authority import ORIGIN_CONTACT_ROLES
 from contracts.directory import AgencyRecord, AgencyStatus, Directory
 from contracts.need_to_know import CaseContext
 from contracts.vocabulary import DataCategory, Role
@@ -24,15 +29,57 @@ class UnknownAgency(LookupError):
         self.message = message
 
 
-class Roster:
-    """Answers from the newest verified directory the node holds."""
+class DirectorySource(Protocol):
+    """Where the node's directory comes from (`contracts.directory_client.DirectoryClient`)."""
+
+    def current(self) -> Directory: ...
+
+    def cached(self) -> Directory:
+        """The last good directory, without network I/O."""
+        ...
+
+    def check_fresh(self) -> Directory:
+        """The directory, or raise if the registry has not confirmed it recently enough."""
+        ...
+
+    def age(self) -> timedelta | None: ...
+
+
+class Pinned:
+    """A directory given once and never refreshed (tests, tools): always fresh."""
 
     def __init__(self, directory: Callable[[], Directory]) -> None:
         self._directory = directory
 
+    def current(self) -> Directory:
+        return self._directory()
+
+    def cached(self) -> Directory:
+        return self._directory()
+
+    def check_fresh(self) -> Directory:
+        return self._directory()
+
+    def age(self) -> timedelta | None:
+        return timedelta(0)
+
+
+class Roster:
+    """Answers from the newest verified directory the node holds."""
+
+    def __init__(self, source: DirectorySource) -> None:
+        self.source = source
+
     @property
     def directory(self) -> Directory:
-        return self._directory()
+        """The last good directory, never waiting on the registry (the node's loops and
+        request handlers read it); `fresh` is where the node refreshes it."""
+        return self.source.cached()
+
+    def fresh(self) -> Directory:
+        """The directory, refreshed once due, if fresh enough to act on; raises
+        `DirectoryTooOld` otherwise. Blocking: call it from a worker thread."""
+        return self.source.check_fresh()
 
     def active(self, agency_id: str) -> AgencyRecord:
         record = self.directory.agency(agency_id)
@@ -42,16 +89,25 @@ class Roster:
             raise UnknownAgency(f"agency {agency_id!r} is {record.status}")
         return record
 
-    def role(self, agency_id: str) -> Role:
-        """The agency's primary (first-listed) role; rules reason about one role."""
-        record = self.directory.agency(agency_id)
-        return record.roles[0] if record is not None else Role.FIRST_RESPONDER
+    def roles_of(self, agency_id: str, directory: Directory | None = None) -> frozenset[Role]:
+        """Every role the agency holds; none if the directory does not list it."""
+        record = (directory or self.directory).agency(agency_id)
+        return frozenset(record.roles) if record is not None else frozenset()
 
-    def roles(self, agency_ids: Iterable[str]) -> dict[str, Role]:
-        return {a: self.role(a) for a in agency_ids}
+    def roles(
+        self, agency_ids: Iterable[str], directory: Directory | None = None
+    ) -> dict[str, frozenset[Role]]:
+        d = directory or self.directory
+        return {a: self.roles_of(a, d) for a in agency_ids}
+
+    def origin_contacts(self) -> frozenset[str]:
+        """Active agencies that may address the country of origin (R4): every asylum
+        claim must be addressed to each of them."""
+        return frozenset(
+            a.id
+            for a in self.directory.active_agencies()
+            if not ORIGIN_CONTACT_ROLES.isdisjoint(a.roles)
+        )
 
     def entitled(self, agency_id: str, ctx: CaseContext) -> frozenset[DataCategory]:
         return self.directory.entitled(agency_id, ctx)
-
-    def signing_key_valid(self, agency_id: str, key_id: str, at: datetime) -> bool:
-        return self.directory.signing_key(agency_id, key_id, at) is not None

@@ -9,14 +9,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from fastapi import FastAPI
 
 from contracts.agency_token import ReplayCache, TokenVerifier, issue_token
-from contracts.directory import Directory, KeyUse
+from contracts.directory import KeyUse
 from contracts.kafka_binding import ENVELOPE_CONTENT_TYPE
 from contracts.keystore import AgencyKeys
 from contracts.policy import load_policy
@@ -30,7 +30,7 @@ from referral_router.console.settings import ConsoleSettings
 from referral_router.receiving.inbox import InboxLoop
 from referral_router.receiving.provenance import Domestic
 from referral_router.receiving.reception import Reception
-from referral_router.rules.roster import Roster
+from referral_router.rules.roster import DirectorySource, Roster
 from referral_router.sealing.case_keys import SqliteCaseKeyStore
 from referral_router.sealing.node_seal import NodeSeal
 from referral_router.sending.node import AgencyNode
@@ -72,7 +72,7 @@ class NodeRuntime:
         self,
         settings: NodeSettings,
         keys: AgencyKeys,
-        directory: Callable[[], Directory],
+        directory: DirectorySource,
         transport: Transport,
     ) -> None:
         self.settings = settings
@@ -85,12 +85,19 @@ class NodeRuntime:
         self.node = AgencyNode(
             settings.agency_id, settings.country, self.store, self.roster, self.seal, policy
         )
-        domestic = Domestic(settings.agency_id, self.roster, self.seal.verify)
+        domestic = Domestic(settings.agency_id, self.roster, self.seal)
         self.reception = Reception(
-            settings.agency_id, self.store, self.seal, {ENVELOPE_CONTENT_TYPE: domestic}
+            settings.agency_id,
+            self.store,
+            self.seal,
+            {ENVELOPE_CONTENT_TYPE: domestic},
+            roles=lambda: self.roster.roles_of(settings.agency_id),
+            policy=policy,
         )
         self.relay = OutboxRelay(self.store, transport, self._country_of, self.seal)
-        self.verifier = TokenVerifier(directory, settings.audience, replay_cache=ReplayCache())
+        self.verifier = TokenVerifier(
+            directory.current, settings.audience, replay_cache=ReplayCache()
+        )
         self.audit = (
             AuditLog(
                 self.store,
@@ -120,7 +127,9 @@ class NodeRuntime:
         self._consumer = transport.consumer(
             f"node.{settings.agency_id}", [inbox_topic(settings.country, settings.agency_id)]
         )
-        self.inbox = InboxLoop(self.reception, transport, self._consumer, settings.country)
+        self.inbox = InboxLoop(
+            self.reception, transport, self._consumer, settings.country, fresh=self.roster.fresh
+        )
         self._stopping = asyncio.Event()
 
     def _peer_token(self, agency_id: str) -> str:

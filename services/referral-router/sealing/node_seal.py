@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from contracts.directory import KeyUse, PublicKeyRecord
+from contracts.directory import Directory, KeyUse, PublicKeyRecord
 from contracts.envelope import Envelope
 from contracts.events import EventPayload
 from contracts.keystore import AgencyKeys
@@ -25,6 +25,7 @@ from contracts.sealing import (
     CaseKeyGrant,
     GrantInvalid,
     HpkeKeyPair,
+    KeyOutOfTime,
     PublicKeyLookup,
     SigningKey,
     UnknownSigningKey,
@@ -40,6 +41,48 @@ from contracts.vocabulary import DataCategory
 from referral_router.rules.roster import Roster
 from referral_router.sealing.case_keys import SqliteCaseKeyStore
 
+#: A record may reach the transport this much before its key's `valid_from` (clocks of
+#: the broker and the registry differ a little); a key's end is never stretched.
+ARRIVAL_SKEW = timedelta(minutes=2)
+
+
+def arrival_lookup(
+    directory: Directory, arrived: datetime, skew: timedelta = ARRIVAL_SKEW
+) -> PublicKeyLookup:
+    """Signing keys of `directory` as valid when a record reached the transport: the time
+    an envelope or grant claims is ignored (a sender chooses it)."""
+
+    def lookup(agency_id: str, key_id: str, _claimed: datetime) -> ed25519.Ed25519PublicKey:
+        record = directory.signing_key(agency_id, key_id, arrived, early=skew)
+        if record is not None:
+            return record.ed25519()
+        listed = directory.listed_signing_key(agency_id, key_id)
+        if listed is None:
+            raise UnknownSigningKey(
+                f"{directory.country}'s directory lists no {agency_id}/{key_id}"
+            )
+        raise KeyOutOfTime(
+            f"{agency_id}/{key_id} ({listed.status}) was not valid when the record reached "
+            f"the transport ({arrived.isoformat()})"
+        )
+
+    return lookup
+
+
+def recorded_lookup(directory: Directory) -> PublicKeyLookup:
+    """Signing keys of `directory` by id, whatever their window: for envelopes (and
+    forwardings) a node recorded, whose keys were judged when they arrived."""
+
+    def lookup(agency_id: str, key_id: str, _claimed: datetime) -> ed25519.Ed25519PublicKey:
+        record = directory.listed_signing_key(agency_id, key_id)
+        if record is None:
+            raise UnknownSigningKey(
+                f"{directory.country}'s directory lists no {agency_id}/{key_id}"
+            )
+        return record.ed25519()
+
+    return lookup
+
 
 class NodeSeal:
     """Seals what this node sends, opens what it may read, keeps the case keys."""
@@ -53,6 +96,8 @@ class NodeSeal:
         self.case_keys = case_keys
         signing = keys.current(KeyUse.SIGNING)
         self.signer = SigningKey(agency_id, signing.key_id, signing.ed25519())
+        #: Clock skew tolerated between the transport and the registry at a key's start.
+        self.skew = ARRIVAL_SKEW
         self._granted: set[tuple[str, str, str]] = set()
         self._current: dict[tuple[str, str], CaseKey] = {}  # (case, reader) -> key in use
         self._lock = threading.Lock()
@@ -127,9 +172,19 @@ class NodeSeal:
 
     # --- receiving -----------------------------------------------------------------
 
-    def verify(self, envelope: Envelope) -> Verified:
-        """The sender's signature, against this country's directory."""
-        return verify(envelope, self.public_signing_key)
+    def verify(self, envelope: Envelope, arrived: datetime) -> Verified:
+        """The sender's signature, against this country's directory, with a key that was
+        valid when the record reached the transport (`arrived`), whatever the envelope
+        claims (a key rotated out or reported compromised by then does not count)."""
+        return verify(envelope, self.signing_keys_at(arrived))
+
+    def verify_recorded(self, envelope: Envelope) -> Verified:
+        """An envelope this node recorded earlier: its key was judged when it arrived."""
+        return verify(envelope, self.recorded_signing_key)
+
+    def signing_keys_at(self, arrived: datetime) -> PublicKeyLookup:
+        """Signing keys as valid at `arrived`, the time a record reached the transport."""
+        return arrival_lookup(self.roster.directory, arrived, self.skew)
 
     def accept_grant(
         self,
@@ -146,23 +201,22 @@ class NodeSeal:
             raise GrantInvalid("the grant is for another case or sender than its envelope")
         pair = self.keys.pair(parsed.recipient_key_id)
         hpke_pair = HpkeKeyPair.from_private_bytes(self.agency_id, pair.key_id, pair.private)
-        lookup = signing_keys or self.public_signing_key
+        lookup = signing_keys or self.signing_keys_at(datetime.now(UTC))
         self.case_keys.put(accept_grant(parsed, hpke_pair, lookup))
 
-    def public_signing_key(
+    def recorded_signing_key(
         self, agency_id: str, key_id: str, at: datetime
     ) -> ed25519.Ed25519PublicKey:
-        record = self.roster.directory.signing_key(agency_id, key_id, at)
-        if record is None:
-            raise UnknownSigningKey(f"{agency_id} has no signing key {key_id} valid at {at}")
-        return record.ed25519()
+        """A signing key by id, whatever its window: for envelopes this node recorded,
+        whose key was judged when they arrived (or when this node signed them)."""
+        return recorded_lookup(self.roster.directory)(agency_id, key_id, at)
 
     # --- reading and erasing -------------------------------------------------------
 
     def open(self, envelope: Envelope) -> dict[str, Any]:
         """Every field: opened, or {'withheld': category, ...} when this node may not."""
         opened = open_envelope(
-            envelope, self.agency_id, self.case_keys.get, self.public_signing_key
+            envelope, self.agency_id, self.case_keys.get, self.recorded_signing_key
         )
         return opened.to_json()
 

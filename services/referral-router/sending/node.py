@@ -1,9 +1,11 @@
 """An agency's router node: accepts its own systems' commands, applies the rules, seals,
 signs and appends; answers reads with only what this agency may open.
 
-Order of work for a new event: contracts check (done by the HTTP layer) -> known parties
-(R6) -> rules (R1-R4, R9, lifecycle) -> seal and sign -> append to the store, which is
-the outbox. Nothing is appended unless every step passed.
+Order of work for a new event: contracts check (done by the HTTP layer) -> a directory
+fresh enough to act on -> known parties (R6) -> rules (authority, R1-R4, R9, lifecycle)
+-> what each recipient may open (R5, R4, and R9's consent for every event) -> seal and
+sign -> append to the store, which is the outbox. Nothing is appended unless every step
+passed. Receivers check the same authority table and R4 addressing on their own.
 """
 
 from __future__ import annotations
@@ -19,9 +21,9 @@ from uuid import uuid4
 
 from contracts.envelope import Envelope, dataschema_for, source_for
 from contracts.events import EventPayload, split_by_category
-from contracts.need_to_know import CaseContext
+from contracts.need_to_know import CaseContext, origin_side
 from contracts.policy import CountryPolicy
-from contracts.vocabulary import DataCategory, Role
+from contracts.vocabulary import DataCategory
 from referral_router import telemetry
 from referral_router.rules.lifecycle import (
     CaseState,
@@ -32,6 +34,7 @@ from referral_router.rules.lifecycle import (
     derive_flags,
 )
 from referral_router.rules.roster import Roster
+from referral_router.rules.sharing import capped, consent_caps
 from referral_router.store.case_store import (
     RECEIVED,
     CaseFile,
@@ -129,6 +132,7 @@ class AgencyNode:
                     )
                 return Receipt(earlier.status_code, earlier.body)
 
+        self.roster.fresh()
         for r in sub.recipients:
             self.roster.active(r)
         if self.agency_id in sub.recipients:
@@ -146,7 +150,7 @@ class AgencyNode:
         envelope = self._clear_envelope(case.state, sub, pseudonym)
         roles = self.roster.roles((self.agency_id, *sub.recipients))
         proposal = proposal_of(envelope, roles)
-        check_send(case.state, proposal, self.policy)
+        check_send(case.state, proposal, self.policy, self.roster.origin_contacts())
         envelope = envelope.model_copy(
             update={
                 "flags": derive_flags(case.state, proposal),
@@ -160,7 +164,7 @@ class AgencyNode:
             # data is unreadable either way, which is what the order asked for.
             self.sealer.erase(pseudonym)
 
-        body = _receipt_body(sealed)
+        body = _receipt_body(sealed, entitlements)
         answer = (
             IdempotentRequest(self.agency_id, idempotency_key, fingerprint, 201, body)
             if idempotency_key is not None
@@ -172,17 +176,19 @@ class AgencyNode:
 
     def _to_every_party(self, case: CaseFile, sub: Submission) -> Submission:
         """An erasure order reaches every agency this node knows took part in the case
-        (except a consulate barred by R4), so every node destroys its keys."""
+        (except the country of origin's side, barred by R4), so every node destroys its
+        keys."""
         parties: dict[str, None] = dict.fromkeys(sub.recipients)
         for _, env in case.envelopes():
             parties.update(dict.fromkeys((env.sender, *env.recipients)))
         parties.pop(self.agency_id, None)
         barred = case.state.flags.asylum_lodged
+        directory = self.roster.directory
         keep = [
             a
             for a in parties
-            if not (barred and self.roster.role(a) is Role.CONSULATE)
-            and self.roster.directory.agency(a) is not None
+            if directory.agency(a) is not None
+            and not (barred and origin_side(self.roster.roles_of(a, directory)))
         ]
         return Submission(sub.event_type, sub.payload, tuple(keep), sub.case)
 
@@ -204,8 +210,8 @@ class AgencyNode:
     def _entitlements(
         self, state: CaseState, p: Proposal, envelope: Envelope, sub: Submission
     ) -> dict[str, frozenset[DataCategory]]:
-        """Per recipient, the categories it may open (R5, R4); a consented referral
-        shares no more than the consent covers (R9)."""
+        """Per recipient, the categories it may open: the agreement's (R5, R4 for the
+        origin's side), narrowed by the person's consent where a role needs it (R9)."""
         providers = set(state.service_providers)
         if p.event_type == "referral.requested":
             providers.add(str(p.operational["to_agency"]))
@@ -215,18 +221,8 @@ class AgencyNode:
             service_providers=frozenset(providers),
             asylum_lodged=envelope.flags.asylum_lodged,
         )
-        out = {r: self.roster.entitled(r, ctx) for r in sub.recipients}
-        consent_id = p.operational.get("consent_id")
-        if (
-            p.event_type == "referral.requested"
-            and consent_id
-            and not p.operational.get("consent_override")
-        ):
-            consent = state.consents.get(str(consent_id))
-            to = str(p.operational["to_agency"])
-            if consent is not None and to in out:
-                out[to] = out[to] & frozenset(DataCategory(c) for c in consent.categories)
-        return out
+        entitled = {r: self.roster.entitled(r, ctx) for r in sub.recipients}
+        return capped(entitled, consent_caps(state, p))
 
     # --- reads ---------------------------------------------------------------------
 
@@ -286,7 +282,8 @@ class AgencyNode:
         return {"items": items, "next_after": next_after}
 
 
-def _receipt_body(env: Envelope) -> dict[str, Any]:
+def _receipt_body(env: Envelope, shared: Mapping[str, frozenset[DataCategory]]) -> dict[str, Any]:
+    """What was recorded, and which personal categories each recipient can open."""
     return {
         "case": env.subject,
         "event_id": str(env.id),
@@ -295,6 +292,7 @@ def _receipt_body(env: Envelope) -> dict[str, Any]:
         "recipients": list(env.recipients),
         "deadlines": {k: v.isoformat() for k, v in env.deadlines.items()},
         "flags": env.flags.model_dump(),
+        "shared": {r: sorted(shared.get(r, ())) for r in env.recipients},
     }
 
 

@@ -41,17 +41,23 @@ def dead_letter_id(source: str, position: int) -> UUID:
     return uuid5(_NS, f"dead-letter:{source}:{position}")
 
 
-def _stored_proposal(data: Mapping[str, Any], roles: Mapping[str, Role]) -> Proposal:
+#: The roles of each agency of an envelope, as the directory listed them when it was
+#: recorded (an agency may hold several).
+RoleMap = Mapping[str, frozenset[Role]]
+
+
+def _stored_proposal(data: Mapping[str, Any], roles: RoleMap) -> Proposal:
     """The clear facts of an envelope already validated when it was stored: read straight
     from its JSON, because a replay must not pay for full validation of every event."""
     return Proposal(
         event_id=str(data["id"]),
         event_type=str(data["type"]),
         sender=str(data["sender"]),
-        sender_role=roles.get(str(data["sender"]), Role.FIRST_RESPONDER),
-        recipients={r: roles.get(r, Role.FIRST_RESPONDER) for r in data["recipients"]},
+        sender_roles=roles.get(str(data["sender"]), frozenset()),
+        recipients={r: roles.get(r, frozenset()) for r in data["recipients"]},
         time=_utc(data["time"]),
         operational=data["operational"],
+        flags=CaseFlags(**data.get("flags", {})),
     )
 
 
@@ -59,17 +65,29 @@ def _utc(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
 
 
-def proposal_of(envelope: Envelope, roles: Mapping[str, Role]) -> Proposal:
+def proposal_of(envelope: Envelope, roles: RoleMap) -> Proposal:
     """The clear facts of an envelope, as the lifecycle rules read them."""
     return Proposal(
         event_id=str(envelope.id),
         event_type=envelope.type,
         sender=envelope.sender,
-        sender_role=roles.get(envelope.sender, Role.FIRST_RESPONDER),
-        recipients={r: roles.get(r, Role.FIRST_RESPONDER) for r in envelope.recipients},
+        sender_roles=roles.get(envelope.sender, frozenset()),
+        recipients={r: roles.get(r, frozenset()) for r in envelope.recipients},
         time=envelope.time,
         operational=envelope.operational,
+        flags=envelope.flags,
     )
+
+
+def _roles_text(roles: frozenset[Role]) -> str:
+    """Stored as one string per agency, roles space-separated (one role: as before)."""
+    if isinstance(roles, str):  # a single Role (a str) would be split into letters
+        raise TypeError(f"an agency's roles are a set of roles, not {roles!r}")
+    return " ".join(sorted(roles))
+
+
+def _roles_of(text: str) -> frozenset[Role]:
+    return frozenset(Role(r) for r in text.split())
 
 
 class CaseFile(Aggregate):
@@ -105,24 +123,27 @@ class CaseFile(Aggregate):
     def open(cls, pseudonym: str) -> CaseFile:
         return cls._create(cls.Opened, id=case_file_id(pseudonym), pseudonym=pseudonym)
 
-    def record(self, envelope: Envelope, direction: str, roles: Mapping[str, Role]) -> None:
+    def record(self, envelope: Envelope, direction: str, roles: RoleMap) -> None:
         self.trigger_event(
             self.EnvelopeRecorded,
             envelope=envelope.model_dump(mode="json"),
             direction=direction,
-            roles={k: str(v) for k, v in roles.items()},
+            roles={k: _roles_text(v) for k, v in roles.items()},
         )
 
     def _record(self, envelope: dict[str, Any], direction: str, roles: dict[str, str]) -> None:
-        proposal = _stored_proposal(envelope, {k: Role(v) for k, v in roles.items()})
-        flags = CaseFlags(**envelope.get("flags", {}))
+        proposal = _stored_proposal(envelope, {k: _roles_of(v) for k, v in roles.items()})
         deadlines = {k: _utc(v) for k, v in envelope.get("deadlines", {}).items()}
-        self.state = evolve(self.state, proposal, flags, deadlines)
+        self.state = evolve(self.state, proposal, proposal.flags, deadlines)
         self.entries.append((direction, envelope))
 
     def envelopes(self) -> Iterator[tuple[str, Envelope]]:
         for direction, data in self.entries:
             yield direction, Envelope.model_validate(data)
+
+    def recorded(self, event_id: str) -> dict[str, Any] | None:
+        """The stored JSON of one of the case's envelopes, by event id."""
+        return next((data for _, data in self.entries if data["id"] == event_id), None)
 
 
 @dataclass
@@ -155,6 +176,7 @@ class DeadLetter(Aggregate, created_event_name="Recorded"):
     event_type: str
     sender: str
     received_at: datetime
+    case: str = ""
 
     @classmethod
     def record(
@@ -163,12 +185,32 @@ class DeadLetter(Aggregate, created_event_name="Recorded"):
         """The letter of what arrived at `position` of `source`, refused by `rule`; the
         envelope's clear facts when it could be read at all."""
         facts = (str(envelope.id), envelope.type, envelope.sender) if envelope else ("", "", "")
-        return cls(source, position, reason, rule, *facts, datetime.now(UTC))
+        case = envelope.subject if envelope else ""
+        return cls(source, position, reason, rule, *facts, datetime.now(UTC), case)
 
     @staticmethod
     def create_id(source: str, position: int) -> UUID:
         """One letter per position of a stream: a redelivered record is kept once."""
         return dead_letter_id(source, position)
+
+
+def origin_barred_id(pseudonym: str) -> UUID:
+    return uuid5(_NS, f"origin-barred:{pseudonym}")
+
+
+@dataclass
+class OriginBarred(Aggregate, created_event_name="Learned"):
+    """R4 on the country of origin's side: this node refused an envelope of the case
+    because asylum is lodged, and takes nothing more of it, whatever arrives later and in
+    whatever order. Kept apart from the case file: a refused envelope changes no view."""
+
+    case: str
+    event_id: str
+
+    @staticmethod
+    def create_id(case: str) -> UUID:
+        """One per case: the first refusal is all it takes."""
+        return origin_barred_id(case)
 
 
 @dataclass(frozen=True)
@@ -238,7 +280,7 @@ class CaseStore(Application[UUID]):
         self,
         case: CaseFile,
         envelope: Envelope,
-        roles: Mapping[str, Role],
+        roles: RoleMap,
         answer: IdempotentRequest | None = None,
     ) -> None:
         """Append a sent envelope (and the idempotent answer) in one transaction."""
@@ -280,6 +322,9 @@ class CaseStore(Application[UUID]):
 
     def case_file_or_new(self, pseudonym: str) -> CaseFile:
         return self.case_file(pseudonym) or CaseFile.open(pseudonym)
+
+    def origin_barred(self, pseudonym: str) -> bool:
+        return origin_barred_id(pseudonym) in self.repository
 
     def idempotent_answer(self, agency_id: str, key: str) -> IdempotentRequest | None:
         aid = idempotency_id(agency_id, key)
@@ -350,4 +395,5 @@ __all__: Sequence[str] = [
     "IdempotentRequest",
     "LogPage",
     "LoggedEnvelope",
+    "OriginBarred",
 ]

@@ -12,6 +12,9 @@ held to it by one conformance suite (tests/transport): the embedded SQLite trans
   members; after a member leaves (or crashes) its partitions restart at the group's last
   committed offset, so uncommitted records may be delivered again, committed ones never.
 - Headers are an ordered tuple of (name, bytes) pairs, duplicates allowed, byte-exact.
+- A record's timestamp is when it reached the transport (Kafka's LogAppendTime, set on
+  every topic ``ensure_topics`` creates; the embedded log's append time), never a time
+  the producer chose: ``appended_at`` says so. Receivers judge signing keys by it.
 """
 
 from __future__ import annotations
@@ -49,6 +52,8 @@ class Record:
     value: bytes
     headers: Headers = ()
     timestamp_ms: int = 0
+    #: True when `timestamp_ms` is the transport's own append time (not the producer's).
+    appended_at: bool = False
 
     @property
     def next_offset(self) -> int:
@@ -132,7 +137,8 @@ class Transport(Protocol):
     subclasses it inherits `publish` (one record, as a batch of one)."""
 
     async def ensure_topics(self, names: Iterable[str], partitions: int) -> None:
-        """Create missing topics with ``partitions`` partitions; existing ones are kept."""
+        """Create missing topics with ``partitions`` partitions, timestamped on append;
+        existing ones are kept as they are."""
         ...
 
     async def publish(

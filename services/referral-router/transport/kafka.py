@@ -41,6 +41,11 @@ from .base import (
     TransportError,
 )
 
+#: The broker stamps each record with the time it appended it: receivers judge signing
+#: keys by when a record reached the bus, which no producer can set.
+TOPIC_CONFIG = {"message.timestamp.type": "LogAppendTime"}
+LOG_APPEND_TIME = 1  # the record batch attribute of a LogAppendTime timestamp
+
 
 @dataclass(frozen=True, slots=True)
 class KafkaSettings:
@@ -84,7 +89,12 @@ class KafkaTransport(Transport):
             return
         async with self._admin() as admin:
             response = await admin.create_topics(
-                [NewTopic(n, partitions, self.settings.replication_factor) for n in wanted]
+                [
+                    NewTopic(
+                        n, partitions, self.settings.replication_factor, topic_configs=TOPIC_CONFIG
+                    )
+                    for n in wanted
+                ]
             )
             for topic, code, *rest in response.topic_errors:
                 error = for_code(code)
@@ -225,6 +235,7 @@ class KafkaConsumer:
                 r.value if r.value is not None else b"",
                 tuple((k, bytes(v) if v is not None else b"") for k, v in r.headers or ()),
                 r.timestamp,
+                r.timestamp_type == LOG_APPEND_TIME,
             )
             for records in batches.values()
             for r in records

@@ -149,7 +149,7 @@ class SqliteLog:
                 (*tp, start, limit),
             ).fetchall()
         return [
-            Record(tp[0], tp[1], o, bytes(k), bytes(v), decode_headers(h), ts)
+            Record(tp[0], tp[1], o, bytes(k), bytes(v), decode_headers(h), ts, appended_at=True)
             for o, k, v, h, ts in rows
         ]
 
