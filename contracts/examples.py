@@ -68,7 +68,10 @@ EXAMPLES: dict[str, tuple[list[str], dict[str, Any]]] = {
         ["nrm-authority"],
         {"decided_by_officer": "im-0100", "permit_type": "victim", "valid_until": "2027-12-31"},
     ),
-    "asylum.lodged": (["nrm-authority"], {"refugee": False, "claim_reference": "AS-2026-1"}),
+    "asylum.lodged": (
+        ["nrm-authority", "immigration"],
+        {"refugee": False, "claim_reference": "AS-2026-1"},
+    ),
     "guardian.appointed": (
         ["nrm-authority"],
         {
@@ -92,8 +95,8 @@ EXAMPLES: dict[str, tuple[list[str], dict[str, Any]]] = {
     "return.planning-started": (
         ["consulate-xb"],
         {
-            "destination_country": "XB",
             "counterpart_agency": "xb-reintegration",
+            "destination_country": "XB",
             "full_name": "A. Example",
         },
     ),
@@ -113,7 +116,7 @@ EXAMPLES: dict[str, tuple[list[str], dict[str, Any]]] = {
     "case.closed": (["nrm-authority"], {"reason_code": "integrated"}),
     "case.erasure-ordered": (
         ["nrm-authority"],
-        {"legal_basis": "GDPR art. 17 request, granted", "ordered_by_officer": "ia-0007"},
+        {"legal_basis": "erasure-request", "ordered_by_officer": "ia-0007"},
     ),
     "case.escalated": (
         ["nrm-authority"],

@@ -1,7 +1,7 @@
 """The CloudEvents 1.0 Kafka protocol binding, binary mode, for bus envelopes.
 
 CloudEvents attributes and the bus's clear extensions travel as `ce_` headers; the value is
-the rest of the envelope (flags, operational fields, deadlines, ciphertexts, signature) as
+the rest of the envelope (restrictions, operational fields, deadlines, ciphertexts, signature) as
 JSON. The key is the case pseudonym, so one case stays in one partition, in order.
 
 Two things ride beside the envelope and are never part of the signed, logged envelope:
@@ -30,7 +30,7 @@ Headers = tuple[tuple[str, bytes], ...]
 
 CE_ATTRIBUTES = ("specversion", "id", "source", "type", "subject", "time", "dataschema")
 CE_EXTENSIONS = ("sender", "recipients")
-VALUE_MEMBERS = ("flags", "operational", "deadlines", "sealed", "signature")
+VALUE_MEMBERS = ("restrictions", "operational", "deadlines", "sealed", "signature")
 GRANT_HEADER = "nrm_case_key_grant"
 TRACE_HEADER = "traceparent"
 CONTENT_TYPE_HEADER = "content-type"

@@ -13,8 +13,9 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from contracts.envelope import AGENCY_ID_PATTERN, CaseFlags
+from contracts.envelope import AGENCY_ID_PATTERN
 from contracts.events import CATALOGUE, CaseScreened
+from contracts.restrictions import Restrictions
 
 AgencyId = Annotated[str, Field(pattern=AGENCY_ID_PATTERN)]
 Recipients = Annotated[list[AgencyId], Field(min_length=1, max_length=50)]
@@ -52,7 +53,7 @@ class EventReceipt(BaseModel):
     time: datetime
     recipients: list[str]
     deadlines: dict[str, datetime]
-    flags: CaseFlags
+    restrictions: Restrictions
     shared: dict[str, list[str]] = Field(
         default_factory=dict,
         description="Per recipient, the personal categories it can open (R5, R4, R9).",
@@ -98,7 +99,7 @@ class ReferralView(BaseModel):
 
 class CaseView(BaseModel):
     case: str
-    flags: CaseFlags
+    restrictions: Restrictions
     identification: str | None
     reflection_ends: datetime | None
     return_stage: str | None

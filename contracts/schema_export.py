@@ -3,10 +3,11 @@
 The committed files under contracts/schemas/ are the published contract; a test fails
 when the models drift from them. Regenerate with `python -m contracts.schema_export`.
 
-Every schema declares its dialect (JSON Schema 2020-12). The one keyword of our own,
-`x-category` (each field's data category, rule R5), is published with its own
-meta-schema in `schemas/keywords/`, so a strict validator (Ajv in strict mode, in the
-test suite) registers it and checks its values instead of refusing an unknown keyword.
+Every schema declares its dialect (JSON Schema 2020-12). The keywords of our own,
+`x-category` (each field's data category, rule R5) and `x-why` (why a clear field is
+clear, `contracts.justification`), are published with their own meta-schemas in
+`schemas/keywords/`, so a strict validator (Ajv in strict mode, in the test suite)
+registers them and checks their values instead of refusing an unknown keyword.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 
 from contracts.envelope import Envelope, dataschema_for
 from contracts.events import CATALOGUE, CATEGORY_KEY, OLDER_VERSIONS, EventPayload
+from contracts.justification import MIN_WHY, WHY_KEY
 from contracts.vocabulary import DataCategory
 
 SCHEMA_DIR = Path(__file__).parent / "schemas"
@@ -33,7 +35,14 @@ def keyword_definitions() -> dict[str, dict[str, Any]]:
             "per category by the registry's data-sharing agreement. An annotation: it does "
             "not constrain instances.",
             "metaSchema": {"enum": [str(c) for c in DataCategory]},
-        }
+        },
+        f"{WHY_KEY}.json": {
+            "keyword": WHY_KEY,
+            "description": "Why the field travels in clear: who needs it in clear to decide "
+            "what. Every clear payload field and envelope attribute carries one. An "
+            "annotation: it does not constrain instances.",
+            "metaSchema": {"type": "string", "minLength": MIN_WHY},
+        },
     }
 
 
@@ -53,8 +62,8 @@ def all_schemas() -> dict[str, dict[str, Any]]:
     for event_type, model in versions:
         out[f"{event_type}.v{model.version}.json"] = payload_schema(event_type, model)
     envelope = {"$schema": DIALECT, **Envelope.model_json_schema()}
-    envelope["$id"] = "urn:nrm:schema:envelope:v1"
-    out["envelope.v1.json"] = envelope
+    envelope["$id"] = "urn:nrm:schema:envelope:v2"
+    out["envelope.v2.json"] = envelope
     return out
 
 

@@ -87,9 +87,10 @@ def scenario() -> list[Step]:
                 "service": "guardianship",
                 "urgent": True,
                 "consent_override": {
-                    "legal_basis": "Child Protection Act s.12: presumed child",
+                    "legal_basis": "child-protection",
                     "authorised_by_officer": "bp-0042",
                 },
+                "override_explanation": f"Child Protection Act s.12, presumed child {CANARY}",
                 "full_name": f"Name {CANARY}",
                 "needs": f"guardian and age assessment {CANARY}",
             },

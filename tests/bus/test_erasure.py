@@ -31,7 +31,7 @@ def test_erased_case_cannot_be_recovered_with_any_remaining_key(tmp_path: Path) 
                     "type": "case.erasure-ordered",
                     "recipients": ["child-protection"],
                     "payload": {
-                        "legal_basis": "GDPR art. 17, request of 2026-11-20",
+                        "legal_basis": "erasure-request",
                         "ordered_by_officer": "ia-0007",
                     },
                 },

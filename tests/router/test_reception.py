@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 
-from contracts.envelope import CaseFlags, Envelope, dataschema_for
+from contracts.envelope import Envelope, dataschema_for
 from contracts.kafka_binding import ENVELOPE_CONTENT_TYPE, decode, encode
+from contracts.restrictions import Restrictions
 from contracts.sealing import GrantInvalid, PublicKeyLookup, SignatureInvalid
 from contracts.vocabulary import Role
 from referral_router.receiving.provenance import Admitted, Domestic, Refused
@@ -184,8 +185,8 @@ def _asylum_before(case: str) -> list[Envelope]:
             case,
             "asylum.lodged",
             sender="asylum",
-            operational={"refugee": False},
-            flags=CaseFlags(asylum_lodged=True),
+            operational={},
+            restrictions=Restrictions(no_origin_contact=True),
         ),
     ]
 
@@ -245,7 +246,7 @@ DEAD_LETTER_CASES: list[tuple[str, Any, Any, str, str]] = [
         ),
         _asylum_before,
         "R4",
-        "asylum is lodged",
+        "no contact with the country of origin",
     ),
 ]
 
@@ -379,7 +380,7 @@ def test_an_erasure_order_destroys_the_keys_before_it_is_recorded(
         case,
         "case.erasure-ordered",
         sender="authority",
-        operational={"legal_basis": "GDPR art. 17", "ordered_by_officer": "ca-1"},
+        operational={"legal_basis": "erasure-request", "ordered_by_officer": "ca-1"},
     )
     assert reception.apply(record(order, 1, grant=None)).outcome is Outcome.APPLIED
     assert sealing.erased == [(case, ["case.screened"])]  # the order was not recorded yet

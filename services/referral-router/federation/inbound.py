@@ -84,7 +84,7 @@ class CrossBorder:
             source_country=origin,
             forwarder=fw.forwarder,
             recipient=fw.recipient,
-            flags=env.flags,
+            restrictions=env.restrictions,
             wrapped=forwardable(verified, fw.recipient),
         )
         return Admitted(

@@ -188,10 +188,10 @@ class Reception:
                 me,
                 envelope.deadlines,
                 received_by=admitted.received_by,
-                asylum_known=subject in barred or self.store.origin_barred(subject),
+                origin_barred=subject in barred or self.store.origin_barred(subject),
             )
         except RuleViolation as v:
-            if v.rule == "R4" and origin_side(roles) and envelope.flags.asylum_lodged:
+            if v.rule == "R4" and origin_side(roles) and envelope.restrictions.no_origin_contact:
                 barred.setdefault(subject, OriginBarred(case=subject, event_id=str(envelope.id)))
             raise Refused(v.rule, v.message) from None
 

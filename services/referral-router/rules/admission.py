@@ -11,8 +11,10 @@ checks, on its own:
   event legitimately brings it in (`contracts.authority.Joins`), and only events that
   may open a case open one;
 - R4 on the country of origin's side: a consulate's, counterpart's or gateway's node
-  refuses every envelope of a case it knows to be an asylum case, including from an
-  earlier envelope it refused for that reason (events may arrive in any order);
+  refuses every envelope of a case it knows may not contact the country of origin
+  (`no_origin_contact`: an asylum claim, refugee status or a serious risk, it never
+  learns which), including from an earlier envelope it refused for that reason (events
+  may arrive in any order);
 - deadlines (R3, R8): those its own country sets are recomputed from its policy file,
   and a sender's that differ are refused;
 - time: an envelope may not claim a time after it reached the transport (beyond a small
@@ -33,6 +35,7 @@ from referral_router.rules.lifecycle import (
     Proposal,
     Roles,
     RuleViolation,
+    barred_from_origin,
     check_common,
     check_decline_reason,
     derive_deadlines,
@@ -70,31 +73,25 @@ def check_receive(
     deadlines: Mapping[str, datetime],
     *,
     received_by: str | None = None,
-    asylum_known: bool = False,
+    origin_barred: bool = False,
 ) -> dict[str, datetime]:
     """Every rule a receiver decides from its own view; returns the deadlines to record.
 
     `received_by`: whom the event reached on this side, if not this node itself (for an
-    event forwarded across a border, the gateway that received it and passed it on).
-    `asylum_known`: this node refused an envelope of the case earlier because it carried
-    the asylum flag (events may arrive in any order).
+    event forwarded across a border or passed on by an agency, the one that received it
+    and forwarded it). `origin_barred`: this node refused an envelope of the case earlier
+    because it carried `no_origin_contact` (events may arrive in any order).
     """
     addressee = received_by or me.agency_id
     if addressee not in p.recipients:
         raise RuleViolation("R6", f"{addressee} is not a recipient of the event")
     check_common(state, p)
-    check_party(state, p, me.agency_id)
-    asylum = (
-        asylum_known
-        or state.flags.asylum_lodged
-        or p.flags.asylum_lodged
-        or p.event_type == "asylum.lodged"
-    )
-    if origin_side(me.roles) and asylum:
+    check_party(state, p, me.agency_id, brought_by=received_by)
+    if origin_side(me.roles) and (origin_barred or barred_from_origin(state, p)):
         raise RuleViolation(
             "R4",
-            "asylum is lodged in this case: this node, on the country of origin's side, "
-            "takes nothing more of it",
+            "no contact with the country of origin applies to this case: this node, on the "
+            "country of origin's side, takes nothing more of it",
         )
     if p.event_type in ("referral.accepted", "referral.declined"):
         ref = state.referrals.get(str(p.operational["referral_id"]))
@@ -110,8 +107,10 @@ def check_receive(
     return check_deadlines(state, p, me.policy, deadlines)
 
 
-def check_party(state: CaseState, p: Proposal, me: str) -> None:
-    """R6 in a case: only its parties, as this node knows them, add to it."""
+def check_party(state: CaseState, p: Proposal, me: str, brought_by: str | None = None) -> None:
+    """R6 in a case: only its parties, as this node knows them, add to it. An event passed
+    on to this node (`brought_by`: the agency that forwarded it) is brought by that
+    agency, which must then be a party, as the sender of any event must."""
     row = authority(p.event_type)
     if not state.exists:
         if not row.opens_case:
@@ -121,7 +120,7 @@ def check_party(state: CaseState, p: Proposal, me: str) -> None:
                 "a case here",
             )
         return  # the agency that opens a case to this node is its first party here
-    if p.sender in state.parties:
+    if p.sender in state.parties or (brought_by is not None and brought_by in state.parties):
         return
     if row.joins is Joins.ALWAYS:
         return

@@ -2,10 +2,14 @@
 of events (docs/domain.md). No I/O: the router feeds it clear envelope data and the policy.
 
 Every node keeps its own view of a case (the events it sent or received) and derives the
-case's state from those events and the authority of their senders (`evolve`): a fact
-that relaxes a protection (a guardian appointed, a best-interests determination, a risk
-assessment that found no serious risk) counts only from a sender that may establish it;
-a fact that adds one (presumed child, asylum lodged, serious risk) counts from anyone.
+case's state from those events and the authority of their senders (`evolve`): a
+restriction that relaxes a protection (a guardian appointed, a best-interests
+determination made) or a risk assessment counts only from a sender that may establish
+it; a restriction that adds one (child safeguards, no contact with the country of
+origin, no return) counts from anyone. The facts behind restrictions (asylum, refugee
+status, a serious risk, a best-interests finding) travel sealed: the sending node, which
+holds the payload, sets the restrictions (`contracts.restrictions.set_by`), and no rule
+here reads a fact that only some recipients may open.
 The sending node checks a new event against its view with `check_send`; a receiving
 node checks with `rules.admission.check_receive`. Both apply `check_common`, so the
 authority table (`contracts.authority`) and R4's addressing rules hold at both ends.
@@ -18,21 +22,12 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from contracts.authority import (
-    PROTECTIVE_FLAGS,
-    RELAXING_FLAGS,
-    authority,
-    may_emit,
-    origin_contact,
-    vouchers,
-)
-from contracts.envelope import CaseFlags
-from contracts.events import AgeStatus, DeclineReason
+from contracts.authority import authority, may_emit, origin_contact, vouchers
+from contracts.events import DeclineReason
 from contracts.need_to_know import origin_side
 from contracts.policy import CountryPolicy
+from contracts.restrictions import PROTECTIVE, RELAXING, Restrictions, presumed_child
 from contracts.vocabulary import Role
-
-PRESUMED_CHILD_AGES = frozenset({AgeStatus.CHILD, AgeStatus.UNKNOWN, AgeStatus.DISPUTED})
 
 #: The roles of one agency, as the directory lists them.
 Roles = frozenset[Role]
@@ -89,7 +84,7 @@ class CaseState:
     pseudonym: str = ""
     originator: str = ""
     screened: bool = False
-    flags: CaseFlags = field(default_factory=CaseFlags)
+    restrictions: Restrictions = field(default_factory=Restrictions)
     referrals: Mapping[str, Referral] = field(default_factory=dict)
     consents: Mapping[str, Consent] = field(default_factory=dict)
     #: Every agency this node knows takes part: senders and recipients of the events it
@@ -99,8 +94,9 @@ class CaseState:
     overrides: frozenset[str] = frozenset()
     identification: str | None = None  # None | reasonable-grounds | conclusive
     reflection: Reflection | None = None
-    serious_risk: bool | None = None  # None until a risk assessment
-    return_in_best_interests: bool | None = None
+    #: R4: an agency that may assess the risk of return did (a serious risk found sets
+    #: `no_origin_contact`, so an assessment without it found none).
+    risk_assessed: bool = False
     return_stage: str | None = None  # planning | agreed | completed
     monitoring_visits: int = 0
     closed: bool = False
@@ -138,45 +134,38 @@ class Proposal:
     recipients: Mapping[str, Roles]
     time: datetime
     operational: Mapping[str, Any]
-    #: The envelope's clear case flags, as its sender claims them.
-    flags: CaseFlags = field(default_factory=CaseFlags)
+    #: The envelope's routing restrictions, as its sender claims them.
+    restrictions: Restrictions = field(default_factory=Restrictions)
 
 
-def event_flags(p: Proposal) -> CaseFlags:
-    """The flags an event itself establishes, if its sender may (protective ones always)."""
-    op = p.operational
+def event_restrictions(p: Proposal) -> Restrictions:
+    """The restrictions an event's clear part itself establishes, whatever its sender
+    wrote: protective ones always, relaxing ones if its sender may establish them."""
     match p.event_type:
         case "case.screened":
-            return CaseFlags(presumed_child=presumed_child(op.get("age_status")))
+            return Restrictions(child_safeguards=presumed_child(p.operational.get("age_status")))
         case "asylum.lodged":
-            return CaseFlags(asylum_lodged=True)
+            return Restrictions(no_origin_contact=True)
     established = authority(p.event_type).establishes
     if established and may_emit(p.sender_roles, p.event_type):
-        return CaseFlags(**dict.fromkeys(established, True))
-    return CaseFlags()
+        return Restrictions(**dict.fromkeys(established, True))
+    return Restrictions()
 
 
-def presumed_child(age_status: object) -> bool:
-    """R2: an age that is child, unknown or disputed, or not stated at all (fail safe)."""
-    try:
-        return AgeStatus(age_status) in PRESUMED_CHILD_AGES
-    except ValueError:
-        return True
-
-
-def counted_flags(claimed: CaseFlags, sender_roles: Iterable[Role]) -> CaseFlags:
-    """Of an envelope's clear flags, those this node believes: protective ones from
+def counted(claimed: Restrictions, sender_roles: Iterable[Role]) -> Restrictions:
+    """Of an envelope's restrictions, those this node believes: protective ones from
     anyone (fail safe), relaxing ones only from a sender that may establish them."""
     roles = frozenset(sender_roles)
-    kept = {f: True for f in PROTECTIVE_FLAGS if getattr(claimed, f)}
-    kept |= {f: True for f in RELAXING_FLAGS if getattr(claimed, f) and vouchers(f) & roles}
-    return CaseFlags(**kept)
+    kept = {f: True for f in PROTECTIVE if getattr(claimed, f)}
+    kept |= {f: True for f in RELAXING if getattr(claimed, f) and vouchers(f) & roles}
+    return Restrictions(**kept)
 
 
-def derive_flags(state: CaseState, p: Proposal) -> CaseFlags:
-    """The case flags after `p`, as its sender writes them into the envelope: flags only
-    ever turn on, and only as the sender's view (derived by provenance) holds them."""
-    return state.flags.merged(event_flags(p))
+def derive_restrictions(state: CaseState, p: Proposal) -> Restrictions:
+    """The case's restrictions after `p`, as its sender writes them into the envelope:
+    they only ever turn on, as the sender's view (derived by provenance) holds them, with
+    those the event sets from its own facts (`p.restrictions` at the sender)."""
+    return state.restrictions.merged(p.restrictions).merged(event_restrictions(p))
 
 
 def derive_deadlines(state: CaseState, p: Proposal, policy: CountryPolicy) -> dict[str, datetime]:
@@ -238,22 +227,32 @@ def check_common(state: CaseState, p: Proposal) -> None:
 
 def check_origin_addressing(state: CaseState, p: Proposal) -> None:
     """R4: only the competent authority (or the origin's side among itself) addresses the
-    country of origin, and nothing of a case with a lodged asylum claim goes there."""
+    country of origin, and nothing of a case under `no_origin_contact` goes there."""
     origin = sorted(a for a, roles in p.recipients.items() if origin_side(roles))
     if not origin:
         return
-    asylum = state.flags.asylum_lodged or p.flags.asylum_lodged or p.event_type == "asylum.lodged"
     _require(
-        not asylum,
+        not barred_from_origin(state, p),
         "R4",
-        "asylum is lodged: no event of this case may go to a consulate or to a counterpart "
-        f"or gateway of the country of origin ({', '.join(origin)})",
+        "no contact with the country of origin applies to this case: no event of it may go "
+        f"to a consulate or to a counterpart or gateway of the country of origin "
+        f"({', '.join(origin)})",
     )
     _require(
         origin_contact(p.sender_roles) or origin_side(p.sender_roles),
         "R4",
         "only the competent authority may address the country of origin "
         f"({', '.join(origin)}): it is told of every asylum claim, {p.sender} may not be",
+    )
+
+
+def barred_from_origin(state: CaseState, p: Proposal) -> bool:
+    """R4 whoever sends: the case may not contact the country of origin, as this node's
+    view, the event's own restrictions or the event itself (an asylum claim) say."""
+    return (
+        state.restrictions.no_origin_contact
+        or p.restrictions.no_origin_contact
+        or p.event_type == "asylum.lodged"
     )
 
 
@@ -388,23 +387,29 @@ def _return_planning(
     state: CaseState, p: Proposal, op: Mapping[str, Any], policy: CountryPolicy
 ) -> None:
     _require(state.return_stage is None, "LIFECYCLE", "return planning already started")
-    if state.flags.presumed_child:
+    r = state.restrictions
+    if r.child_safeguards:
         _require(
-            state.flags.guardian_appointed and state.flags.best_interests_determined,
+            r.guardian_appointed and r.best_interests_determined,
             "R2",
             "no return is planned for a presumed child before a guardian is appointed and a "
             "best-interests determination is made",
         )
-        _require(
-            state.return_in_best_interests is not False,
-            "R2",
-            "the best-interests determination found return not in the child's interests",
-        )
     _require(
-        state.serious_risk is False,
+        not r.no_return,
+        "R2",
+        "the best-interests determination found return not in the child's interests",
+    )
+    _require(
+        not r.no_origin_contact,
         "R4",
-        "return needs a risk assessment that found no serious risk"
-        + (" (none recorded)" if state.serious_risk is None else " (serious risk found)"),
+        "no contact with the country of origin applies to this case (an asylum claim, "
+        "refugee status or a serious risk of harm on return): no return is planned",
+    )
+    _require(
+        state.risk_assessed,
+        "R4",
+        "return needs a risk assessment that found no serious risk (none recorded)",
     )
 
 
@@ -460,28 +465,24 @@ _SEND_RULES = {
 
 
 def evolve(
-    state: CaseState, p: Proposal, flags: CaseFlags, deadlines: Mapping[str, datetime]
+    state: CaseState, p: Proposal, restrictions: Restrictions, deadlines: Mapping[str, datetime]
 ) -> CaseState:
     """The state after a recorded event. Never raises: recorded events are facts.
 
-    `flags` are the envelope's clear flags: counted by provenance (`counted_flags`). An
-    event whose sender may not emit its type (recorded before the authority table, or by
-    a node that skipped it) adds only protections: never a relaxing fact, a party, a
-    closure or an erasure.
+    `restrictions` are the envelope's: counted by provenance (`counted`). An event whose
+    sender may not emit its type (recorded before the authority table, or by a node that
+    skipped it) adds only protections: never a relaxing restriction, a risk assessment,
+    a party, a closure or an erasure.
     """
     op = p.operational
+    believed = counted(restrictions, p.sender_roles).merged(event_restrictions(p))
     s = replace(
         state,
-        flags=state.flags.merged(counted_flags(flags, p.sender_roles)).merged(event_flags(p)),
+        restrictions=state.restrictions.merged(believed),
         event_ids=state.event_ids | {p.event_id},
         last_event_at=p.time,
     )
     if not may_emit(p.sender_roles, p.event_type):
-        match p.event_type:
-            case "risk.assessed" if op.get("serious_risk") is True:
-                s = replace(s, serious_risk=True)
-            case "best-interests.determined" if op.get("return_in_best_interests") is False:
-                s = replace(s, return_in_best_interests=False)
         return s
     named = (op.get(name) for name in authority(p.event_type).names)
     s = replace(
@@ -536,9 +537,7 @@ def evolve(
         case "reflection.ended" if s.reflection is not None:
             s = replace(s, reflection=replace(s.reflection, ended=True))
         case "risk.assessed":
-            s = replace(s, serious_risk=bool(op["serious_risk"]))
-        case "best-interests.determined":
-            s = replace(s, return_in_best_interests=bool(op["return_in_best_interests"]))
+            s = replace(s, risk_assessed=True)
         case "return.planning-started":
             s = replace(s, return_stage="planning")
         case "return.plan-agreed":

@@ -23,6 +23,7 @@ from contracts.envelope import Envelope, dataschema_for, source_for
 from contracts.events import EventPayload, split_by_category
 from contracts.need_to_know import CaseContext, origin_side
 from contracts.policy import CountryPolicy
+from contracts.restrictions import set_by
 from contracts.vocabulary import DataCategory
 from referral_router import telemetry
 from referral_router.rules.lifecycle import (
@@ -31,7 +32,7 @@ from referral_router.rules.lifecycle import (
     UnknownCase,
     check_send,
     derive_deadlines,
-    derive_flags,
+    derive_restrictions,
 )
 from referral_router.rules.roster import Roster
 from referral_router.rules.sharing import capped, consent_caps
@@ -153,7 +154,7 @@ class AgencyNode:
         check_send(case.state, proposal, self.policy, self.roster.origin_contacts())
         envelope = envelope.model_copy(
             update={
-                "flags": derive_flags(case.state, proposal),
+                "restrictions": derive_restrictions(case.state, proposal),
                 "deadlines": derive_deadlines(case.state, proposal, self.policy),
             }
         )
@@ -182,7 +183,7 @@ class AgencyNode:
         for _, env in case.envelopes():
             parties.update(dict.fromkeys((env.sender, *env.recipients)))
         parties.pop(self.agency_id, None)
-        barred = case.state.flags.asylum_lodged
+        barred = case.state.restrictions.no_origin_contact
         directory = self.roster.directory
         keep = [
             a
@@ -203,7 +204,8 @@ class AgencyNode:
             dataschema=dataschema_for(sub.event_type),
             sender=self.agency_id,
             recipients=sub.recipients,
-            flags=state.flags,
+            # what the event's own facts set (sealed ones too: this node holds the payload)
+            restrictions=state.restrictions.merged(set_by(sub.payload)),
             operational=clear,
         )
 
@@ -219,7 +221,7 @@ class AgencyNode:
             event_type=p.event_type,
             case_originator=state.originator or self.agency_id,
             service_providers=frozenset(providers),
-            asylum_lodged=envelope.flags.asylum_lodged,
+            no_origin_contact=envelope.restrictions.no_origin_contact,
         )
         entitled = {r: self.roster.entitled(r, ctx) for r in sub.recipients}
         return capped(entitled, consent_caps(state, p))
@@ -249,7 +251,7 @@ class AgencyNode:
             )
         return {
             "case": pseudonym,
-            "flags": s.flags,
+            "restrictions": s.restrictions,
             "identification": s.identification,
             "reflection_ends": s.reflection.ends if s.reflection else None,
             "return_stage": s.return_stage,
@@ -291,7 +293,7 @@ def _receipt_body(env: Envelope, shared: Mapping[str, frozenset[DataCategory]]) 
         "time": env.time.isoformat(),
         "recipients": list(env.recipients),
         "deadlines": {k: v.isoformat() for k, v in env.deadlines.items()},
-        "flags": env.flags.model_dump(),
+        "restrictions": env.restrictions.model_dump(),
         "shared": {r: sorted(shared.get(r, ())) for r in env.recipients},
     }
 

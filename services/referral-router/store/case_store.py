@@ -19,7 +19,8 @@ from eventsourcing.application import AggregateNotFoundError, Application, Proce
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError, Tracking
 
-from contracts.envelope import CaseFlags, Envelope
+from contracts.envelope import Envelope
+from contracts.restrictions import Restrictions
 from contracts.vocabulary import Role
 from referral_router.rules.lifecycle import CaseState, Proposal, evolve
 
@@ -57,7 +58,7 @@ def _stored_proposal(data: Mapping[str, Any], roles: RoleMap) -> Proposal:
         recipients={r: roles.get(r, frozenset()) for r in data["recipients"]},
         time=_utc(data["time"]),
         operational=data["operational"],
-        flags=CaseFlags(**data.get("flags", {})),
+        restrictions=Restrictions(**data.get("restrictions", {})),
     )
 
 
@@ -75,7 +76,7 @@ def proposal_of(envelope: Envelope, roles: RoleMap) -> Proposal:
         recipients={r: roles.get(r, frozenset()) for r in envelope.recipients},
         time=envelope.time,
         operational=envelope.operational,
-        flags=envelope.flags,
+        restrictions=envelope.restrictions,
     )
 
 
@@ -134,7 +135,7 @@ class CaseFile(Aggregate):
     def _record(self, envelope: dict[str, Any], direction: str, roles: dict[str, str]) -> None:
         proposal = _stored_proposal(envelope, {k: _roles_of(v) for k, v in roles.items()})
         deadlines = {k: _utc(v) for k, v in envelope.get("deadlines", {}).items()}
-        self.state = evolve(self.state, proposal, proposal.flags, deadlines)
+        self.state = evolve(self.state, proposal, proposal.restrictions, deadlines)
         self.entries.append((direction, envelope))
 
     def envelopes(self) -> Iterator[tuple[str, Envelope]]:
@@ -201,8 +202,9 @@ def origin_barred_id(pseudonym: str) -> UUID:
 @dataclass
 class OriginBarred(Aggregate, created_event_name="Learned"):
     """R4 on the country of origin's side: this node refused an envelope of the case
-    because asylum is lodged, and takes nothing more of it, whatever arrives later and in
-    whatever order. Kept apart from the case file: a refused envelope changes no view."""
+    because it may not contact the country of origin, and takes nothing more of it,
+    whatever arrives later and in whatever order. Kept apart from the case file: a
+    refused envelope changes no view."""
 
     case: str
     event_id: str
