@@ -40,12 +40,10 @@ MEANINGS: Mapping[str, str] = {
     OverrideBasis.LEGAL_OBLIGATION: "a law obliges the agency to share (GDPR art. 6(1)(c))",
     OverrideBasis.PUBLIC_TASK: "a task the law gives the agency in the referral mechanism "
     "(GDPR art. 6(1)(e))",
-    OverrideBasis.CRIMINAL_PROCEEDINGS: "an order of a court or prosecutor in criminal "
-    "proceedings",
+    OverrideBasis.CRIMINAL_PROCEEDINGS: "an order of a court or prosecutor in criminal proceedings",
     ErasureBasis.RETENTION_EXPIRED: "the country's retention period after the case closed "
     "has passed (storage limitation, GDPR art. 5(1)(e))",
     ErasureBasis.ERASURE_REQUEST: "the person asked for erasure (GDPR art. 17)",
-    ErasureBasis.UNLAWFUL_PROCESSING: "the data was processed unlawfully (GDPR art. "
-    "17(1)(d))",
+    ErasureBasis.UNLAWFUL_PROCESSING: "the data was processed unlawfully (GDPR art. 17(1)(d))",
     ErasureBasis.COURT_ORDER: "a court ordered erasure",
 }

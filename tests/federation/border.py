@@ -27,10 +27,11 @@ from contracts.sealing import SigningKey
 from contracts.vocabulary import DataCategory, Role
 from referral_router.federation.gateway import Gateway
 from referral_router.federation.inbound import CrossBorder, FederatedInbox
-from referral_router.federation.ledgers import CrossingLedger, ForwardingStore
+from referral_router.federation.ledgers import CrossingLedger
 from referral_router.federation.trust import PeerUnreachable
 from referral_router.receiving.provenance import Domestic
 from referral_router.receiving.reception import Received, Reception
+from referral_router.sealing.forwardings import ForwardingStore
 from referral_router.transport.base import Record
 from tests.agencies import (
     Country,

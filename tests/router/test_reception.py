@@ -15,7 +15,7 @@ import pytest
 from contracts.envelope import Envelope, dataschema_for
 from contracts.kafka_binding import ENVELOPE_CONTENT_TYPE, decode, encode
 from contracts.restrictions import Restrictions
-from contracts.sealing import GrantInvalid, PublicKeyLookup, SignatureInvalid
+from contracts.sealing import Forwarding, GrantInvalid, PublicKeyLookup, SignatureInvalid
 from contracts.vocabulary import Role
 from referral_router.receiving.provenance import Admitted, Domestic, Refused
 from referral_router.receiving.reception import Outcome, Reception
@@ -80,6 +80,7 @@ class FakeSealing:
     store: CaseStore
     accepted: list[tuple[bytes, str, str]] = field(default_factory=list)
     erased: list[tuple[str, list[str]]] = field(default_factory=list)
+    passed_on: list[tuple[str, list[str]]] = field(default_factory=list)
 
     def accept_grant(
         self, grant: bytes, case: str, sender: str, signing_keys: PublicKeyLookup | None = None
@@ -93,6 +94,10 @@ class FakeSealing:
         recorded = [e.type for _, e in file.envelopes()] if file else []
         self.erased.append((case, recorded))
         return 1
+
+    def pass_on_order(self, order: Envelope, holders: Iterable[str]) -> list[Forwarding]:
+        self.passed_on.append((order.subject, sorted(holders)))
+        return []
 
 
 @pytest.fixture

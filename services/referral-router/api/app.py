@@ -13,6 +13,7 @@ from referral_router.api.health import health
 from referral_router.api.oversight import oversight_router
 from referral_router.audit.log import AuditLog
 from referral_router.sending.node import AgencyNode
+from referral_router.sending.passing_on import Forwarder
 
 
 def create_app(
@@ -20,9 +21,11 @@ def create_app(
     check_token: Authenticator,
     audit: AuditLog | None = None,
     public_url: str | None = None,
+    forwarder: Forwarder | None = None,
 ) -> FastAPI:
     """`public_url`: the base URL clients use, when a proxy stands in front (DPoP proofs
-    name the URL the client called)."""
+    name the URL the client called); `forwarder`: the node's sealing, which passes cases
+    on (R10)."""
     app = FastAPI(
         title=f"NRM referral router ({node.agency_id})",
         version="1",
@@ -30,6 +33,7 @@ def create_app(
         telemetry=telemetry.FRAMEWORK_TELEMETRY_OFF,
     )
     app.state.node = node
+    app.state.forwarder = forwarder
     app.state.check_token = check_token
     app.state.public_url = public_url
     app.state.directory = lambda: node.roster.directory

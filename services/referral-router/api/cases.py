@@ -1,10 +1,11 @@
-"""The routes an agency's own systems call: screen, append, read a case, page the log."""
+"""The routes an agency's own systems call: screen, append, pass a case on, read a case,
+page the log."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Header, Path, Query
+from fastapi import APIRouter, Body, Depends, Header, Path, Query, Request
 from fastapi.responses import JSONResponse
 
 from contracts.envelope import CASE_PSEUDONYM_PATTERN
@@ -14,12 +15,15 @@ from contracts.node_api import (
     CaseView,
     DeadLetterPage,
     EventReceipt,
+    ForwardCase,
+    ForwardReceipt,
     InboxPage,
     ScreenCase,
 )
 from referral_router.api.auth import Caller, Node
 from referral_router.api.errors import ERROR_RESPONSES
 from referral_router.sending.node import Submission
+from referral_router.sending.passing_on import Forwarder, PassOn, pass_case_on
 
 CasePseudonym = Annotated[str, Path(pattern=CASE_PSEUDONYM_PATTERN)]
 IdempotencyKey = Annotated[
@@ -58,6 +62,35 @@ def append_event(
     """Append one lifecycle event; the rules decide whether it may happen now."""
     sub = Submission(body.type, body.payload, tuple(body.recipients), case)
     receipt = node.submit(sub, key)
+    return JSONResponse(status_code=receipt.status_code, content=receipt.body)
+
+
+def forwarder_of(request: Request) -> Forwarder:
+    forwarder: Forwarder = request.app.state.forwarder
+    return forwarder
+
+
+@cases.post("/cases/{case}/forward", status_code=201, response_model=ForwardReceipt)
+def forward_case(
+    case: CasePseudonym,
+    body: ForwardCase,
+    node: Node,
+    _: Caller,
+    forwarder: Annotated[Forwarder, Depends(forwarder_of)],
+    key: IdempotencyKey = None,
+) -> Any:
+    """Pass the case on to another agency (R10): the events this node received, each
+    with the data keys it holds that the agreement lets the new recipient open, never
+    re-encrypted; on the person's consent naming it, or an override (R9)."""
+    req = PassOn(
+        case,
+        body.to,
+        body.forwarded_by_officer,
+        body.consent_id,
+        body.consent_override,
+        tuple(body.event_ids) if body.event_ids is not None else None,
+    )
+    receipt = pass_case_on(node, forwarder, req, key)
     return JSONResponse(status_code=receipt.status_code, content=receipt.body)
 
 

@@ -78,12 +78,16 @@ def check_receive(
     """Every rule a receiver decides from its own view; returns the deadlines to record.
 
     `received_by`: whom the event reached on this side, if not this node itself (for an
-    event forwarded across a border or passed on by an agency, the one that received it
-    and forwarded it). `origin_barred`: this node refused an envelope of the case earlier
-    because it carried `no_origin_contact` (events may arrive in any order).
+    event forwarded across a border or passed on by an agency, the one that received or
+    sent it and forwarded it; an erasure order may be passed on by any holder).
+    `origin_barred`: this node refused an envelope of the case earlier because it
+    carried `no_origin_contact` (events may arrive in any order).
     """
     addressee = received_by or me.agency_id
-    if addressee not in p.recipients:
+    passed_on = received_by is not None and (
+        received_by == p.sender or p.event_type == "case.erasure-ordered"
+    )
+    if addressee not in p.recipients and not passed_on:
         raise RuleViolation("R6", f"{addressee} is not a recipient of the event")
     check_common(state, p)
     check_party(state, p, me.agency_id, brought_by=received_by)

@@ -92,6 +92,8 @@ class CaseState:
     parties: frozenset[str] = frozenset()
     #: R9: recipients a referral shared with on an override with a recorded legal basis.
     overrides: frozenset[str] = frozenset()
+    #: R10: agencies this node passed the case on to (an erasure order follows them).
+    forwarded_to: frozenset[str] = frozenset()
     identification: str | None = None  # None | reasonable-grounds | conclusive
     reflection: Reflection | None = None
     #: R4: an agency that may assess the risk of return did (a serious risk found sets
@@ -303,21 +305,29 @@ def _referral_requested(
     _require(rid not in state.referrals, "LIFECYCLE", f"referral {rid} already exists")
     _require(to in p.recipients, "LIFECYCLE", f"the referred agency {to} must be a recipient")
     _require(to != p.sender, "LIFECYCLE", "an agency cannot refer a case to itself")
-    # R9: sharing personal data needs recorded consent for that recipient, or an override.
-    if op.get("consent_override"):
+    check_consent_for(state, to, op.get("consent_id"), op.get("consent_override"), "referral")
+
+
+def check_consent_for(
+    state: CaseState, to: str, consent_id: object, override: object, what: str
+) -> None:
+    """R9: sharing personal data with `to` (a referral, or passing the case on) needs the
+    person's recorded, active consent naming it, or an override with a legal basis."""
+    if override:
         return
-    cid = op.get("consent_id")
     _require(
-        cid is not None,
+        consent_id is not None,
         "R9",
-        f"referral to {to} needs the person's recorded consent (consent_id) or a "
+        f"{what} to {to} needs the person's recorded consent (consent_id) or a "
         "consent_override with a legal basis",
     )
-    consent = state.consents.get(str(cid))
-    _require(consent is not None, "R9", f"no consent {cid} is recorded for this case")
+    consent = state.consents.get(str(consent_id))
+    _require(consent is not None, "R9", f"no consent {consent_id} is recorded for this case")
     assert consent is not None
-    _require(consent.active, "R9", f"consent {cid} was withdrawn")
-    _require(to in consent.recipients, "R9", f"consent {cid} does not cover sharing with {to}")
+    _require(consent.active, "R9", f"consent {consent_id} was withdrawn")
+    _require(
+        to in consent.recipients, "R9", f"consent {consent_id} does not cover sharing with {to}"
+    )
 
 
 def _referral_answered(

@@ -17,7 +17,7 @@ from fastapi import FastAPI
 
 from contracts.agency_token import ReplayCache, TokenVerifier, issue_token
 from contracts.directory import KeyUse
-from contracts.kafka_binding import ENVELOPE_CONTENT_TYPE
+from contracts.kafka_binding import ENVELOPE_CONTENT_TYPE, FORWARDING_CONTENT_TYPE
 from contracts.keystore import AgencyKeys
 from contracts.policy import load_policy
 from referral_router import telemetry
@@ -28,10 +28,12 @@ from referral_router.console.app import Console
 from referral_router.console.settings import PREFIX as CONSOLE_PREFIX
 from referral_router.console.settings import ConsoleSettings
 from referral_router.receiving.inbox import InboxLoop
+from referral_router.receiving.passed_on import PassedOn
 from referral_router.receiving.provenance import Domestic
 from referral_router.receiving.reception import Reception
 from referral_router.rules.roster import DirectorySource, Roster
 from referral_router.sealing.case_keys import SqliteCaseKeyStore
+from referral_router.sealing.forwardings import ForwardingStore
 from referral_router.sealing.node_seal import NodeSeal
 from referral_router.sending.node import AgencyNode
 from referral_router.sending.relay import OutboxRelay
@@ -80,17 +82,24 @@ class NodeRuntime:
         self.store = CaseStore(env=dict(settings.store_env))
         self.roster = Roster(directory)
         self.case_keys = SqliteCaseKeyStore(settings.case_keys_path, settings.master_key)
-        self.seal = NodeSeal(settings.agency_id, keys, self.roster, self.case_keys)
+        #: Forwardings this node received (R10, and across a border once federated).
+        self.forwardings = ForwardingStore(settings.case_keys_path.parent / "forwardings.db")
+        self.seal = NodeSeal(
+            settings.agency_id, keys, self.roster, self.case_keys, self.forwardings
+        )
         policy = load_policy(settings.country)
         self.node = AgencyNode(
             settings.agency_id, settings.country, self.store, self.roster, self.seal, policy
         )
         domestic = Domestic(settings.agency_id, self.roster, self.seal)
+        self.passed_on = PassedOn(
+            settings.agency_id, settings.country, self.roster, self.seal, self.forwardings
+        )
         self.reception = Reception(
             settings.agency_id,
             self.store,
             self.seal,
-            {ENVELOPE_CONTENT_TYPE: domestic},
+            {ENVELOPE_CONTENT_TYPE: domestic, FORWARDING_CONTENT_TYPE: self.passed_on},
             roles=lambda: self.roster.roles_of(settings.agency_id),
             policy=policy,
         )
@@ -112,7 +121,11 @@ class NodeRuntime:
             self.audit, keys, settings.witness_url, settings.witness_audience
         )
         self.app: FastAPI = create_app(
-            self.node, self.verifier, self.audit, public_url=settings.public_url
+            self.node,
+            self.verifier,
+            self.audit,
+            public_url=settings.public_url,
+            forwarder=self.seal,
         )
         self._keys = keys
         self.console = (
@@ -194,5 +207,6 @@ class NodeRuntime:
         if self.audit is not None:
             self.audit.close()
         self.case_keys.close()
+        self.forwardings.close()
         self.store.close()
         log.debug("node %s stopped: stores closed", self.settings.agency_id)

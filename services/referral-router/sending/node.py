@@ -64,6 +64,10 @@ class Sealer(Protocol):
 
     def open(self, envelope: Envelope) -> dict[str, Any]: ...
 
+    def passed_on_by(self, envelope: Envelope) -> str | None:
+        """The agency that passed this event on to this node (R10), if one did."""
+        ...
+
     def erase(self, case: str) -> int: ...
 
 
@@ -124,14 +128,9 @@ class AgencyNode:
         """Validate, rule-check, seal and append one event; retries with the same
         Idempotency-Key get the first answer and append nothing."""
         fingerprint = request_fingerprint(sub)
-        if idempotency_key is not None:
-            earlier = self.store.idempotent_answer(self.agency_id, idempotency_key)
-            if earlier is not None:
-                if earlier.request_hash != fingerprint:
-                    raise IdempotencyConflict(
-                        "this Idempotency-Key was already used for a different request"
-                    )
-                return Receipt(earlier.status_code, earlier.body)
+        earlier = self.earlier_answer(idempotency_key, fingerprint)
+        if earlier is not None:
+            return earlier
 
         self.roster.fresh()
         for r in sub.recipients:
@@ -175,13 +174,28 @@ class AgencyNode:
         telemetry.event_appended(self.agency_id, sealed)
         return Receipt(201, body)
 
+    def earlier_answer(self, key: str | None, fingerprint: str) -> Receipt | None:
+        """The first answer to a request retried with the same Idempotency-Key; a key
+        used for a different request is refused."""
+        if key is None:
+            return None
+        earlier = self.store.idempotent_answer(self.agency_id, key)
+        if earlier is None:
+            return None
+        if earlier.request_hash != fingerprint:
+            raise IdempotencyConflict(
+                "this Idempotency-Key was already used for a different request"
+            )
+        return Receipt(earlier.status_code, earlier.body)
+
     def _to_every_party(self, case: CaseFile, sub: Submission) -> Submission:
-        """An erasure order reaches every agency this node knows took part in the case
-        (except the country of origin's side, barred by R4), so every node destroys its
-        keys."""
+        """An erasure order reaches every agency this node knows took part in the case, and
+        every one it passed the case on to (except the country of origin's side, barred
+        by R4), so every node destroys its keys."""
         parties: dict[str, None] = dict.fromkeys(sub.recipients)
         for _, env in case.envelopes():
             parties.update(dict.fromkeys((env.sender, *env.recipients)))
+        parties.update(dict.fromkeys(sorted(case.state.forwarded_to)))
         parties.pop(self.agency_id, None)
         barred = case.state.restrictions.no_origin_contact
         directory = self.roster.directory
@@ -247,6 +261,9 @@ class AgencyNode:
                     "operational": env.operational,
                     "deadlines": env.deadlines,
                     "fields": self.sealer.open(env),
+                    "forwarded_by": self.sealer.passed_on_by(env)
+                    if direction == RECEIVED
+                    else None,
                 }
             )
         return {
@@ -269,6 +286,17 @@ class AgencyNode:
                 for r in s.referrals.values()
             ],
             "events": events,
+            "forwarded": [
+                {
+                    "forwarding_id": fw["id"],
+                    "to": fw["recipient"],
+                    "event_id": fw["original"]["id"],
+                    "type": fw["original"]["type"],
+                    "time": fw["time"],
+                    "shared": sorted(fw["wraps"].get(fw["recipient"], {}).get("keys", {})),
+                }
+                for fw in case.forwardings
+            ],
         }
 
     def inbox(self, after: int, limit: int, direction: str | None = RECEIVED) -> dict[str, Any]:

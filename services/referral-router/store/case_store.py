@@ -1,9 +1,11 @@
 """The node's append-only event store: one case file per case, built with eventsourcing.
 
-A case file is the sequence of signed envelopes this node sent or received for one case;
-its state is the pure `lifecycle.CaseState`. The store's notification log (every recorded
-envelope in commit order) is at once the outbox the relay publishes from, the inbox the
-agency's systems page through, and the leaf order of the node's verifiable log.
+A case file is the sequence of signed envelopes this node sent or received for one case,
+and the forwardings it made of them (R10: passing the case on); its state is the pure
+`lifecycle.CaseState`. The store's notification log (every recorded envelope in commit
+order) is at once the outbox the relay publishes from, the inbox the agency's systems
+page through, and the leaf order of the node's verifiable log; the forwardings are in
+the same append-only log, under their own topic (the relay publishes them too).
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ from eventsourcing.persistence import IntegrityError, Tracking
 
 from contracts.envelope import Envelope
 from contracts.restrictions import Restrictions
+from contracts.sealing import Forwarding
 from contracts.vocabulary import Role
+from referral_router.rules.forwarding import forwarded
 from referral_router.rules.lifecycle import CaseState, Proposal, evolve
 
 _NS = uuid5(NAMESPACE_URL, "urn:nrm:referral-router")
@@ -106,10 +110,20 @@ class CaseFile(Aggregate):
             assert isinstance(aggregate, CaseFile)
             aggregate._record(self.envelope, self.direction, self.roles)
 
+    class ForwardingRecorded(Aggregate.Event):
+        """This node passed one of the case's events on (R10): the signed forwarding."""
+
+        forwarding: dict[str, Any]
+
+        def apply(self, aggregate: Aggregate) -> None:
+            assert isinstance(aggregate, CaseFile)
+            aggregate._forwarded(self.forwarding)
+
     def __init__(self, pseudonym: str) -> None:
         self.pseudonym = pseudonym
         self.state = CaseState(pseudonym=pseudonym)
         self.entries: list[tuple[str, dict[str, Any]]] = []
+        self.forwardings: list[dict[str, Any]] = []
 
     def __deepcopy__(self, memo: dict[int, Any]) -> CaseFile:
         """The repository copies cached case files on every read. Recorded envelopes and
@@ -117,6 +131,7 @@ class CaseFile(Aggregate):
         entries and the pending events are new (a full deep copy grew with every event)."""
         clone = copy.copy(self)
         clone.entries = list(self.entries)
+        clone.forwardings = list(self.forwardings)
         clone._pending_events = list(self._pending_events)
         return clone
 
@@ -131,6 +146,13 @@ class CaseFile(Aggregate):
             direction=direction,
             roles={k: _roles_text(v) for k, v in roles.items()},
         )
+
+    def record_forwarding(self, forwarding: Forwarding) -> None:
+        self.trigger_event(self.ForwardingRecorded, forwarding=forwarding.model_dump(mode="json"))
+
+    def _forwarded(self, forwarding: dict[str, Any]) -> None:
+        self.state = forwarded(self.state, str(forwarding["recipient"]))
+        self.forwardings.append(forwarding)
 
     def _record(self, envelope: dict[str, Any], direction: str, roles: dict[str, str]) -> None:
         proposal = _stored_proposal(envelope, {k: _roles_of(v) for k, v in roles.items()})
@@ -216,11 +238,28 @@ class OriginBarred(Aggregate, created_event_name="Learned"):
 
 
 @dataclass(frozen=True)
+class LoggedForwarding:
+    """One forwarding this node made (R10), at its position in the log."""
+
+    position: int
+    forwarding: Forwarding
+
+
+@dataclass(frozen=True)
 class LogPage:
     """Envelopes of the log after a reader's position, and where the reader continues
     once it has handled them all."""
 
     entries: list[LoggedEnvelope]
+    end: int
+
+
+@dataclass(frozen=True)
+class OutboxPage:
+    """What this node has to publish after the relay's position: envelopes (sent and
+    received: the relay skips the latter) and forwardings, in log order."""
+
+    entries: list[LoggedEnvelope | LoggedForwarding]
     end: int
 
 
@@ -289,6 +328,18 @@ class CaseStore(Application[UUID]):
         case.record(envelope, SENT, roles)
         self.save(case, answer)
 
+    def record_forwarded(
+        self,
+        case: CaseFile,
+        forwardings: Sequence[Forwarding],
+        answer: IdempotentRequest | None = None,
+    ) -> None:
+        """Append the forwardings of a case passed on (and the idempotent answer) in one
+        transaction: the relay publishes them from here."""
+        for fw in forwardings:
+            case.record_forwarding(fw)
+        self.save(case, answer)
+
     def record_dead_letter(self, letter: DeadLetter) -> bool:
         """Keep a letter once: its source's cursor moves past it in the same transaction."""
         return self.cursor(letter.source).advance(letter.position + 1, letter)
@@ -341,16 +392,41 @@ class CaseStore(Application[UUID]):
     ) -> list[LoggedEnvelope]:
         """Recorded envelopes after position `after` (up to `upto`), in commit order."""
         out: list[LoggedEnvelope] = []
+        for entry in self._entries(after, limit, upto, forwardings=False):
+            assert isinstance(entry, LoggedEnvelope)
+            out.append(entry)
+        return out
+
+    def _entries(
+        self, after: int, limit: int, upto: int | None, *, forwardings: bool
+    ) -> list[LoggedEnvelope | LoggedForwarding]:
+        topics = [_topic(CaseFile.EnvelopeRecorded)]
+        if forwardings:
+            topics.append(_topic(CaseFile.ForwardingRecorded))
+        out: list[LoggedEnvelope | LoggedForwarding] = []
         notes = self.recorder.select_notifications(
-            start=after + 1, limit=limit, stop=upto, topics=[_topic(CaseFile.EnvelopeRecorded)]
+            start=after + 1, limit=limit, stop=upto, topics=topics
         )
         for n in notes:
             event = self.mapper.to_domain_event(n)
+            if isinstance(event, CaseFile.ForwardingRecorded):
+                out.append(LoggedForwarding(n.id, Forwarding.model_validate(event.forwarding)))
+                continue
             assert isinstance(event, CaseFile.EnvelopeRecorded)
             out.append(
                 LoggedEnvelope(n.id, event.direction, Envelope.model_validate(event.envelope))
             )
         return out
+
+    def outbox_page(self, after: int, limit: int) -> OutboxPage | None:
+        """The next envelopes and forwardings for the relay at `after`; None when nothing
+        was recorded since."""
+        upto = self.max_position()
+        if upto <= after:
+            return None
+        entries = self._entries(after, limit, upto, forwardings=True)
+        end = entries[-1].position if len(entries) == limit else upto
+        return OutboxPage(entries, end)
 
     def log_page(self, after: int, limit: int) -> LogPage | None:
         """The next envelopes for a reader of the log at `after`; None when nothing was
@@ -397,5 +473,7 @@ __all__: Sequence[str] = [
     "IdempotentRequest",
     "LogPage",
     "LoggedEnvelope",
+    "LoggedForwarding",
     "OriginBarred",
+    "OutboxPage",
 ]
