@@ -9,7 +9,9 @@ changes nothing twice.
 Who acts: the node whose agency *set* a deadline (sent the event) escalates it, so one
 deadline gives one escalation on the whole bus, not one per node that saw it. Reminders
 (the reflection period ends in N days) go to every agency that has the event, as
-notifications to its own systems, never as bus events.
+notifications to its own systems, never as bus events. The end of a closed case's
+retention period is acted on the same way: the competent authority, which closed the
+case, orders its erasure (`retention-expired`) through its own node.
 """
 
 from __future__ import annotations
@@ -29,13 +31,15 @@ ESCALATIONS: dict[str, str] = {
 REMINDERS: dict[str, str] = {"reflection-reminder": "reflection-reminder"}
 #: reminder kind -> the deadline it warns of.
 REMINDS_OF: dict[str, str] = {"reflection-reminder": "reflection-ending"}
-ALL_KINDS = (*ESCALATIONS.values(), *REMINDERS.values())
+#: envelope deadline key -> kind whose passing orders the case's erasure (retention).
+ERASURES: dict[str, str] = {"retention-ends": "retention-ends"}
+ALL_KINDS = (*ESCALATIONS.values(), *REMINDERS.values(), *ERASURES.values())
 
 #: event type -> kinds of the case that it answers (no escalation after it).
 ANSWERED_BY: dict[str, tuple[str, ...]] = {
     "identification.decided": ("reasonable-grounds",),
     "reflection.ended": ("reflection-ending", "reflection-reminder"),
-    "case.closed": ALL_KINDS,
+    "case.closed": (*ESCALATIONS.values(), *REMINDERS.values()),  # retention starts here
     "case.erasure-ordered": ALL_KINDS,
 }
 _REFERRAL_ANSWERS = ("referral.accepted", "referral.declined")
@@ -43,7 +47,10 @@ _REFERRAL_ANSWERS = ("referral.accepted", "referral.declined")
 
 @dataclass(frozen=True)
 class Open:
-    """A deadline to watch. `action` is 'escalate' or 'remind'."""
+    """A deadline to watch. `action` is 'escalate', 'remind' or 'erase'. `key` tells
+    deadlines of one kind in a case apart: a referral answer's referral id; for the
+    end of retention, the agencies the closing event went to (the erasure order's first
+    recipients: the node adds every other party it knows)."""
 
     kind: str
     case: str
@@ -100,10 +107,12 @@ def plan(item: dict[str, Any]) -> list[Change]:
     if event_type == "case.escalated" and sent:
         changes.append(Escalated(str(op.get("deadline")), str(op.get("about_event_id"))))
     for name, due in (item.get("deadlines") or {}).items():
-        kind = ESCALATIONS.get(name) or REMINDERS.get(name)
+        kind = ESCALATIONS.get(name) or REMINDERS.get(name) or ERASURES.get(name)
         if kind is None:
             continue
         key = str(op.get("referral_id", "")) if kind == "referral-answer" else ""
+        if name in ERASURES:
+            key = ",".join(item.get("recipients") or ())
         if kind != "referral-answer":
             # a newer due date for the same period replaces the older one
             changes.append(Close(case, (kind,), "superseded", event_id))
@@ -112,8 +121,14 @@ def plan(item: dict[str, Any]) -> list[Change]:
             target = _aware(ends) if ends is not None else None
             changes.append(Open(kind, case, key, event_id, _aware(due), "remind", target))
         elif sent:
-            changes.append(Open(kind, case, key, event_id, _aware(due), "escalate"))
+            action = "erase" if name in ERASURES else "escalate"
+            changes.append(Open(kind, case, key, event_id, _aware(due), action))
     return changes
+
+
+def retention_key(about_event_id: str) -> str:
+    """The Idempotency-Key of the erasure order a retention period's end causes."""
+    return f"nrm-retention:{about_event_id}"
 
 
 def escalation_key(kind: str, about_event_id: str) -> str:

@@ -45,7 +45,8 @@ from referral_router.rules.lifecycle import (
 DEFAULT_SKEW = timedelta(minutes=2)
 
 #: deadline -> the rule a wrong value would break: a reflection that ends early lets a
-#: return happen during it (R3); an answer due later delays the escalation (R8).
+#: return happen during it (R3); an answer due later delays the escalation (R8); a
+#: retention period longer than the policy's keeps personal data too long (POLICY).
 DEADLINE_RULES: Mapping[str, str] = {
     "reflection-ends": "R3",
     "reflection-reminder": "R3",

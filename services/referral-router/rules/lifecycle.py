@@ -194,6 +194,8 @@ def derive_deadlines(state: CaseState, p: Proposal, policy: CountryPolicy) -> di
             }
         case "return.completed" | "reintegration.monitored":
             return {"post-return-monitoring": policy.monitoring_due(p.time)}
+        case "case.closed":
+            return {"retention-ends": policy.retention_ends(p.time, str(op["reason_code"]))}
     return {}
 
 
