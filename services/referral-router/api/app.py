@@ -8,6 +8,7 @@ from contracts import openapi_auth
 from referral_router import telemetry
 from referral_router.api.auth import Authenticator
 from referral_router.api.cases import cases
+from referral_router.api.disclosures import PeerParts, disclosures
 from referral_router.api.errors import install_error_handlers
 from referral_router.api.health import health
 from referral_router.api.oversight import oversight_router
@@ -22,10 +23,12 @@ def create_app(
     audit: AuditLog | None = None,
     public_url: str | None = None,
     forwarder: Forwarder | None = None,
+    peer_parts: PeerParts | None = None,
 ) -> FastAPI:
     """`public_url`: the base URL clients use, when a proxy stands in front (DPoP proofs
     name the URL the client called); `forwarder`: the node's sealing, which passes cases
-    on (R10)."""
+    on (R10); `peer_parts`: how this node asks the others for their part of a disclosure
+    record."""
     app = FastAPI(
         title=f"NRM referral router ({node.agency_id})",
         version="1",
@@ -34,10 +37,12 @@ def create_app(
     )
     app.state.node = node
     app.state.forwarder = forwarder
+    app.state.peer_parts = peer_parts
     app.state.check_token = check_token
     app.state.public_url = public_url
     app.state.directory = lambda: node.roster.directory
     app.include_router(cases)
+    app.include_router(disclosures)
     app.include_router(health)
     if audit is not None:  # the node's verifiable log, for oversight bodies (R7)
         app.state.audit = audit

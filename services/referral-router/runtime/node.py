@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,6 +32,7 @@ from referral_router.receiving.passed_on import PassedOn
 from referral_router.receiving.provenance import Domestic
 from referral_router.receiving.reception import Reception
 from referral_router.rules.roster import DirectorySource, Roster
+from referral_router.runtime.peer_parts import PeerParts
 from referral_router.sealing.case_keys import SqliteCaseKeyStore
 from referral_router.sealing.forwardings import ForwardingStore
 from referral_router.sealing.node_seal import NodeSeal
@@ -64,6 +65,9 @@ class NodeSettings:
     poll_interval: float = 0.05
     console: ConsoleSettings | None = None  # the web console under /console; None: off
     public_url: str | None = None  # the base URL clients call, behind a proxy (DPoP htu)
+    #: agency -> its router's base URL, to ask for its part of a disclosure record;
+    #: None: the router URLs of the directory.
+    peers: Callable[[], Mapping[str, str]] | None = None
     extra: dict[str, str] = field(default_factory=dict)
 
 
@@ -126,6 +130,7 @@ class NodeRuntime:
             self.audit,
             public_url=settings.public_url,
             forwarder=self.seal,
+            peer_parts=PeerParts(settings.agency_id, keys, settings.peers or self._directory_urls),
         )
         self._keys = keys
         self.console = (
@@ -152,6 +157,10 @@ class NodeRuntime:
         pair = self._keys.current(KeyUse.SIGNING)
         audience = self.settings.console.peer_audience.format(agency=agency_id)
         return issue_token(self.settings.agency_id, pair.key_id, pair.ed25519(), audience)
+
+    def _directory_urls(self) -> dict[str, str]:
+        """Every agency's router URL as the directory lists it."""
+        return {a.id: a.endpoints.router_url for a in self.roster.directory.agencies}
 
     def _country_of(self, agency_id: str) -> str:
         record = self.roster.directory.agency(agency_id)

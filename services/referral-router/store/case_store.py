@@ -123,6 +123,8 @@ class CaseFile(Aggregate):
         self.pseudonym = pseudonym
         self.state = CaseState(pseudonym=pseudonym)
         self.entries: list[tuple[str, dict[str, Any]]] = []
+        #: Per entry, the roles of its agencies as the directory listed them then.
+        self.entry_roles: list[RoleMap] = []
         self.forwardings: list[dict[str, Any]] = []
 
     def __deepcopy__(self, memo: dict[int, Any]) -> CaseFile:
@@ -131,6 +133,7 @@ class CaseFile(Aggregate):
         entries and the pending events are new (a full deep copy grew with every event)."""
         clone = copy.copy(self)
         clone.entries = list(self.entries)
+        clone.entry_roles = list(self.entry_roles)
         clone.forwardings = list(self.forwardings)
         clone._pending_events = list(self._pending_events)
         return clone
@@ -155,14 +158,21 @@ class CaseFile(Aggregate):
         self.forwardings.append(forwarding)
 
     def _record(self, envelope: dict[str, Any], direction: str, roles: dict[str, str]) -> None:
-        proposal = _stored_proposal(envelope, {k: _roles_of(v) for k, v in roles.items()})
+        role_map = {k: _roles_of(v) for k, v in roles.items()}
+        proposal = _stored_proposal(envelope, role_map)
         deadlines = {k: _utc(v) for k, v in envelope.get("deadlines", {}).items()}
         self.state = evolve(self.state, proposal, proposal.restrictions, deadlines)
         self.entries.append((direction, envelope))
+        self.entry_roles.append(role_map)
 
     def envelopes(self) -> Iterator[tuple[str, Envelope]]:
         for direction, data in self.entries:
             yield direction, Envelope.model_validate(data)
+
+    def history(self) -> Iterator[tuple[str, Envelope, RoleMap]]:
+        """Each envelope with its direction and the roles its agencies held then."""
+        for (direction, data), roles in zip(self.entries, self.entry_roles, strict=True):
+            yield direction, Envelope.model_validate(data), roles
 
     def recorded(self, event_id: str) -> dict[str, Any] | None:
         """The stored JSON of one of the case's envelopes, by event id."""
