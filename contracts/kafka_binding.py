@@ -9,10 +9,10 @@ the W3C `traceparent`, and a case-key grant (`nrm_case_key_grant`) that delivers
 recipient's pairwise case key the first time; keeping grants out of the append-only log
 is what lets erasure by key destruction hold (contracts.sealing).
 
-A node's inbox carries one other kind of record: a cross-border forwarding (R10), told
-apart by its content type. Its value is the forwarding's canonical JSON (the original
-envelope inside it, byte for byte, so both signatures still verify) and its grant rides
-in the same header.
+A node's inbox carries one other kind of record: a forwarding (R10), an event passed on
+by an agency of its country or by a peer country's gateway, told apart by its content
+type. Its value is the forwarding's canonical JSON (the original envelope inside it,
+byte for byte, so both signatures still verify) and its grant rides in the same header.
 """
 
 from __future__ import annotations
