@@ -59,10 +59,12 @@ def fresh_agencies() -> tuple[AgencySpec, AgencySpec]:
 
 
 class RegistryOnly(RunningBus):
-    """A CountryBus that runs the registry (over HTTPS: node processes reach it) and
-    registers its agencies, but no nodes."""
+    """A CountryBus that runs the registry (over HTTPS with `https`, the CA node processes
+    trust) and registers its agencies, but no nodes."""
 
-    def __init__(self, data_dir: Path, agencies: tuple[AgencySpec, ...], https: LocalCA) -> None:
+    def __init__(
+        self, data_dir: Path, agencies: tuple[AgencySpec, ...], https: LocalCA | None = None
+    ) -> None:
         import asyncio
         import threading
 

@@ -22,6 +22,7 @@ from typing import Annotated, Any
 from fastapi import Body, Depends, FastAPI, Header, Query, Request
 from fastapi.responses import JSONResponse
 
+from contracts import openapi_auth
 from contracts.agency_token import AuthError, VerifiedToken
 from contracts.directory import AgencyStatus, Directory
 from contracts.problems import MEDIA_TYPE, openapi_responses
@@ -120,4 +121,5 @@ def create_gateway_app(
         return {"items": items, "next_after": items[-1]["seq"] if items else after}
 
     _health(app)
+    openapi_auth.install(app)
     return app

@@ -169,7 +169,7 @@ async def provision(transport: KafkaTransport, directory: Directory) -> AclChang
     delta = changes(plan(directory), current, topics)
     if delta:
         await apply(transport, delta)
-        log.info(
+        log.debug(
             "broker access for %s serial %d: %d topic(s), +%d/-%d ACL(s)",
             directory.country,
             directory.serial,
