@@ -4,7 +4,10 @@ The hostile node signs with the agency's real keys (`RogueSender`), so every sig
 verifies; it skips every sender check and publishes straight to the transport. Each
 attack must end as a dead letter naming its rule at the receiving node, with that node's
 view of the case byte-identical before and after and no case key kept from the attack.
-The whole module runs on the embedded transport and on the session's Apache Kafka broker.
+The whole module runs on the embedded transport and on the session's Apache Kafka broker,
+where the hostile node publishes with its own certificate: the broker's ACLs let a
+registered agency write to the inboxes of those it may address, so what stops it there
+too is the receiving node.
 """
 
 from __future__ import annotations
@@ -115,8 +118,13 @@ class World:
         env, grants = rogue.envelope(
             event_type, case, recipients, payload, self.bus.bus.registry.directory(), **kw
         )
-        self.bus.run(rogue.publish(self.bus.bus.transport, env, grants))
+        self.bus.run(rogue.publish(self.transport(by), env, grants))
         return env
+
+    def transport(self, name: str) -> Any:
+        """`name`'s own connection to the bus: its principal on Kafka."""
+        bus = self.bus.bus
+        return bus.transports.get(self.id(name), bus.transport)
 
     def note(self, by: str, case: str, to: str, **kw: Any) -> Any:
         """An event any assisting agency may send (a service delivered), as `attack`."""
@@ -159,8 +167,7 @@ def world(
     agencies = tuple(AgencySpec(ids[n], n, (role,)) for n, role in ROLES.items())
     kw: dict[str, Any] = {"agencies": agencies}
     if request.param == "kafka":
-        broker = request.getfixturevalue("kafka_broker")
-        kw["transport_url"] = f"kafka://{broker.bootstrap}"
+        kw["kafka"] = request.getfixturevalue("kafka_broker")
     bus = RunningBus(tmp_path_factory.mktemp(f"hostile-{request.param}"), **kw)
     try:
         yield World(bus, ids)
@@ -413,14 +420,14 @@ def test_replays_apply_nothing_twice_and_go_nowhere_else(world: World) -> None:
     key, value, headers = encode(stored)
     # the very envelope, again: a duplicate, applied once
     world.bus.run(
-        rogue.republish(world.bus.bus.transport, key, value, headers, world.id("authority"))
+        rogue.republish(world.transport("police"), key, value, headers, world.id("authority"))
     )
     world.settle()
     assert world.view("authority", case) == before
     assert len(world.letters("authority")) == letters
     # to a node it was never addressed to
     imm_before = world.view("imm", case)
-    world.bus.run(rogue.republish(world.bus.bus.transport, key, value, headers, world.id("imm")))
+    world.bus.run(rogue.republish(world.transport("police"), key, value, headers, world.id("imm")))
     letter = world.dead_letter("imm", str(stored.id))
     assert letter["rule"] == "R6" and "not a recipient" in letter["reason"]
     assert world.view("imm", case) == imm_before

@@ -20,9 +20,11 @@ def create_app(
     check_token: Authenticator,
     audit: AuditLog | None = None,
     public_url: str | None = None,
+    notifier: tuple[str, Authenticator] | None = None,
 ) -> FastAPI:
     """`public_url`: the base URL clients use, when a proxy stands in front (DPoP proofs
-    name the URL the client called)."""
+    name the URL the client called). `notifier`: its id and the check of its scoped
+    tokens (it may read the log and append escalations)."""
     app = FastAPI(
         title=f"NRM referral router ({node.agency_id})",
         version="1",
@@ -32,6 +34,8 @@ def create_app(
     app.state.node = node
     app.state.check_token = check_token
     app.state.public_url = public_url
+    if notifier is not None:  # its service identity: scoped tokens (api/auth.py)
+        app.state.notifier_id, app.state.check_notifier = notifier
     app.state.directory = lambda: node.roster.directory
     app.include_router(cases)
     app.include_router(health)
