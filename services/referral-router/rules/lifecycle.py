@@ -15,19 +15,30 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from contracts.authority import (
     PROTECTIVE_FLAGS,
     RELAXING_FLAGS,
     authority,
+    justice,
     may_emit,
     origin_contact,
     vouchers,
 )
 from contracts.envelope import CaseFlags
-from contracts.events import AgeStatus, DeclineReason
+from contracts.events import (
+    AgeAssessmentOutcome,
+    AgeStatus,
+    ClosureReason,
+    ComplicityCheck,
+    DeclineReason,
+    FeedbackKind,
+    IdentificationStage,
+    InformationTopic,
+    officer_required,
+)
 from contracts.need_to_know import origin_side
 from contracts.policy import CountryPolicy
 from contracts.vocabulary import Role
@@ -60,6 +71,41 @@ class Referral:
     status: str  # requested | accepted | declined
     requested_at: datetime
     answer_due: datetime | None
+    replaces: str | None = None  # the declined referral this one re-routes (R8)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """An identification decision, as the clear envelope shows it (the outcome is sealed)."""
+
+    event_id: str
+    stage: str
+    sender: str
+
+
+@dataclass(frozen=True)
+class Review:
+    review_id: str
+    decision_event_id: str
+    stage: str  # the stage of the decision reviewed, which the answer decides again
+    requested_by: str
+    answered: bool = False
+
+
+@dataclass(frozen=True)
+class Complaint:
+    complaint_id: str
+    kind: str
+    recorded_by: str
+    about: str | None
+    answered: bool = False
+
+
+@dataclass(frozen=True)
+class Proceedings:
+    proceedings_id: str
+    opened_by: str
+    concluded_by: str | None = None
 
 
 @dataclass(frozen=True)
@@ -98,11 +144,24 @@ class CaseState:
     #: R9: recipients a referral shared with on an override with a recorded legal basis.
     overrides: frozenset[str] = frozenset()
     identification: str | None = None  # None | reasonable-grounds | conclusive
+    #: Identification decisions in order; reviews of them by id.
+    decisions: tuple[Decision, ...] = ()
+    reviews: Mapping[str, Review] = field(default_factory=dict)
     reflection: Reflection | None = None
     serious_risk: bool | None = None  # None until a risk assessment
     return_in_best_interests: bool | None = None
+    best_interests_at: datetime | None = None
+    age_assessment: str | None = None  # the latest outcome, from child protection
+    family_check: str | None = None  # the latest complicity finding (ComplicityCheck)
+    family_checked_at: datetime | None = None
+    return_counterpart: str | None = None  # who receives the return and agrees its plan
     return_stage: str | None = None  # planning | agreed | completed
     monitoring_visits: int = 0
+    residence: str | None = None  # None | active | ended
+    proceedings: Mapping[str, Proceedings] = field(default_factory=dict)
+    complaints: Mapping[str, Complaint] = field(default_factory=dict)
+    compensation: Mapping[str, str] = field(default_factory=dict)  # forum -> claimed | decided
+    linked_to: frozenset[str] = frozenset()  # earlier closed cases of the same person
     closed: bool = False
     erased: bool = False
     event_ids: frozenset[str] = frozenset()
@@ -111,6 +170,10 @@ class CaseState:
     @property
     def exists(self) -> bool:
         return bool(self.event_ids)
+
+    @property
+    def open_reviews(self) -> list[Review]:
+        return [r for r in self.reviews.values() if not r.answered]
 
     @property
     def service_providers(self) -> frozenset[str]:
@@ -150,6 +213,12 @@ def event_flags(p: Proposal) -> CaseFlags:
             return CaseFlags(presumed_child=presumed_child(op.get("age_status")))
         case "asylum.lodged":
             return CaseFlags(asylum_lodged=True)
+        case "age.assessed":
+            outcome = op.get("outcome")
+            if outcome == AgeAssessmentOutcome.CHILD:
+                return CaseFlags(age_assessed_child=True)  # protective: from anyone
+            adult = outcome == AgeAssessmentOutcome.ADULT
+            return CaseFlags(age_assessed_adult=adult and may_emit(p.sender_roles, p.event_type))
     established = authority(p.event_type).establishes
     if established and may_emit(p.sender_roles, p.event_type):
         return CaseFlags(**dict.fromkeys(established, True))
@@ -184,10 +253,29 @@ def derive_deadlines(state: CaseState, p: Proposal, policy: CountryPolicy) -> di
     op = p.operational
     match p.event_type:
         case "case.screened":
-            return {"reasonable-grounds": policy.reasonable_grounds_due(p.time)}
+            due = {"reasonable-grounds": policy.reasonable_grounds_due(p.time)}
+            if presumed_child(op.get("age_status")):
+                due["guardian-appointment"] = policy.guardian_due(p.time)
+            return due
         case "referral.requested":
             due = policy.referral_answer_due(p.time, urgent=bool(op.get("urgent")))
             return {"referral-answer": due}
+        case "referral.declined":
+            return {"re-referral": policy.re_referral_due(p.time)}
+        case "identification.review-requested":
+            return {"decision-review": policy.review_due(p.time)}
+        case "complaint.lodged" if op.get("kind") == FeedbackKind.COMPLAINT:
+            return {"complaint-answer": policy.complaint_answer_due(p.time)}
+        case "residence.granted" | "residence.renewed":
+            valid_until = date.fromisoformat(str(op["valid_until"]))
+            return {"residence-renewal": policy.residence_renewal_due(p.time, valid_until)}
+        case "proceedings.concluded":
+            return {"outcome-information": policy.outcome_information_due(p.time)}
+        case "reintegration.monitored" if op.get("retaliation_risk") is True:
+            return {
+                "post-return-monitoring": policy.monitoring_due(p.time),
+                "retaliation-found": p.time,  # at once
+            }
         case "reflection.started":
             ends = policy.reflection_ends(p.time)
             return {
@@ -233,7 +321,18 @@ def check_common(state: CaseState, p: Proposal) -> None:
         f"{p.event_type} may only come from {', '.join(sorted(emitters))}; "
         f"{p.sender} is {', '.join(sorted(p.sender_roles)) or 'of no known role'}",
     )
+    check_officer(p)
     check_origin_addressing(state, p)
+
+
+def check_officer(p: Proposal) -> None:
+    """R7: a decision names the officer who made it, whichever version it was sent in."""
+    name = officer_required(p.event_type)
+    _require(
+        name is None or bool(p.operational.get(name)),
+        "R7",
+        f"{p.event_type} is a decision and must name the officer who made it ({name})",
+    )
 
 
 def check_origin_addressing(state: CaseState, p: Proposal) -> None:
@@ -242,6 +341,12 @@ def check_origin_addressing(state: CaseState, p: Proposal) -> None:
     origin = sorted(a for a, roles in p.recipients.items() if origin_side(roles))
     if not origin:
         return
+    _require(
+        not justice(p.event_type),
+        "R4",
+        f"{p.event_type} is a justice event: it never goes to a consulate or to a "
+        f"counterpart or gateway of the country of origin ({', '.join(origin)})",
+    )
     asylum = state.flags.asylum_lodged or p.flags.asylum_lodged or p.event_type == "asylum.lodged"
     _require(
         not asylum,
@@ -262,12 +367,14 @@ def check_send(
     p: Proposal,
     policy: CountryPolicy,
     origin_contacts: Iterable[str] = (),
+    earlier_case: CaseState | None = None,
 ) -> None:
     """All rules, against the sending node's view. Raises RuleViolation or UnknownCase.
 
     `origin_contacts`: the active agencies that may address the country of origin; an
     asylum claim must be addressed to each of them (R4), so none of them can contact the
-    country of origin unaware of it."""
+    country of origin unaware of it. `earlier_case`: for a link to an earlier case, that
+    case as this node holds it (None: it holds nothing of it)."""
     if p.event_type != "case.screened" and not state.exists:
         raise UnknownCase(state.pseudonym)
     check_common(state, p)
@@ -280,6 +387,8 @@ def check_send(
             f"of origin, so none does unaware of it: add {', '.join(untold)}",
         )
     op = p.operational
+    if p.event_type == "case.linked":
+        check_link(state, p, earlier_case)
     rule = _SEND_RULES.get(p.event_type)
     if rule is not None:
         rule(state, p, op, policy)
@@ -304,6 +413,8 @@ def _referral_requested(
     _require(rid not in state.referrals, "LIFECYCLE", f"referral {rid} already exists")
     _require(to in p.recipients, "LIFECYCLE", f"the referred agency {to} must be a recipient")
     _require(to != p.sender, "LIFECYCLE", "an agency cannot refer a case to itself")
+    if op.get("replaces_referral_id") is not None:
+        _re_referral(state, p, str(op["replaces_referral_id"]), str(op["service"]))
     # R9: sharing personal data needs recorded consent for that recipient, or an override.
     if op.get("consent_override"):
         return
@@ -319,6 +430,42 @@ def _referral_requested(
     assert consent is not None
     _require(consent.active, "R9", f"consent {cid} was withdrawn")
     _require(to in consent.recipients, "R9", f"consent {cid} does not cover sharing with {to}")
+
+
+def _re_referral(state: CaseState, p: Proposal, replaced: str, service: str) -> None:
+    """R8, no dead ends (OSCE/ODIHR handbook, seed 001: a system "to refer trafficked
+    persons to specialized agencies"; Liu, seed 000, 3.4: referral left to the discretion
+    of whoever holds the file): a declined referral is re-routed by a new referral for
+    the same need that names it, which reaches the agency that made the declined one, so
+    that agency's re-referral clock stops; else the decline escalates."""
+    old = state.referrals.get(replaced)
+    _require(old is not None, "LIFECYCLE", f"no referral {replaced} in this case to re-route")
+    assert old is not None
+    _require(
+        old.status == "declined",
+        "LIFECYCLE",
+        f"referral {replaced} is {old.status}: only a declined referral is re-routed",
+    )
+    _require(
+        old.service == service,
+        "LIFECYCLE",
+        f"referral {replaced} asked for {old.service}: a re-referral is for the same need",
+    )
+    _require(
+        old.from_agency in (p.sender, *p.recipients),
+        "LIFECYCLE",
+        f"address {old.from_agency}, which made the declined referral, so its re-referral "
+        "clock stops",
+    )
+
+
+def _answer_reaches(owner: str, p: Proposal, what: str) -> None:
+    """An answer reaches the agency whose clock it stops (R8), or that agency sent it."""
+    _require(
+        owner in (p.sender, *p.recipients),
+        "LIFECYCLE",
+        f"address {owner}, which is waiting for {what}, so its clock stops",
+    )
 
 
 def _referral_answered(
@@ -355,14 +502,59 @@ def _consent_withdrawn(
 def _identification(
     state: CaseState, p: Proposal, op: Mapping[str, Any], policy: CountryPolicy
 ) -> None:
-    if op["stage"] == "conclusive":
+    stage, review_id = str(op["stage"]), op.get("review_id")
+    if review_id is not None:
+        _review_answer(state, p, str(review_id), stage)
+        return
+    decided = {d.stage for d in state.decisions} | {state.identification} - {None}
+    _require(
+        stage not in decided,
+        "LIFECYCLE",
+        f"{stage} is already decided: a second decision answers a review request (review_id)",
+    )
+    if stage == IdentificationStage.CONCLUSIVE:
         _require(
-            state.identification == "reasonable-grounds",
+            state.identification == IdentificationStage.REASONABLE_GROUNDS,
             "LIFECYCLE",
             "a conclusive decision needs a reasonable-grounds decision first",
         )
-    else:
-        _require(state.identification is None, "LIFECYCLE", "reasonable grounds already decided")
+
+
+def _review_answer(state: CaseState, p: Proposal, review_id: str, stage: str) -> None:
+    review = state.reviews.get(review_id)
+    _require(review is not None, "LIFECYCLE", f"no review request {review_id} in this case")
+    assert review is not None
+    _require(not review.answered, "LIFECYCLE", f"review {review_id} was already decided")
+    _require(
+        review.stage == stage,
+        "LIFECYCLE",
+        f"review {review_id} is of a {review.stage} decision: its answer decides that stage",
+    )
+    _answer_reaches(review.requested_by, p, f"the decision on review {review_id}")
+
+
+def _review_requested(
+    state: CaseState, p: Proposal, op: Mapping[str, Any], policy: CountryPolicy
+) -> None:
+    """A review of the latest identification decision: Liu (seed 000), 3.4, on who is
+    accountable for conclusive decisions; the OSCE/ODIHR handbook (seed 001): the
+    person's "power over decisions that affect their lives". One review of a decision at
+    a time; its answer is the next decision, and that one may be reviewed in turn."""
+    rid, about = str(op["review_id"]), str(op["decision_event_id"])
+    _require(rid not in state.reviews, "LIFECYCLE", f"review {rid} already exists")
+    latest = state.decisions[-1] if state.decisions else None
+    _require(
+        latest is not None and latest.event_id == about,
+        "LIFECYCLE",
+        f"{about} is not this case's latest identification decision: only that one is reviewed",
+    )
+    assert latest is not None
+    _require(
+        all(r.decision_event_id != about for r in state.open_reviews),
+        "LIFECYCLE",
+        f"a review of {about} is already open",
+    )
+    _answer_reaches(latest.sender, p, "the request (it decided)")
 
 
 def _reflection(
@@ -388,7 +580,7 @@ def _return_planning(
     state: CaseState, p: Proposal, op: Mapping[str, Any], policy: CountryPolicy
 ) -> None:
     _require(state.return_stage is None, "LIFECYCLE", "return planning already started")
-    if state.flags.presumed_child:
+    if state.flags.child_safeguards:
         _require(
             state.flags.guardian_appointed and state.flags.best_interests_determined,
             "R2",
@@ -412,12 +604,48 @@ def _return_agreed(
     state: CaseState, p: Proposal, op: Mapping[str, Any], policy: CountryPolicy
 ) -> None:
     _require(state.return_stage == "planning", "LIFECYCLE", "no return planning to agree to")
+    _require(
+        state.return_counterpart in (None, p.sender),
+        "LIFECYCLE",
+        f"the return is planned with {state.return_counterpart}: only it agrees the plan",
+    )
+    check_family(state)
+
+
+def check_family(state: CaseState) -> None:
+    """R2 and the Bali Process guide (seed 003, "Family tracing and reunification"): no
+    return of a child is agreed or carried out before family tracing checked that the
+    family was not complicit; if it found them complicit, or could not tell, or found
+    no family, only a best-interests determination made after that finding, in favour
+    of return, lets the return go on (to care other than that family)."""
+    if not state.flags.child_safeguards:
+        return
+    _require(
+        state.family_check is not None,
+        "R2",
+        "no return for a child before family tracing has checked the family was not "
+        "complicit (family.traced)",
+    )
+    if state.family_check == ComplicityCheck.FAMILY_CLEARED:
+        return
+    after = (
+        state.best_interests_at is not None
+        and state.family_checked_at is not None
+        and state.best_interests_at >= state.family_checked_at
+    )
+    _require(
+        after and state.return_in_best_interests is True,
+        "R2",
+        f"the family check found {state.family_check}: return needs a best-interests "
+        "determination made after it that finds return in the child's interests",
+    )
 
 
 def _return_completed(
     state: CaseState, p: Proposal, op: Mapping[str, Any], policy: CountryPolicy
 ) -> None:
     _require(state.return_stage == "agreed", "LIFECYCLE", "the return plan is not agreed")
+    check_family(state)
     if state.reflection is not None and state.reflection.running_at(p.time):
         consent = state.consents.get(str(op.get("consent_id")))
         asked = (
@@ -439,6 +667,146 @@ def _monitored(state: CaseState, p: Proposal, op: Mapping[str, Any], policy: Cou
     _require(state.return_stage == "completed", "LIFECYCLE", "no completed return to monitor")
 
 
+def _residence(state: CaseState, p: Proposal, op: Mapping[str, Any], policy: CountryPolicy) -> None:
+    if p.event_type == "residence.granted":
+        _require(
+            state.residence != "active",
+            "LIFECYCLE",
+            "a residence permit is in force: renew it (residence.renewed) or end it first",
+        )
+        return
+    _require(state.residence == "active", "LIFECYCLE", "no residence permit is in force")
+
+
+def _proceedings(
+    state: CaseState, p: Proposal, op: Mapping[str, Any], policy: CountryPolicy
+) -> None:
+    pid = str(op["proceedings_id"])
+    known = state.proceedings.get(pid)
+    if p.event_type == "proceedings.opened":
+        _require(known is None, "LIFECYCLE", f"proceedings {pid} already recorded")
+        return
+    _require(known is not None, "LIFECYCLE", f"no proceedings {pid} in this case")
+    assert known is not None
+    _require(known.concluded_by is None, "LIFECYCLE", f"proceedings {pid} already concluded")
+
+
+def _rights_explained(
+    state: CaseState, p: Proposal, op: Mapping[str, Any], policy: CountryPolicy
+) -> None:
+    """Telling the person of a trial's outcome names the proceedings and reaches the
+    agency that recorded the outcome, whose information clock it stops (R8)."""
+    pid = op.get("proceedings_id")
+    outcome = op.get("topic") == InformationTopic.PROCEEDINGS_OUTCOME
+    _require(
+        pid is not None or not outcome,
+        "LIFECYCLE",
+        "the outcome of proceedings names them (proceedings_id)",
+    )
+    if pid is None:
+        return
+    known = state.proceedings.get(str(pid))
+    _require(known is not None, "LIFECYCLE", f"no proceedings {pid} in this case")
+    assert known is not None
+    if outcome:
+        _require(
+            known.concluded_by is not None, "LIFECYCLE", f"proceedings {pid} are not concluded"
+        )
+        assert known.concluded_by is not None
+        _answer_reaches(known.concluded_by, p, f"the person to be told of {pid}'s outcome")
+
+
+def _complaint_lodged(
+    state: CaseState, p: Proposal, op: Mapping[str, Any], policy: CountryPolicy
+) -> None:
+    cid, about = str(op["complaint_id"]), op.get("about_agency")
+    _require(cid not in state.complaints, "LIFECYCLE", f"complaint {cid} already recorded")
+    if about is not None:
+        _require(
+            about in (p.sender, *p.recipients),
+            "LIFECYCLE",
+            f"the complaint is about {about}: it must receive it to answer it",
+        )
+    else:
+        _require(
+            any(Role.COMPETENT_AUTHORITY in r for r in (p.sender_roles, *p.recipients.values())),
+            "LIFECYCLE",
+            "a complaint about the mechanism as a whole goes to the competent authority",
+        )
+
+
+def _complaint_answered(
+    state: CaseState, p: Proposal, op: Mapping[str, Any], policy: CountryPolicy
+) -> None:
+    cid = str(op["complaint_id"])
+    c = state.complaints.get(cid)
+    _require(c is not None, "LIFECYCLE", f"no complaint {cid} in this case")
+    assert c is not None
+    _require(not c.answered, "LIFECYCLE", f"complaint {cid} was already answered")
+    _require(
+        p.sender == c.about or Role.COMPETENT_AUTHORITY in p.sender_roles,
+        "LIFECYCLE",
+        f"complaint {cid} is answered by {c.about or 'the competent authority'} "
+        "(or the competent authority)",
+    )
+    _answer_reaches(c.recorded_by, p, f"the answer to complaint {cid}")
+
+
+def _compensation(
+    state: CaseState, p: Proposal, op: Mapping[str, Any], policy: CountryPolicy
+) -> None:
+    forum, status = str(op["forum"]), state.compensation.get(str(op["forum"]))
+    match p.event_type:
+        case "compensation.claimed":
+            _require(
+                status != "claimed",
+                "LIFECYCLE",
+                f"a claim in the {forum} forum is still undecided",
+            )
+        case "compensation.decided":
+            _require(status == "claimed", "LIFECYCLE", f"no undecided claim in the {forum} forum")
+        case "compensation.paid":
+            _require(
+                status == "decided", "LIFECYCLE", f"no decided claim in the {forum} forum to pay"
+            )
+
+
+def _closed(state: CaseState, p: Proposal, op: Mapping[str, Any], policy: CountryPolicy) -> None:
+    """ "Not a victim" closes a case only on a conclusive decision, and not while a review
+    of it is open: a review must never be overtaken by the file being shut (R8)."""
+    if op.get("reason_code") != ClosureReason.NOT_A_VICTIM:
+        return
+    _require(
+        any(d.stage == IdentificationStage.CONCLUSIVE for d in state.decisions),
+        "LIFECYCLE",
+        "a case closes as not-a-victim only after a conclusive decision",
+    )
+    _require(
+        not state.open_reviews,
+        "LIFECYCLE",
+        "a review of the decision is open: the case cannot close as not-a-victim before it",
+    )
+
+
+def check_link(state: CaseState, p: Proposal, earlier: CaseState | None) -> None:
+    """Re-trafficking: the new case names an earlier closed case of the same person that
+    this node holds; the earlier case stays closed (and erased, if it was)."""
+    name = str(p.operational["earlier_case"])
+    _require(name != state.pseudonym, "LIFECYCLE", "a case is not linked to itself")
+    _require(name not in state.linked_to, "LIFECYCLE", f"already linked to {name}")
+    _require(
+        earlier is not None and earlier.exists,
+        "LIFECYCLE",
+        f"this node holds nothing of {name}: only a case it holds can be linked",
+    )
+    assert earlier is not None
+    _require(
+        earlier.closed or earlier.erased,
+        "LIFECYCLE",
+        f"{name} is not closed: an open case is worked on, not linked",
+    )
+
+
 _SEND_RULES = {
     "case.screened": _screened,
     "referral.requested": _referral_requested,
@@ -446,13 +814,26 @@ _SEND_RULES = {
     "referral.declined": _referral_answered,
     "consent.withdrawn": _consent_withdrawn,
     "identification.decided": _identification,
+    "identification.review-requested": _review_requested,
     "reflection.started": _reflection,
     "reflection.extended": _reflection,
     "reflection.ended": _reflection,
+    "residence.granted": _residence,
+    "residence.renewed": _residence,
+    "residence.ended": _residence,
     "return.planning-started": _return_planning,
     "return.plan-agreed": _return_agreed,
     "return.completed": _return_completed,
     "reintegration.monitored": _monitored,
+    "proceedings.opened": _proceedings,
+    "proceedings.concluded": _proceedings,
+    "rights.explained": _rights_explained,
+    "complaint.lodged": _complaint_lodged,
+    "complaint.answered": _complaint_answered,
+    "compensation.claimed": _compensation,
+    "compensation.decided": _compensation,
+    "compensation.paid": _compensation,
+    "case.closed": _closed,
 }
 
 
@@ -482,6 +863,10 @@ def evolve(
                 s = replace(s, serious_risk=True)
             case "best-interests.determined" if op.get("return_in_best_interests") is False:
                 s = replace(s, return_in_best_interests=False)
+            case "family.traced" if op.get("complicity") == ComplicityCheck.FAMILY_COMPLICIT:
+                s = replace(
+                    s, family_check=ComplicityCheck.FAMILY_COMPLICIT, family_checked_at=p.time
+                )
         return s
     named = (op.get(name) for name in authority(p.event_type).names)
     s = replace(
@@ -493,6 +878,7 @@ def evolve(
         case "case.screened":
             s = replace(s, screened=True, originator=p.sender)
         case "referral.requested":
+            replaces = op.get("replaces_referral_id")
             ref = Referral(
                 referral_id=str(op["referral_id"]),
                 from_agency=p.sender,
@@ -501,6 +887,7 @@ def evolve(
                 status="requested",
                 requested_at=p.time,
                 answer_due=deadlines.get("referral-answer"),
+                replaces=str(replaces) if replaces is not None else None,
             )
             s = replace(s, referrals={**s.referrals, ref.referral_id: ref})
             if op.get("consent_override"):
@@ -525,7 +912,17 @@ def evolve(
             if cid in s.consents:
                 s = replace(s, consents={**s.consents, cid: replace(s.consents[cid], active=False)})
         case "identification.decided":
-            s = replace(s, identification=str(op["stage"]))
+            stage, rid = str(op["stage"]), op.get("review_id")
+            decisions = (*s.decisions, Decision(p.event_id, stage, p.sender))
+            s = replace(s, identification=stage, decisions=decisions)
+            if rid is not None and str(rid) in s.reviews:
+                answered = replace(s.reviews[str(rid)], answered=True)
+                s = replace(s, reviews={**s.reviews, str(rid): answered})
+        case "identification.review-requested":
+            about = str(op["decision_event_id"])
+            stage = next((d.stage for d in s.decisions if d.event_id == about), "")
+            review = Review(str(op["review_id"]), about, stage, p.sender)
+            s = replace(s, reviews={**s.reviews, review.review_id: review})
         case "reflection.started":
             ends = deadlines.get("reflection-ends", p.time)
             s = replace(s, reflection=Reflection(started=p.time, ends=ends))
@@ -538,15 +935,55 @@ def evolve(
         case "risk.assessed":
             s = replace(s, serious_risk=bool(op["serious_risk"]))
         case "best-interests.determined":
-            s = replace(s, return_in_best_interests=bool(op["return_in_best_interests"]))
+            s = replace(
+                s,
+                return_in_best_interests=bool(op["return_in_best_interests"]),
+                best_interests_at=p.time,
+            )
+        case "age.assessed":
+            s = replace(s, age_assessment=str(op["outcome"]))
+        case "family.traced":
+            s = replace(s, family_check=str(op["complicity"]), family_checked_at=p.time)
         case "return.planning-started":
-            s = replace(s, return_stage="planning")
+            counterpart = str(op["counterpart_agency"])
+            s = replace(s, return_stage="planning", return_counterpart=counterpart)
         case "return.plan-agreed":
             s = replace(s, return_stage="agreed")
         case "return.completed":
             s = replace(s, return_stage="completed")
         case "reintegration.monitored":
             s = replace(s, monitoring_visits=s.monitoring_visits + 1)
+        case "residence.granted" | "residence.renewed":
+            s = replace(s, residence="active")
+        case "residence.ended":
+            s = replace(s, residence="ended")
+        case "proceedings.opened":
+            pid = str(op["proceedings_id"])
+            s = replace(s, proceedings={**s.proceedings, pid: Proceedings(pid, p.sender)})
+        case "proceedings.concluded" if str(op["proceedings_id"]) in s.proceedings:
+            pid = str(op["proceedings_id"])
+            done = replace(s.proceedings[pid], concluded_by=p.sender)
+            s = replace(s, proceedings={**s.proceedings, pid: done})
+        case "complaint.lodged":
+            about = op.get("about_agency")
+            c = Complaint(
+                str(op["complaint_id"]),
+                str(op["kind"]),
+                p.sender,
+                str(about) if about is not None else None,
+            )
+            s = replace(s, complaints={**s.complaints, c.complaint_id: c})
+        case "complaint.answered" if str(op["complaint_id"]) in s.complaints:
+            cid = str(op["complaint_id"])
+            s = replace(
+                s, complaints={**s.complaints, cid: replace(s.complaints[cid], answered=True)}
+            )
+        case "compensation.claimed":
+            s = replace(s, compensation={**s.compensation, str(op["forum"]): "claimed"})
+        case "compensation.decided":
+            s = replace(s, compensation={**s.compensation, str(op["forum"]): "decided"})
+        case "case.linked":
+            s = replace(s, linked_to=s.linked_to | {str(op["earlier_case"])})
         case "case.closed":
             s = replace(s, closed=True)
         case "case.erasure-ordered":
