@@ -499,8 +499,13 @@ def victim_statistics(args: argparse.Namespace, directory: Directory) -> dict[st
             continue
         client = NodeClient(target, args.keys, args.audience, args.timeout)
         try:
-            if target.agency in authorities:
-                out[str(target.agency)] = client.json("/v1/audit/victim-statistics")
+            if target.agency not in authorities:
+                continue
+            r = client.request("GET", "/v1/audit/victim-statistics", ok404=True)
+            if r is None:
+                print(f"{target.agency} publishes no victim statistics", file=sys.stderr)
+                continue
+            out[str(target.agency)] = r.json()
         finally:
             client.close()
     return out

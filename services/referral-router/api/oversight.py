@@ -12,6 +12,7 @@ which an app mounting it installs.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -23,7 +24,7 @@ from contracts.problems import openapi_responses
 from contracts.vocabulary import Role
 from referral_router.api.auth import any_agency
 from referral_router.audit.log import AuditLog, AuditRangeError
-from referral_router.audit.victim_statistics import publish
+from referral_router.audit.victim_statistics import NotPublished
 
 MAX_PAGE = 1000
 
@@ -123,8 +124,9 @@ def victim_statistics(request: Request, _: Caller) -> Any:
     """Presumed and identified victims by stage, outcome, form of exploitation, age group,
     sex, nationality and month, with re-trafficking: aggregates only, every count under 5
     suppressed. Served by a competent authority's node (404 elsewhere)."""
-    node = request.app.state.node
-    directory: Directory = request.app.state.directory()
-    record = directory.agency(node.agency_id)
-    authority = record is not None and Role.COMPETENT_AUTHORITY in record.roles
-    return publish(node.store, node.sealer, authority=authority)
+    publish: Callable[[], dict[str, Any]] | None = getattr(
+        request.app.state, "victim_statistics", None
+    )
+    if publish is None:
+        raise NotPublished("this node publishes no victim statistics")
+    return publish()

@@ -132,4 +132,3 @@ def publish(log: Log, opener: Opener, *, authority: bool) -> dict[str, Any]:
             "open identification decisions"
         )
     return victim_figures(victim_records(log, opener))
-
