@@ -8,13 +8,16 @@ assessment that found no serious risk) counts only from a sender that may establ
 a fact that adds one (presumed child, asylum lodged, serious risk) counts from anyone.
 The sending node checks a new event against its view with `check_send`; a receiving
 node checks with `rules.admission.check_receive`. Both apply `check_common`, so the
-authority table (`contracts.authority`) and R4's addressing rules hold at both ends.
+authority table (`contracts.authority`), R7's officers and R4's addressing rules hold at
+both ends. The case's data is in `rules.case_state`; the rules of the person's remedies
+and the later stages (reviews, residence, proceedings, complaints, compensation, closure,
+links) in `rules.remedies`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import date, datetime
 from typing import Any
 
@@ -31,178 +34,45 @@ from contracts.envelope import CaseFlags
 from contracts.events import (
     AgeAssessmentOutcome,
     AgeStatus,
-    ClosureReason,
     ComplicityCheck,
     DeclineReason,
     FeedbackKind,
     IdentificationStage,
-    InformationTopic,
     officer_required,
 )
 from contracts.need_to_know import origin_side
 from contracts.policy import CountryPolicy
 from contracts.vocabulary import Role
+from referral_router.rules.case_state import (
+    CaseState,
+    Complaint,
+    Consent,
+    Decision,
+    Proceedings,
+    Proposal,
+    Referral,
+    Reflection,
+    Review,
+    Roles,
+    RuleViolation,
+    UnknownCase,
+    known,
+    require,
+)
+from referral_router.rules.remedies import (
+    check_link,
+    closed,
+    compensation,
+    complaint_answered,
+    complaint_lodged,
+    proceedings,
+    residence,
+    review_answer,
+    review_requested,
+    rights_explained,
+)
 
 PRESUMED_CHILD_AGES = frozenset({AgeStatus.CHILD, AgeStatus.UNKNOWN, AgeStatus.DISPUTED})
-
-#: The roles of one agency, as the directory lists them.
-Roles = frozenset[Role]
-
-
-class RuleViolation(Exception):
-    """An event the rules forbid. `rule` is R1..R10, or ROLE / LIFECYCLE / POLICY."""
-
-    def __init__(self, rule: str, message: str) -> None:
-        super().__init__(f"{rule}: {message}")
-        self.rule = rule
-        self.message = message
-
-
-class UnknownCase(LookupError):
-    """The case has no events at this node."""
-
-
-@dataclass(frozen=True)
-class Referral:
-    referral_id: str
-    from_agency: str
-    to_agency: str
-    service: str
-    status: str  # requested | accepted | declined
-    requested_at: datetime
-    answer_due: datetime | None
-    replaces: str | None = None  # the declined referral this one re-routes (R8)
-
-
-@dataclass(frozen=True)
-class Decision:
-    """An identification decision, as the clear envelope shows it (the outcome is sealed)."""
-
-    event_id: str
-    stage: str
-    sender: str
-
-
-@dataclass(frozen=True)
-class Review:
-    review_id: str
-    decision_event_id: str
-    stage: str  # the stage of the decision reviewed, which the answer decides again
-    requested_by: str
-    answered: bool = False
-
-
-@dataclass(frozen=True)
-class Complaint:
-    complaint_id: str
-    kind: str
-    recorded_by: str
-    about: str | None
-    answered: bool = False
-
-
-@dataclass(frozen=True)
-class Proceedings:
-    proceedings_id: str
-    opened_by: str
-    concluded_by: str | None = None
-
-
-@dataclass(frozen=True)
-class Consent:
-    consent_id: str
-    recipients: frozenset[str]
-    voluntary_return: bool
-    categories: frozenset[str] = frozenset()  # what the person agreed may be shared
-    active: bool = True
-
-
-@dataclass(frozen=True)
-class Reflection:
-    started: datetime
-    ends: datetime
-    extra_days: int = 0
-    ended: bool = False
-
-    def running_at(self, when: datetime) -> bool:
-        return not self.ended and self.started <= when < self.ends
-
-
-@dataclass(frozen=True)
-class CaseState:
-    """What a node knows of a case, built only from clear envelope data."""
-
-    pseudonym: str = ""
-    originator: str = ""
-    screened: bool = False
-    flags: CaseFlags = field(default_factory=CaseFlags)
-    referrals: Mapping[str, Referral] = field(default_factory=dict)
-    consents: Mapping[str, Consent] = field(default_factory=dict)
-    #: Every agency this node knows takes part: senders and recipients of the events it
-    #: holds, and agencies those events name (a referral's, a return's counterpart).
-    parties: frozenset[str] = frozenset()
-    #: R9: recipients a referral shared with on an override with a recorded legal basis.
-    overrides: frozenset[str] = frozenset()
-    identification: str | None = None  # None | reasonable-grounds | conclusive
-    #: Identification decisions in order; reviews of them by id.
-    decisions: tuple[Decision, ...] = ()
-    reviews: Mapping[str, Review] = field(default_factory=dict)
-    reflection: Reflection | None = None
-    serious_risk: bool | None = None  # None until a risk assessment
-    return_in_best_interests: bool | None = None
-    best_interests_at: datetime | None = None
-    age_assessment: str | None = None  # the latest outcome, from child protection
-    family_check: str | None = None  # the latest complicity finding (ComplicityCheck)
-    family_checked_at: datetime | None = None
-    return_counterpart: str | None = None  # who receives the return and agrees its plan
-    return_stage: str | None = None  # planning | agreed | completed
-    monitoring_visits: int = 0
-    residence: str | None = None  # None | active | ended
-    proceedings: Mapping[str, Proceedings] = field(default_factory=dict)
-    complaints: Mapping[str, Complaint] = field(default_factory=dict)
-    compensation: Mapping[str, str] = field(default_factory=dict)  # forum -> claimed | decided
-    linked_to: frozenset[str] = frozenset()  # earlier closed cases of the same person
-    closed: bool = False
-    erased: bool = False
-    event_ids: frozenset[str] = frozenset()
-    last_event_at: datetime | None = None
-
-    @property
-    def exists(self) -> bool:
-        return bool(self.event_ids)
-
-    @property
-    def open_reviews(self) -> list[Review]:
-        return [r for r in self.reviews.values() if not r.answered]
-
-    @property
-    def service_providers(self) -> frozenset[str]:
-        """Agencies asked for or delivering a service: 'own service' in the agreement."""
-        return frozenset(r.to_agency for r in self.referrals.values() if r.status != "declined")
-
-    def consented(self, agency_id: str) -> frozenset[str]:
-        """R9: the categories active consents let the person's data go to `agency_id`."""
-        out: frozenset[str] = frozenset()
-        for c in self.consents.values():
-            if c.active and agency_id in c.recipients:
-                out |= c.categories
-        return out
-
-
-@dataclass(frozen=True)
-class Proposal:
-    """A new event as the rules see it: only clear data, and the roles of the agencies
-    involved as the directory lists them (an agency may hold several)."""
-
-    event_id: str
-    event_type: str
-    sender: str
-    sender_roles: Roles
-    recipients: Mapping[str, Roles]
-    time: datetime
-    operational: Mapping[str, Any]
-    #: The envelope's clear case flags, as its sender claims them.
-    flags: CaseFlags = field(default_factory=CaseFlags)
 
 
 def event_flags(p: Proposal) -> CaseFlags:
@@ -297,25 +167,20 @@ def derive_deadlines(state: CaseState, p: Proposal, policy: CountryPolicy) -> di
 # --- the rules -------------------------------------------------------------------------
 
 
-def _require(cond: bool, rule: str, message: str) -> None:
-    if not cond:
-        raise RuleViolation(rule, message)
-
-
 def check_common(state: CaseState, p: Proposal) -> None:
     """The rules both ends apply: order, authority (ROLE) and R4's addressing."""
-    _require(p.event_id not in state.event_ids, "LIFECYCLE", f"event {p.event_id} already recorded")
-    _require(not state.erased, "ERASED", "the case's data was erased; no further events")
+    require(p.event_id not in state.event_ids, "LIFECYCLE", f"event {p.event_id} already recorded")
+    require(not state.erased, "ERASED", "the case's data was erased; no further events")
     if p.event_type == "case.screened":
-        _require(not state.screened, "LIFECYCLE", "the case is already screened")
+        require(not state.screened, "LIFECYCLE", "the case is already screened")
     if state.closed:
-        _require(
+        require(
             p.event_type == "case.erasure-ordered",
             "LIFECYCLE",
             "the case is closed; only an erasure order may follow",
         )
     emitters = authority(p.event_type).emitters
-    _require(
+    require(
         may_emit(p.sender_roles, p.event_type),
         "ROLE",
         f"{p.event_type} may only come from {', '.join(sorted(emitters))}; "
@@ -328,7 +193,7 @@ def check_common(state: CaseState, p: Proposal) -> None:
 def check_officer(p: Proposal) -> None:
     """R7: a decision names the officer who made it, whichever version it was sent in."""
     name = officer_required(p.event_type)
-    _require(
+    require(
         name is None or bool(p.operational.get(name)),
         "R7",
         f"{p.event_type} is a decision and must name the officer who made it ({name})",
@@ -341,20 +206,20 @@ def check_origin_addressing(state: CaseState, p: Proposal) -> None:
     origin = sorted(a for a, roles in p.recipients.items() if origin_side(roles))
     if not origin:
         return
-    _require(
+    require(
         not justice(p.event_type),
         "R4",
         f"{p.event_type} is a justice event: it never goes to a consulate or to a "
         f"counterpart or gateway of the country of origin ({', '.join(origin)})",
     )
     asylum = state.flags.asylum_lodged or p.flags.asylum_lodged or p.event_type == "asylum.lodged"
-    _require(
+    require(
         not asylum,
         "R4",
         "asylum is lodged: no event of this case may go to a consulate or to a counterpart "
         f"or gateway of the country of origin ({', '.join(origin)})",
     )
-    _require(
+    require(
         origin_contact(p.sender_roles) or origin_side(p.sender_roles),
         "R4",
         "only the competent authority may address the country of origin "
@@ -380,7 +245,7 @@ def check_send(
     check_common(state, p)
     if p.event_type == "asylum.lodged":
         untold = sorted(set(origin_contacts) - set(p.recipients) - {p.sender})
-        _require(
+        require(
             not untold,
             "R4",
             "an asylum claim must be addressed to every agency that may contact the country "
@@ -398,7 +263,7 @@ def _screened(state: CaseState, p: Proposal, op: Mapping[str, Any], policy: Coun
     # R1 needs no condition here: screening is accepted whatever the person's migration
     # status or willingness to co-operate, and makes them a presumed victim.
     if presumed_child(op["age_status"]):
-        _require(
+        require(
             any(Role.CHILD_PROTECTION in roles for roles in p.recipients.values()),
             "R2",
             "a presumed child (age child, unknown or disputed) must be referred at once to "
@@ -410,26 +275,26 @@ def _referral_requested(
     state: CaseState, p: Proposal, op: Mapping[str, Any], policy: CountryPolicy
 ) -> None:
     rid, to = str(op["referral_id"]), str(op["to_agency"])
-    _require(rid not in state.referrals, "LIFECYCLE", f"referral {rid} already exists")
-    _require(to in p.recipients, "LIFECYCLE", f"the referred agency {to} must be a recipient")
-    _require(to != p.sender, "LIFECYCLE", "an agency cannot refer a case to itself")
+    require(rid not in state.referrals, "LIFECYCLE", f"referral {rid} already exists")
+    require(to in p.recipients, "LIFECYCLE", f"the referred agency {to} must be a recipient")
+    require(to != p.sender, "LIFECYCLE", "an agency cannot refer a case to itself")
     if op.get("replaces_referral_id") is not None:
         _re_referral(state, p, str(op["replaces_referral_id"]), str(op["service"]))
     # R9: sharing personal data needs recorded consent for that recipient, or an override.
     if op.get("consent_override"):
         return
     cid = op.get("consent_id")
-    _require(
+    require(
         cid is not None,
         "R9",
         f"referral to {to} needs the person's recorded consent (consent_id) or a "
         "consent_override with a legal basis",
     )
     consent = state.consents.get(str(cid))
-    _require(consent is not None, "R9", f"no consent {cid} is recorded for this case")
+    require(consent is not None, "R9", f"no consent {cid} is recorded for this case")
     assert consent is not None
-    _require(consent.active, "R9", f"consent {cid} was withdrawn")
-    _require(to in consent.recipients, "R9", f"consent {cid} does not cover sharing with {to}")
+    require(consent.active, "R9", f"consent {cid} was withdrawn")
+    require(to in consent.recipients, "R9", f"consent {cid} does not cover sharing with {to}")
 
 
 def _re_referral(state: CaseState, p: Proposal, replaced: str, service: str) -> None:
@@ -438,20 +303,18 @@ def _re_referral(state: CaseState, p: Proposal, replaced: str, service: str) -> 
     of whoever holds the file): a declined referral is re-routed by a new referral for
     the same need that names it, which reaches the agency that made the declined one, so
     that agency's re-referral clock stops; else the decline escalates."""
-    old = state.referrals.get(replaced)
-    _require(old is not None, "LIFECYCLE", f"no referral {replaced} in this case to re-route")
-    assert old is not None
-    _require(
+    old = known(state.referrals, replaced, "referral")
+    require(
         old.status == "declined",
         "LIFECYCLE",
         f"referral {replaced} is {old.status}: only a declined referral is re-routed",
     )
-    _require(
+    require(
         old.service == service,
         "LIFECYCLE",
         f"referral {replaced} asked for {old.service}: a re-referral is for the same need",
     )
-    _require(
+    require(
         old.from_agency in (p.sender, *p.recipients),
         "LIFECYCLE",
         f"address {old.from_agency}, which made the declined referral, so its re-referral "
@@ -459,24 +322,13 @@ def _re_referral(state: CaseState, p: Proposal, replaced: str, service: str) -> 
     )
 
 
-def _answer_reaches(owner: str, p: Proposal, what: str) -> None:
-    """An answer reaches the agency whose clock it stops (R8), or that agency sent it."""
-    _require(
-        owner in (p.sender, *p.recipients),
-        "LIFECYCLE",
-        f"address {owner}, which is waiting for {what}, so its clock stops",
-    )
-
-
 def _referral_answered(
     state: CaseState, p: Proposal, op: Mapping[str, Any], policy: CountryPolicy
 ) -> None:
     rid = str(op["referral_id"])
-    ref = state.referrals.get(rid)
-    _require(ref is not None, "LIFECYCLE", f"no referral {rid} in this case")
-    assert ref is not None
-    _require(ref.to_agency == p.sender, "LIFECYCLE", f"only {ref.to_agency} can answer {rid}")
-    _require(ref.status == "requested", "LIFECYCLE", f"referral {rid} was already {ref.status}")
+    ref = known(state.referrals, rid, "referral")
+    require(ref.to_agency == p.sender, "LIFECYCLE", f"only {ref.to_agency} can answer {rid}")
+    require(ref.status == "requested", "LIFECYCLE", f"referral {rid} was already {ref.status}")
     if p.event_type == "referral.declined":
         check_decline_reason(op)
 
@@ -484,7 +336,7 @@ def _referral_answered(
 def check_decline_reason(op: Mapping[str, Any]) -> None:
     """R1: assistance is never refused for migration status or for not co-operating."""
     reason = DeclineReason(op.get("reason_code", DeclineReason.OTHER))
-    _require(
+    require(
         reason not in (DeclineReason.MIGRATION_STATUS, DeclineReason.NO_COOPERATION),
         "R1",
         "assistance may not be refused for migration status or unwillingness to co-operate",
@@ -496,7 +348,7 @@ def _consent_withdrawn(
 ) -> None:
     cid = str(op["consent_id"])
     consent = state.consents.get(cid)
-    _require(consent is not None and consent.active, "LIFECYCLE", f"no active consent {cid}")
+    require(consent is not None and consent.active, "LIFECYCLE", f"no active consent {cid}")
 
 
 def _identification(
@@ -504,57 +356,20 @@ def _identification(
 ) -> None:
     stage, review_id = str(op["stage"]), op.get("review_id")
     if review_id is not None:
-        _review_answer(state, p, str(review_id), stage)
+        review_answer(state, p, str(review_id), stage)
         return
     decided = {d.stage for d in state.decisions} | {state.identification} - {None}
-    _require(
+    require(
         stage not in decided,
         "LIFECYCLE",
         f"{stage} is already decided: a second decision answers a review request (review_id)",
     )
     if stage == IdentificationStage.CONCLUSIVE:
-        _require(
+        require(
             state.identification == IdentificationStage.REASONABLE_GROUNDS,
             "LIFECYCLE",
             "a conclusive decision needs a reasonable-grounds decision first",
         )
-
-
-def _review_answer(state: CaseState, p: Proposal, review_id: str, stage: str) -> None:
-    review = state.reviews.get(review_id)
-    _require(review is not None, "LIFECYCLE", f"no review request {review_id} in this case")
-    assert review is not None
-    _require(not review.answered, "LIFECYCLE", f"review {review_id} was already decided")
-    _require(
-        review.stage == stage,
-        "LIFECYCLE",
-        f"review {review_id} is of a {review.stage} decision: its answer decides that stage",
-    )
-    _answer_reaches(review.requested_by, p, f"the decision on review {review_id}")
-
-
-def _review_requested(
-    state: CaseState, p: Proposal, op: Mapping[str, Any], policy: CountryPolicy
-) -> None:
-    """A review of the latest identification decision: Liu (seed 000), 3.4, on who is
-    accountable for conclusive decisions; the OSCE/ODIHR handbook (seed 001): the
-    person's "power over decisions that affect their lives". One review of a decision at
-    a time; its answer is the next decision, and that one may be reviewed in turn."""
-    rid, about = str(op["review_id"]), str(op["decision_event_id"])
-    _require(rid not in state.reviews, "LIFECYCLE", f"review {rid} already exists")
-    latest = state.decisions[-1] if state.decisions else None
-    _require(
-        latest is not None and latest.event_id == about,
-        "LIFECYCLE",
-        f"{about} is not this case's latest identification decision: only that one is reviewed",
-    )
-    assert latest is not None
-    _require(
-        all(r.decision_event_id != about for r in state.open_reviews),
-        "LIFECYCLE",
-        f"a review of {about} is already open",
-    )
-    _answer_reaches(latest.sender, p, "the request (it decided)")
 
 
 def _reflection(
@@ -562,13 +377,13 @@ def _reflection(
 ) -> None:
     running = state.reflection is not None and state.reflection.running_at(p.time)
     if p.event_type == "reflection.started":
-        _require(not running, "LIFECYCLE", "a reflection period is already running")
+        require(not running, "LIFECYCLE", "a reflection period is already running")
         return
-    _require(running, "LIFECYCLE", "no reflection period is running")
+    require(running, "LIFECYCLE", "no reflection period is running")
     if p.event_type == "reflection.extended":
         assert state.reflection is not None
         total = policy.reflection_days + state.reflection.extra_days + int(op["extra_days"])
-        _require(
+        require(
             total <= policy.reflection_max_total_days,
             "POLICY",
             f"reflection would last {total} days; {policy.country}'s maximum is "
@@ -579,20 +394,20 @@ def _reflection(
 def _return_planning(
     state: CaseState, p: Proposal, op: Mapping[str, Any], policy: CountryPolicy
 ) -> None:
-    _require(state.return_stage is None, "LIFECYCLE", "return planning already started")
+    require(state.return_stage is None, "LIFECYCLE", "return planning already started")
     if state.flags.child_safeguards:
-        _require(
+        require(
             state.flags.guardian_appointed and state.flags.best_interests_determined,
             "R2",
             "no return is planned for a presumed child before a guardian is appointed and a "
             "best-interests determination is made",
         )
-        _require(
+        require(
             state.return_in_best_interests is not False,
             "R2",
             "the best-interests determination found return not in the child's interests",
         )
-    _require(
+    require(
         state.serious_risk is False,
         "R4",
         "return needs a risk assessment that found no serious risk"
@@ -603,8 +418,8 @@ def _return_planning(
 def _return_agreed(
     state: CaseState, p: Proposal, op: Mapping[str, Any], policy: CountryPolicy
 ) -> None:
-    _require(state.return_stage == "planning", "LIFECYCLE", "no return planning to agree to")
-    _require(
+    require(state.return_stage == "planning", "LIFECYCLE", "no return planning to agree to")
+    require(
         state.return_counterpart in (None, p.sender),
         "LIFECYCLE",
         f"the return is planned with {state.return_counterpart}: only it agrees the plan",
@@ -620,7 +435,7 @@ def check_family(state: CaseState) -> None:
     of return, lets the return go on (to care other than that family)."""
     if not state.flags.child_safeguards:
         return
-    _require(
+    require(
         state.family_check is not None,
         "R2",
         "no return for a child before family tracing has checked the family was not "
@@ -633,7 +448,7 @@ def check_family(state: CaseState) -> None:
         and state.family_checked_at is not None
         and state.best_interests_at >= state.family_checked_at
     )
-    _require(
+    require(
         after and state.return_in_best_interests is True,
         "R2",
         f"the family check found {state.family_check}: return needs a best-interests "
@@ -644,7 +459,7 @@ def check_family(state: CaseState) -> None:
 def _return_completed(
     state: CaseState, p: Proposal, op: Mapping[str, Any], policy: CountryPolicy
 ) -> None:
-    _require(state.return_stage == "agreed", "LIFECYCLE", "the return plan is not agreed")
+    require(state.return_stage == "agreed", "LIFECYCLE", "the return plan is not agreed")
     check_family(state)
     if state.reflection is not None and state.reflection.running_at(p.time):
         consent = state.consents.get(str(op.get("consent_id")))
@@ -654,7 +469,7 @@ def _return_completed(
             and consent.active
             and consent.voluntary_return
         )
-        _require(
+        require(
             asked,
             "R3",
             "no return while the reflection period runs (until "
@@ -664,147 +479,7 @@ def _return_completed(
 
 
 def _monitored(state: CaseState, p: Proposal, op: Mapping[str, Any], policy: CountryPolicy) -> None:
-    _require(state.return_stage == "completed", "LIFECYCLE", "no completed return to monitor")
-
-
-def _residence(state: CaseState, p: Proposal, op: Mapping[str, Any], policy: CountryPolicy) -> None:
-    if p.event_type == "residence.granted":
-        _require(
-            state.residence != "active",
-            "LIFECYCLE",
-            "a residence permit is in force: renew it (residence.renewed) or end it first",
-        )
-        return
-    _require(state.residence == "active", "LIFECYCLE", "no residence permit is in force")
-
-
-def _proceedings(
-    state: CaseState, p: Proposal, op: Mapping[str, Any], policy: CountryPolicy
-) -> None:
-    pid = str(op["proceedings_id"])
-    known = state.proceedings.get(pid)
-    if p.event_type == "proceedings.opened":
-        _require(known is None, "LIFECYCLE", f"proceedings {pid} already recorded")
-        return
-    _require(known is not None, "LIFECYCLE", f"no proceedings {pid} in this case")
-    assert known is not None
-    _require(known.concluded_by is None, "LIFECYCLE", f"proceedings {pid} already concluded")
-
-
-def _rights_explained(
-    state: CaseState, p: Proposal, op: Mapping[str, Any], policy: CountryPolicy
-) -> None:
-    """Telling the person of a trial's outcome names the proceedings and reaches the
-    agency that recorded the outcome, whose information clock it stops (R8)."""
-    pid = op.get("proceedings_id")
-    outcome = op.get("topic") == InformationTopic.PROCEEDINGS_OUTCOME
-    _require(
-        pid is not None or not outcome,
-        "LIFECYCLE",
-        "the outcome of proceedings names them (proceedings_id)",
-    )
-    if pid is None:
-        return
-    known = state.proceedings.get(str(pid))
-    _require(known is not None, "LIFECYCLE", f"no proceedings {pid} in this case")
-    assert known is not None
-    if outcome:
-        _require(
-            known.concluded_by is not None, "LIFECYCLE", f"proceedings {pid} are not concluded"
-        )
-        assert known.concluded_by is not None
-        _answer_reaches(known.concluded_by, p, f"the person to be told of {pid}'s outcome")
-
-
-def _complaint_lodged(
-    state: CaseState, p: Proposal, op: Mapping[str, Any], policy: CountryPolicy
-) -> None:
-    cid, about = str(op["complaint_id"]), op.get("about_agency")
-    _require(cid not in state.complaints, "LIFECYCLE", f"complaint {cid} already recorded")
-    if about is not None:
-        _require(
-            about in (p.sender, *p.recipients),
-            "LIFECYCLE",
-            f"the complaint is about {about}: it must receive it to answer it",
-        )
-    else:
-        _require(
-            any(Role.COMPETENT_AUTHORITY in r for r in (p.sender_roles, *p.recipients.values())),
-            "LIFECYCLE",
-            "a complaint about the mechanism as a whole goes to the competent authority",
-        )
-
-
-def _complaint_answered(
-    state: CaseState, p: Proposal, op: Mapping[str, Any], policy: CountryPolicy
-) -> None:
-    cid = str(op["complaint_id"])
-    c = state.complaints.get(cid)
-    _require(c is not None, "LIFECYCLE", f"no complaint {cid} in this case")
-    assert c is not None
-    _require(not c.answered, "LIFECYCLE", f"complaint {cid} was already answered")
-    _require(
-        p.sender == c.about or Role.COMPETENT_AUTHORITY in p.sender_roles,
-        "LIFECYCLE",
-        f"complaint {cid} is answered by {c.about or 'the competent authority'} "
-        "(or the competent authority)",
-    )
-    _answer_reaches(c.recorded_by, p, f"the answer to complaint {cid}")
-
-
-def _compensation(
-    state: CaseState, p: Proposal, op: Mapping[str, Any], policy: CountryPolicy
-) -> None:
-    forum, status = str(op["forum"]), state.compensation.get(str(op["forum"]))
-    match p.event_type:
-        case "compensation.claimed":
-            _require(
-                status != "claimed",
-                "LIFECYCLE",
-                f"a claim in the {forum} forum is still undecided",
-            )
-        case "compensation.decided":
-            _require(status == "claimed", "LIFECYCLE", f"no undecided claim in the {forum} forum")
-        case "compensation.paid":
-            _require(
-                status == "decided", "LIFECYCLE", f"no decided claim in the {forum} forum to pay"
-            )
-
-
-def _closed(state: CaseState, p: Proposal, op: Mapping[str, Any], policy: CountryPolicy) -> None:
-    """ "Not a victim" closes a case only on a conclusive decision, and not while a review
-    of it is open: a review must never be overtaken by the file being shut (R8)."""
-    if op.get("reason_code") != ClosureReason.NOT_A_VICTIM:
-        return
-    _require(
-        any(d.stage == IdentificationStage.CONCLUSIVE for d in state.decisions),
-        "LIFECYCLE",
-        "a case closes as not-a-victim only after a conclusive decision",
-    )
-    _require(
-        not state.open_reviews,
-        "LIFECYCLE",
-        "a review of the decision is open: the case cannot close as not-a-victim before it",
-    )
-
-
-def check_link(state: CaseState, p: Proposal, earlier: CaseState | None) -> None:
-    """Re-trafficking: the new case names an earlier closed case of the same person that
-    this node holds; the earlier case stays closed (and erased, if it was)."""
-    name = str(p.operational["earlier_case"])
-    _require(name != state.pseudonym, "LIFECYCLE", "a case is not linked to itself")
-    _require(name not in state.linked_to, "LIFECYCLE", f"already linked to {name}")
-    _require(
-        earlier is not None and earlier.exists,
-        "LIFECYCLE",
-        f"this node holds nothing of {name}: only a case it holds can be linked",
-    )
-    assert earlier is not None
-    _require(
-        earlier.closed or earlier.erased,
-        "LIFECYCLE",
-        f"{name} is not closed: an open case is worked on, not linked",
-    )
+    require(state.return_stage == "completed", "LIFECYCLE", "no completed return to monitor")
 
 
 _SEND_RULES = {
@@ -814,26 +489,26 @@ _SEND_RULES = {
     "referral.declined": _referral_answered,
     "consent.withdrawn": _consent_withdrawn,
     "identification.decided": _identification,
-    "identification.review-requested": _review_requested,
+    "identification.review-requested": review_requested,
     "reflection.started": _reflection,
     "reflection.extended": _reflection,
     "reflection.ended": _reflection,
-    "residence.granted": _residence,
-    "residence.renewed": _residence,
-    "residence.ended": _residence,
+    "residence.granted": residence,
+    "residence.renewed": residence,
+    "residence.ended": residence,
     "return.planning-started": _return_planning,
     "return.plan-agreed": _return_agreed,
     "return.completed": _return_completed,
     "reintegration.monitored": _monitored,
-    "proceedings.opened": _proceedings,
-    "proceedings.concluded": _proceedings,
-    "rights.explained": _rights_explained,
-    "complaint.lodged": _complaint_lodged,
-    "complaint.answered": _complaint_answered,
-    "compensation.claimed": _compensation,
-    "compensation.decided": _compensation,
-    "compensation.paid": _compensation,
-    "case.closed": _closed,
+    "proceedings.opened": proceedings,
+    "proceedings.concluded": proceedings,
+    "rights.explained": rights_explained,
+    "complaint.lodged": complaint_lodged,
+    "complaint.answered": complaint_answered,
+    "compensation.claimed": compensation,
+    "compensation.decided": compensation,
+    "compensation.paid": compensation,
+    "case.closed": closed,
 }
 
 
@@ -989,3 +664,27 @@ def evolve(
         case "case.erasure-ordered":
             s = replace(s, erased=True)
     return s
+
+
+#: What other modules take from here (the case's data lives in `rules.case_state`).
+__all__ = [
+    "CaseState",
+    "Consent",
+    "Proposal",
+    "Referral",
+    "Reflection",
+    "Roles",
+    "RuleViolation",
+    "UnknownCase",
+    "check_common",
+    "check_decline_reason",
+    "check_family",
+    "check_link",
+    "check_send",
+    "counted_flags",
+    "derive_deadlines",
+    "derive_flags",
+    "event_flags",
+    "evolve",
+    "presumed_child",
+]
