@@ -45,7 +45,7 @@ from contracts.timestamps import UtcDateTime
 from contracts.vocabulary import DataCategory
 
 FEDERATION_FORMAT = "nrm-federation/1"
-#: Only return planning ever crosses a border (docs/domain.md, lifecycle step 7).
+#: Only return events ever cross a border (docs/domain.md, lifecycle step 7).
 FEDERATED_EVENT_TYPES: frozenset[str] = RETURN_EVENT_TYPES
 #: Never across a border, whatever an agreement says: the exploitation account (what
 #: traffickers did, who they are) and locations (where the person is kept safe).
@@ -265,7 +265,7 @@ def check_outbound(event_type: str, flags: CaseFlags, serious_risk: bool | None)
                 "no risk assessment reached the border gateway: return planning needs one "
                 "that found no serious risk (send risk.assessed to the gateway too)",
             )
-        if flags.presumed_child and not (
+        if flags.child_safeguards and not (
             flags.guardian_appointed and flags.best_interests_determined
         ):
             raise BorderRefused(

@@ -333,6 +333,7 @@ def completion() -> CrossStep:
             {
                 "voluntary": True,
                 "consent_id": "consent-return",
+                "confirmed_by_officer": "ia-0007",
                 "travel_details": f"flight XB-204 {mark('service')}",
             },
         ),

@@ -43,7 +43,7 @@ from contracts.vocabulary import Role
 from contracts.webhook_signature import HEADER, IDEMPOTENCY_HEADER, sign
 from notifier.api import create_app
 from notifier.callers import Parties
-from notifier.deadlines import REMINDS_OF, escalation_key, plan
+from notifier.deadlines import REMINDS_OF, audience, escalation_key, plan
 from notifier.notifications import (
     RetryPolicy,
     event_notification,
@@ -229,7 +229,8 @@ class NotifierRuntime:
                     if it.get("direction") == "received":
                         notes.append(event_notification(agency_id, it))
                         self._remember_trace(notes[-1].id, it.get("traceparent"))
-                changes = [c for it in items for c in plan(it)]
+                roles = await asyncio.to_thread(self._roles, agency_id)
+                changes = [c for it in items for c in plan(it, roles)]
                 last = max(int(it["position"]) for it in items)
                 subs = self.store.subscriptions(agency_id)
                 created += self.store.ingest(agency_id, last, notes, changes, subs, self.now())
@@ -282,14 +283,23 @@ class NotifierRuntime:
 
     # -- deadlines ----------------------------------------------------------------------
 
-    def escalation_recipients(self, agency_id: str) -> list[str]:
-        """Competent authorities (active, not ourselves); else the national coordinator."""
+    def _roles(self, agency_id: str) -> frozenset[Role]:
+        """The agency's roles (which deadlines it owes as a recipient). The directory may
+        be fetched: call it off the event loop, which may be serving the registry too."""
+        record = self.directory().agency(agency_id)
+        return frozenset(record.roles) if record is not None else frozenset()
+
+    def escalation_recipients(self, agency_id: str, kind: str = "") -> list[str]:
+        """The kind's audience (active, not ourselves): the competent authorities, and
+        the oversight body for some kinds; else the national coordinator."""
         directory = self.directory()
-        for role in (Role.COMPETENT_AUTHORITY, Role.NATIONAL_COORDINATOR):
+        for roles in (audience(kind), (Role.NATIONAL_COORDINATOR,)):
             found = [
                 a.id
                 for a in directory.agencies
-                if role in a.roles and a.status is AgencyStatus.ACTIVE and a.id != agency_id
+                if not set(roles).isdisjoint(a.roles)
+                and a.status is AgencyStatus.ACTIVE
+                and a.id != agency_id
             ]
             if found:
                 return sorted(found)
@@ -317,7 +327,7 @@ class NotifierRuntime:
 
     async def _escalate(self, agency_id: str, d: DueDeadline, now: datetime) -> None:
         agency = self.agencies[agency_id]
-        recipients = self.escalation_recipients(agency_id)
+        recipients = await asyncio.to_thread(self.escalation_recipients, agency_id, d.kind)
         if not recipients:
             self._postpone(d, "no competent authority or national coordinator in the directory")
             return

@@ -378,7 +378,9 @@ def test_keys_beyond_the_peers_agreement_are_refused_on_arrival(border: Border) 
     border.trust["XA"].documents["XB"] = document("XB", (wider,))
     case = new_case()
     assessed(border, case)
-    completed = ReturnCompleted(voluntary=True, travel_details="flight XB-204")
+    completed = ReturnCompleted(
+        voluntary=True, confirmed_by_officer="ca-1", travel_details="flight XB-204"
+    )
     env, grant = border.authored(
         completed, "return.completed", case, frozenset({DataCategory.SERVICE})
     )
@@ -486,7 +488,7 @@ def test_a_delivery_replayed_after_erasure_leaves_nothing_that_opens_the_case(
     border.gateways["XA"].send = capture
     assert border.gateways["XA"].pump() == 1
     completed, grant = border.authored(
-        ReturnCompleted(voluntary=True, travel_details="flight XB-9"),
+        ReturnCompleted(voluntary=True, confirmed_by_officer="ca-1", travel_details="flight XB-9"),
         "return.completed",
         case,
         IDENTITY_HEALTH,

@@ -308,6 +308,8 @@ ROLES = {
     "xa-shelter": ["service-provider"],
     "xa-police": ["first-responder"],
     "xa-authority": ["competent-authority"],
+    "xa-cp": ["child-protection"],
+    "xa-rapporteur": ["oversight"],
 }
 
 

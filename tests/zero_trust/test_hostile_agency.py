@@ -60,6 +60,7 @@ ADULT = {
     "found_at": "a farm",
     "indicators": [{"form": "forced-labour", "strength": "medium", "observation": "no pay"}],
 }
+CHILD = {**ADULT, "age_status": "disputed"}
 
 
 @dataclass
@@ -181,7 +182,8 @@ def world(
 def test_a_first_responder_cannot_close_the_case(world: World) -> None:
     case = world.screen("police", ["authority"])
     before = world.view("authority", case)
-    env = world.attack("police", "case.closed", case, ["authority"], {"reason_code": "other"})
+    closing = {"reason_code": "other", "decided_by_officer": "po-1"}
+    env = world.attack("police", "case.closed", case, ["authority"], closing)
     letter = world.refused("authority", env, "ROLE", case, before)
     assert "competent-authority" in letter["reason"]
     decided = world.post(
@@ -224,7 +226,8 @@ def test_a_risk_assessment_by_police_or_rapporteur_satisfies_nothing(
 def test_an_authority_never_party_to_the_case_cannot_close_it(world: World) -> None:
     case = world.screen("police", ["authority"])
     before = world.view("authority", case)
-    env = world.attack("authority2", "case.closed", case, ["authority"], {"reason_code": "other"})
+    closing = {"reason_code": "other", "decided_by_officer": "ca-9"}
+    env = world.attack("authority2", "case.closed", case, ["authority"], closing)
     letter = world.refused("authority", env, "R6", case, before)
     assert "takes no part" in letter["reason"]
 
@@ -241,10 +244,10 @@ def test_injection_into_a_case_by_a_stranger_is_refused(world: World) -> None:
 # --- R4, whoever sends and in whatever order ---------------------------------------------
 
 
-def _asylum_case(world: World) -> str:
-    """Police screens; the authority informs the consulate (allowed: no claim yet); an
-    asylum claim is lodged with the authorities and immigration. Police is never told."""
-    case = world.screen("police", ["authority", "imm", "asylum"])
+def _consulate_told(world: World, to: list[str]) -> str:
+    """Police screens; the authority informs the consulate (allowed while no claim is
+    lodged), so the consulate's node holds the case."""
+    case = world.screen("police", to)
     informed = world.post(
         "authority",
         case,
@@ -253,6 +256,13 @@ def _asylum_case(world: World) -> str:
         {"serious_risk": False, "assessed_by_officer": "ca-1"},
     )
     assert informed.status_code == 201, informed.text
+    return case
+
+
+def _asylum_case(world: World) -> str:
+    """The consulate told; then an asylum claim is lodged with the authorities and
+    immigration. Police is never told."""
+    case = _consulate_told(world, ["authority", "imm", "asylum"])
     # every agency that may address the country of origin is told (R4): both authorities
     told = ["authority", "authority2", "imm"]
     lodged = world.post("asylum", case, "asylum.lodged", told, {"refugee": False})
@@ -509,3 +519,52 @@ def test_grants_of_refused_records_are_never_kept(world: World, tmp_path: Path) 
                 applied = stored is not None and str(env.id) in stored.state.event_ids
                 kept = node.case_keys.get(env.subject, env.sender, recipient, wrap["kid"])
                 assert applied or kept is None, (recipient, env.type)
+
+
+# --- the whole process: relaxing facts, officers, justice -----------------------------------
+
+
+def test_only_child_protection_ends_the_presumption_of_minority(world: World) -> None:
+    """An adult finding is a relaxing fact (R2): from police it is refused and counts for
+    nothing at the authority's node."""
+    r = world.post("police", None, "case.screened", ["authority", "imm"], CHILD)
+    assert r.status_code == 409 and r.json()["rule"] == "R2", r.text  # no child protection
+    case = world.screen("police", ["authority"])
+    before = world.view("authority", case)
+    finding = {"outcome": "adult", "assessed_by_officer": "po-1"}
+    env = world.attack("police", "age.assessed", case, ["authority"], finding)
+    world.refused("authority", env, "ROLE", case, before)
+
+
+def test_a_decline_in_an_older_version_naming_no_officer_is_refused(world: World) -> None:
+    """R7: the contract now requires the officer; a node that sends version 2 without one
+    is refused by the receiver, whatever else the decline says."""
+    case = world.screen("police", ["authority", "imm"])
+    referral = {
+        "referral_id": "r-imm",
+        "to_agency": world.id("imm"),
+        "service": "legal-aid",
+        "consent_override": {"legal_basis": "initial assistance", "authorised_by_officer": "p"},
+    }
+    r = world.post("police", case, "referral.requested", ["imm"], referral)
+    assert r.status_code == 201, r.text
+    world.settle()
+    before = world.view("police", case)
+    old = {"referral_id": "r-imm", "reason_code": "capacity"}
+    env = world.attack("imm", "referral.declined", case, ["police"], old, version=2)
+    letter = world.refused("police", env, "R7", case, before)
+    assert "answered_by_officer" in letter["reason"]
+
+
+def test_a_justice_event_never_reaches_the_consulate_even_from_the_authority(
+    world: World,
+) -> None:
+    case = _consulate_told(world, ["authority", "imm"])
+    world.settle()
+    decision = {"recorded_by_officer": "ca-1", "decision": "will-cooperate"}
+    honest = world.post("authority", case, "cooperation.decided", ["consulate"], decision)
+    assert honest.status_code == 409 and honest.json()["rule"] == "R4", honest.text
+    before = world.view("consulate", case)
+    env = world.attack("authority", "cooperation.decided", case, ["consulate"], decision)
+    letter = world.refused("consulate", env, "R4", case, before)
+    assert "justice" in letter["reason"]
