@@ -12,18 +12,36 @@ deadline its closing event carries), on the legal basis `retention-expired`.
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from functools import cache
 from importlib import resources
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from contracts.events import CloseReason
+from contracts.events import ClosureReason
 
 #: The officer id an erasure order carries when the retention period, not a person,
 #: ordered it (R7: the node's own system is accountable for it).
 RETENTION_OFFICER = "system:retention"
+
+#: Every deadline an envelope may carry (its `deadlines` keys), computed here from the
+#: sender's policy and recomputed by a receiver of the same country.
+DEADLINE_NAMES: tuple[str, ...] = (
+    "reasonable-grounds",
+    "guardian-appointment",
+    "referral-answer",
+    "re-referral",
+    "reflection-ends",
+    "reflection-reminder",
+    "decision-review",
+    "complaint-answer",
+    "residence-renewal",
+    "outcome-information",
+    "post-return-monitoring",
+    "retaliation-found",
+    "retention-ends",
+)
 
 
 class CountryPolicy(BaseModel):
@@ -39,21 +57,34 @@ class CountryPolicy(BaseModel):
     reflection_reminder_days_before: int = Field(ge=0, le=365)
     post_return_monitoring_interval_days: int = Field(ge=1, le=730)
     adult_age: int = Field(ge=1, le=25)
-    retention_days_after_closing: dict[CloseReason, int] = Field(
+    retention_days_after_closing: dict[ClosureReason, int] = Field(
         description="Days a closed case's personal data is kept, by why it closed; then "
         "the competent authority's node orders its erasure."
     )
 
     @field_validator("retention_days_after_closing")
     @classmethod
-    def _every_reason(cls, v: dict[CloseReason, int]) -> dict[CloseReason, int]:
-        missing = sorted(set(CloseReason) - set(v))
+    def _every_reason(cls, v: dict[ClosureReason, int]) -> dict[ClosureReason, int]:
+        missing = sorted(set(ClosureReason) - set(v))
         if missing:
             raise ValueError(f"no retention period for closing reason(s) {', '.join(missing)}")
         bad = sorted(str(k) for k, days in v.items() if not 1 <= days <= 36500)
         if bad:
             raise ValueError(f"retention periods must be 1 to 36500 days: {', '.join(bad)}")
         return v
+
+    #: R8: after a decline, the time to refer the person elsewhere for that need.
+    re_referral_hours: int = Field(ge=1, le=24 * 60)
+    #: R2: from the screening of a presumed child to a guardian appointed.
+    guardian_appointment_hours: int = Field(ge=1, le=24 * 60)
+    #: From a request to review an identification decision to the review's decision.
+    decision_review_days: int = Field(ge=1, le=365)
+    #: From a complaint to its answer; then the oversight body is told.
+    complaint_answer_days: int = Field(ge=1, le=365)
+    #: Renewal is decided this long before a residence permit ends.
+    residence_renewal_notice_days: int = Field(ge=0, le=365)
+    #: From the outcome of proceedings to the person being told of it.
+    outcome_information_days: int = Field(ge=1, le=365)
 
     def reflection_ends(self, started: datetime, extra_days: int = 0) -> datetime:
         return started + timedelta(days=self.reflection_days + extra_days)
@@ -71,9 +102,30 @@ class CountryPolicy(BaseModel):
     def monitoring_due(self, last: datetime) -> datetime:
         return last + timedelta(days=self.post_return_monitoring_interval_days)
 
-    def retention_ends(self, closed: datetime, reason: CloseReason | str) -> datetime:
+    def retention_ends(self, closed: datetime, reason: ClosureReason | str) -> datetime:
         """When a case closed at `closed` for `reason` must have its personal data erased."""
-        return closed + timedelta(days=self.retention_days_after_closing[CloseReason(reason)])
+        return closed + timedelta(days=self.retention_days_after_closing[ClosureReason(reason)])
+
+    def re_referral_due(self, declined: datetime) -> datetime:
+        return declined + timedelta(hours=self.re_referral_hours)
+
+    def guardian_due(self, screened: datetime) -> datetime:
+        return screened + timedelta(hours=self.guardian_appointment_hours)
+
+    def review_due(self, requested: datetime) -> datetime:
+        return requested + timedelta(days=self.decision_review_days)
+
+    def complaint_answer_due(self, lodged: datetime) -> datetime:
+        return lodged + timedelta(days=self.complaint_answer_days)
+
+    def outcome_information_due(self, concluded: datetime) -> datetime:
+        return concluded + timedelta(days=self.outcome_information_days)
+
+    def residence_renewal_due(self, recorded: datetime, valid_until: date) -> datetime:
+        """The start of the permit's last day of validity, less the notice; never before
+        the event that set it (a permit granted inside its notice is due at once)."""
+        ends = datetime.combine(valid_until, time(0), tzinfo=UTC)
+        return max(recorded, ends - timedelta(days=self.residence_renewal_notice_days))
 
 
 class UnknownCountry(LookupError):

@@ -24,6 +24,8 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from contracts.events import (
+    AgeAssessed,
+    AgeAssessmentOutcome,
     AgeStatus,
     AsylumLodged,
     BestInterestsDetermined,
@@ -46,9 +48,14 @@ class Restrictions(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    child_safeguards: bool = _restriction(
+    presumed_child: bool = _restriction(
         "R2, protective: a presumed child (age child, unknown or disputed); every node "
-        "keeps return planning back until a guardian and a best-interests determination"
+        "keeps return planning back until a guardian and a best-interests determination, "
+        "unless an age assessment lifted the child safeguards"
+    )
+    child_safeguards_confirmed: bool = _restriction(
+        "R2, protective: an age assessment found a child; the child safeguards hold for "
+        "good, whatever any other assessment says"
     )
     no_origin_contact: bool = _restriction(
         "R4, protective: nothing of the case may reach a consulate, counterpart or gateway "
@@ -67,6 +74,18 @@ class Restrictions(BaseModel):
     best_interests_determined: bool = _restriction(
         "R2, relaxing (child protection only): a best-interests determination is made"
     )
+    child_safeguards_lifted: bool = _restriction(
+        "R2, relaxing (child protection only): an age assessment found an adult, which "
+        "ends the presumption of minority (not a confirmed child)"
+    )
+
+    @property
+    def child_safeguards(self) -> bool:
+        """Whether R2's child safeguards apply: a child confirmed by an assessment, or
+        presumed and not found an adult."""
+        return self.child_safeguards_confirmed or (
+            self.presumed_child and not self.child_safeguards_lifted
+        )
 
     def merged(self, other: Restrictions) -> Restrictions:
         return Restrictions(
@@ -79,9 +98,18 @@ class Restrictions(BaseModel):
 
 
 #: Restrictions that add a protection: they count whoever sets them (fail safe).
-PROTECTIVE: tuple[str, ...] = ("child_safeguards", "no_origin_contact", "no_return")
+PROTECTIVE: tuple[str, ...] = (
+    "presumed_child",
+    "child_safeguards_confirmed",
+    "no_origin_contact",
+    "no_return",
+)
 #: Restrictions that relax one: they count only from a sender that may establish them.
-RELAXING: tuple[str, ...] = ("guardian_appointed", "best_interests_determined")
+RELAXING: tuple[str, ...] = (
+    "guardian_appointed",
+    "best_interests_determined",
+    "child_safeguards_lifted",
+)
 
 
 def presumed_child(age_status: object) -> bool:
@@ -92,12 +120,22 @@ def presumed_child(age_status: object) -> bool:
         return True
 
 
+def age_assessed(outcome: object) -> Restrictions:
+    """What an age assessment sets: a child found confirms the safeguards (protective);
+    an adult found lifts them (relaxing: counted only from child protection)."""
+    if outcome == AgeAssessmentOutcome.CHILD:
+        return Restrictions(child_safeguards_confirmed=True)
+    return Restrictions(child_safeguards_lifted=outcome == AgeAssessmentOutcome.ADULT)
+
+
 def set_by(payload: EventPayload) -> Restrictions:
     """The restrictions an event sets from its own facts, sealed ones included: what its
     sender's node writes into the clear part (it holds the payload; receivers do not)."""
     match payload:
         case CaseScreened():
-            return Restrictions(child_safeguards=presumed_child(payload.age_status))
+            return Restrictions(presumed_child=presumed_child(payload.age_status))
+        case AgeAssessed():
+            return age_assessed(payload.outcome)
         case AsylumLodged():
             return Restrictions(no_origin_contact=True)
         case RiskAssessed(serious_risk=True):

@@ -80,7 +80,7 @@ def test_signed_document_believed_only_with_its_anchor() -> None:
     [
         (Restrictions(), False, "R4"),  # no risk assessment
         (Restrictions(no_origin_contact=True), True, "R4"),  # asylum, refugee or serious risk
-        (Restrictions(child_safeguards=True, guardian_appointed=True), True, "R2"),
+        (Restrictions(presumed_child=True, guardian_appointed=True), True, "R2"),
         (Restrictions(no_return=True), True, "R2"),  # return against the child's interests
     ],
 )
@@ -92,7 +92,7 @@ def test_outbound_rules(restrictions: Restrictions, assessed: bool, rule: str) -
 
 def test_outbound_allows_a_child_with_guardian_and_determination() -> None:
     child = Restrictions(
-        child_safeguards=True, guardian_appointed=True, best_interests_determined=True
+        presumed_child=True, guardian_appointed=True, best_interests_determined=True
     )
     check_outbound("return.planning-started", child, True)
     with pytest.raises(BorderRefused, match="not a return-planning"):

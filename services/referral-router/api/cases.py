@@ -8,8 +8,10 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Body, Depends, Header, Path, Query, Request
 from fastapi.responses import JSONResponse
 
+from contracts.agency_token import AuthError
 from contracts.envelope import CASE_PSEUDONYM_PATTERN
 from contracts.examples import openapi_examples
+from contracts.legal_basis import ErasureBasis
 from contracts.node_api import (
     AppendEvent,
     CaseView,
@@ -20,7 +22,16 @@ from contracts.node_api import (
     InboxPage,
     ScreenCase,
 )
-from referral_router.api.auth import Caller, Node
+from contracts.policy import RETENTION_OFFICER
+from referral_router.api.auth import (
+    ERASE_RETENTION,
+    ESCALATE,
+    Appender,
+    Caller,
+    LogReader,
+    Node,
+    Submitter,
+)
 from referral_router.api.errors import ERROR_RESPONSES
 from referral_router.sending.node import Submission
 from referral_router.sending.passing_on import Forwarder, PassOn, pass_case_on
@@ -57,12 +68,38 @@ def screen_case(body: Screening, node: Node, _: Caller, key: IdempotencyKey = No
 
 @cases.post("/cases/{case}/events", status_code=201, response_model=EventReceipt)
 def append_event(
-    case: CasePseudonym, body: Appending, node: Node, _: Caller, key: IdempotencyKey = None
+    case: CasePseudonym,
+    body: Appending,
+    node: Node,
+    caller: Appender,
+    key: IdempotencyKey = None,
 ) -> Any:
-    """Append one lifecycle event; the rules decide whether it may happen now."""
+    """Append one lifecycle event; the rules decide whether it may happen now. The
+    node's notifier may append `case.escalated` (R8), and an erasure order when a closed
+    case's retention period ended, and nothing else."""
+    if caller.notifier:
+        notifier_may_append(caller, body.type, body.payload)
     sub = Submission(body.type, body.payload, tuple(body.recipients), case)
     receipt = node.submit(sub, key)
     return JSONResponse(status_code=receipt.status_code, content=receipt.body)
+
+
+def notifier_may_append(caller: Submitter, event_type: str, payload: dict[str, Any]) -> None:
+    """The notifier's events, each under its token's scope: escalations (`escalate`), and
+    erasure orders on `retention-expired` by the retention's system id (`erase:retention`)."""
+    if event_type == "case.escalated" and ESCALATE in caller.scopes:
+        return
+    retention = (
+        payload.get("legal_basis") == ErasureBasis.RETENTION_EXPIRED
+        and payload.get("ordered_by_officer") == RETENTION_OFFICER
+    )
+    if event_type == "case.erasure-ordered" and retention and ERASE_RETENTION in caller.scopes:
+        return
+    raise AuthError(
+        403,
+        "the notifier may append case.escalated (scope escalate) and case.erasure-ordered "
+        "on retention-expired (scope erase:retention) only",
+    )
 
 
 def forwarder_of(request: Request) -> Forwarder:
@@ -114,7 +151,7 @@ def inbox(
 @cases.get("/log", response_model=InboxPage)
 def node_log(
     node: Node,
-    _: Caller,
+    _: LogReader,
     after: After = 0,
     limit: Limit = 100,
     direction: Annotated[Literal["sent", "received"] | None, Query()] = None,

@@ -5,12 +5,15 @@ agency, may call it. What it serves is what an independent verifier needs and no
 more: signed checkpoints, inclusion and consistency proofs, the stored envelopes (clear
 attributes and ciphertext: the store holds no plaintext), the decisions with the
 deciding agency and officer (R7), and the erasures upcoming and executed (retention).
-Errors are problems with precise 4xx codes, answered by the node's error table
-(`install_error_handlers`), which an app mounting it installs.
+A competent authority's node also serves the victim statistics it alone can count
+(aggregates, small cells suppressed). Errors are problems with precise 4xx codes,
+answered by the node's error table (`install_error_handlers`), which an app mounting it
+installs.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -24,6 +27,7 @@ from contracts.retention import erasures
 from contracts.vocabulary import Role
 from referral_router.api.auth import any_agency
 from referral_router.audit.log import AuditLog, AuditRangeError
+from referral_router.audit.victim_statistics import NotPublished
 
 MAX_PAGE = 1000
 
@@ -132,3 +136,16 @@ def _every_envelope(audit: AuditLog) -> Any:
     while batch := audit.store.log(after=after, limit=MAX_PAGE):
         yield from batch
         after = batch[-1].position
+
+
+@oversight_router.get("/victim-statistics")
+def victim_statistics(request: Request, _: Caller) -> Any:
+    """Presumed and identified victims by stage, outcome, form of exploitation, age group,
+    sex, nationality and month, with re-trafficking: aggregates only, every count under 5
+    suppressed. Served by a competent authority's node (404 elsewhere)."""
+    publish: Callable[[], dict[str, Any]] | None = getattr(
+        request.app.state, "victim_statistics", None
+    )
+    if publish is None:
+        raise NotPublished("this node publishes no victim statistics")
+    return publish()

@@ -150,7 +150,13 @@ class AgencyNode:
         envelope = self._clear_envelope(case.state, sub, pseudonym)
         roles = self.roster.roles((self.agency_id, *sub.recipients))
         proposal = proposal_of(envelope, roles)
-        check_send(case.state, proposal, self.policy, self.roster.origin_contacts())
+        check_send(
+            case.state,
+            proposal,
+            self.policy,
+            self.roster.origin_contacts(),
+            earlier_case=self._earlier_case(proposal),
+        )
         envelope = envelope.model_copy(
             update={
                 "restrictions": derive_restrictions(case.state, proposal),
@@ -187,6 +193,14 @@ class AgencyNode:
                 "this Idempotency-Key was already used for a different request"
             )
         return Receipt(earlier.status_code, earlier.body)
+
+    def _earlier_case(self, p: Proposal) -> CaseState | None:
+        """For a link to an earlier case (re-trafficking): that case as this node holds
+        it, only read, never reopened."""
+        if p.event_type != "case.linked":
+            return None
+        earlier = self.store.case_file(str(p.operational["earlier_case"]))
+        return earlier.state if earlier is not None else None
 
     def _to_every_party(self, case: CaseFile, sub: Submission) -> Submission:
         """An erasure order reaches every agency this node knows took part in the case, and
