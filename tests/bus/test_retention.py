@@ -14,7 +14,6 @@ from typing import Any
 import httpx
 
 from contracts.policy import RETENTION_OFFICER, load_policy
-from contracts.sealing import prove_unopenable
 from tests.bus.running import RunningBus, running_bus
 
 XA = load_policy("XA")
@@ -140,16 +139,8 @@ def test_a_closed_case_is_erased_when_its_retention_period_passes(tmp_path: Path
             for ev in view["events"]:
                 personal = {k: v for k, v in ev["fields"].items() if k not in ev["operational"]}
                 assert all(isinstance(v, dict) and "withheld" in v for v in personal.values())
-        sources = [n.case_keys.get for n in nodes.values()]
-        candidates: list[bytes] = []
-        for agency, node in nodes.items():
-            for pair in node.seal.keys.pairs:
-                raw = pair.private
-                candidates += [raw[i : i + 32] for i in range(0, len(raw), 32)]
-            candidates.append(bus.bus.keychain.master_key(agency))
         assert len(envelopes) > 25
-        for env in envelopes:
-            prove_unopenable(env, key_sources=sources, candidate_keys=candidates)
+        bus.prove_nothing_opens(envelopes)
 
         listed = erasure_list(bus, "rapporteur")
         assert listed["upcoming"] == [] and listed["overdue"] == []

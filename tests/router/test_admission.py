@@ -349,6 +349,21 @@ def test_the_consulate_refuses_an_envelope_flagged_asylum() -> None:
     assert v.rule == "R4" and "no contact with the country of origin" in v.message
 
 
+def test_the_origin_side_refuses_a_justice_event_passed_on_to_it() -> None:
+    """R4: proceedings never reach the country of origin's side, even passed on by their
+    own sender (who may pass on other events of the case to the consulate)."""
+    known = CaseState(
+        pseudonym="case-test0001", event_ids=frozenset({"e0"}), parties=frozenset({"police"})
+    )
+    opened = replace(
+        prop("proceedings.opened", "police", ["ca"], proceedings_id="p-1"),
+        sender_roles=frozenset({Role.LAW_ENFORCEMENT}),
+    )
+    v = refused(known, opened, "consul", deadlines={}, received_by="police")
+    assert v.rule == "R4" and "justice event" in v.message
+    receive(known, opened, "ca", deadlines={})  # this side takes it
+
+
 def test_out_of_order_the_origin_side_remembers_what_it_refused() -> None:
     """The flagged envelope arrives first and is refused; a later, unflagged one of the
     same case (sent before its sender knew) is refused too."""

@@ -95,6 +95,14 @@ def test_what_may_be_passed_on_the_sent_and_received_events_the_recipient_lacks(
     assert not passes_on(elsewhere, f)
 
 
+def test_a_justice_event_is_never_passed_on_to_the_origin_side() -> None:
+    """R4: whoever passes a case on, the proceedings stay on this side."""
+    justice = clear_envelope("ca", ["police"], CASE, "proceedings.opened")
+    assert not passes_on(justice, passing("consul", "ca"))
+    assert passes_on(justice, passing("shelter", "ca"))
+    assert passes_on(clear_envelope("ca", ["police"], CASE), passing("consul", "ca"))
+
+
 def test_the_new_recipient_becomes_a_party_that_an_erasure_order_follows() -> None:
     s = forwarded(screened(), "clinic")
     assert "clinic" in s.parties and s.forwarded_to == {"clinic"}

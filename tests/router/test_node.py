@@ -175,7 +175,7 @@ def test_a_rule_refusal_appends_nothing_and_keeps_no_answer(open_node: Any) -> N
     assert n.store.log() == [] and n.sealer.sealed == []
     # The refused request left no answer behind: corrected, the same key is accepted.
     fixed = n.node.submit(screen(("authority", "child-protection"), age="unknown"), "k")
-    assert fixed.status_code == 201 and fixed.body["restrictions"]["child_safeguards"] is True
+    assert fixed.status_code == 201 and fixed.body["restrictions"]["presumed_child"] is True
 
 
 def test_each_recipient_is_sealed_for_what_the_agreement_lets_it_read(open_node: Any) -> None:

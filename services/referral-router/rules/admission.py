@@ -27,7 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from contracts.authority import Joins, authority
+from contracts.authority import Joins, authority, justice
 from contracts.need_to_know import origin_side
 from contracts.policy import CountryPolicy
 from referral_router.rules.lifecycle import (
@@ -106,6 +106,12 @@ def check_receive(
             "R4",
             "no contact with the country of origin applies to this case: this node, on the "
             "country of origin's side, takes nothing more of it",
+        )
+    if origin_side(me.roles) and justice(p.event_type):
+        raise RuleViolation(
+            "R4",
+            f"{p.event_type} is a justice event: this node, on the country of origin's "
+            "side, takes none, whoever sent or passed it on",
         )
     if p.event_type in ("referral.accepted", "referral.declined"):
         ref = state.referrals.get(str(p.operational["referral_id"]))

@@ -17,8 +17,9 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
+from contracts.authority import justice
 from contracts.envelope import Envelope
-from contracts.need_to_know import CaseContext
+from contracts.need_to_know import CaseContext, origin_side
 from contracts.vocabulary import DataCategory
 from referral_router.rules.lifecycle import (
     CaseState,
@@ -70,8 +71,11 @@ def check_forward(state: CaseState, f: PassingOn) -> None:
 def passes_on(envelope: Envelope, f: PassingOn) -> bool:
     """Whether `envelope` is one this node may pass on: one it sent, or received as a
     named recipient (not one passed on to it: a chain would not be verifiable at its
-    end), and that the new recipient does not hold already."""
+    end), and that the new recipient does not hold already. A justice event never goes
+    to the country of origin's side (R4), whoever passes it on."""
     holds = f.forwarder in envelope.recipients or envelope.sender == f.forwarder
+    if justice(envelope.type) and origin_side(f.to_roles):
+        return False
     return holds and envelope.sender != f.to and f.to not in envelope.recipients
 
 

@@ -199,7 +199,7 @@ def check_origin_addressing(state: CaseState, p: Proposal) -> None:
     if not origin:
         return
     require(
-        not justice(p.event_type),
+        not (p.event_type and justice(p.event_type)),
         "R4",
         f"{p.event_type} is a justice event: it never goes to a consulate or to a "
         f"counterpart or gateway of the country of origin ({', '.join(origin)})",
