@@ -73,11 +73,11 @@ def lifecycle(bus: RunningBus) -> str:
     step(bus, "safe-house", case, "services.delivered", ["border-police"],
          referral_id="ref-1", service="shelter", details="housed, counselling")  # fmt: skip
     step(bus, "immigration", case, "reflection.ended", ["nrm-authority", "safe-house"],
-         reason_code="cooperation-decided")  # fmt: skip
+         reason_code="cooperation-decided", decided_by_officer="im-1")  # fmt: skip
     step(bus, "immigration", case, "residence.granted", ["nrm-authority"],
          decided_by_officer="im-1", permit_type="victim", valid_until="2028-12-31")  # fmt: skip
     step(bus, "nrm-authority", case, "case.closed", ["border-police", "immigration"],
-         reason_code="integrated")  # fmt: skip
+         reason_code="integrated", decided_by_officer="ia-1")  # fmt: skip
     return case
 
 

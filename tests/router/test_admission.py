@@ -167,6 +167,10 @@ def test_an_agency_never_party_to_the_case_cannot_add_to_it() -> None:
     p = prop("reflection.started", "imm2", ["ca"], decided_by_officer="o")
     v = refused(s, p, "ca")
     assert v.rule == "R6" and "takes no part" in v.message
+    # the reception path names this node as the one the envelope reached: still refused
+    assert refused(s, p, "ca", received_by="ca").rule == "R6"
+    order = prop("case.erasure-ordered", "ca", ["imm"], legal_basis="court-order")
+    assert refused(s, order, "police", received_by="police").rule == "R6"  # not addressed
 
 
 def test_parties_are_senders_co_recipients_and_named_agencies() -> None:

@@ -53,7 +53,7 @@ def referred(**extra: Any) -> CaseState:
             referral_id="r1",
             to_agency="shelter",
             service="shelter",
-            consent_override={"legal_basis": "initial assistance"},
+            consent_override={"legal_basis": "public-task"},
         ),
     )
 
@@ -77,7 +77,7 @@ def re_referral(sender: str, to: list[str], **op: Any) -> Proposal:
         "referral_id": "r2",
         "to_agency": "shelter2",
         "service": "shelter",
-        "consent_override": {"legal_basis": "initial assistance"},
+        "consent_override": {"legal_basis": "public-task"},
         "replaces_referral_id": "r1",
         **op,
     }

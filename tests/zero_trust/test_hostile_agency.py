@@ -544,7 +544,7 @@ def test_a_decline_in_an_older_version_naming_no_officer_is_refused(world: World
         "referral_id": "r-imm",
         "to_agency": world.id("imm"),
         "service": "legal-aid",
-        "consent_override": {"legal_basis": "initial assistance", "authorised_by_officer": "p"},
+        "consent_override": {"legal_basis": "public-task", "authorised_by_officer": "p"},
     }
     r = world.post("police", case, "referral.requested", ["imm"], referral)
     assert r.status_code == 201, r.text

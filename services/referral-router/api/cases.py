@@ -84,14 +84,14 @@ def append_event(
     return JSONResponse(status_code=receipt.status_code, content=receipt.body)
 
 
-def notifier_may_append(caller: Submitter, event_type: str, payload: dict[str, Any]) -> None:
+def notifier_may_append(caller: Submitter, event_type: str, payload: object) -> None:
     """The notifier's events, each under its token's scope: escalations (`escalate`), and
     erasure orders on `retention-expired` by the retention's system id (`erase:retention`)."""
     if event_type == "case.escalated" and ESCALATE in caller.scopes:
         return
     retention = (
-        payload.get("legal_basis") == ErasureBasis.RETENTION_EXPIRED
-        and payload.get("ordered_by_officer") == RETENTION_OFFICER
+        getattr(payload, "legal_basis", None) == ErasureBasis.RETENTION_EXPIRED
+        and getattr(payload, "ordered_by_officer", None) == RETENTION_OFFICER
     )
     if event_type == "case.erasure-ordered" and retention and ERASE_RETENTION in caller.scopes:
         return

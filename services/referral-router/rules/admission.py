@@ -94,13 +94,15 @@ def check_receive(
     carried `no_origin_contact` (events may arrive in any order).
     """
     addressee = received_by or me.agency_id
-    passed_on = received_by is not None and (
-        received_by == p.sender or p.event_type == "case.erasure-ordered"
+    # brought by another agency (a gateway, or one passing the case on), not addressed here
+    brought = received_by if received_by not in (None, me.agency_id) else None
+    passed_on = brought is not None and (
+        brought == p.sender or p.event_type == "case.erasure-ordered"
     )
     if addressee not in p.recipients and not passed_on:
         raise RuleViolation("R6", f"{addressee} is not a recipient of the event")
     check_common(state, p)
-    check_party(state, p, me.agency_id, brought_by=received_by)
+    check_party(state, p, me.agency_id, brought_by=brought)
     if origin_side(me.roles) and (origin_barred or barred_from_origin(state, p)):
         raise RuleViolation(
             "R4",
