@@ -1,26 +1,40 @@
-"""The routes an agency's own systems call: screen, append, read a case, page the log."""
+"""The routes an agency's own systems call: screen, append, pass a case on, read a case,
+page the log."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Header, Path, Query
+from fastapi import APIRouter, Body, Depends, Header, Path, Query, Request
 from fastapi.responses import JSONResponse
 
 from contracts.agency_token import AuthError
 from contracts.envelope import CASE_PSEUDONYM_PATTERN
 from contracts.examples import openapi_examples
+from contracts.legal_basis import ErasureBasis
 from contracts.node_api import (
     AppendEvent,
     CaseView,
     DeadLetterPage,
     EventReceipt,
+    ForwardCase,
+    ForwardReceipt,
     InboxPage,
     ScreenCase,
 )
-from referral_router.api.auth import Appender, Caller, LogReader, Node
+from contracts.policy import RETENTION_OFFICER
+from referral_router.api.auth import (
+    ERASE_RETENTION,
+    ESCALATE,
+    Appender,
+    Caller,
+    LogReader,
+    Node,
+    Submitter,
+)
 from referral_router.api.errors import ERROR_RESPONSES
 from referral_router.sending.node import Submission
+from referral_router.sending.passing_on import Forwarder, PassOn, pass_case_on
 
 CasePseudonym = Annotated[str, Path(pattern=CASE_PSEUDONYM_PATTERN)]
 IdempotencyKey = Annotated[
@@ -61,11 +75,59 @@ def append_event(
     key: IdempotencyKey = None,
 ) -> Any:
     """Append one lifecycle event; the rules decide whether it may happen now. The
-    node's notifier may append `case.escalated` (R8) and nothing else."""
-    if caller.notifier and body.type != "case.escalated":
-        raise AuthError(403, "the notifier may append case.escalated only")
+    node's notifier may append `case.escalated` (R8), and an erasure order when a closed
+    case's retention period ended, and nothing else."""
+    if caller.notifier:
+        notifier_may_append(caller, body.type, body.payload)
     sub = Submission(body.type, body.payload, tuple(body.recipients), case)
     receipt = node.submit(sub, key)
+    return JSONResponse(status_code=receipt.status_code, content=receipt.body)
+
+
+def notifier_may_append(caller: Submitter, event_type: str, payload: object) -> None:
+    """The notifier's events, each under its token's scope: escalations (`escalate`), and
+    erasure orders on `retention-expired` by the retention's system id (`erase:retention`)."""
+    if event_type == "case.escalated" and ESCALATE in caller.scopes:
+        return
+    retention = (
+        getattr(payload, "legal_basis", None) == ErasureBasis.RETENTION_EXPIRED
+        and getattr(payload, "ordered_by_officer", None) == RETENTION_OFFICER
+    )
+    if event_type == "case.erasure-ordered" and retention and ERASE_RETENTION in caller.scopes:
+        return
+    raise AuthError(
+        403,
+        "the notifier may append case.escalated (scope escalate) and case.erasure-ordered "
+        "on retention-expired (scope erase:retention) only",
+    )
+
+
+def forwarder_of(request: Request) -> Forwarder:
+    forwarder: Forwarder = request.app.state.forwarder
+    return forwarder
+
+
+@cases.post("/cases/{case}/forward", status_code=201, response_model=ForwardReceipt)
+def forward_case(
+    case: CasePseudonym,
+    body: ForwardCase,
+    node: Node,
+    _: Caller,
+    forwarder: Annotated[Forwarder, Depends(forwarder_of)],
+    key: IdempotencyKey = None,
+) -> Any:
+    """Pass the case on to another agency (R10): the events this node received, each
+    with the data keys it holds that the agreement lets the new recipient open, never
+    re-encrypted; on the person's consent naming it, or an override (R9)."""
+    req = PassOn(
+        case,
+        body.to,
+        body.forwarded_by_officer,
+        body.consent_id,
+        body.consent_override,
+        tuple(body.event_ids) if body.event_ids is not None else None,
+    )
+    receipt = pass_case_on(node, forwarder, req, key)
     return JSONResponse(status_code=receipt.status_code, content=receipt.body)
 
 

@@ -1,9 +1,10 @@
 """The outbox relay: the sending half of the node's conversation with the transport.
 
 The store is the outbox. The relay publishes every envelope this node sent, in store
-order, one record per recipient to that recipient's inbox topic, and only then records
-its position durably. A crash in between republishes: at-least-once on the wire, made
-exactly-once in effect by each receiver's tracking records and event-id check.
+order, one record per recipient to that recipient's inbox topic, and every forwarding it
+made (R10) to its one recipient's, and only then records its position durably. A crash
+in between republishes: at-least-once on the wire, made exactly-once in effect by each
+receiver's tracking records and event-id check.
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from contracts.envelope import Envelope
-from contracts.kafka_binding import encode
+from contracts.kafka_binding import encode, encode_forwarding
+from contracts.sealing import Forwarding
 from referral_router import telemetry
-from referral_router.store.case_store import SENT, CaseStore, Cursor
+from referral_router.store.case_store import SENT, CaseStore, Cursor, LoggedForwarding
 from referral_router.transport.base import Message, Transport
 from referral_router.transport.topics import inbox_topic
 
@@ -36,6 +38,8 @@ class Granting(Protocol):
     """Sealing's part in sending: a case-key grant for a recipient's first event."""
 
     def grant_for(self, envelope: Envelope, recipient: str) -> bytes | None: ...
+
+    def grant_for_forwarding(self, forwarding: Forwarding) -> bytes | None: ...
 
 
 @dataclass(eq=False)
@@ -61,13 +65,22 @@ class OutboxRelay:
 
     async def publish_pending(self) -> int:
         """Publish one batch; returns how many envelopes it carried."""
-        page = await asyncio.to_thread(self.store.log_page, self.cursor.position, self.batch_size)
+        page = await asyncio.to_thread(
+            self.store.outbox_page, self.cursor.position, self.batch_size
+        )
         if page is None:
             return 0
         messages: list[Message] = []
         sent = 0
         spans = telemetry.PublishBatch()
         for entry in page.entries:
+            if isinstance(entry, LoggedForwarding):
+                fw = entry.forwarding
+                grant = self.granting.grant_for_forwarding(fw)
+                topic = inbox_topic(self.country_of(fw.recipient), fw.recipient)
+                messages.append(Message(topic, *encode_forwarding(fw, grant)))
+                sent += 1
+                continue
             if entry.direction != SENT:
                 continue
             sent += 1

@@ -1,9 +1,11 @@
 """The node's append-only event store: one case file per case, built with eventsourcing.
 
-A case file is the sequence of signed envelopes this node sent or received for one case;
-its state is the pure `lifecycle.CaseState`. The store's notification log (every recorded
-envelope in commit order) is at once the outbox the relay publishes from, the inbox the
-agency's systems page through, and the leaf order of the node's verifiable log.
+A case file is the sequence of signed envelopes this node sent or received for one case,
+and the forwardings it made of them (R10: passing the case on); its state is the pure
+`lifecycle.CaseState`. The store's notification log (every recorded envelope in commit
+order) is at once the outbox the relay publishes from, the inbox the agency's systems
+page through, and the leaf order of the node's verifiable log; the forwardings are in
+the same append-only log, under their own topic (the relay publishes them too).
 """
 
 from __future__ import annotations
@@ -19,8 +21,11 @@ from eventsourcing.application import AggregateNotFoundError, Application, Proce
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError, Tracking
 
-from contracts.envelope import CaseFlags, Envelope
+from contracts.envelope import Envelope
+from contracts.restrictions import Restrictions
+from contracts.sealing import Forwarding
 from contracts.vocabulary import Role
+from referral_router.rules.forwarding import forwarded
 from referral_router.rules.lifecycle import CaseState, Proposal, evolve
 
 _NS = uuid5(NAMESPACE_URL, "urn:nrm:referral-router")
@@ -57,7 +62,7 @@ def _stored_proposal(data: Mapping[str, Any], roles: RoleMap) -> Proposal:
         recipients={r: roles.get(r, frozenset()) for r in data["recipients"]},
         time=_utc(data["time"]),
         operational=data["operational"],
-        flags=CaseFlags(**data.get("flags", {})),
+        restrictions=Restrictions(**data.get("restrictions", {})),
     )
 
 
@@ -75,7 +80,7 @@ def proposal_of(envelope: Envelope, roles: RoleMap) -> Proposal:
         recipients={r: roles.get(r, frozenset()) for r in envelope.recipients},
         time=envelope.time,
         operational=envelope.operational,
-        flags=envelope.flags,
+        restrictions=envelope.restrictions,
     )
 
 
@@ -105,10 +110,22 @@ class CaseFile(Aggregate):
             assert isinstance(aggregate, CaseFile)
             aggregate._record(self.envelope, self.direction, self.roles)
 
+    class ForwardingRecorded(Aggregate.Event):
+        """This node passed one of the case's events on (R10): the signed forwarding."""
+
+        forwarding: dict[str, Any]
+
+        def apply(self, aggregate: Aggregate) -> None:
+            assert isinstance(aggregate, CaseFile)
+            aggregate._forwarded(self.forwarding)
+
     def __init__(self, pseudonym: str) -> None:
         self.pseudonym = pseudonym
         self.state = CaseState(pseudonym=pseudonym)
         self.entries: list[tuple[str, dict[str, Any]]] = []
+        #: Per entry, the roles of its agencies as the directory listed them then.
+        self.entry_roles: list[RoleMap] = []
+        self.forwardings: list[dict[str, Any]] = []
 
     def __deepcopy__(self, memo: dict[int, Any]) -> CaseFile:
         """The repository copies cached case files on every read. Recorded envelopes and
@@ -116,6 +133,8 @@ class CaseFile(Aggregate):
         entries and the pending events are new (a full deep copy grew with every event)."""
         clone = copy.copy(self)
         clone.entries = list(self.entries)
+        clone.entry_roles = list(self.entry_roles)
+        clone.forwardings = list(self.forwardings)
         clone._pending_events = list(self._pending_events)
         return clone
 
@@ -131,15 +150,29 @@ class CaseFile(Aggregate):
             roles={k: _roles_text(v) for k, v in roles.items()},
         )
 
+    def record_forwarding(self, forwarding: Forwarding) -> None:
+        self.trigger_event(self.ForwardingRecorded, forwarding=forwarding.model_dump(mode="json"))
+
+    def _forwarded(self, forwarding: dict[str, Any]) -> None:
+        self.state = forwarded(self.state, str(forwarding["recipient"]))
+        self.forwardings.append(forwarding)
+
     def _record(self, envelope: dict[str, Any], direction: str, roles: dict[str, str]) -> None:
-        proposal = _stored_proposal(envelope, {k: _roles_of(v) for k, v in roles.items()})
+        role_map = {k: _roles_of(v) for k, v in roles.items()}
+        proposal = _stored_proposal(envelope, role_map)
         deadlines = {k: _utc(v) for k, v in envelope.get("deadlines", {}).items()}
-        self.state = evolve(self.state, proposal, proposal.flags, deadlines)
+        self.state = evolve(self.state, proposal, proposal.restrictions, deadlines)
         self.entries.append((direction, envelope))
+        self.entry_roles.append(role_map)
 
     def envelopes(self) -> Iterator[tuple[str, Envelope]]:
         for direction, data in self.entries:
             yield direction, Envelope.model_validate(data)
+
+    def history(self) -> Iterator[tuple[str, Envelope, RoleMap]]:
+        """Each envelope with its direction and the roles its agencies held then."""
+        for (direction, data), roles in zip(self.entries, self.entry_roles, strict=True):
+            yield direction, Envelope.model_validate(data), roles
 
     def recorded(self, event_id: str) -> dict[str, Any] | None:
         """The stored JSON of one of the case's envelopes, by event id."""
@@ -201,8 +234,9 @@ def origin_barred_id(pseudonym: str) -> UUID:
 @dataclass
 class OriginBarred(Aggregate, created_event_name="Learned"):
     """R4 on the country of origin's side: this node refused an envelope of the case
-    because asylum is lodged, and takes nothing more of it, whatever arrives later and in
-    whatever order. Kept apart from the case file: a refused envelope changes no view."""
+    because it may not contact the country of origin, and takes nothing more of it,
+    whatever arrives later and in whatever order. Kept apart from the case file: a
+    refused envelope changes no view."""
 
     case: str
     event_id: str
@@ -214,11 +248,28 @@ class OriginBarred(Aggregate, created_event_name="Learned"):
 
 
 @dataclass(frozen=True)
+class LoggedForwarding:
+    """One forwarding this node made (R10), at its position in the log."""
+
+    position: int
+    forwarding: Forwarding
+
+
+@dataclass(frozen=True)
 class LogPage:
     """Envelopes of the log after a reader's position, and where the reader continues
     once it has handled them all."""
 
     entries: list[LoggedEnvelope]
+    end: int
+
+
+@dataclass(frozen=True)
+class OutboxPage:
+    """What this node has to publish after the relay's position: envelopes (sent and
+    received: the relay skips the latter) and forwardings, in log order."""
+
+    entries: list[LoggedEnvelope | LoggedForwarding]
     end: int
 
 
@@ -287,6 +338,18 @@ class CaseStore(Application[UUID]):
         case.record(envelope, SENT, roles)
         self.save(case, answer)
 
+    def record_forwarded(
+        self,
+        case: CaseFile,
+        forwardings: Sequence[Forwarding],
+        answer: IdempotentRequest | None = None,
+    ) -> None:
+        """Append the forwardings of a case passed on (and the idempotent answer) in one
+        transaction: the relay publishes them from here."""
+        for fw in forwardings:
+            case.record_forwarding(fw)
+        self.save(case, answer)
+
     def record_dead_letter(self, letter: DeadLetter) -> bool:
         """Keep a letter once: its source's cursor moves past it in the same transaction."""
         return self.cursor(letter.source).advance(letter.position + 1, letter)
@@ -339,16 +402,41 @@ class CaseStore(Application[UUID]):
     ) -> list[LoggedEnvelope]:
         """Recorded envelopes after position `after` (up to `upto`), in commit order."""
         out: list[LoggedEnvelope] = []
+        for entry in self._entries(after, limit, upto, forwardings=False):
+            assert isinstance(entry, LoggedEnvelope)
+            out.append(entry)
+        return out
+
+    def _entries(
+        self, after: int, limit: int, upto: int | None, *, forwardings: bool
+    ) -> list[LoggedEnvelope | LoggedForwarding]:
+        topics = [_topic(CaseFile.EnvelopeRecorded)]
+        if forwardings:
+            topics.append(_topic(CaseFile.ForwardingRecorded))
+        out: list[LoggedEnvelope | LoggedForwarding] = []
         notes = self.recorder.select_notifications(
-            start=after + 1, limit=limit, stop=upto, topics=[_topic(CaseFile.EnvelopeRecorded)]
+            start=after + 1, limit=limit, stop=upto, topics=topics
         )
         for n in notes:
             event = self.mapper.to_domain_event(n)
+            if isinstance(event, CaseFile.ForwardingRecorded):
+                out.append(LoggedForwarding(n.id, Forwarding.model_validate(event.forwarding)))
+                continue
             assert isinstance(event, CaseFile.EnvelopeRecorded)
             out.append(
                 LoggedEnvelope(n.id, event.direction, Envelope.model_validate(event.envelope))
             )
         return out
+
+    def outbox_page(self, after: int, limit: int) -> OutboxPage | None:
+        """The next envelopes and forwardings for the relay at `after`; None when nothing
+        was recorded since."""
+        upto = self.max_position()
+        if upto <= after:
+            return None
+        entries = self._entries(after, limit, upto, forwardings=True)
+        end = entries[-1].position if len(entries) == limit else upto
+        return OutboxPage(entries, end)
 
     def log_page(self, after: int, limit: int) -> LogPage | None:
         """The next envelopes for a reader of the log at `after`; None when nothing was
@@ -395,5 +483,7 @@ __all__: Sequence[str] = [
     "IdempotentRequest",
     "LogPage",
     "LoggedEnvelope",
+    "LoggedForwarding",
     "OriginBarred",
+    "OutboxPage",
 ]
