@@ -27,7 +27,7 @@ import logging
 import os
 import secrets
 import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -47,8 +47,10 @@ from notifier.runtime import NotifierRuntime, NotifierSettings, ServedAgency
 from nrm import serving
 from referral_router.console.officers import OfficerBook
 from referral_router.console.settings import ConsoleSettings
+from referral_router.federation.trust import PeerTrust
 from referral_router.runtime.directory_memory import SerialMemory
 from referral_router.runtime.node import NodeRuntime, NodeSettings, sqlite_store_env
+from referral_router.runtime.registries import RegistryFetch
 from referral_router.transport.base import Transport
 from referral_router.transport.factory import open_transport
 from registry.api import create_app as create_registry_app
@@ -176,10 +178,13 @@ class CountryBus:
     #: How often each node asks the registry for a newer directory (a suspension, a
     #: rotated or compromised key reaches every node within it).
     directory_refresh: timedelta = timedelta(seconds=5)
+    #: Nodes take forwardings from peer countries this registry federates with.
+    federated: bool = False
     nodes: dict[str, NodeRuntime] = field(default_factory=dict)
     urls: dict[str, str] = field(default_factory=dict)
     _served: list[Served] = field(default_factory=list)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    _closers: list[Callable[[], None]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         #: Shifts the notifier's clock (deadlines), so a demo can show an escalation.
@@ -347,7 +352,14 @@ class CountryBus:
         )
         client = self.directory_client(SerialMemory(folder / "directory-serial.json"))
         await asyncio.to_thread(client.refresh)
-        runtime = NodeRuntime(settings, self.agency_keys[spec.id], client, self.transport)
+        peers = None
+        if self.federated:  # each node its own beliefs, as when it runs as its own process
+            fetch = RegistryFetch()
+            self._closers.append(fetch.close)
+            anchor = self.registry_config.anchor()
+            peers = PeerTrust(self.country, anchor, self.registry_url, fetch)
+        keys = self.agency_keys[spec.id]
+        runtime = NodeRuntime(settings, keys, client, self.transport, peers)
         await runtime.start()
         self.nodes[spec.id] = runtime
         if runtime.console is not None:
@@ -494,4 +506,6 @@ class CountryBus:
                 await served.task
         if self.transport is not None:
             await self.transport.close()
+        for close in self._closers:
+            close()
         self.registry.close()

@@ -83,7 +83,9 @@ class FederatedBuses:
     async def start(self) -> None:
         specs = {DESTINATION: self.xa_agencies, ORIGIN: self.xb_agencies}
         for country, agencies in specs.items():
-            bus = CountryBus(country, self.data_dir, agencies, transport_url=self.transport_url)
+            bus = CountryBus(
+                country, self.data_dir, agencies, transport_url=self.transport_url, federated=True
+            )
             await bus.start()
             self.buses[country] = bus
         for country, bus in self.buses.items():
@@ -94,7 +96,6 @@ class FederatedBuses:
                 bus.registry_url,
                 bus.registry_config.anchor(),
                 bus.nodes[GATEWAY[country]],
-                bus.nodes,
             )
             served = await bus._serve(gw.app)
             self.gateways[country], self.gateway_urls[country] = gw, served.url

@@ -17,7 +17,7 @@ from fastapi import FastAPI
 
 from contracts.agency_token import ReplayCache, TokenVerifier, issue_token
 from contracts.directory import KeyUse
-from contracts.kafka_binding import ENVELOPE_CONTENT_TYPE
+from contracts.kafka_binding import ENVELOPE_CONTENT_TYPE, FORWARDING_CONTENT_TYPE
 from contracts.keystore import AgencyKeys
 from contracts.policy import load_policy
 from referral_router import telemetry
@@ -27,6 +27,10 @@ from referral_router.audit.witnessing import witnessing_for
 from referral_router.console.app import Console
 from referral_router.console.settings import PREFIX as CONSOLE_PREFIX
 from referral_router.console.settings import ConsoleSettings
+from referral_router.federation.inbound import CrossBorder
+from referral_router.federation.ledgers import ForwardingStore
+from referral_router.federation.seal import FederatedSeal
+from referral_router.federation.trust import PeerTrust
 from referral_router.receiving.inbox import InboxLoop
 from referral_router.receiving.provenance import Domestic
 from referral_router.receiving.reception import Reception
@@ -62,11 +66,17 @@ class NodeSettings:
     poll_interval: float = 0.05
     console: ConsoleSettings | None = None  # the web console under /console; None: off
     public_url: str | None = None  # the base URL clients call, behind a proxy (DPoP htu)
+    #: Where forwardings received across the border are kept (default: beside the case
+    #: keys), when the node believes a peer country's (`NodeRuntime(peers=...)`).
+    forwardings_path: Path | None = None
     extra: dict[str, str] = field(default_factory=dict)
 
 
 class NodeRuntime:
-    """Builds a node from its settings, keys, directory and transport; runs its loops."""
+    """Builds a node from its settings, keys, directory and transport; runs its loops.
+
+    With `peers` (what this country's registry says of its federations), the node also
+    takes forwardings from a peer country's gateway off its inbox and opens them."""
 
     def __init__(
         self,
@@ -74,6 +84,7 @@ class NodeRuntime:
         keys: AgencyKeys,
         directory: DirectorySource,
         transport: Transport,
+        peers: PeerTrust | None = None,
     ) -> None:
         self.settings = settings
         self.transport = transport
@@ -94,6 +105,13 @@ class NodeRuntime:
             roles=lambda: self.roster.roles_of(settings.agency_id),
             policy=policy,
         )
+        self.forwardings: ForwardingStore | None = None
+        if peers is not None:
+            path = settings.forwardings_path or settings.case_keys_path.parent / "forwardings.db"
+            self.forwardings = ForwardingStore(path)
+            crossing = CrossBorder(settings.agency_id, peers, self.forwardings)
+            self.reception.believe(FORWARDING_CONTENT_TYPE, crossing)
+            self.node.sealer = FederatedSeal(self.seal, self.forwardings, peers)
         self.relay = OutboxRelay(self.store, transport, self._country_of, self.seal)
         self.verifier = TokenVerifier(
             directory.current, settings.audience, replay_cache=ReplayCache()
@@ -131,6 +149,13 @@ class NodeRuntime:
             self.reception, transport, self._consumer, settings.country, fresh=self.roster.fresh
         )
         self._stopping = asyncio.Event()
+        self.app.state.lags = self.lags
+
+    async def lags(self) -> dict[str, int]:
+        """What `/readyz` and `nrm status` show: events stored but not yet published
+        (relay) and records on the inbox topic not yet applied and committed (inbox)."""
+        relay = await asyncio.to_thread(self.relay.pending)
+        return {"relay": relay, "inbox": await self._consumer.lag()}
 
     def _peer_token(self, agency_id: str) -> str:
         """A one-time token for this node's agency calling `agency_id`'s node (the
@@ -193,6 +218,8 @@ class NodeRuntime:
             self.witnessing.close()
         if self.audit is not None:
             self.audit.close()
+        if self.forwardings is not None:
+            self.forwardings.close()
         self.case_keys.close()
         self.store.close()
         log.debug("node %s stopped: stores closed", self.settings.agency_id)

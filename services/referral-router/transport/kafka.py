@@ -205,6 +205,7 @@ class KafkaConsumer:
 
     def __init__(self, settings: KafkaSettings, group_id: str, topics: tuple[str, ...]):
         self.group_id = group_id
+        self._topics = topics
         s = settings
         self._consumer = AIOKafkaConsumer(
             *topics,
@@ -253,6 +254,27 @@ class KafkaConsumer:
 
     def assignment(self) -> frozenset[TopicPartition]:
         return frozenset((tp.topic, tp.partition) for tp in self._consumer.assignment())
+
+    async def lag(self) -> int:
+        """End offsets less committed ones (the log start where the group never
+        committed), as `kafka-consumer-groups --describe` counts them."""
+        tps = [
+            KafkaTopicPartition(topic, p)
+            for topic in self._topics
+            for p in sorted(self._consumer.partitions_for_topic(topic) or ())
+        ]
+        if not tps:
+            return 0
+        try:
+            ends = await self._consumer.end_offsets(tps)
+            starts = await self._consumer.beginning_offsets(tps)
+            committed = [await self._consumer.committed(tp) for tp in tps]
+        except KafkaError as e:
+            raise TransportError(f"lag of {self.group_id}: {e!r}") from e
+        return sum(
+            max(0, ends[tp] - (done if done is not None else starts[tp]))
+            for tp, done in zip(tps, committed, strict=True)
+        )
 
     async def stop(self) -> None:
         if self._started:
