@@ -16,6 +16,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "nrm.bench_cli",
     "nrm.notifier_cli",
     "nrm.node_cli",
+    "nrm.gateway_cli",
     "nrm.federation_cli",
     "nrm.officer_cli",
 )
