@@ -19,6 +19,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "nrm.gateway_cli",
     "nrm.federation_cli",
     "nrm.officer_cli",
+    "nrm.topology_cli",
 )
 
 

@@ -38,7 +38,7 @@ import uvicorn
 
 from contracts import endpoints
 from contracts.agency_token import issue_token
-from contracts.directory import KeyUse
+from contracts.directory import KeyUse, TrustAnchor
 from contracts.directory_client import DirectoryClient
 from contracts.endpoints import router_audience
 from contracts.keystore import AgencyKeys, generate_agency_keys, open_keystore, seal_keystore
@@ -59,6 +59,7 @@ from registry.application import Registry, RegistryConfig
 log = logging.getLogger("nrm.embedded")
 
 OPERATOR_ID = "registry-operator"
+REGISTRY_SIGNING = "registry-signing"  # the keystore of the registry's directory key
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,48 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+async def register_agencies(
+    registry_url: str,
+    country: str,
+    agencies: Sequence[AgencySpec],
+    keychain: Keychain,
+    operator_token: Callable[[], str],
+) -> dict[str, AgencyKeys]:
+    """Register each agency with its keystore's public keys, as the operator; one
+    registered on an earlier run is kept as the registry has it. Returns their keys."""
+    keys: dict[str, AgencyKeys] = {}
+    async with httpx.AsyncClient(base_url=registry_url, timeout=30) as client:
+        for spec in agencies:
+            keys[spec.id] = own = keychain.keys(spec.id)
+            body = {
+                "id": spec.id,
+                "name": spec.name,
+                "country": country,
+                "roles": [str(r) for r in spec.roles],
+                "services": [str(s) for s in spec.services],
+                "endpoints": {
+                    "router_url": f"http://127.0.0.1/{spec.id}",
+                    "webhook_url": f"http://127.0.0.1/{spec.id}/webhook",
+                },
+                "keys": [
+                    {
+                        "key_id": p.key_id,
+                        "use": str(p.use),
+                        "alg": str(p.alg),
+                        "public_key": p.public_record().public_key,
+                    }
+                    for p in (own.current(KeyUse.SIGNING), own.current(KeyUse.ENCRYPTION))
+                ],
+            }
+            headers = {"Authorization": f"Bearer {operator_token()}"}
+            resp = await client.post("/v1/agencies", json=body, headers=headers)
+            if resp.status_code == 409 and "already" in resp.text:
+                continue  # registered on an earlier run: the registry keeps it
+            if resp.status_code != 201:
+                raise RuntimeError(f"registering {spec.id}: {resp.status_code} {resp.text}")
+    return keys
 
 
 def demo_officer(agency_id: str) -> str:
@@ -164,9 +207,117 @@ class Served:
     server: uvicorn.Server
     task: asyncio.Task[None]
 
+    async def stop(self) -> None:
+        self.server.should_exit = True
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await self.task
+
+
+async def serve_app(app: Any, port: int) -> Served:
+    """Serve an ASGI app on 127.0.0.1:`port` in this process's loop, among others: the
+    caller, not each server, owns SIGINT and SIGTERM (`nrm.serving`); returns once it
+    listens (or raises its error, e.g. port in use)."""
+    server = serving.server(app, "127.0.0.1", port)
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.01)
+    return Served(f"http://127.0.0.1:{port}", server, task)
+
+
+class CountryAccess:
+    """What callers of a running country's bus use, whether its pieces run in this
+    process (`CountryBus`) or each as its own (`nrm.topology.CountryProcesses`): the
+    operator's and the agencies' tokens, clients of the nodes' APIs, subscriptions, and
+    the registry's verified directory. A subclass sets the attributes below."""
+
+    country: str
+    registry_url: str
+    urls: dict[str, str]
+    keychain: Keychain
+    agency_keys: dict[str, AgencyKeys]
+    operator_keys: AgencyKeys
+    #: How often a node asks the registry for a newer directory (a suspension, a rotated
+    #: or compromised key reaches every node within it).
+    directory_refresh: timedelta = timedelta(seconds=5)
+
+    def anchor(self) -> TrustAnchor:
+        """The registry's trust anchor: the public half of its directory-signing key."""
+        signing = self.keychain.keys(REGISTRY_SIGNING).current(KeyUse.SIGNING)
+        return TrustAnchor.for_key(self.country, signing.key_id, signing.ed25519().public_key())
+
+    @property
+    def registry_audience(self) -> str:
+        return f"nrm-registry:{self.country}"
+
+    def operator_token(self) -> str:
+        pair = self.operator_keys.current(KeyUse.SIGNING)
+        return issue_token(OPERATOR_ID, pair.key_id, pair.ed25519(), self.registry_audience)
+
+    def keystore(self, agency_id: str) -> tuple[Path, str]:
+        """An agency's keystore file and its passphrase (the oversight tools open it)."""
+        return self.keychain.path(agency_id), self.keychain.passphrase
+
+    async def subscribe(
+        self, agency_id: str, webhook_url: str, event_types: Sequence[str]
+    ) -> dict[str, Any]:
+        """Register a webhook subscription in the registry (as the operator); returns it
+        with its secret, which the registry shows this once."""
+        async with httpx.AsyncClient(base_url=self.registry_url, timeout=30) as client:
+            resp = await client.post(
+                f"/v1/agencies/{agency_id}/subscriptions",
+                json={"webhook_url": webhook_url, "event_types": list(event_types)},
+                headers={"Authorization": f"Bearer {self.operator_token()}"},
+            )
+        if resp.status_code != 201:
+            raise RuntimeError(f"subscribing {agency_id}: {resp.status_code} {resp.text}")
+        result: dict[str, Any] = resp.json()
+        return result
+
+    def directory_client(self, memory: SerialMemory | None = None) -> DirectoryClient:
+        """A client of the registry's directory; with `memory`, a node's, which never
+        takes a directory older than the last one it accepted, restarts included."""
+        url = f"{self.registry_url}/v1/directory"
+
+        def fetch() -> bytes:
+            resp = httpx.get(url, timeout=10)
+            resp.raise_for_status()
+            return resp.content
+
+        return DirectoryClient(
+            fetch,
+            self.anchor(),
+            refresh_every=self.directory_refresh,
+            last_seen=memory.load() if memory else None,
+            remember=memory.remember if memory else None,
+        )
+
+    def token(self, agency_id: str, node: str | None = None) -> str:
+        """A short-lived token for `agency_id` calling `node`'s router (its own by
+        default; an oversight body calls other nodes' audit APIs)."""
+        pair = self.agency_keys[agency_id].current(KeyUse.SIGNING)
+        return issue_token(
+            agency_id,
+            pair.key_id,
+            pair.ed25519(),
+            router_audience(node or agency_id),
+            now=datetime.now(UTC),
+        )
+
+    def client(self, agency_id: str) -> httpx.AsyncClient:
+        """An HTTP client of `agency_id`'s router that signs a fresh token per request."""
+
+        async def auth(request: httpx.Request) -> None:
+            request.headers["Authorization"] = f"Bearer {self.token(agency_id)}"
+
+        return httpx.AsyncClient(
+            base_url=self.urls[agency_id], timeout=30, event_hooks={"request": [auth]}
+        )
+
 
 @dataclass
-class CountryBus:
+class CountryBus(CountryAccess):
     """One country's registry, nodes and transport, running in this process."""
 
     country: str
@@ -245,24 +396,8 @@ class CountryBus:
         self.notifier_url = (await self._serve(self.notifier.app)).url
         self._tasks.append(asyncio.create_task(self.notifier.run(), name="notifier"))
 
-    async def subscribe(
-        self, agency_id: str, webhook_url: str, event_types: Sequence[str]
-    ) -> dict[str, Any]:
-        """Register a webhook subscription in the registry (as the operator); returns it
-        with its secret, which the registry shows this once."""
-        async with httpx.AsyncClient(base_url=self.registry_url, timeout=30) as client:
-            resp = await client.post(
-                f"/v1/agencies/{agency_id}/subscriptions",
-                json={"webhook_url": webhook_url, "event_types": list(event_types)},
-                headers={"Authorization": f"Bearer {self.operator_token()}"},
-            )
-        if resp.status_code != 201:
-            raise RuntimeError(f"subscribing {agency_id}: {resp.status_code} {resp.text}")
-        result: dict[str, Any] = resp.json()
-        return result
-
     async def _start_registry(self) -> None:
-        reg_keys = self.keychain.keys("registry-signing")
+        reg_keys = self.keychain.keys(REGISTRY_SIGNING)
         op_keys = self.keychain.keys(OPERATOR_ID)
         self.operator_keys = op_keys
         signing = reg_keys.current(KeyUse.SIGNING)
@@ -278,60 +413,11 @@ class CountryBus:
         served = await self._serve(create_registry_app(self.registry))
         self.registry_url = served.url
 
-    def operator_token(self) -> str:
-        pair = self.operator_keys.current(KeyUse.SIGNING)
-        return issue_token(
-            OPERATOR_ID, pair.key_id, pair.ed25519(), self.registry_config.token_audience
-        )
-
     async def _register_agencies(self) -> None:
-        async with httpx.AsyncClient(base_url=self.registry_url, timeout=30) as client:
-            for spec in self.agencies:
-                keys = self.keychain.keys(spec.id)
-                self.agency_keys[spec.id] = keys
-                body = {
-                    "id": spec.id,
-                    "name": spec.name,
-                    "country": self.country,
-                    "roles": [str(r) for r in spec.roles],
-                    "services": [str(s) for s in spec.services],
-                    "endpoints": {
-                        "router_url": f"http://127.0.0.1/{spec.id}",
-                        "webhook_url": f"http://127.0.0.1/{spec.id}/webhook",
-                    },
-                    "keys": [
-                        {
-                            "key_id": p.key_id,
-                            "use": str(p.use),
-                            "alg": str(p.alg),
-                            "public_key": p.public_record().public_key,
-                        }
-                        for p in (keys.current(KeyUse.SIGNING), keys.current(KeyUse.ENCRYPTION))
-                    ],
-                }
-                headers = {"Authorization": f"Bearer {self.operator_token()}"}
-                resp = await client.post("/v1/agencies", json=body, headers=headers)
-                if resp.status_code == 409 and "already" in resp.text:
-                    continue  # registered on an earlier run: the registry keeps it
-                if resp.status_code != 201:
-                    raise RuntimeError(f"registering {spec.id}: {resp.status_code} {resp.text}")
-
-    def directory_client(self, memory: SerialMemory | None = None) -> DirectoryClient:
-        """A client of the registry's directory; with `memory`, a node's, which never
-        takes a directory older than the last one it accepted, restarts included."""
-        url = f"{self.registry_url}/v1/directory"
-
-        def fetch() -> bytes:
-            resp = httpx.get(url, timeout=10)
-            resp.raise_for_status()
-            return resp.content
-
-        return DirectoryClient(
-            fetch,
-            self.registry_config.anchor(),
-            refresh_every=self.directory_refresh,
-            last_seen=memory.load() if memory else None,
-            remember=memory.remember if memory else None,
+        self.agency_keys.update(
+            await register_agencies(
+                self.registry_url, self.country, self.agencies, self.keychain, self.operator_token
+            )
         )
 
     async def _start_node(self, spec: AgencySpec) -> None:
@@ -397,16 +483,7 @@ class CountryBus:
         return (await self._serve(app)).url
 
     async def _serve(self, app: Any) -> Served:
-        """A server among many in one process: the bus, not each server, owns SIGINT and
-        SIGTERM and stops them all in order (`nrm.serving`)."""
-        port = self._next_port()
-        server = serving.server(app, "127.0.0.1", port)
-        task = asyncio.create_task(server.serve())
-        while not server.started:
-            if task.done():
-                task.result()  # raises the server's error (e.g. port in use)
-            await asyncio.sleep(0.01)
-        served = Served(f"http://127.0.0.1:{port}", server, task)
+        served = await serve_app(app, self._next_port())
         self._served.append(served)
         return served
 
@@ -450,28 +527,6 @@ class CountryBus:
         self._endpoints_file = path
         return path
 
-    def token(self, agency_id: str, node: str | None = None) -> str:
-        """A short-lived token for `agency_id` calling `node`'s router (its own by
-        default; an oversight body calls other nodes' audit APIs)."""
-        pair = self.agency_keys[agency_id].current(KeyUse.SIGNING)
-        return issue_token(
-            agency_id,
-            pair.key_id,
-            pair.ed25519(),
-            router_audience(node or agency_id),
-            now=datetime.now(UTC),
-        )
-
-    def client(self, agency_id: str) -> httpx.AsyncClient:
-        """An HTTP client of `agency_id`'s router that signs a fresh token per request."""
-
-        async def auth(request: httpx.Request) -> None:
-            request.headers["Authorization"] = f"Bearer {self.token(agency_id)}"
-
-        return httpx.AsyncClient(
-            base_url=self.urls[agency_id], timeout=30, event_hooks={"request": [auth]}
-        )
-
     async def settle(self, timeout: float = 10.0) -> None:
         """Wait until every node has published what it sent and drained its inbox."""
         loop = asyncio.get_running_loop()
@@ -501,9 +556,7 @@ class CountryBus:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         for served in reversed(self._served):
-            served.server.should_exit = True
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await served.task
+            await served.stop()
         if self.transport is not None:
             await self.transport.close()
         for close in self._closers:

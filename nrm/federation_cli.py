@@ -63,19 +63,21 @@ async def audit_both_sides(pair: Any, data: Path, out: TextIO) -> None:
     under a checkpoint that the holding node signed."""
     from nrm.cli import main as nrm
     from nrm.demo import DemoFailed
+    from nrm.federation_demo import crossings
 
     print("\nAudit, by each country's oversight body:", file=out)
     for country, bus in pair.buses.items():
         anchor = data / f"{country}-anchor.json"
-        anchor.write_text(bus.registry_config.anchor().model_dump_json())
+        anchor.write_text(bus.anchor().model_dump_json())
+        keystore, passphrase = bus.keystore(OVERSIGHT[country])
         args = ["audit", "verify", "--anchor", str(anchor), "--registry", bus.registry_url,
-                "--keystore", str(bus.keychain.folder / f"{OVERSIGHT[country]}.keystore"),
+                "--keystore", str(keystore),
                 "--audience", "nrm-router:{agency}", "--state", str(data / f"{country}-state.json"),
                 "--fresh", "--quiet", "--grace", "30"]  # fmt: skip
         for agency, url in bus.urls.items():
             args += ["--node", f"{agency}={url}"]
         before = os.environ.get("NRM_KEYSTORE_PASSPHRASE")
-        os.environ["NRM_KEYSTORE_PASSPHRASE"] = bus.keychain.passphrase
+        os.environ["NRM_KEYSTORE_PASSPHRASE"] = passphrase
         try:
             code = await asyncio.to_thread(nrm, args)
         finally:  # the caller's environment as it was (tests run more buses after this)
@@ -87,25 +89,26 @@ async def audit_both_sides(pair: Any, data: Path, out: TextIO) -> None:
         print(f"  {country}: nrm audit verify over {len(bus.urls)} nodes: {verdict}", file=out)
         if code != 0:
             raise DemoFailed(f"{country}'s audit did not verify")
-    crossings = [c for c in pair.gateways["XA"].ledger.list(limit=1000) if c.outcome == "crossed"]
+    crossed = [c for c in await crossings(pair, "XA") if c["outcome"] == "crossed"]
     directories = {
         country: await asyncio.to_thread(bus.directory_client().refresh)
         for country, bus in pair.buses.items()
     }
-    for crossing in crossings:
+    for crossing in crossed:
         held = []
         for country, bus in pair.buses.items():
             for agency, url in bus.urls.items():
                 leaf = await _proven_leaf(bus, OVERSIGHT[country], agency, url,
-                                          crossing.event_id, directories[country])  # fmt: skip
+                                          crossing["event_id"], directories[country])  # fmt: skip
                 if leaf is not None:
                     held.append((country, agency, leaf))
         countries = {c for c, _, _ in held}
         if countries != {"XA", "XB"} or len({h for _, _, h in held}) != 1:
-            raise DemoFailed(f"crossing {crossing.event_id} is not the same leaf in both logs")
+            raise DemoFailed(f"crossing {crossing['event_id']} is not the same leaf in both logs")
         where = ", ".join(f"{c}/{a}" for c, a, _ in held)
         print(
-            f"  {crossing.event_type:<26} one leaf {held[0][2][:16]}... proven in {where}", file=out
+            f"  {crossing['event_type']:<26} one leaf {held[0][2][:16]}... proven in {where}",
+            file=out,
         )
 
 
@@ -137,7 +140,9 @@ async def _proven_leaf(
     return str(proof["leaf_hash"])
 
 
-async def run_demo(data: Path, transport_url: str | None, out: TextIO) -> int:
+async def run_demo(data: Path, transport_url: str | None, out: TextIO, pair: Any = None) -> int:
+    """The cross-border story on two federated buses: embedded ones on `transport_url`,
+    or `pair` (e.g. `nrm.topology.FederatedProcesses`, not yet started)."""
     from nrm.demo import DemoFailed
     from nrm.federation_demo import (
         DESTINATION,
@@ -149,7 +154,7 @@ async def run_demo(data: Path, transport_url: str | None, out: TextIO) -> int:
         play,
     )
 
-    pair = FederatedBuses(data, transport_url)
+    pair = pair or FederatedBuses(data, transport_url)
     print("Starting two federated buses: XA (destination) and XB (origin) ...", file=out)
     await pair.start()
     try:

@@ -94,7 +94,7 @@ class FederatedBuses:
                 self.peer_of(country),
                 bus.root / "gateway",
                 bus.registry_url,
-                bus.registry_config.anchor(),
+                bus.anchor(),
                 bus.nodes[GATEWAY[country]],
             )
             served = await bus._serve(gw.app)
@@ -112,7 +112,7 @@ class FederatedBuses:
         """`country`'s operator imports the peer's anchor and publishes its counterparts."""
         peer = self.buses[self.peer_of(country)]
         body = {
-            "anchor": peer.registry_config.anchor().model_dump(mode="json"),
+            "anchor": peer.anchor().model_dump(mode="json"),
             "registry_url": peer.registry_url,
             "gateway_url": self.gateway_urls[peer.country],
             "peer_gateway": GATEWAY[peer.country],
@@ -153,12 +153,16 @@ class FederatedBuses:
         while loop.time() < deadline:
             for bus in self.buses.values():
                 await bus.settle(timeout=max(1.0, deadline - loop.time()))
-            pending = sum(g.pending() for g in self.gateways.values())
+            pending = await self.gateways_pending()
             quiet = quiet + 1 if pending == 0 else 0
             if quiet >= 2:
                 return
             await asyncio.sleep(0.2)
         raise TimeoutError("the federated buses did not settle")
+
+    async def gateways_pending(self) -> int:
+        """Return events the gateways received and have not carried across yet."""
+        return sum(g.pending() for g in self.gateways.values())
 
     async def stop(self) -> None:
         for gw in self.gateways.values():

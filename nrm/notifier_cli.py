@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import httpx
 
+from contracts.agency_token import system_clock
 from contracts.directory import TrustAnchor
 from contracts.directory_client import DirectoryClient
 from notifier import NotifierRuntime, NotifierSettings, RetryPolicy, ServedAgency
@@ -25,6 +29,8 @@ from referral_router import telemetry
 
 DEFAULT_DB = Path(".nrm-data/notifier.sqlite")
 
+log = logging.getLogger("nrm.notifier")
+
 
 def _served(spec: str, passphrase_env: str) -> ServedAgency:
     agency_id, sep, rest = spec.partition("=")
@@ -34,7 +40,31 @@ def _served(spec: str, passphrase_env: str) -> ServedAgency:
     keys, _ = load_keys(Path(keystore), passphrase_env)
     if keys.agency_id != agency_id:
         raise CliError(f"{keystore} holds the keys of {keys.agency_id}, not {agency_id}")
-    return ServedAgency(agency_id, router_url, keys)
+    # nrm node serve's default audience (NRM_AUDIENCE), not the URL it is reached by
+    return ServedAgency(agency_id, router_url, keys, router_audience=f"nrm-router:{agency_id}")
+
+
+def shifted_clock(path: Path) -> Callable[[], datetime]:
+    """Domain time moved by the seconds written in `path` (read on each change of the
+    file; missing or empty: no shift). For demos and drills that must see a deadline
+    pass without waiting for it; tokens and signatures keep the system clock."""
+    seen: list[tuple[float, float]] = [(-1.0, 0.0)]
+
+    def now() -> datetime:
+        try:
+            stamp = path.stat().st_mtime
+        except OSError:
+            return system_clock()
+        if stamp != seen[0][0]:
+            text = path.read_text().strip()
+            try:
+                seen[0] = (stamp, float(text) if text else 0.0)
+            except ValueError:
+                log.warning("%s: %r is not a number of seconds; clock not shifted", path, text)
+                seen[0] = (stamp, 0.0)
+        return system_clock() + timedelta(seconds=seen[0][1])
+
+    return now
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -58,8 +88,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         operator_id=operator.agency_id if operator else None,
         operator_keys=operator.records if operator else (),
         retry=RetryPolicy(max_attempts=args.max_attempts),
+        subscription_refresh_seconds=args.subscription_refresh,
     )
-    runtime = NotifierRuntime(settings, agencies, directory.current)
+    clock = shifted_clock(args.domain_clock_file) if args.domain_clock_file else system_clock
+    runtime = NotifierRuntime(settings, agencies, directory.current, clock=clock)
     telemetry.setup_from_env("nrm-notifier")  # webhook deliveries continue nodes' traces
 
     async def main() -> None:
@@ -105,4 +137,17 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignor
     p.add_argument("--audience", help="this API's token audience (default: its URL)")
     p.add_argument("--max-attempts", type=int, default=8)
     logs.add_options(p)
+    p.add_argument(
+        "--subscription-refresh",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="how often each agency's subscriptions are read from the registry",
+    )
+    p.add_argument(
+        "--domain-clock-file",
+        type=Path,
+        help="demos and drills only: seconds to add to the domain clock (deadlines), read "
+        "from this file whenever it changes",
+    )
     p.set_defaults(handler=cmd_serve)

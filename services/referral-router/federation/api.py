@@ -53,4 +53,9 @@ def create_gateway_app(gateway: Gateway, ledger: CrossingLedger) -> FastAPI:
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
+    @app.get("/readyz", tags=["ops"])
+    def readyz() -> dict[str, Any]:
+        """Ready, with the return events received and not yet carried across (`pending`)."""
+        return {"status": "ready", "peer": gateway.peer, "pending": gateway.pending()}
+
     return app
