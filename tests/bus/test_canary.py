@@ -1,6 +1,7 @@
 """Canary: a marker seeded into every personal field of the demo scenario appears only in
 the views of entitled agencies, never in any byte the bus wrote (stores, transport, key
-stores, registry, notifier), in any webhook notification, nor in its logs."""
+stores, registry, notifier, and on the process topology the broker's log segments and
+every process's log), in any webhook notification, nor in this process's logs."""
 
 from __future__ import annotations
 
@@ -12,16 +13,17 @@ from pathlib import Path
 import pytest
 
 from nrm.demo import CANARY, run_demo, timeline
-from tests.bus.running import running_bus
+from tests.bus.running import Running
 
 
-def test_canary_only_in_entitled_views(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_canary_only_in_entitled_views(
+    running: Running, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.DEBUG)
-    with running_bus(tmp_path) as bus:
-        out = io.StringIO()
-        case = bus.run(run_demo(bus.bus, out), timeout=180)  # fails on a leak in a webhook
-        views = bus.run(timeline(bus.bus, case, out), timeout=60)
-        bus.run(asyncio.sleep(0.5))
+    out = io.StringIO()
+    case = running.run(run_demo(running.bus, out), timeout=240)  # fails on a leak in a webhook
+    views = running.run(timeline(running.bus, case, out), timeout=60)
+    running.run(asyncio.sleep(0.5))
     # Positive control: entitled agencies do open the marked fields.
     opened = {a: str(evs) for a, evs in views.items()}
     assert CANARY in opened["child-protection"]
@@ -30,10 +32,13 @@ def test_canary_only_in_entitled_views(tmp_path: Path, caplog: pytest.LogCapture
     assert f"12 Hidden Lane {CANARY}" in opened["safe-house"]
     assert views["consulate-xb"] == []  # R4: nothing after asylum, nothing before either
     assert "case.escalated" in out.getvalue() and "signed, verified" in out.getvalue()
-    # Every byte written under the data folder, and every log line: no marker in clear.
+    # Every byte written under the test's folder (the bus's data, and a broker's), and
+    # every log line: no marker in clear.
     files = [p for p in tmp_path.rglob("*") if p.is_file()]
     names = {p.name for p in files}
-    assert {"bus.db", "store.db", "notifier.db", "audit.db", "case-keys.db"} <= names
+    assert {"store.db", "notifier.db", "audit.db", "case-keys.db"} <= names
+    segments = [p for p in files if p.suffix == ".log" and p.parent.name.startswith("nrm.XA.")]
+    assert "bus.db" in names or segments  # the transport's bytes are among them
     marker = CANARY.encode()
     leaks = [str(p) for p in files if marker in p.read_bytes()]
     assert leaks == []

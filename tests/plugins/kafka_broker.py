@@ -44,3 +44,19 @@ def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
         yield handle
     finally:
         handle.stop()
+
+
+@pytest.fixture
+def fresh_kafka_broker(tmp_path: Path) -> Iterator[object]:
+    """A broker of this test's own, under its tmp_path: topics and consumer groups no
+    other test touched (a bus of processes names its topics by country and agency alone,
+    and its log segments are files a test may scan)."""
+    deploy_kafka = load_deploy_module("kafka")
+    try:
+        handle = deploy_kafka.start_broker(tmp_path / "kafka")
+    except Exception as e:
+        pytest.fail(f"Kafka broker could not start: {e}", pytrace=False)
+    try:
+        yield handle
+    finally:
+        handle.stop()
