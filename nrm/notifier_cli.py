@@ -21,6 +21,7 @@ import httpx
 from contracts.agency_token import system_clock
 from contracts.directory import TrustAnchor
 from contracts.directory_client import DirectoryClient
+from contracts.endpoints import router_audience
 from notifier import NotifierRuntime, NotifierSettings, RetryPolicy, ServedAgency
 from nrm import logs, serving
 from nrm.agency_cli import DEFAULT_PASSPHRASE_ENV, DEFAULT_REGISTRY_URL, load_keys, load_public
@@ -41,7 +42,7 @@ def _served(spec: str, passphrase_env: str) -> ServedAgency:
     if keys.agency_id != agency_id:
         raise CliError(f"{keystore} holds the keys of {keys.agency_id}, not {agency_id}")
     # nrm node serve's default audience (NRM_AUDIENCE), not the URL it is reached by
-    return ServedAgency(agency_id, router_url, keys, router_audience=f"nrm-router:{agency_id}")
+    return ServedAgency(agency_id, router_url, keys, router_audience=router_audience(agency_id))
 
 
 def shifted_clock(path: Path) -> Callable[[], datetime]:
