@@ -233,6 +233,8 @@ class CountryAccess:
     the registry's verified directory. A subclass sets the attributes below."""
 
     country: str
+    root: Path  # the country folder
+    agencies: Sequence[AgencySpec]
     registry_url: str
     urls: dict[str, str]
     keychain: Keychain
@@ -254,6 +256,49 @@ class CountryAccess:
     def operator_token(self) -> str:
         pair = self.operator_keys.current(KeyUse.SIGNING)
         return issue_token(OPERATOR_ID, pair.key_id, pair.ed25519(), self.registry_audience)
+
+    def endpoints(self) -> endpoints.Endpoints:
+        """Where this bus listens, for `nrm token`, `nrm url`, `nrm audit` and clients."""
+        notifier_url: str | None = getattr(self, "notifier_url", None)
+        notifier = (
+            endpoints.Service(url=notifier_url, audience=endpoints.notifier_audience(self.country))
+            if notifier_url is not None
+            else None
+        )
+        return endpoints.Endpoints(
+            country=self.country,
+            pid=os.getpid(),
+            registry=endpoints.Service(url=self.registry_url, audience=self.registry_audience),
+            notifier=notifier,
+            nodes={
+                spec.id: endpoints.Node(
+                    url=self.urls[spec.id],
+                    audience=router_audience(spec.id),
+                    roles=tuple(str(r) for r in spec.roles),
+                )
+                for spec in self.agencies
+                if spec.id in self.urls
+            },
+        )
+
+    def write_endpoints(self) -> Path:
+        """The trust anchor and the address book, in the country folder; the address
+        book goes when the bus stops."""
+        (self.root / endpoints.ANCHOR_FILE).write_text(
+            self.anchor().model_dump_json(indent=2) + "\n"
+        )
+        path = self.root / endpoints.FILE_NAME
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(self.endpoints().dumps())
+        os.replace(tmp, path)
+        self._endpoints_file = path
+        return path
+
+    def forget_endpoints(self) -> None:
+        """The address book goes with the bus (the anchor stays: it is public)."""
+        endpoints_file: Path | None = getattr(self, "_endpoints_file", None)
+        if endpoints_file is not None:
+            endpoints_file.unlink(missing_ok=True)
 
     def keystore(self, agency_id: str) -> tuple[Path, str]:
         """An agency's keystore file and its passphrase (the oversight tools open it)."""
@@ -489,44 +534,6 @@ class CountryBus(CountryAccess):
 
     # --- use -----------------------------------------------------------------------
 
-    def endpoints(self) -> endpoints.Endpoints:
-        """Where this bus listens, for `nrm token`, `nrm url`, `nrm audit` and clients."""
-        notifier = (
-            endpoints.Service(url=self.notifier_url, audience=self.notifier_audience)
-            if self.notifier is not None
-            else None
-        )
-        return endpoints.Endpoints(
-            country=self.country,
-            pid=os.getpid(),
-            registry=endpoints.Service(
-                url=self.registry_url, audience=self.registry_config.token_audience
-            ),
-            notifier=notifier,
-            nodes={
-                spec.id: endpoints.Node(
-                    url=self.urls[spec.id],
-                    audience=router_audience(spec.id),
-                    roles=tuple(str(r) for r in spec.roles),
-                )
-                for spec in self.agencies
-                if spec.id in self.urls
-            },
-        )
-
-    def write_endpoints(self) -> Path:
-        """The trust anchor and the address book, in the country folder; the address
-        book goes when the bus stops."""
-        (self.root / endpoints.ANCHOR_FILE).write_text(
-            self.registry_config.anchor().model_dump_json(indent=2) + "\n"
-        )
-        path = self.root / endpoints.FILE_NAME
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(self.endpoints().dumps())
-        os.replace(tmp, path)
-        self._endpoints_file = path
-        return path
-
     async def settle(self, timeout: float = 10.0) -> None:
         """Wait until every node has published what it sent and drained its inbox."""
         loop = asyncio.get_running_loop()
@@ -544,9 +551,7 @@ class CountryBus(CountryAccess):
     # --- stop ----------------------------------------------------------------------
 
     async def stop(self) -> None:
-        endpoints_file: Path | None = getattr(self, "_endpoints_file", None)
-        if endpoints_file is not None:
-            endpoints_file.unlink(missing_ok=True)
+        self.forget_endpoints()
         if self.notifier is not None:
             await self.notifier.stop()
         for runtime in self.nodes.values():

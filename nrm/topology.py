@@ -32,6 +32,7 @@ from typing import Any
 
 import httpx
 
+from contracts import endpoints
 from contracts.keystore import AgencyKeys
 from nrm.embedded import (
     DEMO_AGENCIES,
@@ -94,7 +95,7 @@ class CountryProcesses(CountryAccess):
         self.root = self.data_dir / self.country
         self.keychain = Keychain(self.root / "secrets")
         self.agency_keys: dict[str, AgencyKeys] = {}
-        self.anchor_file = self.root / "anchor.json"
+        self.anchor_file = self.root / endpoints.ANCHOR_FILE
         self.supervisor = Supervisor(
             self.root / STATE_FILE, meta={"country": self.country, "kafka": self.bootstrap}
         )
@@ -137,10 +138,11 @@ class CountryProcesses(CountryAccess):
                 self.registry_url, self.country, self.agencies, self.keychain, self.operator_token
             )
         )
-        self.anchor_file.write_text(self.anchor().model_dump_json())
+        self.anchor_file.write_text(self.anchor().model_dump_json(indent=2) + "\n")
         pieces = [self._node(spec) for spec in self.agencies]
         await self.supervisor.start(pieces)
         await self.supervisor.start([self._notifier()])
+        self.write_endpoints()
 
     def _registry(self) -> ProcessSpec:
         port = self._port()
@@ -298,6 +300,7 @@ class CountryProcesses(CountryAccess):
         raise TimeoutError(f"the bus did not settle: {await self.lags()}")
 
     async def stop(self) -> None:
+        self.forget_endpoints()
         for served in self._served:
             await served.stop()
         await self.supervisor.stop()
