@@ -73,6 +73,7 @@ class Child:
     last_exit: int | None = None
     failures: int = 0  # consecutive short runs: the backoff's exponent
     restart_at: float = 0.0
+    held: bool = False  # an operator's hold: not restarted until released
 
     @property
     def pid(self) -> int | None:
@@ -202,7 +203,7 @@ class Supervisor:
 
     async def _tend(self, child: Child, now: float) -> None:
         if child.status == "backoff":
-            if now >= child.restart_at and not self._stopping:
+            if now >= child.restart_at and not self._stopping and not child.held:
                 child.restarts += 1
                 log.warning("restarting %s (restart %d)", child.spec.name, child.restarts)
                 self._launch(child)
@@ -222,6 +223,19 @@ class Supervisor:
         log.warning(
             "%s exited %s after %.1fs; restarting in %.1fs", child.spec.name, code, ran, wait
         )
+        self._changed(child)
+
+    def hold(self, name: str) -> None:
+        """Do not restart `name` when it exits (maintenance, or a drill that keeps a
+        piece down), until `release`."""
+        child = self.children[name]
+        child.held = True
+        self._changed(child)
+
+    def release(self, name: str) -> None:
+        """Restart `name` again when it is down (at once if it is waiting)."""
+        child = self.children[name]
+        child.held, child.restart_at = False, min(child.restart_at, time.monotonic())
         self._changed(child)
 
     # --- stopping --------------------------------------------------------------------
@@ -269,6 +283,7 @@ class Supervisor:
                     "ready_path": c.spec.ready_path,
                     "status": c.status,
                     "restarts": c.restarts,
+                    "held": c.held,
                     "last_exit": c.last_exit,
                     "log": str(c.spec.log),
                 }

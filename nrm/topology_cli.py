@@ -253,7 +253,7 @@ def _table(country: dict[str, Any]) -> str:
         cells = [
             f"  {p['name']:<28}",
             f"{p['pid'] or '-':>7}",
-            f"{p['status']:<9}",
+            f"{'held' if p.get('held') and p['status'] != 'running' else p['status']:<9}",
             f"{p['health']:<10}",
             f"{lag.get('relay', '-'):>9}",
             f"{lag.get('inbox', '-'):>9}",

@@ -158,3 +158,22 @@ def test_cpu_seconds_of_a_live_process() -> None:
     before = cpu_seconds(os.getpid())
     sum(i * i for i in range(2_000_000))
     assert cpu_seconds(os.getpid()) > before > 0
+
+
+async def test_a_held_process_stays_down_until_released(
+    supervisor: Supervisor, tmp_path: Path
+) -> None:
+    await supervisor.start([spec(tmp_path, "registry")])
+    child = supervisor.children["registry"]
+    supervisor.hold("registry")
+    assert child.pid is not None
+    os.kill(child.pid, signal.SIGKILL)
+    await asyncio.sleep(2.0)  # four times the first backoff
+    assert child.pid is None and child.restarts == 0
+    assert json.loads((tmp_path / "state.json").read_text())["processes"][0]["held"] is True
+    supervisor.release("registry")
+    deadline = time.monotonic() + 20
+    while not await supervisor.probe(child):
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.05)
+    assert child.restarts == 1

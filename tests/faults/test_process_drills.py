@@ -1,0 +1,229 @@
+"""Fault drills on the process topology, one broker: kill -9 a node mid-batch (the
+receiver while records wait on its inbox, then the sender while its relay has events to
+publish), the registry (nodes keep their last good directory meanwhile), and the
+notifier while it escalates (no escalation lost or doubled). The supervisor restarts
+whatever was killed; each drill reports events sent, received once, doubled, lost and
+the time to recover (`tests.faults.drills.Figures`)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections import Counter
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from contracts.vocabulary import Role, ServiceKind
+from nrm.embedded import AgencySpec
+from tests.bus.running import RunningProcesses
+from tests.faults.conftest import ADULT, KAFKA_ENV
+from tests.faults.drills import Figures, Load, arrivals, lag, until
+
+pytestmark = [pytest.mark.kafka, pytest.mark.slow]
+
+POLICE, AUTHORITY, CHILD = "border-police", "nrm-authority", "child-protection"
+AGENCIES = (
+    AgencySpec(POLICE, "Border Police", (Role.FIRST_RESPONDER,)),
+    AgencySpec(AUTHORITY, "Identification Authority", (Role.COMPETENT_AUTHORITY,)),
+    AgencySpec(CHILD, "Child Protection", (Role.CHILD_PROTECTION,), (ServiceKind.GUARDIANSHIP,)),
+)
+
+
+@pytest.fixture
+def country(tmp_path: Path, fresh_kafka_broker: Any) -> Iterator[RunningProcesses]:
+    bus = RunningProcesses(
+        tmp_path / "data", fresh_kafka_broker.bootstrap, agencies=AGENCIES, node_env=KAFKA_ENV
+    )
+    try:
+        yield bus
+    finally:
+        bus.stop()
+
+
+def kill(country: RunningProcesses, name: str) -> tuple[int, float]:
+    """SIGKILL a supervised process; its old pid and the moment of the kill."""
+    pid = country.bus.supervisor.children[name].pid
+    assert pid is not None, f"{name} is not running"
+    os.kill(pid, signal.SIGKILL)
+    return pid, time.monotonic()
+
+
+def back(country: RunningProcesses, name: str, old_pid: int, timeout: float = 60) -> float:
+    """Seconds until the supervisor has `name` running again, ready, under a new pid."""
+    child = country.bus.supervisor.children[name]
+
+    def ready() -> bool:
+        if child.pid in (None, old_pid):
+            return False
+        try:
+            return httpx.get(child.spec.url + child.spec.ready_path, timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    return until(ready, timeout, f"{name} restarted and ready")
+
+
+def test_kill_9_of_a_node_mid_batch_loses_and_doubles_nothing(country: RunningProcesses) -> None:
+    load = Load(country, POLICE, AUTHORITY, count=240, threads=6, tag="mid-batch")
+    sending = load.start()
+    # The receiver, while records wait on its inbox topic.
+    until(lambda: (lag(country, AUTHORITY) or {}).get("inbox", 0) > 0, 60, "a backlog")
+    receiver_pid, _ = kill(country, f"node/{AUTHORITY}")
+    at_kill = len(load.accepted)
+    receiver_ready = back(country, f"node/{AUTHORITY}", receiver_pid)
+    # The sender, while its relay has stored events to publish.
+    until(lambda: (lag(country, POLICE) or {}).get("relay", 0) > 0, 60, "an unpublished batch")
+    sender_pid, _ = kill(country, f"node/{POLICE}")
+    sender_ready = back(country, f"node/{POLICE}", sender_pid)
+    sending.join(180)
+    assert not sending.is_alive()
+    caught_up = until(
+        lambda: arrivals(country, AUTHORITY, load.accepted)[2] == 0, 120, "every event arrived"
+    )
+    time.sleep(2)  # anything doubled would show now
+    once, doubled, lost = arrivals(country, AUTHORITY, load.accepted)
+    Figures(
+        "node-kill-mid-batch",
+        sent=len(load.accepted),
+        received_once=once,
+        doubled=doubled,
+        lost=lost,
+        recovery_seconds={
+            "receiver_ready": round(receiver_ready, 2),
+            "sender_ready": round(sender_ready, 2),
+            "all_arrived_after_load": round(caught_up, 2),
+        },
+        detail={"accepted_before_receiver_kill": at_kill, "client_retries": load.retries},
+    ).write()
+    assert len(load.accepted) == 240 and len(set(load.accepted)) == 240
+    assert (once, doubled, lost) == (240, 0, 0)
+    children = country.bus.supervisor.children
+    assert children[f"node/{AUTHORITY}"].restarts == 1 == children[f"node/{POLICE}"].restarts
+    assert children[f"node/{AUTHORITY}"].last_exit == -signal.SIGKILL
+
+
+def test_kill_9_of_the_registry_nodes_keep_their_last_good_directory(
+    country: RunningProcesses,
+) -> None:
+    registry = country.bus.supervisor
+    before = httpx.get(f"{country.bus.registry_url}/v1/directory", timeout=5).json()
+    serial = country.bus.directory_client().refresh().serial
+    registry.hold("registry")  # keep it down for the drill: no restart yet
+    pid, t_kill = kill(country, "registry")
+    until(lambda: registry.children["registry"].pid is None, 10, "the registry gone")
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"{country.bus.registry_url}/v1/directory", timeout=2)
+    # Meanwhile the nodes run on the directory they verified last.
+    load = Load(country, POLICE, AUTHORITY, count=40, threads=4, tag="registry-down")
+    load.run()
+    until(lambda: arrivals(country, AUTHORITY, load.accepted)[2] == 0, 60, "every event")
+    down_for = time.monotonic() - t_kill
+    for agency in (POLICE, AUTHORITY, CHILD):
+        r = httpx.get(f"{country.bus.urls[agency]}/readyz", timeout=5)
+        assert r.status_code == 200 and r.json()["directory"] == serial
+    registry.release("registry")
+    ready = back(country, "registry", pid)
+    after = httpx.get(f"{country.bus.registry_url}/v1/directory", timeout=5).json()
+    assert after == before  # rebuilt from its own store: the very same signed directory
+    once, doubled, lost = arrivals(country, AUTHORITY, load.accepted)
+    Figures(
+        "registry-kill",
+        sent=len(load.accepted),
+        received_once=once,
+        doubled=doubled,
+        lost=lost,
+        recovery_seconds={"registry_ready_after_release": round(ready, 2)},
+        detail={"registry_down_seconds_while_events_flowed": round(down_for, 2)},
+    ).write()
+    assert (once, doubled, lost) == (40, 0, 0)
+
+
+def _urgent_referrals(country: RunningProcesses, count: int) -> list[str]:
+    """`count` cases, each with an urgent referral to child protection left unanswered;
+    returns the referral events' ids (the escalations name them)."""
+    referrals = []
+    with country.client(POLICE) as c:
+        for i in range(count):
+            r = c.post(
+                "/v1/cases",
+                json={"recipients": [CHILD, AUTHORITY], "payload": ADULT},
+                headers={"Idempotency-Key": f"screen-{i}"},
+            )
+            assert r.status_code == 201, r.text
+            case = r.json()["case"]
+            body = {
+                "type": "referral.requested",
+                "recipients": [CHILD],
+                "payload": {
+                    "referral_id": f"ref-{i}",
+                    "to_agency": CHILD,
+                    "service": "guardianship",
+                    "urgent": True,
+                    "consent_override": {
+                        "legal_basis": "Child Protection Act s.12",
+                        "authorised_by_officer": "bp-1",
+                    },
+                },
+            }
+            r = c.post(f"/v1/cases/{case}/events", json=body)
+            assert r.status_code == 201, r.text
+            referrals.append(str(r.json()["event_id"]))
+    return referrals
+
+
+def _escalations(country: RunningProcesses) -> Counter[str]:
+    """The authority's received escalations, by the event each is about."""
+    seen: Counter[str] = Counter()
+    after = 0
+    with country.client(AUTHORITY) as c:
+        while True:
+            page = c.get("/v1/inbox", params={"after": after, "limit": 500}).json()
+            for item in page["items"]:
+                if item["type"] == "case.escalated":
+                    seen[item["operational"]["about_event_id"]] += 1
+            if page["next_after"] is None:
+                return seen
+            after = page["next_after"]
+
+
+def test_kill_9_of_the_notifier_mid_escalation_loses_and_doubles_none(
+    country: RunningProcesses,
+) -> None:
+    count = 40
+    referrals = _urgent_referrals(country, count)
+    country.settle()
+    # Past every urgent referral's deadline (hours from XA's policy file).
+    country.bus.clock_offset = timedelta(hours=6)
+    until(lambda: sum(_escalations(country).values()) > 0, 60, "a first escalation", step=0.02)
+    pid, t_kill = kill(country, "notifier")
+    at_kill = sum(_escalations(country).values())
+    ready = back(country, "notifier", pid)
+    until(lambda: set(_escalations(country)) >= set(referrals), 120, "every escalation")
+    complete = time.monotonic() - t_kill
+    time.sleep(3)  # a doubled escalation would show now
+    country.settle()
+    seen = _escalations(country)
+    once = sum(1 for r in referrals if seen[r] == 1)
+    doubled = sum(1 for r in referrals if seen[r] > 1)
+    lost = sum(1 for r in referrals if seen[r] == 0)
+    Figures(
+        "notifier-kill-mid-escalation",
+        sent=count,
+        received_once=once,
+        doubled=doubled,
+        lost=lost,
+        recovery_seconds={
+            "notifier_ready": round(ready, 2),
+            "every_escalation_after_kill": round(complete, 2),
+        },
+        detail={"escalations_seen_at_the_kill": at_kill},
+    ).write()
+    assert (once, doubled, lost) == (count, 0, 0)
+    assert set(seen) == set(referrals)  # nothing escalated that was not due
+    assert country.bus.supervisor.children["notifier"].restarts == 1
