@@ -1,0 +1,97 @@
+"""`nrm up --processes` as a user runs it: a process per piece on a broker of its own,
+`nrm status` showing each with its health and lags, a node killed with -9 restarted,
+and SIGTERM stopping everything in order (the broker last), leaving no process behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.faults.drills import until
+
+pytestmark = [pytest.mark.kafka, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parents[2]
+SIGTERM_LINE = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3})\] INFO Terminating process")
+
+
+def nrm(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "nrm.cli", *args], cwd=ROOT, text=True, capture_output=True
+    )
+
+
+def alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2] != "Z"
+
+
+def test_up_processes_status_restart_and_an_orderly_stop(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    out = (tmp_path / "up.out").open("w")
+    up = subprocess.Popen(
+        [sys.executable, "-m", "nrm.cli", "up", "--processes", "--data", str(data), "--port", "0"],
+        cwd=ROOT,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+    )
+    state_file = data / "XA" / "processes.json"
+    try:
+        until(lambda: "Ctrl-C stops" in (tmp_path / "up.out").read_text(), 180, "nrm up ready")
+        report = nrm("status", "--data", str(data))
+        assert report.returncode == 0, report.stdout + report.stderr
+        assert re.search(r"node/border-police +\d+ running +ready +0 +0 +0", report.stdout)
+        assert "registry" in report.stdout and "notifier" in report.stdout
+        (country,) = json.loads(nrm("status", "--data", str(data), "--json").stdout)
+        kinds = [p["kind"] for p in country["processes"]]
+        assert kinds.count("node") == 8 and kinds.count("registry") == kinds.count("notifier") == 1
+        assert all(p["health"] == "ready" and p["cpu_seconds"] > 0 for p in country["processes"])
+        assert len({p["pid"] for p in country["processes"]}) == 10  # each its own process
+        nodes = [p for p in country["processes"] if p["kind"] == "node"]
+        assert all(p["lag"] == {"relay": 0, "inbox": 0} for p in nodes)
+        # The address book lets `nrm token` and clients find the nodes of this bus.
+        assert json.loads((data / "XA" / "endpoints.json").read_text())["pid"] == up.pid
+
+        victim = next(p for p in nodes if p["agency"] == "immigration")
+        os.kill(victim["pid"], signal.SIGKILL)
+
+        def restarted() -> bool:
+            (now,) = json.loads(nrm("status", "--data", str(data), "--json").stdout)
+            seen = next(p for p in now["processes"] if p["name"] == victim["name"])
+            return bool(seen["restarts"] == 1 and seen["health"] == "ready")
+
+        until(restarted, 60, "the killed node back", step=0.5)
+        assert httpx.get(f"{victim['url']}/readyz", timeout=5).status_code == 200
+
+        pids = [p["pid"] for p in json.loads(state_file.read_text())["processes"]]
+        broker_pid = json.loads((data / "kafka" / "broker.json").read_text())["pid"]
+        up.send_signal(signal.SIGTERM)
+        assert up.wait(90) == 0
+    finally:
+        if up.poll() is None:
+            up.kill()
+        out.close()
+    # Everything stopped: no child, no broker left running.
+    assert not any(alive(p) for p in [*pids, broker_pid])
+    final = json.loads(state_file.read_text())
+    assert {p["status"] for p in final["processes"]} == {"stopped"}
+    assert {p["last_exit"] for p in final["processes"]} == {0}  # each stopped cleanly
+    # In order: every process had stopped before the broker was told to stop.
+    broker_log = (data / "kafka" / "broker.log").read_text().splitlines()
+    (line,) = [m for m in map(SIGTERM_LINE.match, broker_log) if m]
+    broker_told = time.mktime(time.strptime(line.group(1), "%Y-%m-%d %H:%M:%S"))
+    broker_told += int(line.group(2)) / 1000
+    assert state_file.stat().st_mtime <= broker_told + 0.001
+    assert not (data / "XA" / "endpoints.json").exists()  # the address book went with it
