@@ -18,12 +18,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
-import os
 from pathlib import Path
 
+from nrm import logs
 from nrm.cli import CliError
-from nrm.node_cli import config_from_env, open_node, run_until_stopped
+from nrm.node_cli import (
+    add_serve_command,
+    config_from_env,
+    env_with_options,
+    open_node,
+    run_until_stopped,
+)
 
 DEFAULT_PORT = 8600
 
@@ -53,24 +58,19 @@ async def serve(env: dict[str, str], stop: asyncio.Event | None = None) -> None:
 
 
 def cmd_gateway_serve(args: argparse.Namespace) -> int:
-    logging.basicConfig(
-        level=os.environ.get("NRM_LOG_LEVEL", "INFO"),
-        format="%(asctime)s %(name)s %(levelname)s %(message)s",
-    )
+    logs.setup_from(args)
     try:
-        asyncio.run(serve(dict(os.environ)))
+        asyncio.run(serve(env_with_options(args)))
     except KeyboardInterrupt:
         return 0
     return 0
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    gateway = subparsers.add_parser("gateway", help="run a country's cross-border gateway")
-    sub = gateway.add_subparsers(dest="gateway_command", metavar="COMMAND", required=True)
-    p = sub.add_parser(
-        "serve",
-        help="serve the gateway agency's node and the border (NRM_* environment variables)",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    add_serve_command(
+        subparsers,
+        "gateway",
+        "a country's cross-border gateway (its node and the border)",
+        __doc__ or "",
+        cmd_gateway_serve,
     )
-    p.set_defaults(handler=cmd_gateway_serve)

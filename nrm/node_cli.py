@@ -416,12 +416,7 @@ async def run_until_stopped(
 
 def cmd_node_serve(args: argparse.Namespace) -> int:
     logs.setup_from(args)
-    env = dict(os.environ)
-    if args.port is not None:
-        env["NRM_PORT"] = str(args.port)
-    if args.host is not None:
-        env["NRM_HOST"] = args.host
-    cfg = config_from_env(env)
+    cfg = config_from_env(env_with_options(args))
     try:
         asyncio.run(serve(cfg))
     except KeyboardInterrupt:
@@ -429,19 +424,42 @@ def cmd_node_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    node = subparsers.add_parser("node", help="run one agency's router node")
-    sub = node.add_subparsers(dest="node_command", metavar="COMMAND", required=True)
+def add_serve_command(
+    subparsers: argparse._SubParsersAction,  # type: ignore[type-arg]
+    noun: str,
+    help: str,
+    description: str,
+    handler: Callable[[argparse.Namespace], int],
+) -> argparse.ArgumentParser:
+    """`nrm <noun> serve`, configured by NRM_* variables (its description lists them),
+    with --host, --port and the logging options."""
+    command = subparsers.add_parser(noun, help=f"run {help}")
+    sub = command.add_subparsers(dest=f"{noun}_command", metavar="COMMAND", required=True)
     p = sub.add_parser(
         "serve",
-        help="serve one agency's node (configured by NRM_* environment variables)",
-        description=__doc__,
+        help=f"serve {help} (configured by NRM_* environment variables)",
+        description=description,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--host", help="overrides NRM_HOST")
     p.add_argument("--port", type=int, help="overrides NRM_PORT")
     logs.add_options(p)
-    p.set_defaults(handler=cmd_node_serve)
+    p.set_defaults(handler=handler)
+    return p
+
+
+def env_with_options(args: argparse.Namespace) -> dict[str, str]:
+    """This process's environment with --host and --port applied."""
+    env = dict(os.environ)
+    if args.port is not None:
+        env["NRM_PORT"] = str(args.port)
+    if args.host is not None:
+        env["NRM_HOST"] = args.host
+    return env
+
+
+def add_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    add_serve_command(subparsers, "node", "one agency's router node", __doc__, cmd_node_serve)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -104,6 +104,15 @@ def _die_with_parent() -> Callable[[], None] | None:
     return set_pdeathsig
 
 
+def alive(pid: int) -> bool:
+    """The process runs (a zombie, exited but not yet reaped, does not)."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return raw[raw.rindex(")") + 2] != "Z"
+
+
 def cpu_seconds(pid: int) -> float:
     """User plus system CPU time a live process has used (Linux /proc/<pid>/stat)."""
     raw = Path(f"/proc/{pid}/stat").read_text()

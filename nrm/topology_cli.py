@@ -219,14 +219,14 @@ def _status(args: argparse.Namespace) -> int:
 def observe(state: dict[str, Any]) -> dict[str, Any]:
     """A supervisor's state file, checked now: each process alive or not, its readiness
     answer, its lags and the CPU time it used."""
-    from nrm.supervisor import cpu_seconds
+    from nrm.supervisor import alive, cpu_seconds
 
     out = {**state, "processes": []}
     with httpx.Client(timeout=5) as client:
         for p in state["processes"]:
             seen = {**p, "health": "down", "lag": None, "cpu_seconds": None}
             pid = p.get("pid")
-            if pid:
+            if pid and alive(int(pid)):
                 with contextlib.suppress(OSError, ValueError, IndexError):
                     seen["cpu_seconds"] = round(cpu_seconds(int(pid)), 2)
             if seen["cpu_seconds"] is not None:

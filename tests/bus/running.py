@@ -57,6 +57,18 @@ class Running:
     def settle(self) -> None:
         self.run(self.bus.settle(timeout=30), timeout=40)  # type: ignore[attr-defined]
 
+    def order_erasure(self, case: str, legal_basis: str, officer: str) -> httpx.Response:
+        """The competent authority orders the case erased (every party destroys its keys)."""
+        with self.client("nrm-authority") as c:
+            return c.post(
+                f"/v1/cases/{case}/events",
+                json={
+                    "type": "case.erasure-ordered",
+                    "recipients": ["child-protection"],
+                    "payload": {"legal_basis": legal_basis, "ordered_by_officer": officer},
+                },
+            )
+
     def stop(self) -> None:
         try:
             self.run(self.bus.stop(), timeout=90)  # type: ignore[attr-defined]

@@ -56,15 +56,7 @@ def test_oversight_verifies_every_log_and_the_exchange(
     assert _verify(bus, tmp_path, capsys) == 0, capsys.readouterr()
     first = json.loads((tmp_path / "verdict.json").read_text())
     # Erasure: the keys go, the log stays whole and consistent with what was seen.
-    with bus.client("nrm-authority") as c:
-        r = c.post(
-            f"/v1/cases/{case}/events",
-            json={
-                "type": "case.erasure-ordered",
-                "recipients": ["child-protection"],
-                "payload": {"legal_basis": "court order 2026/77", "ordered_by_officer": "ia-1"},
-            },
-        )
+    r = bus.order_erasure(case, "court order 2026/77", "ia-1")
     assert r.status_code == 201
     bus.settle()
     assert _verify(bus, tmp_path, capsys) == 0, capsys.readouterr()

@@ -21,18 +21,7 @@ def test_erased_case_cannot_be_recovered_with_any_remaining_key(running: Running
     }
     with bus.client("child-protection") as c:
         assert c.get(f"/v1/cases/{case}").json()["events"][0]["fields"]["full_name"] != {}
-    with bus.client("nrm-authority") as c:
-        r = c.post(
-            f"/v1/cases/{case}/events",
-            json={
-                "type": "case.erasure-ordered",
-                "recipients": ["child-protection"],
-                "payload": {
-                    "legal_basis": "GDPR art. 17, request of 2026-11-20",
-                    "ordered_by_officer": "ia-0007",
-                },
-            },
-        )
+    r = bus.order_erasure(case, "GDPR art. 17, request of 2026-11-20", "ia-0007")
     assert r.status_code == 201, r.text
     assert set(r.json()["recipients"]) >= {"border-police", "safe-house", "immigration"}
     assert "consulate-xb" not in r.json()["recipients"]

@@ -92,6 +92,22 @@ class Figures:
         (folder / f"{self.drill}.json").write_text(json.dumps(asdict(self), indent=2) + "\n")
 
 
+def report(
+    drill: str,
+    running: Running,
+    agency: str,
+    sent: list[str],
+    recovery: dict[str, float],
+    **detail: Any,
+) -> Figures:
+    """The drill's figures from what `agency` received of `sent`, written out."""
+    once, doubled, lost = arrivals(running, agency, sent)
+    rounded = {k: round(v, 2) for k, v in recovery.items()}
+    figures = Figures(drill, len(sent), once, doubled, lost, rounded, detail)
+    figures.write()
+    return figures
+
+
 def arrivals(running: Running, agency: str, sent: list[str]) -> tuple[int, int, int]:
     """(received once, doubled, lost) of `sent` in `agency`'s log of received events."""
     with running.client(agency) as c:

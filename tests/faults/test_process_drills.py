@@ -23,7 +23,7 @@ from contracts.vocabulary import Role, ServiceKind
 from nrm.embedded import AgencySpec
 from tests.bus.running import RunningProcesses
 from tests.faults.conftest import ADULT, KAFKA_ENV
-from tests.faults.drills import Figures, Load, arrivals, lag, until
+from tests.faults.drills import Figures, Load, arrivals, lag, report, until
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -87,22 +87,21 @@ def test_kill_9_of_a_node_mid_batch_loses_and_doubles_nothing(country: RunningPr
         lambda: arrivals(country, AUTHORITY, load.accepted)[2] == 0, 120, "every event arrived"
     )
     time.sleep(2)  # anything doubled would show now
-    once, doubled, lost = arrivals(country, AUTHORITY, load.accepted)
-    Figures(
+    figures = report(
         "node-kill-mid-batch",
-        sent=len(load.accepted),
-        received_once=once,
-        doubled=doubled,
-        lost=lost,
-        recovery_seconds={
-            "receiver_ready": round(receiver_ready, 2),
-            "sender_ready": round(sender_ready, 2),
-            "all_arrived_after_load": round(caught_up, 2),
+        country,
+        AUTHORITY,
+        load.accepted,
+        {
+            "receiver_ready": receiver_ready,
+            "sender_ready": sender_ready,
+            "all_arrived_after_load": caught_up,
         },
-        detail={"accepted_before_receiver_kill": at_kill, "client_retries": load.retries},
-    ).write()
+        accepted_before_receiver_kill=at_kill,
+        client_retries=load.retries,
+    )
     assert len(load.accepted) == 240 and len(set(load.accepted)) == 240
-    assert (once, doubled, lost) == (240, 0, 0)
+    assert (figures.received_once, figures.doubled, figures.lost) == (240, 0, 0)
     children = country.bus.supervisor.children
     assert children[f"node/{AUTHORITY}"].restarts == 1 == children[f"node/{POLICE}"].restarts
     assert children[f"node/{AUTHORITY}"].last_exit == -signal.SIGKILL
@@ -131,17 +130,15 @@ def test_kill_9_of_the_registry_nodes_keep_their_last_good_directory(
     ready = back(country, "registry", pid)
     after = httpx.get(f"{country.bus.registry_url}/v1/directory", timeout=5).json()
     assert after == before  # rebuilt from its own store: the very same signed directory
-    once, doubled, lost = arrivals(country, AUTHORITY, load.accepted)
-    Figures(
+    figures = report(
         "registry-kill",
-        sent=len(load.accepted),
-        received_once=once,
-        doubled=doubled,
-        lost=lost,
-        recovery_seconds={"registry_ready_after_release": round(ready, 2)},
-        detail={"registry_down_seconds_while_events_flowed": round(down_for, 2)},
-    ).write()
-    assert (once, doubled, lost) == (40, 0, 0)
+        country,
+        AUTHORITY,
+        load.accepted,
+        {"registry_ready_after_release": ready},
+        registry_down_seconds_while_events_flowed=round(down_for, 2),
+    )
+    assert (figures.received_once, figures.doubled, figures.lost) == (40, 0, 0)
 
 
 def _urgent_referrals(country: RunningProcesses, count: int) -> list[str]:

@@ -16,7 +16,7 @@ from nrm.federation_cli import run_demo
 from nrm.topology import FederatedProcesses
 from tests.bus.running import records_on
 from tests.faults.conftest import KAFKA_ENV
-from tests.plugins.kafka_broker import load_deploy_module
+from tests.plugins.kafka_broker import deploy_service
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -24,11 +24,8 @@ pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 @pytest.fixture
 def xb_broker(tmp_path: Path) -> Iterator[Any]:
     """XB's own broker, beside XA's (`fresh_kafka_broker`)."""
-    handle = load_deploy_module("kafka").start_broker(tmp_path / "kafka-xb")
-    try:
+    with deploy_service("kafka", "start_broker", tmp_path / "kafka-xb") as handle:
         yield handle
-    finally:
-        handle.stop()
 
 
 async def _topics(bootstrap: str) -> set[str]:

@@ -7,11 +7,13 @@ Kafka test would hide exactly the behaviour the suite exists to prove.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -34,12 +36,18 @@ def load_deploy_module(name: str) -> ModuleType:
 @pytest.fixture(scope="session")
 def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     """A running broker handle: ``.bootstrap``, ``.restart(pause_seconds)``, ``.stop()``."""
-    deploy_kafka = load_deploy_module("kafka")
-    data_dir = tmp_path_factory.mktemp("kafka-broker")
+    with deploy_service("kafka", "start_broker", tmp_path_factory.mktemp("kafka-broker")) as h:
+        yield h
+
+
+@contextlib.contextmanager
+def deploy_service(module: str, start: str, *args: object) -> Iterator[Any]:
+    """`deploy/<module>.py`'s `start(*args)` for one test, stopped after it; a failure to
+    start fails the test (never a skip)."""
     try:
-        handle = deploy_kafka.start_broker(data_dir)
-    except Exception as e:  # any cause must fail the test loudly
-        pytest.fail(f"Kafka broker could not start: {e}", pytrace=False)
+        handle = getattr(load_deploy_module(module), start)(*args)
+    except Exception as e:
+        pytest.fail(f"{module} could not start: {e}", pytrace=False)
     try:
         yield handle
     finally:
@@ -51,12 +59,5 @@ def fresh_kafka_broker(tmp_path: Path) -> Iterator[object]:
     """A broker of this test's own, under its tmp_path: topics and consumer groups no
     other test touched (a bus of processes names its topics by country and agency alone,
     and its log segments are files a test may scan)."""
-    deploy_kafka = load_deploy_module("kafka")
-    try:
-        handle = deploy_kafka.start_broker(tmp_path / "kafka")
-    except Exception as e:
-        pytest.fail(f"Kafka broker could not start: {e}", pytrace=False)
-    try:
+    with deploy_service("kafka", "start_broker", tmp_path / "kafka") as handle:
         yield handle
-    finally:
-        handle.stop()

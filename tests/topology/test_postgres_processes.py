@@ -16,7 +16,7 @@ from nrm.embedded import AgencySpec
 from tests.bus.running import RunningProcesses
 from tests.faults.conftest import KAFKA_ENV, screen
 from tests.faults.drills import arrivals, until
-from tests.plugins.kafka_broker import load_deploy_module
+from tests.plugins.kafka_broker import deploy_service
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.slow]
 
@@ -29,11 +29,8 @@ AGENCIES = (
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[Any]:
     """A cluster of this test's own: the topology creates its databases and roles."""
-    handle = load_deploy_module("postgres").start_postgres(tmp_path / "postgres")
-    try:
+    with deploy_service("postgres", "start_postgres", tmp_path / "postgres") as handle:
         yield handle
-    finally:
-        handle.stop()
 
 
 def test_each_process_its_own_database_and_role(

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from nrm.embedded import free_port
-from nrm.supervisor import ProcessSpec, StartFailed, Supervisor, cpu_seconds
+from nrm.supervisor import ProcessSpec, StartFailed, Supervisor, alive, cpu_seconds
 
 HERE = Path(__file__).resolve().parent
 
@@ -39,15 +39,6 @@ def spec(folder: Path, name: str, *flags: str, env: dict[str, str] | None = None
 def journal(folder: Path) -> list[dict[str, object]]:
     path = folder / "journal"
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
-
-
-def alive(pid: int) -> bool:
-    """Running, not a zombie waiting for its parent to read its exit."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat[stat.rindex(")") + 2] != "Z"
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from nrm.supervisor import alive
 from tests.faults.drills import until
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
@@ -28,14 +29,6 @@ def nrm(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "nrm.cli", *args], cwd=ROOT, text=True, capture_output=True
     )
-
-
-def alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat[stat.rindex(")") + 2] != "Z"
 
 
 def test_up_processes_status_restart_and_an_orderly_stop(tmp_path: Path) -> None:
