@@ -37,6 +37,8 @@ class Running:
     """Owns an event loop thread running a country's bus; sync helpers for tests."""
 
     bus: CountryAccess
+    #: The folder holding every byte the bus wrote (stores, logs, the transport's files).
+    written: Path
 
     def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
@@ -109,7 +111,7 @@ class RunningBus(Running):
         self, data_dir: Path, agencies: tuple[AgencySpec, ...] = DEMO_AGENCIES, **kw: Any
     ) -> None:
         super().__init__()
-        self.data_dir = data_dir
+        self.data_dir = self.written = data_dir
         self.bus: CountryBus = CountryBus("XA", data_dir, agencies=agencies, **kw)
         self.run(self.bus.start(), timeout=120)
 
@@ -140,11 +142,13 @@ class RunningProcesses(Running):
         data_dir: Path,
         bootstrap: str,
         agencies: tuple[AgencySpec, ...] = DEMO_AGENCIES,
+        written: Path | None = None,
         **kw: Any,
     ) -> None:
         from nrm.topology import CountryProcesses
 
         super().__init__()
+        self.written = written or data_dir
         self.bootstrap = bootstrap
         self.bus: CountryProcesses = CountryProcesses(
             "XA", data_dir, bootstrap, agencies=agencies, **kw

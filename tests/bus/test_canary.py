@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
-from pathlib import Path
 
 import pytest
 
@@ -16,9 +15,7 @@ from nrm.demo import CANARY, run_demo, timeline
 from tests.bus.running import Running
 
 
-def test_canary_only_in_entitled_views(
-    running: Running, tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_canary_only_in_entitled_views(running: Running, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     out = io.StringIO()
     case = running.run(run_demo(running.bus, out), timeout=240)  # fails on a leak in a webhook
@@ -32,9 +29,9 @@ def test_canary_only_in_entitled_views(
     assert f"12 Hidden Lane {CANARY}" in opened["safe-house"]
     assert views["consulate-xb"] == []  # R4: nothing after asylum, nothing before either
     assert "case.escalated" in out.getvalue() and "signed, verified" in out.getvalue()
-    # Every byte written under the test's folder (the bus's data, and a broker's), and
-    # every log line: no marker in clear.
-    files = [p for p in tmp_path.rglob("*") if p.is_file()]
+    # Every byte the bus wrote (its data, and on processes the broker's segments and
+    # every process's log), and every log line here: no marker in clear.
+    files = [p for p in running.written.rglob("*") if p.is_file()]
     names = {p.name for p in files}
     assert {"store.db", "notifier.db", "audit.db", "case-keys.db"} <= names
     segments = [p for p in files if p.suffix == ".log" and p.parent.name.startswith("nrm.XA.")]

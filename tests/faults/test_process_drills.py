@@ -13,8 +13,6 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -24,6 +22,7 @@ from nrm.embedded import AgencySpec
 from tests.bus.running import RunningProcesses
 from tests.faults.conftest import ADULT, KAFKA_ENV
 from tests.faults.drills import Figures, Load, arrivals, lag, report, until
+from tests.plugins.kafka_broker import deploy_service
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -35,15 +34,20 @@ AGENCIES = (
 )
 
 
-@pytest.fixture
-def country(tmp_path: Path, fresh_kafka_broker: Any) -> Iterator[RunningProcesses]:
-    bus = RunningProcesses(
-        tmp_path / "data", fresh_kafka_broker.bootstrap, agencies=AGENCIES, node_env=KAFKA_ENV
-    )
-    try:
-        yield bus
-    finally:
-        bus.stop()
+@pytest.fixture(scope="module")
+def country(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningProcesses]:
+    """Three agencies' nodes, the registry and the notifier as processes on a broker of
+    their own, shared by the drills (each sends its own events, and what one drill
+    killed is running again before the next)."""
+    base = tmp_path_factory.mktemp("drills")
+    with deploy_service("kafka", "start_broker", base / "kafka") as broker:
+        bus = RunningProcesses(
+            base / "data", broker.bootstrap, agencies=AGENCIES, node_env=KAFKA_ENV
+        )
+        try:
+            yield bus
+        finally:
+            bus.stop()
 
 
 def kill(country: RunningProcesses, name: str) -> tuple[int, float]:
