@@ -52,7 +52,9 @@ def test_the_cross_border_story_over_two_deployments_of_processes(
     assert "XB: nrm audit verify over 3 nodes: every log verified" in text
     for event in ("return.planning-started", "return.plan-agreed", "return.completed"):
         assert f"  {event}" in text and "proven in XA/nrm-authority" in text
-    assert "REFUSED R4: asylum is lodged" in text  # the second case stopped at the border
+    # The second case (asylum lodged) is refused by the authority's own node (R4) before
+    # anything of it could go towards XB.
+    assert "tells XB's gateway its risk assessment: refused, asylum is lodged (R4)" in text
     # Each country's bus is its own: XA's broker carries XA's topics only, XB's XB's,
     # and the forwardings XB's gateway delivered were records on XB's own bus.
     xa, xb = (asyncio.run(_topics(b)) for b in bootstraps.values())
