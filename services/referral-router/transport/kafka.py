@@ -219,6 +219,8 @@ class KafkaConsumer:
             request_timeout_ms=max(s.request_timeout_ms, s.session_timeout_ms + 5_000),
         )
         self._started = False
+        self._settings = settings
+        self._offsets: AIOKafkaConsumer | None = None
 
     async def start(self) -> None:
         if not self._started:
@@ -266,8 +268,9 @@ class KafkaConsumer:
         if not tps:
             return 0
         try:
-            ends = await self._consumer.end_offsets(tps)
-            starts = await self._consumer.beginning_offsets(tps)
+            offsets = await self._offsets_client()
+            ends = await offsets.end_offsets(tps)
+            starts = await offsets.beginning_offsets(tps)
             committed = [await self._consumer.committed(tp) for tp in tps]
         except KafkaError as e:
             raise TransportError(f"lag of {self.group_id}: {e!r}") from e
@@ -276,7 +279,23 @@ class KafkaConsumer:
             for tp, done in zip(tps, committed, strict=True)
         )
 
+    async def _offsets_client(self) -> AIOKafkaConsumer:
+        """A group-less client for the partitions' end offsets: asked on the member's own
+        connection, they would queue behind its long-polling fetch (up to half a second)."""
+        if self._offsets is None:
+            client = AIOKafkaConsumer(
+                **self._settings.client_options(f"{self.group_id}-offsets"),
+                enable_auto_commit=False,
+            )
+            await client.start()
+            self._offsets = client
+        return self._offsets
+
     async def stop(self) -> None:
+        offsets, self._offsets = self._offsets, None
+        if offsets is not None:
+            with contextlib.suppress(asyncio.CancelledError):  # a group-less consumer's stop
+                await offsets.stop()
         if self._started:
             self._started = False
             await self._consumer.stop()
