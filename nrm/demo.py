@@ -13,13 +13,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, TextIO
+from uuid import uuid4
 
 from fastapi import FastAPI, Request
 
 from contracts import webhook_signature as signature
 from contracts.events import CATALOGUE
 from contracts.policy import load_policy
-from nrm.embedded import CountryBus
+from nrm.embedded import CountryAccess, CountryBus
 
 CANARY = "CANARY-7f3a"  # seeded into personal fields; tests scan every byte for it
 
@@ -216,26 +217,26 @@ class DemoFailed(Exception):
     pass
 
 
-async def play(bus: CountryBus, out: TextIO, steps: list[Step] | None = None) -> str:
-    """Play the scenario; returns the case pseudonym. Raises DemoFailed on a surprise."""
+async def play(bus: CountryAccess, out: TextIO, steps: list[Step] | None = None) -> str:
+    """Play the scenario; returns the case pseudonym. Raises DemoFailed on a surprise.
+    Each play is a case of its own, also on a bus that played it before (its requests'
+    idempotency keys are this play's)."""
     case = ""
     say = _printer(out)
+    run = uuid4().hex[:12]
     for i, step in enumerate(steps or scenario(), 1):
+        headers = {"Idempotency-Key": f"demo-{run}-{i}"}
         async with bus.client(step.agency) as client:
             if step.event_type == "case.screened":
                 body = {"recipients": list(step.recipients), "payload": step.payload}
-                resp = await client.post(
-                    "/v1/cases", json=body, headers={"Idempotency-Key": f"demo-{i}"}
-                )
+                resp = await client.post("/v1/cases", json=body, headers=headers)
             else:
                 body = {
                     "type": step.event_type,
                     "recipients": list(step.recipients),
                     "payload": step.payload,
                 }
-                resp = await client.post(
-                    f"/v1/cases/{case}/events", json=body, headers={"Idempotency-Key": f"demo-{i}"}
-                )
+                resp = await client.post(f"/v1/cases/{case}/events", json=body, headers=headers)
         data = resp.json()
         rule = data.get("rule")
         ok = resp.status_code == step.expect and (
@@ -252,7 +253,7 @@ async def play(bus: CountryBus, out: TextIO, steps: list[Step] | None = None) ->
     return case
 
 
-async def timeline(bus: CountryBus, case: str, out: TextIO) -> dict[str, list[dict[str, Any]]]:
+async def timeline(bus: CountryAccess, case: str, out: TextIO) -> dict[str, list[dict[str, Any]]]:
     """Per agency: each event it holds, and which fields it opened or found withheld."""
     say = _printer(out)
     say(f"\nPer-agency timeline of {case} (what each node holds and could open):")
@@ -310,7 +311,7 @@ class WebhookReceiver:
             self.deliveries.append((agency, json.loads(body), authentic, body))
 
 
-async def subscribe_systems(bus: CountryBus, receiver: WebhookReceiver, out: TextIO) -> None:
+async def subscribe_systems(bus: CountryAccess, receiver: WebhookReceiver, out: TextIO) -> None:
     url = await bus.serve(receiver.app)
     for agency in ("safe-house", "child-protection", "nrm-authority", "border-police"):
         sub = await bus.subscribe(agency, f"{url}/hook/{agency}", sorted(CATALOGUE))
@@ -319,7 +320,7 @@ async def subscribe_systems(bus: CountryBus, receiver: WebhookReceiver, out: Tex
 
 
 async def escalation(
-    bus: CountryBus, case: str, out: TextIO, timeout: float = 30.0
+    bus: CountryAccess, case: str, out: TextIO, timeout: float = 30.0
 ) -> dict[str, Any]:
     """Move the notifier's clock past the urgent referral's deadline (from the policy
     file) and wait for the escalation event to reach the competent authority (R8)."""
@@ -380,7 +381,7 @@ def _printer(out: TextIO) -> Callable[[str], None]:
     return say
 
 
-async def run_demo(bus: CountryBus, out: TextIO) -> str:
+async def run_demo(bus: CountryAccess, out: TextIO) -> str:
     """The whole demo on a started bus: subscriptions, the case, an escalation, the
     notifications that arrived, and every agency's view. Returns the case pseudonym."""
     receiver = WebhookReceiver()

@@ -27,7 +27,7 @@ import logging
 import os
 import secrets
 import socket
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -243,6 +243,21 @@ class CountryAccess:
     #: How often a node asks the registry for a newer directory (a suspension, a rotated
     #: or compromised key reaches every node within it).
     directory_refresh: timedelta = timedelta(seconds=5)
+    #: The agencies whose nodes run (what a node is depends on the topology).
+    nodes: Mapping[str, Any]
+    #: Shifts the notifier's domain clock (deadlines), so a demo can show an escalation.
+    clock_offset: timedelta
+
+    async def settle(self, timeout: float = 10.0) -> None:
+        """Until every node has published what it stored and applied its inbox."""
+        raise NotImplementedError
+
+    async def serve(self, app: Any) -> str:
+        """Serve an ASGI app beside the bus (e.g. the agencies' webhook receiver)."""
+        raise NotImplementedError
+
+    async def stop(self) -> None:
+        raise NotImplementedError
 
     def anchor(self) -> TrustAnchor:
         """The registry's trust anchor: the public half of its directory-signing key."""

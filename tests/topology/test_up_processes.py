@@ -31,6 +31,13 @@ def nrm(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=5).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
 def test_up_processes_status_restart_and_an_orderly_stop(tmp_path: Path) -> None:
     data = tmp_path / "data"
     out = (tmp_path / "up.out").open("w")
@@ -61,12 +68,15 @@ def test_up_processes_status_restart_and_an_orderly_stop(tmp_path: Path) -> None
         os.kill(victim["pid"], signal.SIGKILL)
 
         def restarted() -> bool:
-            (now,) = json.loads(nrm("status", "--data", str(data), "--json").stdout)
+            now = json.loads(state_file.read_text())
             seen = next(p for p in now["processes"] if p["name"] == victim["name"])
-            return bool(seen["restarts"] == 1 and seen["health"] == "ready")
+            return bool(seen["restarts"] == 1 and seen["pid"] not in (None, victim["pid"]))
 
-        until(restarted, 60, "the killed node back", step=0.5)
-        assert httpx.get(f"{victim['url']}/readyz", timeout=5).status_code == 200
+        until(restarted, 60, "the killed node restarted", step=0.2)
+        until(lambda: answers(f"{victim['url']}/readyz"), 60, "the restarted node ready")
+        (after,) = json.loads(nrm("status", "--data", str(data), "--json").stdout)
+        seen = next(p for p in after["processes"] if p["name"] == victim["name"])
+        assert (seen["restarts"], seen["health"], seen["last_exit"]) == (1, "ready", -9)
 
         pids = [p["pid"] for p in json.loads(state_file.read_text())["processes"]]
         broker_pid = json.loads((data / "kafka" / "broker.json").read_text())["pid"]
