@@ -156,7 +156,7 @@ def _demo_in(args: argparse.Namespace, data: Path) -> int:
             raise CliError("each country runs its own Kafka here: leave out --kafka")
         return _cross_border(args, data)
     with _kafka(args.kafka or "auto", data) as kafka, _postgres(args.postgres, data) as pg:
-        return asyncio.run(_play(data, str(kafka), pg))
+        return asyncio.run(_play(data, str(kafka), pg, stay=bool(getattr(args, "stay", False))))
 
 
 def _cross_border(args: argparse.Namespace, data: Path) -> int:
@@ -174,7 +174,7 @@ def _cross_border(args: argparse.Namespace, data: Path) -> int:
         return asyncio.run(run_demo(data, None, sys.stdout, pair=pair))
 
 
-async def _play(data: Path, bootstrap: str, postgres: Any) -> int:
+async def _play(data: Path, bootstrap: str, postgres: Any, stay: bool = False) -> int:
     from nrm.demo import DemoFailed, run_demo
     from nrm.topology import CountryProcesses
 
@@ -188,12 +188,15 @@ async def _play(data: Path, bootstrap: str, postgres: Any) -> int:
         await bus.start()
         print(f"{len(bus.supervisor.children)} processes ready in {time.monotonic() - t0:.0f}s")
         await run_demo(bus, sys.stdout)
+        print("\nDemo complete over separate processes: every step answered as the rules require.")
+        if stay:
+            print(f"The processes stay up (`nrm status --data {data}`); Ctrl-C stops them.")
+            await until_signalled()
     except DemoFailed as exc:
         print(f"\nDEMO FAILED: {exc}", file=sys.stderr)
         return 1
     finally:
         await bus.stop()
-    print("\nDemo complete over separate processes: every step answered as the rules require.")
     return 0
 
 
