@@ -20,6 +20,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "nrm.federation_cli",
     "nrm.officer_cli",
     "nrm.topology_cli",
+    "nrm.pki_cli",
 )
 
 

@@ -2,8 +2,11 @@
 
 The registry, one router node per agency and the notifier, each a real HTTP server on
 127.0.0.1, sharing a durable in-process transport (Kafka's semantics in one SQLite file)
-or a real Kafka broker. Agencies are registered through the registry's API with keys
-generated into local keystores; nodes trust only the registry's signed directory.
+or a secured Kafka (`nrm.broker.SecuredKafka`): then each node connects with its own
+certificate (its own principal), and the operator's provisioning keeps the broker's
+topics and ACLs following the directory. Agencies are registered through the registry's
+API with keys generated into local keystores; nodes trust only the registry's signed
+directory.
 
 Data layout under the data folder (one folder per country)::
 
@@ -27,6 +30,7 @@ import logging
 import os
 import secrets
 import socket
+import ssl
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -37,7 +41,7 @@ import httpx
 import uvicorn
 
 from contracts import endpoints
-from contracts.agency_token import issue_token
+from contracts.agency_token import FixedParty, issue_token
 from contracts.directory import KeyUse, TrustAnchor
 from contracts.directory_client import DirectoryClient
 from contracts.endpoints import router_audience
@@ -45,6 +49,9 @@ from contracts.keystore import AgencyKeys, generate_agency_keys, open_keystore, 
 from contracts.vocabulary import Role, ServiceKind
 from notifier.runtime import NotifierRuntime, NotifierSettings, ServedAgency
 from nrm import serving
+from nrm.broker import SecuredKafka, keep_provisioned
+from nrm.pki import LOCAL_NAMES, OPERATOR, LocalCA, agency, service
+from nrm.serving import ServerTls, verify_context
 from referral_router.console.officers import OfficerBook
 from referral_router.console.settings import ConsoleSettings
 from referral_router.federation.trust import PeerTrust
@@ -104,11 +111,12 @@ async def register_agencies(
     agencies: Sequence[AgencySpec],
     keychain: Keychain,
     operator_token: Callable[[], str],
+    verify: ssl.SSLContext | bool = True,
 ) -> dict[str, AgencyKeys]:
     """Register each agency with its keystore's public keys, as the operator; one
     registered on an earlier run is kept as the registry has it. Returns their keys."""
     keys: dict[str, AgencyKeys] = {}
-    async with httpx.AsyncClient(base_url=registry_url, timeout=30) as client:
+    async with httpx.AsyncClient(base_url=registry_url, timeout=30, verify=verify) as client:
         for spec in agencies:
             keys[spec.id] = own = keychain.keys(spec.id)
             body = {
@@ -213,17 +221,17 @@ class Served:
             await self.task
 
 
-async def serve_app(app: Any, port: int) -> Served:
+async def serve_app(app: Any, port: int, tls: ServerTls | None = None) -> Served:
     """Serve an ASGI app on 127.0.0.1:`port` in this process's loop, among others: the
     caller, not each server, owns SIGINT and SIGTERM (`nrm.serving`); returns once it
     listens (or raises its error, e.g. port in use)."""
-    server = serving.server(app, "127.0.0.1", port)
+    server = serving.server(app, "127.0.0.1", port, tls)
     task = asyncio.create_task(server.serve())
     while not server.started:
         if task.done():
             task.result()
         await asyncio.sleep(0.01)
-    return Served(f"http://127.0.0.1:{port}", server, task)
+    return Served(f"{serving.scheme(tls)}://127.0.0.1:{port}", server, task)
 
 
 class CountryAccess:
@@ -247,6 +255,11 @@ class CountryAccess:
     nodes: Mapping[str, Any]
     #: Shifts the notifier's domain clock (deadlines), so a demo can show an escalation.
     clock_offset: timedelta
+    #: What a client of the registry (and of HTTPS nodes) trusts: the local CA, or the
+    #: system's CAs (True).
+    verify: ssl.SSLContext | bool = True
+    #: The notifier's own keys (never an agency's): the nodes accept its scoped tokens.
+    notifier_keys: AgencyKeys
 
     async def settle(self, timeout: float = 10.0) -> None:
         """Until every node has published what it stored and applied its inbox."""
@@ -315,6 +328,12 @@ class CountryAccess:
         if endpoints_file is not None:
             endpoints_file.unlink(missing_ok=True)
 
+    @property
+    def notifier_party(self) -> FixedParty:
+        """The notifier as the registry and the nodes know it: its id and public keys."""
+        keys = self.notifier_keys
+        return FixedParty(keys.agency_id, tuple(p.public_record() for p in keys.pairs))
+
     def keystore(self, agency_id: str) -> tuple[Path, str]:
         """An agency's keystore file and its passphrase (the oversight tools open it)."""
         return self.keychain.path(agency_id), self.keychain.passphrase
@@ -324,7 +343,9 @@ class CountryAccess:
     ) -> dict[str, Any]:
         """Register a webhook subscription in the registry (as the operator); returns it
         with its secret, which the registry shows this once."""
-        async with httpx.AsyncClient(base_url=self.registry_url, timeout=30) as client:
+        async with httpx.AsyncClient(
+            base_url=self.registry_url, timeout=30, verify=self.verify
+        ) as client:
             resp = await client.post(
                 f"/v1/agencies/{agency_id}/subscriptions",
                 json={"webhook_url": webhook_url, "event_types": list(event_types)},
@@ -341,7 +362,7 @@ class CountryAccess:
         url = f"{self.registry_url}/v1/directory"
 
         def fetch() -> bytes:
-            resp = httpx.get(url, timeout=10)
+            resp = httpx.get(url, timeout=10, verify=self.verify)
             resp.raise_for_status()
             return resp.content
 
@@ -383,7 +404,7 @@ class CountryBus(CountryAccess):
     country: str
     data_dir: Path
     agencies: Sequence[AgencySpec] = DEMO_AGENCIES
-    transport_url: str | None = None
+    transport_url: str | None = None  # memory: or sqlite:<path>; Kafka comes as `kafka`
     port: int = 0
     console: bool = True  # each node serves its web console, with a demo officer
     #: How often each node asks the registry for a newer directory (a suspension, a
@@ -391,6 +412,10 @@ class CountryBus(CountryAccess):
     directory_refresh: timedelta = timedelta(seconds=5)
     #: Nodes take forwardings from peer countries this registry federates with.
     federated: bool = False
+    kafka: SecuredKafka | None = None
+    #: Serve the registry over HTTPS with a certificate of this CA (other processes,
+    #: `nrm node serve` above all, reach it); the in-process parts stay on HTTP.
+    https: LocalCA | None = None
     nodes: dict[str, NodeRuntime] = field(default_factory=dict)
     urls: dict[str, str] = field(default_factory=dict)
     _served: list[Served] = field(default_factory=list)
@@ -407,6 +432,10 @@ class CountryBus(CountryAccess):
         self.transport: Transport | None = None
         #: agency -> (officer id, password) of its demo officer, when consoles are on.
         self.officers: dict[str, tuple[str, str]] = {}
+        self.transports: dict[str, Transport] = {}  # per node on Kafka (own principal)
+        self.verify = verify_context(self.https.ca_file) if self.https else True
+        if (self.transport_url or "").startswith("kafka://"):
+            raise ValueError("Kafka needs TLS and a principal per node: pass kafka=SecuredKafka")
 
     def _next_port(self) -> int:
         if self.port == 0:
@@ -420,10 +449,36 @@ class CountryBus(CountryAccess):
         self.root.mkdir(parents=True, exist_ok=True)
         await self._start_registry()
         await self._register_agencies()
-        self.transport = open_transport(self.transport_url or f"sqlite:{self.root / 'bus.db'}")
+        if self.kafka is not None:
+            await self._provision_broker()
+        else:
+            url = self.transport_url or f"sqlite:{self.root / 'bus.db'}"
+            self.transport = open_transport(url)
         for spec in self.agencies:
             await self._start_node(spec)
         await self._start_notifier()
+
+    async def _provision_broker(self, interval: float = 1.0) -> None:
+        """The operator's provisioning: topics and ACLs for the registered agencies now,
+        then following the directory (a suspended agency loses its ACLs within
+        `interval`)."""
+        from referral_router.transport.kafka_access import provision
+
+        assert self.kafka is not None
+        self.transport = self.kafka.transport(OPERATOR)
+        client = self.directory_client()
+        await provision(self.transport, await asyncio.to_thread(client.refresh))
+        self._keeper_stop = asyncio.Event()
+        keeper = keep_provisioned(self.transport, client.refresh, self._keeper_stop, interval)
+        self._tasks.append(asyncio.create_task(keeper, name="broker-access"))
+
+    def _node_transport(self, agency_id: str) -> Transport:
+        if self.kafka is None:
+            assert self.transport is not None
+            return self.transport
+        transport = self.kafka.transport(agency(agency_id, self.country))
+        self.transports[agency_id] = transport
+        return transport
 
     def domain_time(self) -> datetime:
         return datetime.now(UTC) + self.clock_offset
@@ -439,20 +494,18 @@ class CountryBus(CountryAccess):
             operator_id=OPERATOR_ID,
             operator_keys=tuple(p.public_record() for p in self.operator_keys.pairs),
             subscription_refresh_seconds=1.0,
+            verify=self.verify,
         )
         served = [
-            ServedAgency(
-                spec.id,
-                self.urls[spec.id],
-                self.agency_keys[spec.id],
-                router_audience=router_audience(spec.id),
-            )
+            ServedAgency(spec.id, self.urls[spec.id], router_audience=router_audience(spec.id))
             for spec in self.agencies
         ]
         client = self.directory_client()
         await asyncio.to_thread(client.refresh)
         self.notifier_audience = settings.audience
-        self.notifier = NotifierRuntime(settings, served, client.current, clock=self.domain_time)
+        self.notifier = NotifierRuntime(
+            settings, served, client.current, self.notifier_keys, clock=self.domain_time
+        )
         self.notifier_url = (await self._serve(self.notifier.app)).url
         self._tasks.append(asyncio.create_task(self.notifier.run(), name="notifier"))
 
@@ -460,6 +513,7 @@ class CountryBus(CountryAccess):
         reg_keys = self.keychain.keys(REGISTRY_SIGNING)
         op_keys = self.keychain.keys(OPERATOR_ID)
         self.operator_keys = op_keys
+        self.notifier_keys = self.keychain.keys(f"notifier-{self.country.lower()}")
         signing = reg_keys.current(KeyUse.SIGNING)
         self.registry_config = RegistryConfig(
             country=self.country,
@@ -467,21 +521,29 @@ class CountryBus(CountryAccess):
             signing_key_id=signing.key_id,
             operator_id=OPERATOR_ID,
             operator_keys=tuple(p.public_record() for p in op_keys.pairs),
+            notifier=self.notifier_party,
         )
         env = sqlite_store_env(self.root / "registry.db")
         self.registry = Registry(self.registry_config, env=env)
-        served = await self._serve(create_registry_app(self.registry))
+        tls = None
+        if self.https is not None:
+            tls = ServerTls(self.https.ensure(service("registry"), names=LOCAL_NAMES))
+        served = await self._serve(create_registry_app(self.registry), tls)
         self.registry_url = served.url
 
     async def _register_agencies(self) -> None:
         self.agency_keys.update(
             await register_agencies(
-                self.registry_url, self.country, self.agencies, self.keychain, self.operator_token
+                self.registry_url,
+                self.country,
+                self.agencies,
+                self.keychain,
+                self.operator_token,
+                self.verify,
             )
         )
 
     async def _start_node(self, spec: AgencySpec) -> None:
-        assert self.transport is not None
         folder = self.root / "nodes" / spec.id
         folder.mkdir(parents=True, exist_ok=True)
         settings = NodeSettings(
@@ -495,17 +557,20 @@ class CountryBus(CountryAccess):
             witness_url=self.registry_url,  # the registry witnesses every node's log
             witness_audience=self.registry_config.token_audience,
             console=self._console_settings(folder) if self.console else None,
+            witness_verify=self.verify,
+            notifier=self.notifier_party,
         )
         client = self.directory_client(SerialMemory(folder / "directory-serial.json"))
         await asyncio.to_thread(client.refresh)
         peers = None
         if self.federated:  # each node its own beliefs, as when it runs as its own process
-            fetch = RegistryFetch()
+            fetch = RegistryFetch(verify=self.verify)
             self._closers.append(fetch.close)
             anchor = self.registry_config.anchor()
             peers = PeerTrust(self.country, anchor, self.registry_url, fetch)
         keys = self.agency_keys[spec.id]
-        runtime = NodeRuntime(settings, keys, client, self.transport, peers)
+        transport = self._node_transport(spec.id)
+        runtime = NodeRuntime(settings, keys, client, transport, peers)
         await runtime.start()
         self.nodes[spec.id] = runtime
         if runtime.console is not None:
@@ -538,12 +603,14 @@ class CountryBus(CountryAccess):
     def console_url(self, agency_id: str) -> str:
         return f"{self.urls[agency_id]}/console/"
 
-    async def serve(self, app: Any) -> str:
-        """Serve another ASGI app beside the bus (e.g. a demo webhook receiver)."""
-        return (await self._serve(app)).url
+    async def serve(self, app: Any, tls: ServerTls | None = None, port: int | None = None) -> str:
+        """Serve another ASGI app beside the bus (a demo webhook receiver, a gateway)."""
+        return (await self._serve(app, tls, port)).url
 
-    async def _serve(self, app: Any) -> Served:
-        served = await serve_app(app, self._next_port())
+    async def _serve(
+        self, app: Any, tls: ServerTls | None = None, port: int | None = None
+    ) -> Served:
+        served = await serve_app(app, port or self._next_port(), tls)
         self._served.append(served)
         return served
 
@@ -571,12 +638,16 @@ class CountryBus(CountryAccess):
             await self.notifier.stop()
         for runtime in self.nodes.values():
             await runtime.stop()
+        if hasattr(self, "_keeper_stop"):
+            self._keeper_stop.set()
         for task in self._tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         for served in reversed(self._served):
             await served.stop()
+        for transport in self.transports.values():
+            await transport.close()
         if self.transport is not None:
             await self.transport.close()
         for close in self._closers:

@@ -24,6 +24,7 @@ from typing import Any
 from contracts.endpoints import router_audience
 from nrm.bench.common import latency_summary, rss_mb
 from nrm.bench.workload import COUNTRY, RECIPIENTS, SENDER, agencies
+from nrm.broker import SecuredKafka
 from nrm.embedded import CountryBus
 from referral_router.store.case_store import CaseFile
 
@@ -31,16 +32,16 @@ from referral_router.store.case_store import CaseFile
 class BusUnderTest:
     """A running bus with arrival hooks on every recipient and a loader process."""
 
-    def __init__(self, data_dir: Path, transport_url: str | None) -> None:
+    def __init__(self, data_dir: Path, kafka: SecuredKafka | None) -> None:
         self.data_dir = data_dir
-        self.transport_url = transport_url
-        self.bus = CountryBus(COUNTRY, data_dir, agencies=agencies(), transport_url=transport_url)
+        self.on_kafka = kafka is not None
+        self.bus = CountryBus(COUNTRY, data_dir, agencies=agencies(), kafka=kafka)
         self.arrivals: dict[tuple[str, str], float] = {}
         self._loader: asyncio.subprocess.Process | None = None
 
     @property
     def kind(self) -> str:
-        return "kafka" if self.transport_url else "embedded"
+        return "kafka" if self.on_kafka else "embedded"
 
     async def start(self) -> None:
         await self.bus.start()

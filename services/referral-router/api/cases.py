@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Body, Header, Path, Query
 from fastapi.responses import JSONResponse
 
+from contracts.agency_token import AuthError
 from contracts.envelope import CASE_PSEUDONYM_PATTERN
 from contracts.examples import openapi_examples
 from contracts.node_api import (
@@ -17,7 +18,7 @@ from contracts.node_api import (
     InboxPage,
     ScreenCase,
 )
-from referral_router.api.auth import Caller, Node
+from referral_router.api.auth import Appender, Caller, LogReader, Node
 from referral_router.api.errors import ERROR_RESPONSES
 from referral_router.sending.node import Submission
 
@@ -53,9 +54,16 @@ def screen_case(body: Screening, node: Node, _: Caller, key: IdempotencyKey = No
 
 @cases.post("/cases/{case}/events", status_code=201, response_model=EventReceipt)
 def append_event(
-    case: CasePseudonym, body: Appending, node: Node, _: Caller, key: IdempotencyKey = None
+    case: CasePseudonym,
+    body: Appending,
+    node: Node,
+    caller: Appender,
+    key: IdempotencyKey = None,
 ) -> Any:
-    """Append one lifecycle event; the rules decide whether it may happen now."""
+    """Append one lifecycle event; the rules decide whether it may happen now. The
+    node's notifier may append `case.escalated` (R8) and nothing else."""
+    if caller.notifier and body.type != "case.escalated":
+        raise AuthError(403, "the notifier may append case.escalated only")
     sub = Submission(body.type, body.payload, tuple(body.recipients), case)
     receipt = node.submit(sub, key)
     return JSONResponse(status_code=receipt.status_code, content=receipt.body)
@@ -81,7 +89,7 @@ def inbox(
 @cases.get("/log", response_model=InboxPage)
 def node_log(
     node: Node,
-    _: Caller,
+    _: LogReader,
     after: After = 0,
     limit: Limit = 100,
     direction: Annotated[Literal["sent", "received"] | None, Query()] = None,

@@ -9,13 +9,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from fastapi import FastAPI
 
-from contracts.agency_token import ReplayCache, TokenVerifier, issue_token
+from contracts.agency_token import (
+    FixedParties,
+    FixedParty,
+    ReplayCache,
+    TokenVerifier,
+    issue_token,
+)
 from contracts.directory import KeyUse
 from contracts.kafka_binding import ENVELOPE_CONTENT_TYPE, FORWARDING_CONTENT_TYPE
 from contracts.keystore import AgencyKeys
@@ -41,7 +48,7 @@ from referral_router.sending.node import AgencyNode
 from referral_router.sending.relay import OutboxRelay
 from referral_router.store.case_store import CaseStore
 from referral_router.transport.base import Transport
-from referral_router.transport.topics import inbox_topic
+from referral_router.transport.topics import consumer_group, inbox_topic
 
 log = logging.getLogger("nrm.node")
 
@@ -63,12 +70,15 @@ class NodeSettings:
     log_origin_domain: str = "nrm.example"
     witness_url: str | None = None  # the registry, witnessing checkpoints; None: off
     witness_audience: str | None = None  # default nrm-registry:<country>
+    witness_verify: ssl.SSLContext | bool = True  # the witness's TLS: local CA or system
     poll_interval: float = 0.05
     console: ConsoleSettings | None = None  # the web console under /console; None: off
     public_url: str | None = None  # the base URL clients call, behind a proxy (DPoP htu)
     #: Where forwardings received across the border are kept (default: beside the case
     #: keys), when the node believes a peer country's (`NodeRuntime(peers=...)`).
     forwardings_path: Path | None = None
+    #: The notifier's identity: its tokens may read the log and append escalations.
+    notifier: FixedParty | None = None
     extra: dict[str, str] = field(default_factory=dict)
 
 
@@ -127,10 +137,21 @@ class NodeRuntime:
             else None
         )
         self.witnessing = witnessing_for(
-            self.audit, keys, settings.witness_url, settings.witness_audience
+            self.audit,
+            keys,
+            settings.witness_url,
+            settings.witness_audience,
+            settings.witness_verify,
         )
+        notifier = None
+        if settings.notifier is not None:
+            parties = FixedParties(settings.notifier)
+            notifier = (
+                settings.notifier.id,
+                TokenVerifier(lambda: parties, settings.audience, replay_cache=ReplayCache()),
+            )
         self.app: FastAPI = create_app(
-            self.node, self.verifier, self.audit, public_url=settings.public_url
+            self.node, self.verifier, self.audit, public_url=settings.public_url, notifier=notifier
         )
         self._keys = keys
         self.console = (
@@ -143,7 +164,7 @@ class NodeRuntime:
         telemetry.instrument_app(self.app, settings.agency_id)
         telemetry.watch_relay(settings.agency_id, self.relay.pending)
         self._consumer = transport.consumer(
-            f"node.{settings.agency_id}", [inbox_topic(settings.country, settings.agency_id)]
+            consumer_group(settings.agency_id), [inbox_topic(settings.country, settings.agency_id)]
         )
         self.inbox = InboxLoop(
             self.reception, transport, self._consumer, settings.country, fresh=self.roster.fresh
