@@ -328,6 +328,19 @@ class CountryAccess:
         if endpoints_file is not None:
             endpoints_file.unlink(missing_ok=True)
 
+    async def _register_agencies(self) -> None:
+        """This country's agencies registered by the operator (kept from an earlier run)."""
+        self.agency_keys.update(
+            await register_agencies(
+                self.registry_url,
+                self.country,
+                self.agencies,
+                self.keychain,
+                self.operator_token,
+                self.verify,
+            )
+        )
+
     @property
     def notifier_party(self) -> FixedParty:
         """The notifier as the registry and the nodes know it: its id and public keys."""
@@ -393,7 +406,10 @@ class CountryAccess:
             request.headers["Authorization"] = f"Bearer {self.token(agency_id)}"
 
         return httpx.AsyncClient(
-            base_url=self.urls[agency_id], timeout=30, event_hooks={"request": [auth]}
+            base_url=self.urls[agency_id],
+            timeout=30,
+            verify=self.verify,
+            event_hooks={"request": [auth]},
         )
 
 
@@ -530,18 +546,6 @@ class CountryBus(CountryAccess):
             tls = ServerTls(self.https.ensure(service("registry"), names=LOCAL_NAMES))
         served = await self._serve(create_registry_app(self.registry), tls)
         self.registry_url = served.url
-
-    async def _register_agencies(self) -> None:
-        self.agency_keys.update(
-            await register_agencies(
-                self.registry_url,
-                self.country,
-                self.agencies,
-                self.keychain,
-                self.operator_token,
-                self.verify,
-            )
-        )
 
     async def _start_node(self, spec: AgencySpec) -> None:
         folder = self.root / "nodes" / spec.id

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -66,6 +68,26 @@ def _cross_border(args: argparse.Namespace) -> int:
 OVERSIGHT = {"XA": "rapporteur", "XB": "xb-rapporteur"}
 
 
+@contextlib.contextmanager
+def _environment(**values: str | None) -> Iterator[None]:
+    """`values` set in this process's environment for the block (None: unset), then the
+    environment as it was (tests run more buses after this)."""
+    before = {name: os.environ.get(name) for name in values}
+    try:
+        for name, value in values.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 async def audit_both_sides(pair: Any, data: Path, out: TextIO) -> None:
     """Each country's oversight body verifies its own nodes' logs with `nrm audit verify`;
     then every crossing is shown in both countries' logs: the same leaf, proven included
@@ -85,15 +107,9 @@ async def audit_both_sides(pair: Any, data: Path, out: TextIO) -> None:
                 "--fresh", "--quiet", "--grace", "30"]  # fmt: skip
         for agency, url in bus.urls.items():
             args += ["--node", f"{agency}={url}"]
-        before = os.environ.get("NRM_KEYSTORE_PASSPHRASE")
-        os.environ["NRM_KEYSTORE_PASSPHRASE"] = passphrase
-        try:
+        trust = getattr(bus, "trust_file", None)  # HTTPS nodes: the country's CA
+        with _environment(NRM_KEYSTORE_PASSPHRASE=passphrase, NRM_CA_FILE=trust):
             code = await asyncio.to_thread(nrm, args)
-        finally:  # the caller's environment as it was (tests run more buses after this)
-            if before is None:
-                os.environ.pop("NRM_KEYSTORE_PASSPHRASE", None)
-            else:
-                os.environ["NRM_KEYSTORE_PASSPHRASE"] = before
         verdict = "every log verified" if code == 0 else f"FAILED (exit {code})"
         print(f"  {country}: nrm audit verify over {len(bus.urls)} nodes: {verdict}", file=out)
         if code != 0:
@@ -132,7 +148,7 @@ async def _proven_leaf(
     def auth() -> dict[str, str]:
         return {"Authorization": f"Bearer {bus.token(oversight, agency)}"}
 
-    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+    async with httpx.AsyncClient(base_url=url, timeout=30, verify=bus.verify) as client:
         size = (await client.post("/v1/audit/checkpoints", headers=auth())).json()["size"]
         note = (await client.get("/v1/audit/checkpoint", headers=auth())).text
         resp = await client.get(
@@ -149,9 +165,7 @@ async def _proven_leaf(
     return str(proof["leaf_hash"])
 
 
-async def run_demo(
-    data: Path, kafka: SecuredKafka | None, out: TextIO, pair: Any = None
-) -> int:
+async def run_demo(data: Path, kafka: SecuredKafka | None, out: TextIO, pair: Any = None) -> int:
     """The cross-border story on two federated buses: embedded ones on `kafka` (None:
     SQLite), or `pair` (e.g. `nrm.topology.FederatedProcesses`, not yet started)."""
     from nrm.demo import DemoFailed

@@ -154,7 +154,9 @@ class FederatedBuses:
     ) -> httpx.Response:
         bus = self.buses[country]
         headers = {"Authorization": f"Bearer {bus.operator_token()}"}
-        async with httpx.AsyncClient(base_url=bus.registry_url, timeout=30) as client:
+        async with httpx.AsyncClient(
+            base_url=bus.registry_url, timeout=30, verify=bus.verify
+        ) as client:
             resp = await client.request(method, path, json=body, params=params, headers=headers)
         if resp.status_code >= 400:
             raise DemoFailed(f"{country} registry {method} {path}: {resp.status_code} {resp.text}")

@@ -25,6 +25,7 @@ import json
 import logging
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -55,7 +56,7 @@ class ProcessSpec:
     kind: str  # registry | node | notifier | gateway
     argv: tuple[str, ...]
     env: dict[str, str] = field(repr=False)
-    url: str  # base URL of its HTTP API
+    url: str  # base URL of its HTTP API; "": none (ready once it runs)
     log: Path
     ready_path: str = "/readyz"
     agency: str = ""
@@ -131,6 +132,7 @@ class Supervisor:
         grace: float = 15.0,
         meta: dict[str, Any] | None = None,
         on_change: Callable[[Child], None] | None = None,
+        verify: ssl.SSLContext | bool = True,
     ) -> None:
         self.state_file = state_file
         self.grace = grace
@@ -139,7 +141,7 @@ class Supervisor:
         self.children: dict[str, Child] = {}
         self._stopping = False
         self._watch: asyncio.Task[None] | None = None
-        self._http = httpx.AsyncClient(timeout=2.0)
+        self._http = httpx.AsyncClient(timeout=2.0, verify=verify)
 
     # --- starting --------------------------------------------------------------------
 
@@ -192,6 +194,8 @@ class Supervisor:
         raise StartFailed(f"{child.spec.name} not ready in {timeout:.0f}s:\n{child.tail()}")
 
     async def probe(self, child: Child) -> bool:
+        if not child.spec.url:
+            return child.proc is not None and child.proc.poll() is None
         try:
             resp = await self._http.get(child.spec.url + child.spec.ready_path)
         except httpx.HTTPError:

@@ -23,11 +23,14 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from nrm.cli import CliError
+
+if TYPE_CHECKING:
+    from nrm.broker import SecuredKafka
 
 PROCESSES_HELP = "every piece its own OS process, on Apache Kafka (a local broker by default)"
 POSTGRES_HELP = "with --processes: each process its own PostgreSQL database (a local server)"
@@ -66,6 +69,8 @@ def _postgres(wanted: bool, data: Path) -> Iterator[Any]:
         return
     print("Starting a local PostgreSQL server ...", flush=True)
     try:
+        from nrm.broker import deploy_module
+
         server = deploy_module("postgres").start_postgres(data / "postgres")
     except Exception as exc:
         raise CliError(
@@ -75,23 +80,6 @@ def _postgres(wanted: bool, data: Path) -> Iterator[Any]:
         yield server
     finally:
         server.stop()
-
-
-def deploy_module(name: str) -> Any:
-    """deploy/<name>.py, loaded by path: deploy/ holds scripts, not a package."""
-    import importlib.util
-
-    qualified = f"nrm_deploy_{name}"
-    if qualified in sys.modules:
-        return sys.modules[qualified]
-    path = Path(__file__).resolve().parents[1] / "deploy" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(qualified, path)
-    if spec is None or spec.loader is None or not path.exists():
-        raise CliError(f"this needs {path} (a source checkout)")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[qualified] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 async def until_signalled() -> None:
@@ -109,15 +97,13 @@ async def until_signalled() -> None:
 
 
 def _up(args: argparse.Namespace) -> int:
-    from nrm.embedded_cli import _kafka
+    from nrm.embedded_cli import kafka_from_args
     from nrm.topology import CountryProcesses
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
 
-    async def run(bootstrap: str, postgres: Any) -> None:
-        bus = CountryProcesses(
-            args.country, args.data, bootstrap, port=args.port, postgres=postgres
-        )
+    async def run(kafka: SecuredKafka, postgres: Any) -> None:
+        bus = CountryProcesses(args.country, args.data, kafka, port=args.port, postgres=postgres)
         try:
             await bus.start()
             print(f"registry  {bus.registry_url}")
@@ -133,10 +119,11 @@ def _up(args: argparse.Namespace) -> int:
             await bus.stop()
 
     with (
-        _kafka(args.kafka or "auto", args.data) as kafka,
+        kafka_from_args(args.kafka or "auto", args.kafka_pki, args.data, args.country) as kafka,
         _postgres(args.postgres, args.data) as pg,
     ):
-        asyncio.run(run(str(kafka), pg))
+        assert kafka is not None
+        asyncio.run(run(kafka, pg))
     return 0
 
 
@@ -149,39 +136,44 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _demo_in(args: argparse.Namespace, data: Path) -> int:
-    from nrm.embedded_cli import _kafka
+    from nrm.embedded_cli import kafka_from_args
 
     if getattr(args, "cross_border", False):
         if args.kafka:
             raise CliError("each country runs its own Kafka here: leave out --kafka")
         return _cross_border(args, data)
-    with _kafka(args.kafka or "auto", data) as kafka, _postgres(args.postgres, data) as pg:
-        return asyncio.run(_play(data, str(kafka), pg, stay=bool(getattr(args, "stay", False))))
+    with (
+        kafka_from_args(args.kafka or "auto", args.kafka_pki, data) as kafka,
+        _postgres(args.postgres, data) as pg,
+    ):
+        assert kafka is not None
+        return asyncio.run(_play(data, kafka, pg, stay=bool(getattr(args, "stay", False))))
 
 
 def _cross_border(args: argparse.Namespace, data: Path) -> int:
     """Two countries, each with its own broker (stopped last), registry and processes."""
-    from nrm.embedded_cli import _kafka
+    from nrm.embedded_cli import kafka_from_args
     from nrm.federation_cli import run_demo
     from nrm.topology import FederatedProcesses
 
     with (
-        _kafka("auto", data / "XA") as xa,
-        _kafka("auto", data / "XB") as xb,
+        kafka_from_args("auto", None, data / "XA", "XA") as xa,
+        kafka_from_args("auto", None, data / "XB", "XB") as xb,
         _postgres(args.postgres, data) as pg,
     ):
-        pair = FederatedProcesses(data, bootstraps={"XA": str(xa), "XB": str(xb)}, postgres=pg)
+        assert xa is not None and xb is not None
+        pair = FederatedProcesses(data, brokers={"XA": xa, "XB": xb}, postgres=pg)
         return asyncio.run(run_demo(data, None, sys.stdout, pair=pair))
 
 
-async def _play(data: Path, bootstrap: str, postgres: Any, stay: bool = False) -> int:
+async def _play(data: Path, kafka: SecuredKafka, postgres: Any, stay: bool = False) -> int:
     from nrm.demo import DemoFailed, run_demo
     from nrm.topology import CountryProcesses
 
-    bus = CountryProcesses("XA", data, bootstrap, postgres=postgres)
+    bus = CountryProcesses("XA", data, kafka, postgres=postgres)
     print(
-        f"Starting the bus as processes: registry, 8 agency nodes, notifier, each its own, "
-        f"on Apache Kafka at {bootstrap} ..."
+        f"Starting the bus as processes: registry, provisioner, 8 agency nodes, notifier, "
+        f"each its own, on Apache Kafka at {kafka.bootstrap} (TLS, a principal per agency) ..."
     )
     t0 = time.monotonic()
     try:
@@ -222,17 +214,20 @@ def _status(args: argparse.Namespace) -> int:
 def observe(state: dict[str, Any]) -> dict[str, Any]:
     """A supervisor's state file, checked now: each process alive or not, its readiness
     answer, its lags and the CPU time it used."""
+    from nrm.serving import verify_context
     from nrm.supervisor import alive, cpu_seconds
 
     out = {**state, "processes": []}
-    with httpx.Client(timeout=5) as client:
+    with httpx.Client(timeout=5, verify=verify_context(state.get("ca_file"))) as client:
         for p in state["processes"]:
             seen = {**p, "health": "down", "lag": None, "cpu_seconds": None}
             pid = p.get("pid")
             if pid and alive(int(pid)):
                 with contextlib.suppress(OSError, ValueError, IndexError):
                     seen["cpu_seconds"] = round(cpu_seconds(int(pid)), 2)
-            if seen["cpu_seconds"] is not None:
+            if seen["cpu_seconds"] is not None and not p["url"]:
+                seen["health"] = "ready"  # serves no HTTP: running is all it can say
+            elif seen["cpu_seconds"] is not None:
                 try:
                     resp = client.get(p["url"] + p["ready_path"])
                     body = (

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.bus.running import Running, RunningBus, RunningProcesses
-from tests.plugins.kafka_broker import deploy_service
+from tests.plugins.kafka_broker import secured_kafka
 
 TOPOLOGIES = [
     pytest.param("embedded", id="embedded"),
@@ -29,8 +29,8 @@ def processes_bus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningP
     tests; everything it writes (stores, logs, the broker's segments) lies under
     `running.written`."""
     base = tmp_path_factory.mktemp("process-bus")
-    with deploy_service("kafka", "start_broker", base / "kafka") as broker:
-        bus = RunningProcesses(base / "data", broker.bootstrap, written=base)
+    with secured_kafka(base / "kafka") as broker:
+        bus = RunningProcesses(base / "data", broker, written=base)
         try:
             yield bus
         finally:

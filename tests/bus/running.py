@@ -22,6 +22,7 @@ import httpx
 
 from contracts.keystore import AgencyKeys
 from contracts.sealing import CaseKeyGrant
+from nrm.broker import SecuredKafka
 from nrm.embedded import DEMO_AGENCIES, AgencySpec, CountryAccess, CountryBus
 from referral_router.runtime.node import sqlite_store_env
 from referral_router.sealing.case_keys import SqliteCaseKeyStore
@@ -54,7 +55,16 @@ class Running:
         def auth(request: httpx.Request) -> None:
             request.headers["Authorization"] = f"Bearer {bus.token(agency)}"
 
-        return httpx.Client(base_url=bus.urls[agency], timeout=30, event_hooks={"request": [auth]})
+        return httpx.Client(
+            base_url=bus.urls[agency],
+            timeout=30,
+            verify=bus.verify,
+            event_hooks={"request": [auth]},
+        )
+
+    def get(self, url: str, **kw: Any) -> httpx.Response:
+        """A GET trusting what the bus's servers are certified by (HTTPS on processes)."""
+        return httpx.get(url, verify=self.bus.verify, **kw)
 
     def settle(self) -> None:
         self.run(self.bus.settle(timeout=30), timeout=40)  # type: ignore[attr-defined]
@@ -135,12 +145,12 @@ class RunningBus(Running):
 
 
 class RunningProcesses(Running):
-    """The bus as a process per piece (`CountryProcesses`) on the Kafka at `bootstrap`."""
+    """The bus as a process per piece (`CountryProcesses`) on the secured Kafka `kafka`."""
 
     def __init__(
         self,
         data_dir: Path,
-        bootstrap: str,
+        kafka: SecuredKafka,
         agencies: tuple[AgencySpec, ...] = DEMO_AGENCIES,
         written: Path | None = None,
         **kw: Any,
@@ -149,9 +159,9 @@ class RunningProcesses(Running):
 
         super().__init__()
         self.written = written or data_dir
-        self.bootstrap = bootstrap
+        self.kafka = kafka
         self.bus: CountryProcesses = CountryProcesses(
-            "XA", data_dir, bootstrap, agencies=agencies, **kw
+            "XA", data_dir, kafka, agencies=agencies, **kw
         )
         self._readers: list[Any] = []
         try:
@@ -176,7 +186,7 @@ class RunningProcesses(Running):
         return keys
 
     def grants_left(self) -> list[CaseKeyGrant]:
-        records = self.run(records_on(self.bootstrap, prefix="nrm.XA."), timeout=60)
+        records = self.run(records_on(self.kafka, prefix="nrm.XA."), timeout=60)
         return [
             CaseKeyGrant.from_bytes(bytes(value))
             for _, headers in records
@@ -194,12 +204,15 @@ class RunningProcesses(Running):
         super().stop()
 
 
-async def records_on(bootstrap: str, prefix: str) -> list[tuple[bytes, list[tuple[str, bytes]]]]:
+async def records_on(
+    kafka: SecuredKafka, prefix: str
+) -> list[tuple[bytes, list[tuple[str, bytes]]]]:
     """(value, headers) of every record still on the topics named `prefix`*, read from
-    each partition's start to its end by a consumer of no group (it commits nothing)."""
+    each partition's start to its end by a consumer of no group (it commits nothing), as
+    the operator."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**kafka.client_options(), enable_auto_commit=False)
     await consumer.start()
     try:
         topics = [t for t in await consumer.topics() if t.startswith(prefix)]

@@ -130,7 +130,7 @@ def until(predicate: Callable[[], bool], timeout: float, what: str, step: float 
 
 def lag(running: Running, agency: str) -> dict[str, int] | None:
     try:
-        r = httpx.get(f"{running.bus.urls[agency]}/readyz", timeout=2)
+        r = running.get(f"{running.bus.urls[agency]}/readyz", timeout=2)
     except httpx.HTTPError:
         return None
     return dict(r.json()["lag"]) if r.status_code == 200 else None

@@ -22,7 +22,7 @@ from nrm.embedded import AgencySpec
 from tests.bus.running import RunningProcesses
 from tests.faults.conftest import ADULT, KAFKA_ENV
 from tests.faults.drills import Figures, Load, arrivals, lag, report, until
-from tests.plugins.kafka_broker import deploy_service
+from tests.plugins.kafka_broker import secured_kafka
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -44,10 +44,8 @@ def country(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningProcess
     their own, shared by the drills (each sends its own events, and what one drill
     killed is running again before the next)."""
     base = tmp_path_factory.mktemp("drills")
-    with deploy_service("kafka", "start_broker", base / "kafka") as broker:
-        bus = RunningProcesses(
-            base / "data", broker.bootstrap, agencies=AGENCIES, node_env=NODE_ENV
-        )
+    with secured_kafka(base / "kafka") as broker:
+        bus = RunningProcesses(base / "data", broker, agencies=AGENCIES, node_env=NODE_ENV)
         try:
             yield bus
         finally:
@@ -70,7 +68,7 @@ def back(country: RunningProcesses, name: str, old_pid: int, timeout: float = 60
         if child.pid in (None, old_pid):
             return False
         try:
-            return httpx.get(child.spec.url + child.spec.ready_path, timeout=1).status_code == 200
+            return country.get(child.spec.url + child.spec.ready_path, timeout=1).status_code == 200
         except httpx.HTTPError:
             return False
 
@@ -123,20 +121,20 @@ def test_kill_9_of_the_registry_nodes_keep_their_last_good_directory(
     than act on a directory that may no longer hold; the registry back, they go on, and
     what was refused meanwhile is sent again and arrives once."""
     registry = country.bus.supervisor
-    before = httpx.get(f"{country.bus.registry_url}/v1/directory", timeout=5).json()
+    before = country.get(f"{country.bus.registry_url}/v1/directory", timeout=5).json()
     serial = country.bus.directory_client().refresh().serial
     registry.hold("registry")  # keep it down for the drill: no restart yet
     pid, t_kill = kill(country, "registry")
     until(lambda: registry.children["registry"].pid is None, 10, "the registry gone")
     with pytest.raises(httpx.ConnectError):
-        httpx.get(f"{country.bus.registry_url}/v1/directory", timeout=2)
+        country.get(f"{country.bus.registry_url}/v1/directory", timeout=2)
     # Within the maximum age: the nodes run on the directory they verified last.
     within = Load(country, POLICE, AUTHORITY, count=20, threads=4, tag="registry-down")
     within.run()
     within_by = time.monotonic() - t_kill
     assert within.retries == 0 and within_by < MAX_AGE, "refused within the maximum age"
     for agency in (POLICE, AUTHORITY, CHILD):
-        r = httpx.get(f"{country.bus.urls[agency]}/readyz", timeout=5)
+        r = country.get(f"{country.bus.urls[agency]}/readyz", timeout=5)
         assert r.status_code == 200 and r.json()["directory"] == serial
     # Past it: a node refuses to send (and pauses its inbox) until the registry answers.
     until(lambda: refuses(country, POLICE), 3 * MAX_AGE, "the directory past its maximum age")
@@ -152,7 +150,7 @@ def test_kill_9_of_the_registry_nodes_keep_their_last_good_directory(
     ready = back(country, "registry", pid)
     sending.join(120)
     resumed = time.monotonic() - t_kill - down_for
-    after = httpx.get(f"{country.bus.registry_url}/v1/directory", timeout=5).json()
+    after = country.get(f"{country.bus.registry_url}/v1/directory", timeout=5).json()
     assert after == before  # rebuilt from its own store: the very same signed directory
     sent = within.accepted + past.accepted
     until(lambda: arrivals(country, AUTHORITY, sent)[2] == 0, 60, "every event")
@@ -172,7 +170,7 @@ def test_kill_9_of_the_registry_nodes_keep_their_last_good_directory(
 
 def refuses(country: RunningProcesses, agency: str) -> bool:
     """The node says its directory is too old to act on."""
-    r = httpx.get(f"{country.bus.urls[agency]}/readyz", timeout=5)
+    r = country.get(f"{country.bus.urls[agency]}/readyz", timeout=5)
     return r.status_code == 503 and r.json().get("error") == "directory-too-old"
 
 

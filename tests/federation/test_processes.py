@@ -1,6 +1,8 @@
 """The cross-border story over two deployments of processes: each country its own
-registry, its own Kafka broker and a process per piece; the gateways (`nrm gateway
-serve`) talk HTTP to each other and each delivers into its own country's bus only."""
+registry, its own CA, its own secured Kafka broker (a principal per agency, ACLs from
+its directory) and a process per piece; the gateways (`nrm gateway serve`) talk mutual
+TLS to each other, each pinning the other's certificate, and each delivers into its own
+country's bus only."""
 
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from nrm.federation_cli import run_demo
 from nrm.topology import FederatedProcesses
 from tests.bus.running import records_on
 from tests.faults.conftest import KAFKA_ENV
-from tests.plugins.kafka_broker import deploy_service
+from tests.plugins.kafka_broker import secured_kafka
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -24,14 +26,14 @@ pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 @pytest.fixture
 def xb_broker(tmp_path: Path) -> Iterator[Any]:
     """XB's own broker, beside XA's (`fresh_kafka_broker`)."""
-    with deploy_service("kafka", "start_broker", tmp_path / "kafka-xb") as handle:
-        yield handle
+    with secured_kafka(tmp_path / "kafka-xb", "XB") as broker:
+        yield broker
 
 
-async def _topics(bootstrap: str) -> set[str]:
+async def _topics(kafka: Any) -> set[str]:
     from aiokafka import AIOKafkaConsumer
 
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    consumer = AIOKafkaConsumer(**kafka.client_options())
     await consumer.start()
     try:
         return {t for t in await consumer.topics() if t.startswith("nrm.")}
@@ -42,8 +44,8 @@ async def _topics(bootstrap: str) -> set[str]:
 def test_the_cross_border_story_over_two_deployments_of_processes(
     tmp_path: Path, fresh_kafka_broker: Any, xb_broker: Any
 ) -> None:
-    bootstraps = {"XA": fresh_kafka_broker.bootstrap, "XB": xb_broker.bootstrap}
-    pair = FederatedProcesses(tmp_path / "data", bootstraps=bootstraps, node_env=KAFKA_ENV)
+    brokers = {"XA": fresh_kafka_broker, "XB": xb_broker}
+    pair = FederatedProcesses(tmp_path / "data", brokers=brokers, node_env=KAFKA_ENV)
     out = io.StringIO()
     code = asyncio.run(run_demo(tmp_path / "data", None, out, pair=pair))
     text = out.getvalue()
@@ -57,12 +59,12 @@ def test_the_cross_border_story_over_two_deployments_of_processes(
     assert "tells XB's gateway its risk assessment: refused, asylum is lodged (R4)" in text
     # Each country's bus is its own: XA's broker carries XA's topics only, XB's XB's,
     # and the forwardings XB's gateway delivered were records on XB's own bus.
-    xa, xb = (asyncio.run(_topics(b)) for b in bootstraps.values())
+    xa, xb = (asyncio.run(_topics(b)) for b in brokers.values())
     assert xa and all(t.startswith("nrm.XA.") for t in xa)
     assert xb and all(t.startswith("nrm.XB.") for t in xb)
     assert "nrm.XB.inbox.reintegration-office" in xb
     assert "nrm.XA.inbox.nrm-authority" in xa
-    left = asyncio.run(records_on(xb_broker.bootstrap, "nrm.XB.inbox.reintegration-office"))
+    left = asyncio.run(records_on(xb_broker, "nrm.XB.inbox.reintegration-office"))
     assert left == []  # delivered, applied, and deleted from the bus (grants with them)
     # Every process was its own, and every one stopped.
     for country in ("XA", "XB"):

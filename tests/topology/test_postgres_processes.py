@@ -38,7 +38,7 @@ def test_each_process_its_own_database_and_role(
 ) -> None:
     country = RunningProcesses(
         tmp_path / "data",
-        fresh_kafka_broker.bootstrap,
+        fresh_kafka_broker,
         agencies=AGENCIES,
         postgres=server,
         node_env=KAFKA_ENV,

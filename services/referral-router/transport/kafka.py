@@ -298,6 +298,7 @@ class KafkaConsumer:
     ):
         self.group_id = group_id
         self._topics = topics
+        self._connection = dict(connection)
         s = settings
         self._consumer = AIOKafkaConsumer(
             *topics,
@@ -375,8 +376,9 @@ class KafkaConsumer:
         """A group-less client for the partitions' end offsets: asked on the member's own
         connection, they would queue behind its long-polling fetch (up to half a second)."""
         if self._offsets is None:
-            client = AIOKafkaConsumer(
-                **self._settings.client_options(f"{self.group_id}-offsets"),
+            options = {**self._connection, "client_id": f"{self._connection['client_id']}-offsets"}
+            client = AIOKafkaConsumer(  # the member's TLS identity, a client id of its own
+                **options,  # type: ignore[arg-type]
                 enable_auto_commit=False,
             )
             await client.start()
