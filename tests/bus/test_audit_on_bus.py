@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -44,8 +43,12 @@ def _verify(bus: Running, tmp: Path, capsys: pytest.CaptureFixture[str], *extra:
     ]
     for agency in NODES:
         args += ["--node", f"{agency}={bus.bus.urls[agency]}"]
-    os.environ["NRM_KEYSTORE_PASSPHRASE"] = passphrase
-    return nrm(args)
+    trust = getattr(bus.bus, "trust_file", None)  # the process topology serves HTTPS
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("NRM_KEYSTORE_PASSPHRASE", passphrase)
+        if trust:
+            env.setenv("NRM_CA_FILE", trust)
+        return nrm(args)
 
 
 def test_oversight_verifies_every_log_and_the_exchange(
