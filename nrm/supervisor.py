@@ -139,6 +139,7 @@ class Supervisor:
         self.meta = dict(meta or {})
         self.on_change = on_change
         self.children: dict[str, Child] = {}
+        self._batches: list[list[str]] = []  # names started together, in start order
         self._stopping = False
         self._watch: asyncio.Task[None] | None = None
         self._http = httpx.AsyncClient(timeout=2.0, verify=verify)
@@ -151,6 +152,8 @@ class Supervisor:
         for spec in specs:
             if spec.name in self.children:
                 raise ValueError(f"{spec.name} is supervised already")
+        self._batches.append([spec.name for spec in specs])
+        for spec in specs:
             child = Child(spec)
             self.children[spec.name] = child
             self._launch(child)
@@ -254,14 +257,16 @@ class Supervisor:
     # --- stopping --------------------------------------------------------------------
 
     async def stop(self) -> None:
-        """Every process, last started first: SIGTERM, then SIGKILL after the grace."""
+        """Every process, last started first (those started together, together): SIGTERM,
+        then SIGKILL after the grace."""
         self._stopping = True
         if self._watch is not None:
             self._watch.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._watch
-        for child in reversed(list(self.children.values())):
-            await self._stop_child(child)
+        for batch in reversed(self._batches):
+            started = [self.children[name] for name in batch if name in self.children]
+            await asyncio.gather(*(self._stop_child(child) for child in started))
         await self._http.aclose()
 
     async def _stop_child(self, child: Child) -> None:
