@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Make sure podman, debootstrap and runc exist on this machine (Debian packages): the
-# compose test builds the images offline (deploy/images.py) and runs docker-compose.yml
-# under podman-compose (a Python package of the test extras). Idempotent: with the tools
+# Make sure podman, debootstrap and runc exist on this machine (Debian packages), for
+# `make images` (deploy/images.py builds the images offline) and deploy/compose.py (runs
+# docker-compose.yml under podman-compose, a Python package of the test extras); the
+# test suite needs none of them. Idempotent: with the tools
 # present it only says where they are. No service is started or enabled here.
 set -euo pipefail
 

@@ -3,6 +3,6 @@
 # machine (a fresh CI machine included). Each step is idempotent and cached.
 set -euo pipefail
 cd "$(dirname "$0")"
-for step in ensure-postgres.sh fetch-kafka.sh ensure-chromium.sh ensure-containers.sh; do
+for step in ensure-postgres.sh fetch-kafka.sh ensure-chromium.sh; do
   if [ -x "$step" ]; then "./$step"; fi
 done
