@@ -3,13 +3,13 @@
 Topics the operator provisions get three replicas and min.insync.replicas 2; an agency's
 node (its own certificate, idempotent producer, acks=all) publishes into another's inbox
 and that agency reads it in its own group. The broker-loss drill itself runs with the
-process topology; here the cluster is formed, secured and carrying records.
+process topology on the same session cluster (tests/faults/test_broker_loss.py); here
+the cluster is formed, secured and carrying records.
 """
 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
 
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
@@ -19,22 +19,16 @@ from nrm.broker import SecuredKafka
 from nrm.pki import OPERATOR, agency
 from referral_router.transport.kafka_access import provision
 from referral_router.transport.topics import consumer_group, inbox_topic
-from tests.plugins.kafka_broker import secured_kafka
 
 from . import directories
 
 pytestmark = pytest.mark.kafka
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecuredKafka]:
-    with secured_kafka(tmp_path_factory.mktemp("kafka-cluster"), brokers=3) as kafka:
-        yield kafka
-
-
 async def test_three_voters_replicate_three_times_and_require_two_in_sync(
-    cluster: SecuredKafka,
+    kafka_cluster: SecuredKafka,
 ) -> None:
+    cluster = kafka_cluster
     tag = secrets.token_hex(3)
     police, authority = f"police-{tag}", f"authority-{tag}"
     operator = cluster.transport(OPERATOR)

@@ -29,7 +29,8 @@ ROOT = Path(__file__).resolve().parents[2]
 @dataclass
 class Load:
     """Sends `count` screenings from `sender` to `recipient` on `threads` clients,
-    retrying each (same key) through outages until it is accepted."""
+    retrying each (same key) through outages until it is accepted; `halt()` ends it
+    early (what a client began is still sent until accepted, nothing more is begun)."""
 
     running: Running
     sender: str
@@ -41,8 +42,14 @@ class Load:
     accepted: list[str] = field(default_factory=list)
     retries: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _halted: threading.Event = field(default_factory=threading.Event)
+
+    def halt(self) -> None:
+        self._halted.set()
 
     def _one(self, i: int) -> None:
+        if self._halted.is_set():
+            return
         deadline = time.monotonic() + self.give_up_after
         body = {"recipients": [self.recipient], "payload": ADULT}
         headers = {"Idempotency-Key": f"{self.tag}-{i}"}

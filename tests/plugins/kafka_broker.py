@@ -45,6 +45,15 @@ def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         yield broker
 
 
+@pytest.fixture(scope="session")
+def kafka_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """Three secured KRaft voters for the run (replication 3, min.insync.replicas 2), a
+    `SecuredKafka` whose ``.handle.brokers`` a drill may kill and start again (it leaves
+    all three running)."""
+    with secured_kafka(tmp_path_factory.mktemp("kafka-cluster"), brokers=3) as cluster:
+        yield cluster
+
+
 @pytest.fixture
 def fresh_kafka_broker(tmp_path: Path) -> Iterator[Any]:
     """A secured broker of this test's own, under its tmp_path: topics and consumer groups
