@@ -79,6 +79,8 @@ class FakeSealing:
     store: CaseStore
     accepted: list[tuple[bytes, str, str]] = field(default_factory=list)
     erased: list[tuple[str, list[str]]] = field(default_factory=list)
+    #: How many of the accepted grants were kept durably before the last commit.
+    kept: int = 0
 
     def accept_grant(
         self, grant: bytes, case: str, sender: str, signing_keys: PublicKeyLookup | None = None
@@ -89,9 +91,12 @@ class FakeSealing:
 
     def erase(self, case: str) -> int:
         file = self.store.case_file(case)
-        recorded = [e.type for _, e in file.envelopes()] if file else []
+        recorded = [e.type for _, e in self.store.envelopes(case)] if file else []
         self.erased.append((case, recorded))
         return 1
+
+    def keep_new_keys(self) -> None:
+        self.kept = len(self.accepted)
 
 
 @pytest.fixture

@@ -12,7 +12,10 @@ from referral_router.api.errors import install_error_handlers
 from referral_router.api.health import health
 from referral_router.api.oversight import oversight_router
 from referral_router.audit.log import AuditLog
+from referral_router.sending.intake import Intake
 from referral_router.sending.node import AgencyNode
+from referral_router.store.feed import LogFeed
+from referral_router.store.thread import StoreThread
 
 
 def create_app(
@@ -20,9 +23,12 @@ def create_app(
     check_token: Authenticator,
     audit: AuditLog | None = None,
     public_url: str | None = None,
+    intake: Intake | None = None,
+    feed: LogFeed | None = None,
 ) -> FastAPI:
     """`public_url`: the base URL clients use, when a proxy stands in front (DPoP proofs
-    name the URL the client called)."""
+    name the URL the client called); `intake` takes commands (one of its own if None),
+    `feed` lets log readers wait for new entries (without one they page the store only)."""
     app = FastAPI(
         title=f"NRM referral router ({node.agency_id})",
         version="1",
@@ -30,6 +36,8 @@ def create_app(
         telemetry=telemetry.FRAMEWORK_TELEMETRY_OFF,
     )
     app.state.node = node
+    app.state.intake = intake or Intake(node, StoreThread(node.agency_id))
+    app.state.feed = feed
     app.state.check_token = check_token
     app.state.public_url = public_url
     app.state.directory = lambda: node.roster.directory

@@ -59,8 +59,16 @@ def authenticated_agency(request: Request, authorization: str | None, proof: str
     return verified.agency_id
 
 
-def own_agency(request: Request, authorization: Authorization = None, proof: Proof = None) -> str:
-    """The caller must prove it is this node's own agency."""
+async def _node(request: Request) -> AgencyNode:
+    """`node_of` as a dependency: async, so FastAPI runs it on the event loop."""
+    return node_of(request)
+
+
+async def own_agency(
+    request: Request, authorization: Authorization = None, proof: Proof = None
+) -> str:
+    """The caller must prove it is this node's own agency. Async, like every dependency
+    of the hot routes: no thread hop per request."""
     agency = authenticated_agency(request, authorization, proof)
     if agency != node_of(request).agency_id:
         raise AuthError(403, f"this node serves {node_of(request).agency_id}, not {agency}")
@@ -73,4 +81,4 @@ def any_agency(request: Request, authorization: Authorization = None, proof: Pro
 
 
 Caller = Annotated[str, Depends(own_agency)]
-Node = Annotated[AgencyNode, Depends(node_of)]
+Node = Annotated[AgencyNode, Depends(_node)]

@@ -10,6 +10,7 @@ until the node can check them against a directory the registry confirmed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 from contracts.directory import DirectoryError
 from referral_router import telemetry
 from referral_router.receiving.reception import Outcome, Reception
+from referral_router.store.thread import StoreThread
 from referral_router.transport.base import Consumer, Message, Transport
 from referral_router.transport.topics import dead_letter_topic
 
@@ -37,6 +39,8 @@ class InboxLoop:
     fresh: Callable[[], object] | None = None
     #: Why the inbox is paused, None while it is not.
     paused: str | None = field(init=False, default=None)
+    #: The store thread the batches are applied on (None: any worker thread).
+    thread: StoreThread | None = None
     #: Records handled since start: lets a caller see the inbox settle.
     handled: int = field(init=False, default=0)
     _delivered: dict[tuple[str, int], int] = field(init=False, default_factory=dict)
@@ -54,7 +58,10 @@ class InboxLoop:
         agency = self.reception.agency_id
         # One transaction per partition for the whole batch (group commit); each record
         # still gets its own span, continuing the sender's trace, once its outcome is known.
-        outcomes = await asyncio.to_thread(self.reception.apply_batch, records)
+        if self.thread is not None:
+            outcomes = await self.thread.run(self.reception.apply_batch, records)
+        else:
+            outcomes = await asyncio.to_thread(self.reception.apply_batch, records)
         for rec, received in zip(records, outcomes, strict=True):
             with telemetry.applying(
                 agency, rec.topic, rec.partition, rec.offset, rec.headers
@@ -109,6 +116,18 @@ class InboxLoop:
             log.warning("inbox of %s resumed: the directory is fresh", self.reception.agency_id)
             self.paused = None
         return True
+
+    async def run(self, stop: asyncio.Event, wait_ms: int = 1000) -> None:
+        """Poll until `stop`: each poll returns as soon as records arrive, or after
+        `wait_ms` with none (so an idle inbox costs a wake-up a second, not a spin). A
+        failure is logged and retried after a pause, never fatal."""
+        while not stop.is_set():
+            try:
+                await self.poll_once(timeout_ms=wait_ms)
+            except Exception:
+                log.exception("inbox of %s failed; retrying", self.reception.agency_id)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), 0.5)
 
     async def _delete_delivered(self, force: bool = False) -> None:
         """Stored and committed records leave the bus (grants with them), at most once

@@ -16,11 +16,11 @@ kept of a record that is not applied.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol
 
 from eventsourcing.persistence import IntegrityError
 from pydantic import ValidationError
@@ -60,6 +60,10 @@ class Sealing(Protocol):
     ) -> None: ...
 
     def erase(self, case: str) -> int: ...
+
+    def keep_new_keys(self) -> None:
+        """Durably keep the keys of the grants taken so far (one transaction)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -135,6 +139,7 @@ class Reception:
                 letters.append(received.letter)
             results.append(received)
         if last is not None:
+            self.sealing.keep_new_keys()  # the grants taken, before what they open
             cursor.advance(last + 1, *cases.values(), *letters, *barred.values())
         return results
 
@@ -154,7 +159,7 @@ class Reception:
             check_contract(envelope)
             case = cases.get(envelope.subject) or self.store.case_file_or_new(envelope.subject)
             if str(envelope.id) in case.state.event_ids:
-                check_same(case, envelope)
+                check_same(self.store.recorded(case, str(envelope.id)), envelope)
                 return Received(Outcome.DUPLICATE, stream, record.offset, envelope)
             self._admit(case, admitted, barred)
             self._take_grant(admitted)
@@ -220,10 +225,10 @@ class Reception:
         return Received(Outcome.DEAD_LETTERED, stream, record.offset, envelope, letter)
 
 
-def check_same(case: CaseFile, envelope: Envelope) -> None:
-    """A known event id again: a redelivery if the bytes are the ones recorded, a replay
+def check_same(recorded: Mapping[str, Any] | None, envelope: Envelope) -> None:
+    """A known event id again: a redelivery if the bytes are the ones `recorded`, a replay
     under a reused id (refused) if anything differs."""
-    if case.recorded(str(envelope.id)) != envelope.model_dump(mode="json"):
+    if recorded != envelope.model_dump(mode="json"):
         raise Refused(
             "REPLAY",
             f"event {envelope.id} is recorded here with other content: an event id is never reused",

@@ -33,9 +33,12 @@ from referral_router.receiving.reception import Reception
 from referral_router.rules.roster import DirectorySource, Roster
 from referral_router.sealing.case_keys import SqliteCaseKeyStore
 from referral_router.sealing.node_seal import NodeSeal
+from referral_router.sending.intake import Intake
 from referral_router.sending.node import AgencyNode
 from referral_router.sending.relay import OutboxRelay
 from referral_router.store.case_store import CaseStore
+from referral_router.store.feed import LogFeed
+from referral_router.store.thread import StoreThread
 from referral_router.transport.base import Transport
 from referral_router.transport.topics import inbox_topic
 
@@ -59,7 +62,10 @@ class NodeSettings:
     log_origin_domain: str = "nrm.example"
     witness_url: str | None = None  # the registry, witnessing checkpoints; None: off
     witness_audience: str | None = None  # default nrm-registry:<country>
-    poll_interval: float = 0.05
+    #: Longest wait for inbox records in one poll (it returns as soon as any arrive).
+    poll_interval: float = 1.0
+    #: Events in work at once; more are refused with 503 and Retry-After.
+    max_in_flight: int = 256
     console: ConsoleSettings | None = None  # the web console under /console; None: off
     public_url: str | None = None  # the base URL clients call, behind a proxy (DPoP htu)
     extra: dict[str, str] = field(default_factory=dict)
@@ -78,6 +84,8 @@ class NodeRuntime:
         self.settings = settings
         self.transport = transport
         self.store = CaseStore(env=dict(settings.store_env))
+        self.thread = StoreThread(settings.agency_id)
+        self.feed = LogFeed(self.store)
         self.roster = Roster(directory)
         self.case_keys = SqliteCaseKeyStore(settings.case_keys_path, settings.master_key)
         self.seal = NodeSeal(settings.agency_id, keys, self.roster, self.case_keys)
@@ -94,7 +102,10 @@ class NodeRuntime:
             roles=lambda: self.roster.roles_of(settings.agency_id),
             policy=policy,
         )
-        self.relay = OutboxRelay(self.store, transport, self._country_of, self.seal)
+        self.relay = OutboxRelay(
+            self.store, transport, self._country_of, self.seal, feed=self.feed, thread=self.thread
+        )
+        self.intake = Intake(self.node, self.thread, max_in_flight=settings.max_in_flight)
         self.verifier = TokenVerifier(
             directory.current, settings.audience, replay_cache=ReplayCache()
         )
@@ -108,11 +119,18 @@ class NodeRuntime:
             if settings.audit_path is not None
             else None
         )
+        if self.audit is not None:
+            self.audit.follow()
         self.witnessing = witnessing_for(
             self.audit, keys, settings.witness_url, settings.witness_audience
         )
         self.app: FastAPI = create_app(
-            self.node, self.verifier, self.audit, public_url=settings.public_url
+            self.node,
+            self.verifier,
+            self.audit,
+            public_url=settings.public_url,
+            intake=self.intake,
+            feed=self.feed,
         )
         self._keys = keys
         self.console = (
@@ -128,7 +146,12 @@ class NodeRuntime:
             f"node.{settings.agency_id}", [inbox_topic(settings.country, settings.agency_id)]
         )
         self.inbox = InboxLoop(
-            self.reception, transport, self._consumer, settings.country, fresh=self.roster.fresh
+            self.reception,
+            transport,
+            self._consumer,
+            settings.country,
+            fresh=self.roster.fresh,
+            thread=self.thread,
         )
         self._stopping = asyncio.Event()
 
@@ -151,9 +174,15 @@ class NodeRuntime:
         log.debug("node %s consuming %s", self.settings.agency_id, topic)
 
     async def run(self) -> None:
-        """Relay and inbox (and periodic log checkpoints), until stop(): a failure is
-        logged and retried, never fatal."""
+        """Relay and inbox (and periodic log checkpoints), until stop(): each sleeps until
+        there is work (a commit, a record); a failure is logged and retried, never fatal."""
         self._running = asyncio.current_task()
+        tasks = [
+            asyncio.create_task(self.relay.run(self._stopping)),
+            asyncio.create_task(
+                self.inbox.run(self._stopping, int(self.settings.poll_interval * 1000))
+            ),
+        ]
         if self.audit is not None:
             periodic = self.witnessing.run if self.witnessing is not None else self.audit.run
             self._checkpoints = asyncio.create_task(
@@ -161,19 +190,11 @@ class NodeRuntime:
             )
         if self.console is not None:
             self._console = asyncio.create_task(self.console.run(self._stopping))
-        while not self._stopping.is_set():
-            worked = 0
-            try:
-                worked += await self.relay.publish_pending()
-                worked += await self.inbox.poll_once(
-                    timeout_ms=int(self.settings.poll_interval * 1000)
-                )
-            except Exception:
-                log.exception("node %s loop failed; retrying", self.settings.agency_id)
-                await asyncio.sleep(0.5)
-            if not worked:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), self.settings.poll_interval)
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
 
     async def stop(self) -> None:
         self._stopping.set()
@@ -191,6 +212,7 @@ class NodeRuntime:
         await self._consumer.stop()
         if self.witnessing is not None:
             self.witnessing.close()
+        self.thread.close()
         if self.audit is not None:
             self.audit.close()
         self.case_keys.close()

@@ -9,22 +9,26 @@ exactly-once in effect by each receiver's tracking records and event-id check.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 
-from contracts.envelope import Envelope
-from contracts.kafka_binding import encode
+from contracts.kafka_binding import Encoded
 from referral_router import telemetry
-from referral_router.store.case_store import SENT, CaseStore, Cursor
+from referral_router.store.case_store import SENT, CaseStore, CommittedEnvelope, Cursor
+from referral_router.store.feed import LogFeed
+from referral_router.store.thread import StoreThread
 from referral_router.transport.base import Message, Transport
 from referral_router.transport.topics import inbox_topic
 
 log = logging.getLogger("nrm.relay")
 
 RELAY_TRACKING = "outbox-relay"
+
+T = TypeVar("T")
 
 #: Fault injection for the kill -9 drill (tests/faults): when set to "1", the process
 #: exits with status 9 right after the broker acknowledged a batch, before the relay
@@ -35,12 +39,17 @@ CRASH_AFTER_PUBLISH_ENV = "NRM_FAULT_EXIT_AFTER_PUBLISH"
 class Granting(Protocol):
     """Sealing's part in sending: a case-key grant for a recipient's first event."""
 
-    def grant_for(self, envelope: Envelope, recipient: str) -> bytes | None: ...
+    def grant_of(self, case: str, wraps: Mapping[str, Any], recipient: str) -> bytes | None: ...
 
 
 @dataclass(eq=False)
 class OutboxRelay:
-    """Publishes this node's sent envelopes to their recipients' inboxes."""
+    """Publishes this node's sent envelopes to their recipients' inboxes.
+
+    New envelopes come from the log feed (memory) when it holds them and from the store
+    otherwise (after a restart, or when it fell far behind); store reads and the position
+    write run on the store thread. Each envelope is encoded once, whatever its number of
+    recipients: only the grant and the trace header differ between its records."""
 
     store: CaseStore
     transport: Transport
@@ -48,34 +57,50 @@ class OutboxRelay:
     granting: Granting
     batch_size: int = 500
     on_published: Callable[[int], None] | None = None
+    feed: LogFeed | None = None
+    thread: StoreThread | None = None
     cursor: Cursor = field(init=False)
+    #: The last log position published (the cursor's, kept in memory).
+    position: int = field(init=False)
     #: Topics created already: no admin round trip per batch.
     _topics: set[str] = field(init=False, default_factory=set)
 
     def __post_init__(self) -> None:
         self.cursor = self.store.cursor(RELAY_TRACKING)
+        self.position = self.cursor.position
 
     def pending(self) -> int:
         """How far the relay lags behind the store (a metric: relay lag)."""
-        return max(0, self.store.max_position() - self.cursor.position)
+        last = self.feed.last if self.feed is not None else self.store.max_position()
+        return max(0, last - self.position)
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        if self.thread is not None:
+            return await self.thread.run(fn, *args)
+        return await asyncio.to_thread(fn, *args)
 
     async def publish_pending(self) -> int:
         """Publish one batch; returns how many envelopes it carried."""
-        page = await asyncio.to_thread(self.store.log_page, self.cursor.position, self.batch_size)
+        page = self.feed.after(self.position, self.batch_size) if self.feed else None
         if page is None:
+            page = await self._run(self._from_store)
+        entries, end = page
+        if end <= self.position:
             return 0
         messages: list[Message] = []
         sent = 0
         spans = telemetry.PublishBatch()
-        for entry in page.entries:
+        for entry in entries:
             if entry.direction != SENT:
                 continue
             sent += 1
-            env = entry.envelope
-            for r in env.recipients:
+            data = entry.data
+            encoded = Encoded.of(data)
+            case, wraps = str(data["subject"]), data["sealed"].get("wraps", {})
+            for r in data["recipients"]:
                 topic = inbox_topic(self.country_of(r), r)
-                trace = spans.start(env, r, topic)
-                key, value, headers = encode(env, self.granting.grant_for(env, r), trace)
+                trace = spans.start_for(data["id"], data["sender"], data["type"], r, topic)
+                key, value, headers = encoded.record(self.granting.grant_of(case, wraps, r), trace)
                 messages.append(Message(topic, key, value, headers))
         if messages:
             with spans:
@@ -86,7 +111,49 @@ class OutboxRelay:
                 await self.transport.publish_many(messages)
             if os.environ.get(CRASH_AFTER_PUBLISH_ENV) == "1":
                 os._exit(9)
-        await asyncio.to_thread(self.cursor.advance, page.end)
+        await self._run(self.cursor.advance, end)
+        self.position = end
         if self.on_published:
             self.on_published(sent)
         return sent
+
+    def _from_store(self) -> tuple[list[CommittedEnvelope], int]:
+        page = self.store.log_page(self.position, self.batch_size)
+        if page is None:
+            return [], self.position
+        entries = [
+            CommittedEnvelope(e.position, e.direction, e.envelope.model_dump(mode="json"))
+            for e in page.entries
+        ]
+        return entries, page.end
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Publish as the log grows (woken by each commit), until `stop`; a failure is
+        logged and retried after a pause, never fatal."""
+        grown = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        if self.feed is not None:
+            self.feed.on_growth(lambda: loop.call_soon_threadsafe(grown.set))
+        while not stop.is_set():
+            try:
+                while await self.publish_pending():
+                    pass
+            except Exception:
+                log.exception("relay failed; retrying")
+                await _pause(stop, 0.5)
+                continue
+            if self.pending():
+                continue
+            grown.clear()
+            if self.pending():
+                continue
+            waits = [asyncio.ensure_future(grown.wait()), asyncio.ensure_future(stop.wait())]
+            # Without a feed, or for commits it could not see, look again now and then.
+            await asyncio.wait(waits, timeout=1.0, return_when=asyncio.FIRST_COMPLETED)
+            for w in waits:
+                w.cancel()
+
+
+async def _pause(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)

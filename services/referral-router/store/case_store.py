@@ -4,12 +4,22 @@ A case file is the sequence of signed envelopes this node sent or received for o
 its state is the pure `lifecycle.CaseState`. The store's notification log (every recorded
 envelope in commit order) is at once the outbox the relay publishes from, the inbox the
 agency's systems page through, and the leaf order of the node's verifiable log.
+
+What the store just wrote it never reads back. Case files stay in memory once saved
+(eventsourcing's cache without fast-forwarding: this process is the case file's writer;
+a replica that wrote it meanwhile makes the next save conflict, and the stale copy is
+forgotten), and every transaction tells its listeners what it committed (`Committed`),
+so the relay, the audit log and the log API take new envelopes from memory instead of
+decoding them from the store again.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
-from collections.abc import Iterator, Mapping, Sequence
+import logging
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -17,11 +27,13 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import IntegrityError, Tracking
+from eventsourcing.persistence import IntegrityError, Recording, Tracking
 
 from contracts.envelope import CaseFlags, Envelope
 from contracts.vocabulary import Role
 from referral_router.rules.lifecycle import CaseState, Proposal, evolve
+
+log = logging.getLogger("nrm.store")
 
 _NS = uuid5(NAMESPACE_URL, "urn:nrm:referral-router")
 
@@ -91,7 +103,10 @@ def _roles_of(text: str) -> frozenset[Role]:
 
 
 class CaseFile(Aggregate):
-    """This node's file of one case: the envelopes, and the state they add up to."""
+    """This node's file of one case: the state its envelopes add up to, and who took part.
+
+    The envelopes themselves stay in the store (`CaseStore.envelopes`): a file in memory
+    costs the same whether its case has five events or five thousand."""
 
     class Opened(Aggregate.Created):
         pseudonym: str
@@ -103,19 +118,20 @@ class CaseFile(Aggregate):
 
         def apply(self, aggregate: Aggregate) -> None:
             assert isinstance(aggregate, CaseFile)
-            aggregate._record(self.envelope, self.direction, self.roles)
+            aggregate._record(self.envelope, self.roles)
 
     def __init__(self, pseudonym: str) -> None:
         self.pseudonym = pseudonym
         self.state = CaseState(pseudonym=pseudonym)
-        self.entries: list[tuple[str, dict[str, Any]]] = []
+        #: Every agency that sent or received an event of the case (an erasure order
+        #: goes to all of them).
+        self.parties: frozenset[str] = frozenset()
 
     def __deepcopy__(self, memo: dict[int, Any]) -> CaseFile:
-        """The repository copies cached case files on every read. Recorded envelopes and
-        the case state are never changed in place, so a copy shares them: only the list of
-        entries and the pending events are new (a full deep copy grew with every event)."""
+        """The repository copies cached case files on every read. The state and the
+        parties are never changed in place, so a copy shares them: only the pending
+        events are new."""
         clone = copy.copy(self)
-        clone.entries = list(self.entries)
         clone._pending_events = list(self._pending_events)
         return clone
 
@@ -131,15 +147,18 @@ class CaseFile(Aggregate):
             roles={k: _roles_text(v) for k, v in roles.items()},
         )
 
-    def _record(self, envelope: dict[str, Any], direction: str, roles: dict[str, str]) -> None:
+    def _record(self, envelope: dict[str, Any], roles: dict[str, str]) -> None:
         proposal = _stored_proposal(envelope, {k: _roles_of(v) for k, v in roles.items()})
         deadlines = {k: _utc(v) for k, v in envelope.get("deadlines", {}).items()}
         self.state = evolve(self.state, proposal, proposal.flags, deadlines)
-        self.entries.append((direction, envelope))
+        self.parties = self.parties.union((proposal.sender, *proposal.recipients))
 
-    def envelopes(self) -> Iterator[tuple[str, Envelope]]:
-        for direction, data in self.entries:
-            yield direction, Envelope.model_validate(data)
+    def pending(self, event_id: str) -> dict[str, Any] | None:
+        """The JSON of an envelope recorded here and not saved yet, by event id."""
+        for e in self._pending_events:
+            if isinstance(e, CaseFile.EnvelopeRecorded) and e.envelope["id"] == event_id:
+                return e.envelope
+        return None
 
     def recorded(self, event_id: str) -> dict[str, Any] | None:
         """The stored JSON of one of the case's envelopes, by event id."""
@@ -255,20 +274,73 @@ class LoggedEnvelope:
     envelope: Envelope
 
 
+@dataclass(frozen=True)
+class CommittedEnvelope:
+    """An envelope as one transaction just wrote it: its position, direction and the
+    envelope's JSON form (`Envelope.model_dump(mode="json")`, what the store holds)."""
+
+    position: int
+    direction: str
+    data: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Committed:
+    """What one transaction of the store wrote: the log positions `first`..`last` (every
+    record, envelopes or not) and the envelopes among them, in log order. A listener that
+    has seen everything up to `first - 1` can follow the log from memory alone."""
+
+    first: int
+    last: int
+    envelopes: tuple[CommittedEnvelope, ...]
+
+
+#: Told of every transaction the store commits, on the committing thread.
+CommitListener = Callable[[Committed], None]
+
+
 class CaseStore(Application[UUID]):
     """The node's event store. Configure persistence with eventsourcing's environment
     variables (SQLite by default here, PostgreSQL via `eventsourcing.postgres`)."""
 
     name = "ReferralRouter"
 
-    #: Case files stay in memory between requests (fast-forwarded from the store on each
-    #: read), so a busy case is not replayed from its first event for every new one.
+    #: Case files stay in memory between requests (at most this many, least recently
+    #: used first out), so a busy case is not replayed from its first event for every
+    #: new one. What this process saved is trusted without reading it back; see `forget`.
     DEFAULT_CACHE_SIZE = "5000"
 
     def __init__(self, env: Mapping[str, str] | None = None) -> None:
         settings = dict(env or {})
         settings.setdefault("AGGREGATE_CACHE_MAXSIZE", self.DEFAULT_CACHE_SIZE)
+        settings.setdefault("AGGREGATE_CACHE_FASTFORWARD", "n")
         super().__init__(env=settings)
+        self._listeners: list[CommitListener] = []
+        self._listeners_lock = threading.Lock()
+
+    def on_commit(self, listener: CommitListener) -> None:
+        """Tell `listener` of every transaction from now on (on the committing thread;
+        it must be quick and must not raise)."""
+        with self._listeners_lock:
+            self._listeners.append(listener)
+
+    def _record(self, processing_event: ProcessingEvent[UUID]) -> list[Recording[UUID]]:
+        recordings = super()._record(processing_event)
+        if recordings and self._listeners:
+            committed = _committed(recordings)
+            for listener in list(self._listeners):
+                try:
+                    listener(committed)
+                except Exception:  # what committed stays committed: the listener catches up
+                    log.exception("a commit listener failed")
+        return recordings
+
+    def forget(self, *aggregate_ids: UUID) -> None:
+        """Drop cached copies: the next read replays them from the store. Called when a
+        save conflicted (another writer, such as a replica, moved the aggregate on)."""
+        for aggregate_id in aggregate_ids:
+            with contextlib.suppress(KeyError):
+                self.repository.cache.get(aggregate_id, evict=True)
 
     def construct_recorder(self) -> Any:
         # A process recorder can store tracking records atomically with events.
@@ -287,6 +359,56 @@ class CaseStore(Application[UUID]):
         case.record(envelope, SENT, roles)
         self.save(case, answer)
 
+    def save(self, *objs: Any, **kwargs: Any) -> list[Recording[UUID]]:
+        """Save aggregates in one transaction; on a conflict their cached copies are
+        forgotten (so a retry starts from what the store holds) and it re-raises."""
+        try:
+            return super().save(*objs, **kwargs)
+        except IntegrityError:
+            self.forget(*(o.id for o in objs if isinstance(o, Aggregate)))
+            raise
+
+    def save_groups(self, groups: Sequence[Sequence[Aggregate]]) -> list[IntegrityError | None]:
+        """Group commit: every group's aggregates in one transaction; if that conflicts
+        (two groups on one case, or another writer), each group in a transaction of its
+        own, so one conflict fails only its own group. Per group: None, or its conflict.
+        Unsaved events stay pending until their group is saved or fails."""
+        if not groups:
+            return []
+        everything = [a for g in groups for a in g]
+        try:
+            self._save_pending(everything)
+            return [None] * len(groups)
+        except IntegrityError as exc:
+            if len(groups) == 1:
+                self._discard(everything)
+                return [exc]
+        out: list[IntegrityError | None] = []
+        for group in groups:
+            try:
+                self._save_pending(group)
+                out.append(None)
+            except IntegrityError as exc:
+                self._discard(group)
+                out.append(exc)
+        return out
+
+    def _save_pending(self, objs: Sequence[Aggregate], tracking: Tracking | None = None) -> None:
+        """Like `save`, but pending events are cleared only once the transaction
+        committed: a failed batch can be saved again group by group."""
+        pe: ProcessingEvent[UUID] = ProcessingEvent(tracking)
+        for obj in objs:
+            pe.events.extend(obj._pending_events)
+            pe.aggregates[obj.id] = obj
+        self._record(pe)
+        for obj in objs:
+            obj._pending_events.clear()
+
+    def _discard(self, objs: Iterable[Aggregate]) -> None:
+        for obj in objs:
+            obj._pending_events.clear()
+        self.forget(*(o.id for o in objs))
+
     def record_dead_letter(self, letter: DeadLetter) -> bool:
         """Keep a letter once: its source's cursor moves past it in the same transaction."""
         return self.cursor(letter.source).advance(letter.position + 1, letter)
@@ -302,6 +424,7 @@ class CaseStore(Application[UUID]):
         try:
             self._record(pe)
         except IntegrityError:
+            self.forget(*(o.id for o in objs))
             if self.recorder.has_tracking_id(stream, to):  # type: ignore[attr-defined]
                 return False
             raise
@@ -325,6 +448,53 @@ class CaseStore(Application[UUID]):
 
     def origin_barred(self, pseudonym: str) -> bool:
         return origin_barred_id(pseudonym) in self.repository
+
+    def cached_case_file(self, pseudonym: str) -> CaseFile | None:
+        """The case file if it is in memory (a copy), else None: no I/O, so an event
+        loop may call it; on None, read it with `case_file` on the store's thread."""
+        try:
+            agg = self.repository.cache.get(case_file_id(pseudonym))
+        except KeyError:
+            return None
+        assert isinstance(agg, CaseFile)
+        return copy.deepcopy(agg)
+
+    def envelopes(self, pseudonym: str) -> list[tuple[str, Envelope]]:
+        """The case's envelopes, oldest first, with their direction (from the store)."""
+        return [
+            (e.direction, Envelope.model_validate(e.envelope))
+            for e in self.events.get(case_file_id(pseudonym))
+            if isinstance(e, CaseFile.EnvelopeRecorded)
+        ]
+
+    def replay(self, page: int = 5000) -> dict[UUID, CaseFile]:
+        """Every case file rebuilt from the whole log in one pass (what a node restored
+        from a backup does to its case views); nothing is read twice."""
+        topics = [_topic(CaseFile.Opened), _topic(CaseFile.EnvelopeRecorded)]
+        files: dict[UUID, CaseFile] = {}
+        start = 1
+        while True:
+            notes = self.recorder.select_notifications(start=start, limit=page, topics=topics)
+            if not notes:
+                return files
+            for n in notes:
+                event = self.mapper.to_domain_event(n)
+                folded = event.mutate(files.get(event.originator_id))
+                assert isinstance(folded, CaseFile)
+                files[event.originator_id] = folded
+            start = notes[-1].id + 1
+
+    def recorded(self, case: CaseFile, event_id: str) -> dict[str, Any] | None:
+        """The JSON of one of the case's envelopes as recorded here, by event id: one
+        recorded but not yet saved, else as the store holds it (a read of the case's
+        events: asked only when an event id arrives again)."""
+        pending = case.pending(event_id)
+        if pending is not None:
+            return pending
+        for e in self.events.get(case.id):
+            if isinstance(e, CaseFile.EnvelopeRecorded) and e.envelope["id"] == event_id:
+                return e.envelope
+        return None
 
     def idempotent_answer(self, agency_id: str, key: str) -> IdempotentRequest | None:
         aid = idempotency_id(agency_id, key)
@@ -385,11 +555,24 @@ def _topic(cls: type) -> str:
     return get_topic(cls)
 
 
+def _committed(recordings: Sequence[Recording[UUID]]) -> Committed:
+    ids = [r.notification.id for r in recordings]
+    envelopes = tuple(
+        CommittedEnvelope(r.notification.id, e.direction, e.envelope)
+        for r in recordings
+        if isinstance(e := r.domain_event, CaseFile.EnvelopeRecorded)
+    )
+    return Committed(min(ids), max(ids), envelopes)
+
+
 __all__: Sequence[str] = [
     "RECEIVED",
     "SENT",
     "CaseFile",
     "CaseStore",
+    "CommitListener",
+    "Committed",
+    "CommittedEnvelope",
     "Cursor",
     "DeadLetter",
     "IdempotentRequest",
