@@ -7,13 +7,14 @@ routers, rules and oversight read; personal fields live only in `sealed`.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
-from contracts.canonical import canonical_json
+from contracts.canonical import canonical_json_pair
 from contracts.events import CATALOGUE, OLDER_VERSIONS, latest_version
 from contracts.timestamps import UtcDateTime
 
@@ -48,9 +49,10 @@ class CaseFlags(BaseModel):
     best_interests_determined: bool = False
 
     def merged(self, other: CaseFlags) -> CaseFlags:
-        return CaseFlags(
-            **{k: getattr(self, k) or getattr(other, k) for k in type(self).model_fields}
-        )
+        mine, theirs = self.__dict__, other.__dict__
+        union = {k: mine[k] or theirs[k] for k in mine}
+        # Both were validated, and so is any union of their flags: no need to again.
+        return self if union == mine else CaseFlags.model_construct(**union)
 
 
 class Envelope(BaseModel):
@@ -84,6 +86,9 @@ class Envelope(BaseModel):
     signature: dict[str, Any] | None = Field(
         default=None, description="The sender's signature over the canonical form of the rest."
     )
+    #: (signing bytes, canonical bytes), computed once: the envelope is frozen, and a copy
+    #: with changes (`model_copy(update=...)`) starts without them.
+    _canonical: tuple[bytes, bytes] | None = PrivateAttr(default=None)
 
     @field_validator("type")
     @classmethod
@@ -118,16 +123,39 @@ class Envelope(BaseModel):
     def country(self) -> str:
         return self.source.split("/")[2]
 
+    def __eq__(self, other: object) -> bool:
+        """Equal when every field is (the remembered encodings do not count)."""
+        if not isinstance(other, Envelope):
+            return NotImplemented
+        return type(self) is type(other) and self.__dict__ == other.__dict__
+
     def unsigned(self) -> Envelope:
         return self.model_copy(update={"signature": None})
 
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Any:
+        copy = super().model_copy(update=update, deep=deep)
+        if update:
+            copy._canonical = None
+        return copy
+
+    def _canonical_pair(self) -> tuple[bytes, bytes]:
+        pair = self._canonical
+        if pair is None:
+            pair = self._canonical = canonical_json_pair(self.model_dump(mode="json"), "signature")
+        return pair
+
+    def known_canonical(self, signing: bytes, canonical: bytes) -> None:
+        """Remember the bytes whoever built this envelope already encoded (sealing does):
+        they are not encoded again."""
+        self._canonical = (signing, canonical)
+
     def signing_bytes(self) -> bytes:
         """RFC 8785 canonical JSON of everything but the signature: what is signed."""
-        return canonical_json(self.model_dump(mode="json", exclude={"signature"}))
+        return self._canonical_pair()[0]
 
     def canonical_bytes(self) -> bytes:
         """RFC 8785 canonical JSON of the whole envelope: what the verifiable log hashes."""
-        return canonical_json(self.model_dump(mode="json"))
+        return self._canonical_pair()[1]
 
     @classmethod
     def from_canonical(cls, data: bytes) -> Envelope:

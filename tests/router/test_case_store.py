@@ -208,3 +208,21 @@ def test_concurrent_append_to_one_case_is_refused(store: CaseStore) -> None:
     got = store.case_file(case)
     assert got is not None and isinstance(got, CaseFile) and len(got.state.event_ids) == 2
     assert len(store.envelopes(case)) == 2
+
+
+def test_several_stream_positions_commit_in_one_transaction(store: CaseStore) -> None:
+    """A poll of several partitions keeps every partition's position with what it wrote,
+    all or nothing (on both backends: the recorder is taught to store several)."""
+    from eventsourcing.persistence import IntegrityError
+
+    case = new_case()
+    file = store.case_file_or_new(case)
+    file.record(envelope(case, sender="shelter"), RECEIVED, ROLES)
+    assert store.save_positions([("inbox:0", 3), ("inbox:1", 7)], file)
+    assert (store.tracked("inbox:0"), store.tracked("inbox:1")) == (3, 7)
+    before = store.max_position()
+    again = store.case_file_or_new(new_case())
+    again.record(envelope(again.pseudonym, sender="shelter"), RECEIVED, ROLES)
+    with pytest.raises(IntegrityError):  # inbox:1 is at 7 already: a redelivery
+        store.save_positions([("inbox:0", 9), ("inbox:1", 7)], again)
+    assert store.max_position() == before and store.tracked("inbox:0") == 3

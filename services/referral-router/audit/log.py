@@ -219,7 +219,7 @@ class AuditLog:
             if self._covered is None or c.first != self._covered + 1:
                 self.catch_up()
                 return
-            self._append([(e.position, e.data) for e in c.envelopes])
+            self._append([(e.position, e.data, e.canonical) for e in c.envelopes])
             self._covered = c.last
 
     def catch_up(self) -> int:
@@ -236,20 +236,23 @@ class AuditLog:
                 batch = self.store.log(after=last, limit=self._batch, upto=upto)
                 if not batch:
                     break
-                self._append([(e.position, e.envelope.model_dump(mode="json")) for e in batch])
+                self._append(
+                    [(e.position, e.envelope.model_dump(mode="json"), None) for e in batch]
+                )
                 added += len(batch)
                 last = batch[-1].position
             self._covered = max(upto, self._covered or 0)
             return added
 
-    def _append(self, batch: Sequence[tuple[int, Mapping[str, Any]]]) -> None:
-        """Leaves for (store position, envelope JSON) entries, in log order."""
+    def _append(self, batch: Sequence[tuple[int, Mapping[str, Any], bytes | None]]) -> None:
+        """Leaves for (store position, envelope JSON, its canonical bytes if known)
+        entries, in log order."""
         if not batch:
             return
         start = self._tree.size
         rows, decisions = [], []
-        for i, (position, data) in enumerate(batch):
-            h = hash_leaf(canonical_json(data))
+        for i, (position, data, canonical) in enumerate(batch):
+            h = hash_leaf(canonical or canonical_json(data))
             rows.append((position, str(data["id"]), h))
             d = decision_of(data)
             if d is not None:

@@ -93,7 +93,8 @@ class Intake:
         self.admit()
         self.in_flight += 1
         try:
-            fingerprint = request_fingerprint(sub)
+            # Only a request with an Idempotency-Key needs its fingerprint.
+            fingerprint = request_fingerprint(sub) if idempotency_key is not None else None
             for attempt in (1, 2):
                 if idempotency_key is not None:
                     earlier = await self.thread.run(
@@ -132,7 +133,10 @@ class Intake:
 
     async def _batch(self, items: Sequence[BatchItem]) -> list[Outcome]:
         outcomes: list[Outcome | None] = [None] * len(items)
-        fingerprints = [request_fingerprint(i.submission) for i in items]
+        fingerprints = [
+            request_fingerprint(i.submission) if i.idempotency_key is not None else None
+            for i in items
+        ]
         keyed = [(n, i) for n, i in enumerate(items) if i.idempotency_key is not None]
         if keyed:
             earlier = await self.thread.run(self._earlier, keyed, fingerprints)
@@ -167,7 +171,7 @@ class Intake:
         return [o if o is not None else AssertionError("undecided") for o in outcomes]
 
     def _earlier(
-        self, keyed: list[tuple[int, BatchItem]], fingerprints: list[str]
+        self, keyed: list[tuple[int, BatchItem]], fingerprints: list[str | None]
     ) -> dict[int, Outcome]:
         out: dict[int, Outcome] = {}
         for n, item in keyed:

@@ -157,7 +157,7 @@ class AgencyNode:
         """Validate, rule-check, seal and append one event; retries with the same
         Idempotency-Key get the first answer and append nothing. An append that meets a
         concurrent one on the same case is decided again once, on the newer state."""
-        fingerprint = request_fingerprint(sub)
+        fingerprint = request_fingerprint(sub) if idempotency_key is not None else None
         for attempt in (1, 2):
             earlier = self.earlier_answer(sub, idempotency_key, fingerprint)
             if earlier is not None:
@@ -172,7 +172,7 @@ class AgencyNode:
         raise AssertionError("unreachable")
 
     def earlier_answer(
-        self, sub: Submission, idempotency_key: str | None, fingerprint: str
+        self, sub: Submission, idempotency_key: str | None, fingerprint: str | None = None
     ) -> Receipt | None:
         """The first answer to a request with this Idempotency-Key, if there was one."""
         if idempotency_key is None:
@@ -180,7 +180,7 @@ class AgencyNode:
         earlier = self.store.idempotent_answer(self.agency_id, idempotency_key)
         if earlier is None:
             return None
-        if earlier.request_hash != fingerprint:
+        if earlier.request_hash != (fingerprint or request_fingerprint(sub)):
             raise IdempotencyConflict(
                 "this Idempotency-Key was already used for a different request"
             )

@@ -30,6 +30,10 @@ RELAY_TRACKING = "outbox-relay"
 
 T = TypeVar("T")
 
+#: Positions passed over without publishing after which the relay writes its position
+#: anyway, so a restart does not re-read a long stretch of received envelopes.
+_KEEP_EVERY = 2000
+
 #: Fault injection for the kill -9 drill (tests/faults): when set to "1", the process
 #: exits with status 9 right after the broker acknowledged a batch, before the relay
 #: records its position, as a crash at the worst moment would.
@@ -60,14 +64,16 @@ class OutboxRelay:
     feed: LogFeed | None = None
     thread: StoreThread | None = None
     cursor: Cursor = field(init=False)
-    #: The last log position published (the cursor's, kept in memory).
+    #: The last log position published (or passed over: nothing to send).
     position: int = field(init=False)
+    #: The position last written to the store.
+    _kept: int = field(init=False)
     #: Topics created already: no admin round trip per batch.
     _topics: set[str] = field(init=False, default_factory=set)
 
     def __post_init__(self) -> None:
         self.cursor = self.store.cursor(RELAY_TRACKING)
-        self.position = self.cursor.position
+        self.position = self._kept = self.cursor.position
 
     def pending(self) -> int:
         """How far the relay lags behind the store (a metric: relay lag)."""
@@ -111,7 +117,12 @@ class OutboxRelay:
                 await self.transport.publish_many(messages)
             if os.environ.get(CRASH_AFTER_PUBLISH_ENV) == "1":
                 os._exit(9)
-        await self._run(self.cursor.advance, end)
+        if messages or end - self._kept >= _KEEP_EVERY:
+            await self._run(self.cursor.advance, end)
+            self._kept = end
+        # Past records that are not this node's to send (received envelopes, answers)
+        # the position moves in memory only, and is kept with the next publish: after a
+        # restart, reading them again costs a little reading and sends nothing.
         self.position = end
         if self.on_published:
             self.on_published(sent)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -41,6 +42,7 @@ SENT = "sent"
 RECEIVED = "received"
 
 
+@functools.lru_cache(maxsize=65536)
 def case_file_id(pseudonym: str) -> UUID:
     return uuid5(_NS, f"case:{pseudonym}")
 
@@ -126,6 +128,7 @@ class CaseFile(Aggregate):
         #: Every agency that sent or received an event of the case (an erasure order
         #: goes to all of them).
         self.parties: frozenset[str] = frozenset()
+        self._canonical: dict[str, bytes] = {}
 
     def __deepcopy__(self, memo: dict[int, Any]) -> CaseFile:
         """The repository copies cached case files on every read. The state and the
@@ -133,7 +136,14 @@ class CaseFile(Aggregate):
         events are new."""
         clone = copy.copy(self)
         clone._pending_events = list(self._pending_events)
+        clone._canonical = dict(self._canonical)
         return clone
+
+    def take_canonical(self) -> dict[str, bytes]:
+        """The canonical bytes of the envelopes recorded since the last call, by event
+        id: handed to the log's readers with the commit, so none encodes them again."""
+        out, self._canonical = self._canonical, {}
+        return out
 
     @classmethod
     def open(cls, pseudonym: str) -> CaseFile:
@@ -146,6 +156,8 @@ class CaseFile(Aggregate):
             direction=direction,
             roles={k: _roles_text(v) for k, v in roles.items()},
         )
+        # Already encoded by sealing (sent) or verification (received): no new work.
+        self._canonical[str(envelope.id)] = envelope.canonical_bytes()
 
     def _record(self, envelope: dict[str, Any], roles: dict[str, str]) -> None:
         proposal = _stored_proposal(envelope, {k: _roles_of(v) for k, v in roles.items()})
@@ -282,6 +294,8 @@ class CommittedEnvelope:
     position: int
     direction: str
     data: Mapping[str, Any]
+    #: Its RFC 8785 bytes, when the writer had them already (None: encode `data`).
+    canonical: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -326,8 +340,12 @@ class CaseStore(Application[UUID]):
 
     def _record(self, processing_event: ProcessingEvent[UUID]) -> list[Recording[UUID]]:
         recordings = super()._record(processing_event)
+        canonical: dict[str, bytes] = {}
+        for agg in processing_event.aggregates.values():
+            if isinstance(agg, CaseFile):
+                canonical.update(agg.take_canonical())
         if recordings and self._listeners:
-            committed = _committed(recordings)
+            committed = _committed(recordings, canonical)
             for listener in list(self._listeners):
                 try:
                     listener(committed)
@@ -343,8 +361,11 @@ class CaseStore(Application[UUID]):
                 self.repository.cache.get(aggregate_id, evict=True)
 
     def construct_recorder(self) -> Any:
-        # A process recorder can store tracking records atomically with events.
-        return self.factory.process_recorder()
+        # A process recorder can store tracking records atomically with events; taught
+        # to store several (one per partition of a poll) in the same transaction.
+        recorder = self.factory.process_recorder()
+        recorder.__class__ = _tracking_many(type(recorder))
+        return recorder
 
     # --- writes --------------------------------------------------------------------
 
@@ -427,6 +448,24 @@ class CaseStore(Application[UUID]):
             self.forget(*(o.id for o in objs))
             if self.recorder.has_tracking_id(stream, to):  # type: ignore[attr-defined]
                 return False
+            raise
+        return True
+
+    def save_positions(self, positions: Sequence[tuple[str, int]], *objs: Aggregate) -> bool:
+        """`save_tracked` for several streams at once: the aggregates and every stream's
+        new position in one transaction. With one stream, False (saving nothing) when it
+        was there already; with more, any conflict raises IntegrityError (retry them one
+        by one)."""
+        if len(positions) == 1:
+            ((stream, to),) = positions
+            return self.save_tracked(stream, to, *objs)
+        pe: ProcessingEvent[UUID] = ProcessingEvent()
+        pe.collect_events(*objs)
+        pe.saved_kwargs[_TRACKINGS] = [Tracking(stream, to) for stream, to in positions]
+        try:
+            self._record(pe)
+        except IntegrityError:
+            self.forget(*(o.id for o in objs))
             raise
         return True
 
@@ -549,16 +588,37 @@ class CaseStore(Application[UUID]):
         return int(self.recorder.max_notification_id() or 0)
 
 
+_TRACKINGS = "nrm_trackings"
+
+
+@functools.cache
+def _tracking_many(recorder_class: type) -> type:
+    """`recorder_class` (eventsourcing's SQLite or PostgreSQL process recorder) that also
+    inserts the tracking records passed as `nrm_trackings`, in the same transaction."""
+
+    def _insert_events(self: Any, c: Any, stored_events: Any, **kwargs: Any) -> Any:
+        returning = super(cls, self)._insert_events(c, stored_events, **kwargs)
+        for tracking in kwargs.get(_TRACKINGS, ()):
+            self._insert_tracking(c, tracking)
+        return returning
+
+    cls = type(f"Tracking{recorder_class.__name__}", (recorder_class,), {})
+    cls._insert_events = _insert_events  # type: ignore[attr-defined]
+    return cls
+
+
 def _topic(cls: type) -> str:
     from eventsourcing.utils import get_topic
 
     return get_topic(cls)
 
 
-def _committed(recordings: Sequence[Recording[UUID]]) -> Committed:
+def _committed(recordings: Sequence[Recording[UUID]], canonical: Mapping[str, bytes]) -> Committed:
     ids = [r.notification.id for r in recordings]
     envelopes = tuple(
-        CommittedEnvelope(r.notification.id, e.direction, e.envelope)
+        CommittedEnvelope(
+            r.notification.id, e.direction, e.envelope, canonical.get(str(e.envelope["id"]))
+        )
         for r in recordings
         if isinstance(e := r.domain_event, CaseFile.EnvelopeRecorded)
     )

@@ -12,9 +12,9 @@ process on the same store) leaves a gap.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import threading
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -27,7 +27,9 @@ class LogFeed:
 
     store: CaseStore
     keep: int = 4096
-    _entries: deque[CommittedEnvelope] = field(init=False)
+    #: The envelopes held, in log order, and their positions (for bisection).
+    _entries: list[CommittedEnvelope] = field(init=False, default_factory=list)
+    _positions: list[int] = field(init=False, default_factory=list)
     #: Positions held completely: every envelope in (`_from`, `_to`] is in `_entries`.
     _from: int = field(init=False, default=0)
     _to: int = field(init=False, default=0)
@@ -38,7 +40,6 @@ class LogFeed:
     _listeners: list[Callable[[], None]] = field(init=False, default_factory=list)
 
     def __post_init__(self) -> None:
-        self._entries = deque(maxlen=self.keep)
         self._from = self._to = self.store.max_position()
         self.store.on_commit(self._committed)
 
@@ -54,11 +55,14 @@ class LogFeed:
                 return
             if c.first != self._to + 1:  # a gap: hold only what follows it
                 self._entries.clear()
+                self._positions.clear()
                 self._from = c.first - 1
-            for e in c.envelopes:
-                if len(self._entries) == self._entries.maxlen:
-                    self._from = self._entries.popleft().position
-                self._entries.append(e)
+            self._entries.extend(c.envelopes)
+            self._positions.extend(e.position for e in c.envelopes)
+            if len(self._entries) > 2 * self.keep:  # trim now and then, not per commit
+                drop = len(self._entries) - self.keep
+                self._from = self._positions[drop - 1]
+                del self._entries[:drop], self._positions[:drop]
             self._to = max(self._to, c.last)
             waiters = list(self._waiters)
             listeners = list(self._listeners)
@@ -82,12 +86,10 @@ class LogFeed:
                 return None
             if position >= self._to:
                 return [], position
-            out = []
-            for e in self._entries:
-                if e.position > position:
-                    out.append(e)
-                    if len(out) == limit:
-                        return out, e.position
+            start = bisect.bisect_right(self._positions, position)
+            out = self._entries[start : start + limit]
+            if len(out) == limit:
+                return out, out[-1].position
             return out, self._to
 
     async def wait_beyond(self, position: int, timeout: float) -> bool:
