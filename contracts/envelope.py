@@ -135,19 +135,27 @@ class Envelope(BaseModel):
     def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Any:
         copy = super().model_copy(update=update, deep=deep)
         if update:
-            copy._canonical = None
+            copy._private()["_canonical"] = None
         return copy
 
+    def _private(self) -> dict[str, Any]:
+        # Straight to pydantic's store of private attributes: its attribute hook costs
+        # more than the encoding it would save.
+        private: dict[str, Any] = self.__pydantic_private__  # type: ignore[assignment]
+        return private
+
     def _canonical_pair(self) -> tuple[bytes, bytes]:
-        pair = self._canonical
+        private = self._private()
+        pair: tuple[bytes, bytes] | None = private.get("_canonical")
         if pair is None:
-            pair = self._canonical = canonical_json_pair(self.model_dump(mode="json"), "signature")
+            pair = canonical_json_pair(self.model_dump(mode="json"), "signature")
+            private["_canonical"] = pair
         return pair
 
     def known_canonical(self, signing: bytes, canonical: bytes) -> None:
         """Remember the bytes whoever built this envelope already encoded (sealing does):
         they are not encoded again."""
-        self._canonical = (signing, canonical)
+        self._private()["_canonical"] = (signing, canonical)
 
     def signing_bytes(self) -> bytes:
         """RFC 8785 canonical JSON of everything but the signature: what is signed."""

@@ -11,6 +11,7 @@ from referral_router.api.cases import cases
 from referral_router.api.errors import install_error_handlers
 from referral_router.api.health import health
 from referral_router.api.oversight import oversight_router
+from referral_router.api.shedding import Shedding
 from referral_router.audit.log import AuditLog
 from referral_router.sending.intake import Intake
 from referral_router.sending.node import AgencyNode
@@ -36,7 +37,7 @@ def create_app(
         telemetry=telemetry.FRAMEWORK_TELEMETRY_OFF,
     )
     app.state.node = node
-    app.state.intake = intake or Intake(node, StoreThread(node.agency_id))
+    app.state.intake = intake = intake or Intake(node, StoreThread(node.agency_id))
     app.state.feed = feed
     app.state.check_token = check_token
     app.state.public_url = public_url
@@ -47,5 +48,6 @@ def create_app(
         app.state.audit = audit
         app.include_router(oversight_router)
     install_error_handlers(app)
+    app.add_middleware(Shedding, intake=intake)
     openapi_auth.install(app)
     return app

@@ -64,6 +64,10 @@ class Intake:
     thread: StoreThread
     #: Events accepted for work and not yet answered, at most (then `Overloaded`).
     max_in_flight: int = 256
+    #: How long the work in hand may take at the recent rate: the bound on the queue
+    #: that keeps an accepted request's wait under a second however much is offered.
+    max_wait_s: float = 0.5
+    min_in_flight: int = 16
     max_batch: int = 500
     in_flight: int = field(init=False, default=0)
     commits: GroupCommit[Parcel, list[Exception | None]] = field(init=False)
@@ -82,9 +86,26 @@ class Intake:
             at += len(p)
         return out
 
+    def limit(self) -> int:
+        """Events in work at once: what the node appends in `max_wait_s` at its recent
+        rate (between `min_in_flight` and `max_in_flight`)."""
+        if self._rate.per_second <= 0:
+            return self.max_in_flight
+        fits = int(self._rate.per_second * self.max_wait_s)
+        return max(self.min_in_flight, min(self.max_in_flight, fits))
+
+    def retry_after(self) -> int:
+        """Seconds until the work in hand is done at the recent rate (at least 1)."""
+        return self._rate.retry_after(self.in_flight + 1)
+
+    def saturated(self) -> bool:
+        """No room for one more event: a request may be refused before it is read."""
+        return self.in_flight >= self.limit()
+
     def admit(self, events: int = 1) -> None:
-        """Take `events` more into work, or refuse at once with `Overloaded`."""
-        if self.in_flight + events > self.max_in_flight and self.in_flight > 0:
+        """Take `events` more into work, or refuse at once with `Overloaded`. A request
+        alone is always taken (a batch larger than the limit waits for an idle node)."""
+        if self.in_flight > 0 and self.in_flight + events > max(self.limit(), events):
             raise Overloaded(self._rate.retry_after(self.in_flight + events))
 
     # --- one event -------------------------------------------------------------------
