@@ -134,6 +134,9 @@ class Loader:
                     results.append([due, t_send, t_done, [data["event_id"]], status, None, 1])
                 else:
                     results.append([due, t_send, t_done, str(data)[:200], status, retry_after, 1])
+                    if not rate and retry_after and retry_after.isdigit():
+                        # A closed loop is a well-behaved client: it waits as it is told.
+                        await asyncio.sleep(min(float(retry_after), 5.0))
                 free.put_nowait(slot)
 
             tasks: set[asyncio.Task[None]] = set()

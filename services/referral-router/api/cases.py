@@ -9,10 +9,11 @@ thread, and the log is served from memory when it holds what is asked (`store.fe
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Header, Path, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from contracts.envelope import CASE_PSEUDONYM_PATTERN
 from contracts.examples import openapi_examples
@@ -27,12 +28,13 @@ from contracts.node_api import (
     ScreenCase,
 )
 from contracts.problems import openapi_responses
+from referral_router import telemetry
 from referral_router.api.auth import Caller, Node
 from referral_router.api.batch import batch_item
 from referral_router.api.errors import ERROR_RESPONSES, problem_of_exception
 from referral_router.sending.intake import BatchItem, Intake
-from referral_router.sending.node import AgencyNode, Receipt, Submission, log_item
-from referral_router.store.feed import LogFeed
+from referral_router.sending.node import AgencyNode, Receipt, Submission
+from referral_router.store.feed import FeedEntry, LogFeed
 
 CasePseudonym = Annotated[str, Path(pattern=CASE_PSEUDONYM_PATTERN)]
 IdempotencyKey = Annotated[
@@ -168,9 +170,10 @@ async def _log_page(
     limit: int,
     direction: str | None,
     wait: float,
-) -> dict[str, Any]:
-    """A page of the log from memory when the feed holds it, else from the store; with
-    `wait`, held until an entry (of `direction`) is recorded after `after`."""
+) -> Any:
+    """A page of the log from memory when the feed holds it (its items encoded when they
+    were committed, sent as they are), else from the store; with `wait`, held until an
+    entry (of `direction`) is recorded after `after`."""
     feed: LogFeed | None = request.app.state.feed
     if feed is None:
         return await intake.thread.run(node.inbox, after, limit, direction)
@@ -182,17 +185,34 @@ async def _log_page(
         if page is None:
             return await intake.thread.run(node.inbox, after, limit, direction)
         entries, end = page
-        items = [
-            log_item(node.agency_id, e)
-            for e in entries
-            if direction is None or e.direction == direction
-        ]
+        items = [e for e in entries if direction is None or e.direction == direction]
         if items or left <= 0 or len(entries) == limit:
             next_after = entries[-1].position if len(entries) == limit else None
-            return {"items": items, "next_after": next_after}
+            return Response(_page_json(node.agency_id, items, next_after), media_type=_JSON)
         seen = max(seen, end)
         await feed.wait_beyond(seen, left)
         left = deadline - clock()
+
+
+_JSON = "application/json"
+
+
+def _page_json(agency_id: str, items: list[FeedEntry], next_after: int | None) -> bytes:
+    """The page as `InboxPage` JSON: each item as encoded at commit, with its trace."""
+    parts = [
+        e.item
+        + b',"traceparent":'
+        + json.dumps(telemetry.trace_of(agency_id, e.event_id, e.direction)).encode()
+        + b"}"
+        for e in items
+    ]
+    return (
+        b'{"items":['
+        + b",".join(parts)
+        + b'],"next_after":'
+        + json.dumps(next_after).encode()
+        + b"}"
+    )
 
 
 @cases.get("/dead-letters", response_model=DeadLetterPage)

@@ -19,7 +19,7 @@ from contracts.directory import DirectoryError
 from referral_router import telemetry
 from referral_router.receiving.reception import Outcome, Reception
 from referral_router.store.thread import StoreThread
-from referral_router.transport.base import Consumer, Message, Transport
+from referral_router.transport.base import CommitFailedError, Consumer, Message, Transport
 from referral_router.transport.topics import dead_letter_topic
 
 log = logging.getLogger("nrm.inbox")
@@ -39,11 +39,18 @@ class InboxLoop:
     fresh: Callable[[], object] | None = None
     #: Why the inbox is paused, None while it is not.
     paused: str | None = field(init=False, default=None)
+    #: Offsets go to the transport at most this often while records keep coming (and
+    #: whenever the inbox falls idle). The store's tracking records are what makes a
+    #: record applied once; the group's offset only says where to resume, so resuming a
+    #: little early costs a re-read that reception recognises, never a second apply.
+    commit_interval: float = 0.5
     #: The store thread the batches are applied on (None: any worker thread).
     thread: StoreThread | None = None
     #: Records handled since start: lets a caller see the inbox settle.
     handled: int = field(init=False, default=0)
     _delivered: dict[tuple[str, int], int] = field(init=False, default_factory=dict)
+    _uncommitted: dict[tuple[str, int], int] = field(init=False, default_factory=dict)
+    _last_commit: float = field(init=False, default=0.0)
     _last_delete: float = field(init=False, default=0.0)
 
     async def poll_once(self, timeout_ms: int = 200) -> int:
@@ -51,7 +58,7 @@ class InboxLoop:
             return 0
         records = await self.consumer.poll(max_records=500, timeout_ms=timeout_ms)
         if not records:
-            await self._delete_delivered(force=True)
+            await self.flush()
             return 0
         offsets: dict[tuple[str, int], int] = {}
         dead: list[Message] = []
@@ -96,10 +103,31 @@ class InboxLoop:
         if dead:
             await self.transport.ensure_topics({m.topic for m in dead}, partitions=1)
             await self.transport.publish_many(dead)
-        await self.consumer.commit(offsets)
-        self._delivered.update(offsets)
+        self._uncommitted.update(offsets)
+        if asyncio.get_running_loop().time() - self._last_commit >= self.commit_interval:
+            await self._commit()
         await self._delete_delivered()
         return len(records)
+
+    async def flush(self) -> None:
+        """Commit what was applied and delete what was committed (the inbox is idle)."""
+        await self._commit()
+        await self._delete_delivered(force=True)
+
+    async def _commit(self) -> None:
+        offsets, self._uncommitted = self._uncommitted, {}
+        self._last_commit = asyncio.get_running_loop().time()
+        if not offsets:
+            return
+        try:
+            await self.consumer.commit(offsets)
+        except CommitFailedError:
+            raise  # partitions moved to another member: it resumes from the last commit
+        except BaseException:
+            for tp, o in offsets.items():  # keep them for the next try (a newer one wins)
+                self._uncommitted.setdefault(tp, o)
+            raise
+        self._delivered.update(offsets)
 
     async def _fresh(self, timeout_ms: int) -> bool:
         if self.fresh is None:
@@ -128,6 +156,8 @@ class InboxLoop:
                 log.exception("inbox of %s failed; retrying", self.reception.agency_id)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), 0.5)
+        with contextlib.suppress(Exception):  # what was applied need not be read again
+            await self._commit()
 
     async def _delete_delivered(self, force: bool = False) -> None:
         """Stored and committed records leave the bus (grants with them), at most once

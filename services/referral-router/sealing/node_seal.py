@@ -184,13 +184,15 @@ class NodeSeal:
     def grant_for(self, envelope: Envelope, recipient: str) -> bytes | None:
         """A grant of this recipient's case key, the first time this process sends it
         one (after a restart, once more: receivers take a repeated grant harmlessly)."""
-        return self.grant_of(envelope.subject, envelope.sealed.get("wraps", {}), recipient)
+        wrap = envelope.sealed.get("wraps", {}).get(recipient)
+        return self.grant_of(envelope.subject, recipient, str(wrap["kid"]) if wrap else None)
 
-    def grant_of(self, case: str, wraps: Mapping[str, Any], recipient: str) -> bytes | None:
-        """`grant_for`, from the case and the sealed part's wraps."""
-        if recipient not in wraps:
+    def grant_of(self, case: str, recipient: str, kid: str | None) -> bytes | None:
+        """`grant_for`, from the case and the case key id the recipient's wrap names
+        (None: the recipient has no wrap, so no grant)."""
+        if kid is None:
             return None
-        marker = (case, recipient, str(wraps[recipient].get("kid")))
+        marker = (case, recipient, kid)
         if marker in self._granted:
             return None
         key = self._key_in_use(*marker) or self.case_keys.get(

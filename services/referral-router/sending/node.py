@@ -48,7 +48,6 @@ from referral_router.store.case_store import (
     SENT,
     CaseFile,
     CaseStore,
-    CommittedEnvelope,
     IdempotentRequest,
     LoggedEnvelope,
     proposal_of,
@@ -391,25 +390,6 @@ def _receipt_body(env: Envelope, shared: Mapping[str, frozenset[DataCategory]]) 
 
 def _ids(e: LoggedEnvelope) -> tuple[str, str]:
     return str(e.envelope.id), e.direction
-
-
-def log_item(agency_id: str, e: CommittedEnvelope) -> dict[str, Any]:
-    """An entry of the log as the log API lists it (`AgencyNode.inbox`), from the
-    envelope's JSON form as just committed."""
-    d = e.data
-    return {
-        "position": e.position,
-        "direction": e.direction,
-        "event_id": d["id"],
-        "type": d["type"],
-        "case": d["subject"],
-        "time": d["time"],
-        "sender": d["sender"],
-        "recipients": d["recipients"],
-        "operational": d["operational"],
-        "deadlines": d["deadlines"],
-        "traceparent": telemetry.trace_of(agency_id, str(d["id"]), e.direction),
-    }
 
 
 def _inbox_item(e: LoggedEnvelope) -> dict[str, Any]:

@@ -12,14 +12,13 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
-from contracts.kafka_binding import Encoded
 from referral_router import telemetry
 from referral_router.store.case_store import SENT, CaseStore, CommittedEnvelope, Cursor
-from referral_router.store.feed import LogFeed
+from referral_router.store.feed import FeedEntry, LogFeed
 from referral_router.store.thread import StoreThread
 from referral_router.transport.base import Message, Transport
 from referral_router.transport.topics import inbox_topic
@@ -43,7 +42,7 @@ CRASH_AFTER_PUBLISH_ENV = "NRM_FAULT_EXIT_AFTER_PUBLISH"
 class Granting(Protocol):
     """Sealing's part in sending: a case-key grant for a recipient's first event."""
 
-    def grant_of(self, case: str, wraps: Mapping[str, Any], recipient: str) -> bytes | None: ...
+    def grant_of(self, case: str, recipient: str, kid: str | None) -> bytes | None: ...
 
 
 @dataclass(eq=False)
@@ -66,8 +65,11 @@ class OutboxRelay:
     cursor: Cursor = field(init=False)
     #: The last log position published (or passed over: nothing to send).
     position: int = field(init=False)
-    #: The position last written to the store.
+    #: Least time between two writes of the position while publishing.
+    keep_interval: float = 0.5
+    #: The position last written to the store, and when.
     _kept: int = field(init=False)
+    _kept_at: float = field(init=False, default=0.0)
     #: Topics created already: no admin round trip per batch.
     _topics: set[str] = field(init=False, default_factory=set)
 
@@ -97,16 +99,15 @@ class OutboxRelay:
         sent = 0
         spans = telemetry.PublishBatch()
         for entry in entries:
-            if entry.direction != SENT:
+            out = entry.outgoing
+            if out is None:
                 continue
             sent += 1
-            data = entry.data
-            encoded = Encoded.of(data)
-            case, wraps = str(data["subject"]), data["sealed"].get("wraps", {})
-            for r in data["recipients"]:
+            for r in out.recipients:
                 topic = inbox_topic(self.country_of(r), r)
-                trace = spans.start_for(data["id"], data["sender"], data["type"], r, topic)
-                key, value, headers = encoded.record(self.granting.grant_of(case, wraps, r), trace)
+                trace = spans.start_for(out.event_id, out.sender, out.event_type, r, topic)
+                grant = self.granting.grant_of(out.case, r, out.kid(r))
+                key, value, headers = out.encoded.record(grant, trace)
                 messages.append(Message(topic, key, value, headers))
         if messages:
             with spans:
@@ -117,24 +118,40 @@ class OutboxRelay:
                 await self.transport.publish_many(messages)
             if os.environ.get(CRASH_AFTER_PUBLISH_ENV) == "1":
                 os._exit(9)
-        if messages or end - self._kept >= _KEEP_EVERY:
+        self.position = end
+        now = asyncio.get_running_loop().time()
+        if (messages and now - self._kept_at >= self.keep_interval) or (
+            end - self._kept >= _KEEP_EVERY
+        ):
+            await self.keep_position()
+        return self._published(sent)
+
+    async def keep_position(self) -> None:
+        """Write the position published so far (at most every `keep_interval` while
+        busy, and when the relay falls idle). Published but not yet kept means
+        published again after a crash: receivers recognise each envelope's id and
+        apply it once, so this trades a few republished records for a transaction."""
+        end = self.position
+        if end != self._kept:
             await self._run(self.cursor.advance, end)
             self._kept = end
-        # Past records that are not this node's to send (received envelopes, answers)
-        # the position moves in memory only, and is kept with the next publish: after a
-        # restart, reading them again costs a little reading and sends nothing.
-        self.position = end
+        self._kept_at = asyncio.get_running_loop().time()
+
+    def _published(self, sent: int) -> int:
         if self.on_published:
             self.on_published(sent)
         return sent
 
-    def _from_store(self) -> tuple[list[CommittedEnvelope], int]:
+    def _from_store(self) -> tuple[list[FeedEntry], int]:
         page = self.store.log_page(self.position, self.batch_size)
         if page is None:
             return [], self.position
         entries = [
-            CommittedEnvelope(e.position, e.direction, e.envelope.model_dump(mode="json"))
+            FeedEntry.of(
+                CommittedEnvelope(e.position, e.direction, e.envelope.model_dump(mode="json"))
+            )
             for e in page.entries
+            if e.direction == SENT
         ]
         return entries, page.end
 
@@ -155,6 +172,8 @@ class OutboxRelay:
                 continue
             if self.pending():
                 continue
+            with contextlib.suppress(Exception):  # idle: write the position now
+                await self.keep_position()
             grown.clear()
             if self.pending():
                 continue
@@ -163,6 +182,8 @@ class OutboxRelay:
             await asyncio.wait(waits, timeout=1.0, return_when=asyncio.FIRST_COMPLETED)
             for w in waits:
                 w.cancel()
+        with contextlib.suppress(Exception):  # stopping: what was published is kept
+            await self.keep_position()
 
 
 async def _pause(stop: asyncio.Event, seconds: float) -> None:

@@ -417,10 +417,7 @@ class CaseStore(Application[UUID]):
     def _save_pending(self, objs: Sequence[Aggregate], tracking: Tracking | None = None) -> None:
         """Like `save`, but pending events are cleared only once the transaction
         committed: a failed batch can be saved again group by group."""
-        pe: ProcessingEvent[UUID] = ProcessingEvent(tracking)
-        for obj in objs:
-            pe.events.extend(obj._pending_events)
-            pe.aggregates[obj.id] = obj
+        pe = _processing(tracking, objs, keep_pending=True)
         self._record(pe)
         for obj in objs:
             obj._pending_events.clear()
@@ -440,8 +437,7 @@ class CaseStore(Application[UUID]):
     def save_tracked(self, stream: str, to: int, *objs: Aggregate) -> bool:
         """Save aggregates and `stream`'s new position in one transaction; False, saving
         nothing, when the stream was at `to` already (a redelivery). Use a `Cursor`."""
-        pe: ProcessingEvent[UUID] = ProcessingEvent(Tracking(stream, to))
-        pe.collect_events(*objs)
+        pe = _processing(Tracking(stream, to), objs)
         try:
             self._record(pe)
         except IntegrityError:
@@ -459,8 +455,7 @@ class CaseStore(Application[UUID]):
         if len(positions) == 1:
             ((stream, to),) = positions
             return self.save_tracked(stream, to, *objs)
-        pe: ProcessingEvent[UUID] = ProcessingEvent()
-        pe.collect_events(*objs)
+        pe = _processing(None, objs)
         pe.saved_kwargs[_TRACKINGS] = [Tracking(stream, to) for stream, to in positions]
         try:
             self._record(pe)
@@ -589,6 +584,20 @@ class CaseStore(Application[UUID]):
 
 
 _TRACKINGS = "nrm_trackings"
+
+
+def _processing(
+    tracking: Tracking | None, objs: Sequence[Aggregate], keep_pending: bool = False
+) -> ProcessingEvent[UUID]:
+    """`ProcessingEvent.collect_events` for our aggregates, without its runtime protocol
+    checks (costly per call); pending events stay with the aggregates if `keep_pending`."""
+    pe: ProcessingEvent[UUID] = ProcessingEvent(tracking)
+    for obj in objs:
+        pe.events.extend(obj._pending_events)
+        pe.aggregates[obj.id] = obj
+        if not keep_pending:
+            obj._pending_events = []
+    return pe
 
 
 @functools.cache

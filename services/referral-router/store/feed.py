@@ -1,12 +1,17 @@
 """The tail of the node's log in memory, and wake-ups when it grows.
 
 Every transaction of the store tells the feed what it committed (`Committed`); the feed
-keeps the most recent envelopes, in log order, for the readers that follow the log: the
+keeps the most recent entries, in log order, for the readers that follow the log: the
 outbox relay and the log API (`GET /v1/log`, which a notifier long-polls). They read
 from memory what the store has just written, and sleep until the next commit instead of
 polling. A reader further behind than the feed remembers reads the store, as it would
 after a restart; so does every reader when a transaction the feed could not see (another
 process on the same store) leaves a gap.
+
+An entry is kept as its readers need it, encoded once when it is committed: the log
+API's item as JSON, and for an envelope this node sent, the record the relay publishes
+(`Encoded`). Bytes, not nested dictionaries: thousands of entries held cost the garbage
+collector almost nothing to walk.
 """
 
 from __future__ import annotations
@@ -14,11 +19,73 @@ from __future__ import annotations
 import asyncio
 import bisect
 import contextlib
+import json
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from referral_router.store.case_store import CaseStore, Committed, CommittedEnvelope
+from contracts.kafka_binding import Encoded
+from referral_router.store.case_store import SENT, CaseStore, Committed, CommittedEnvelope
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """An envelope this node sent, ready for the relay: its record (shared by every
+    recipient's copy) and, per recipient with a wrap, the case key id it is wrapped to."""
+
+    encoded: Encoded
+    event_id: str
+    sender: str
+    event_type: str
+    case: str
+    recipients: tuple[str, ...]
+    kids: tuple[tuple[str, str], ...]
+
+    def kid(self, recipient: str) -> str | None:
+        return next((k for r, k in self.kids if r == recipient), None)
+
+
+@dataclass(frozen=True, slots=True)
+class FeedEntry:
+    """One entry of the log, as its readers take it."""
+
+    position: int
+    direction: str
+    event_id: str
+    #: The log API's item, JSON without its closing brace (the item's trace context,
+    #: known only later, is added when it is served).
+    item: bytes
+    outgoing: Outgoing | None = None
+
+    @classmethod
+    def of(cls, e: CommittedEnvelope) -> FeedEntry:
+        d = e.data
+        item = {
+            "position": e.position,
+            "direction": e.direction,
+            "event_id": d["id"],
+            "type": d["type"],
+            "case": d["subject"],
+            "time": d["time"],
+            "sender": d["sender"],
+            "recipients": d["recipients"],
+            "operational": d["operational"],
+            "deadlines": d["deadlines"],
+        }
+        text = json.dumps(item, ensure_ascii=False, separators=(",", ":"))
+        outgoing = None
+        if e.direction == SENT:
+            wraps = d["sealed"].get("wraps", {})
+            outgoing = Outgoing(
+                Encoded.of(d),
+                str(d["id"]),
+                str(d["sender"]),
+                str(d["type"]),
+                str(d["subject"]),
+                tuple(d["recipients"]),
+                tuple((r, str(w.get("kid"))) for r, w in wraps.items()),
+            )
+        return cls(e.position, e.direction, str(d["id"]), text[:-1].encode(), outgoing)
 
 
 @dataclass(eq=False)
@@ -26,9 +93,9 @@ class LogFeed:
     """The last `keep` envelopes of the log (store positions `first`..`last`)."""
 
     store: CaseStore
-    keep: int = 4096
-    #: The envelopes held, in log order, and their positions (for bisection).
-    _entries: list[CommittedEnvelope] = field(init=False, default_factory=list)
+    keep: int = 2048
+    #: The entries held, in log order, and their positions (for bisection).
+    _entries: list[FeedEntry] = field(init=False, default_factory=list)
     _positions: list[int] = field(init=False, default_factory=list)
     #: Positions held completely: every envelope in (`_from`, `_to`] is in `_entries`.
     _from: int = field(init=False, default=0)
@@ -50,6 +117,7 @@ class LogFeed:
 
     def _committed(self, c: Committed) -> None:
         """A store listener (runs on the committing thread)."""
+        entries = [FeedEntry.of(e) for e in c.envelopes]
         with self._lock:
             if c.last <= self._to:  # told late: the feed already starts after it
                 return
@@ -57,8 +125,8 @@ class LogFeed:
                 self._entries.clear()
                 self._positions.clear()
                 self._from = c.first - 1
-            self._entries.extend(c.envelopes)
-            self._positions.extend(e.position for e in c.envelopes)
+            self._entries.extend(entries)
+            self._positions.extend(e.position for e in entries)
             if len(self._entries) > 2 * self.keep:  # trim now and then, not per commit
                 drop = len(self._entries) - self.keep
                 self._from = self._positions[drop - 1]
@@ -77,7 +145,7 @@ class LogFeed:
         with self._lock:
             self._listeners.append(listener)
 
-    def after(self, position: int, limit: int) -> tuple[list[CommittedEnvelope], int] | None:
+    def after(self, position: int, limit: int) -> tuple[list[FeedEntry], int] | None:
         """Envelopes after `position` (at most `limit`) and the position a reader has
         then seen everything up to; None when `position` is older than the feed holds
         (read the store instead)."""
