@@ -470,7 +470,7 @@ def evolve(
     closure or an erasure.
     """
     op = p.operational
-    s = replace(
+    s = _changed(
         state,
         flags=state.flags.merged(counted_flags(flags, p.sender_roles)).merged(event_flags(p)),
         event_ids=state.event_ids | {p.event_id},
@@ -491,7 +491,7 @@ def evolve(
     )
     match p.event_type:
         case "case.screened":
-            s = replace(s, screened=True, originator=p.sender)
+            s = _changed(s, screened=True, originator=p.sender)
         case "referral.requested":
             ref = Referral(
                 referral_id=str(op["referral_id"]),
@@ -502,14 +502,14 @@ def evolve(
                 requested_at=p.time,
                 answer_due=deadlines.get("referral-answer"),
             )
-            s = replace(s, referrals={**s.referrals, ref.referral_id: ref})
+            s = _changed(s, referrals={**s.referrals, ref.referral_id: ref})
             if op.get("consent_override"):
-                s = replace(s, overrides=s.overrides | {ref.to_agency})
+                s = _changed(s, overrides=s.overrides | {ref.to_agency})
         case "referral.accepted" | "referral.declined":
             rid = str(op["referral_id"])
             if rid in s.referrals:
                 status = "accepted" if p.event_type == "referral.accepted" else "declined"
-                s = replace(
+                s = _changed(
                     s, referrals={**s.referrals, rid: replace(s.referrals[rid], status=status)}
                 )
         case "consent.recorded":
@@ -519,36 +519,48 @@ def evolve(
                 voluntary_return=bool(op.get("voluntary_return")),
                 categories=frozenset(op.get("categories", ())),
             )
-            s = replace(s, consents={**s.consents, c.consent_id: c})
+            s = _changed(s, consents={**s.consents, c.consent_id: c})
         case "consent.withdrawn":
             cid = str(op["consent_id"])
             if cid in s.consents:
-                s = replace(s, consents={**s.consents, cid: replace(s.consents[cid], active=False)})
+                withdrawn = replace(s.consents[cid], active=False)
+                s = _changed(s, consents={**s.consents, cid: withdrawn})
         case "identification.decided":
-            s = replace(s, identification=str(op["stage"]))
+            s = _changed(s, identification=str(op["stage"]))
         case "reflection.started":
             ends = deadlines.get("reflection-ends", p.time)
-            s = replace(s, reflection=Reflection(started=p.time, ends=ends))
+            s = _changed(s, reflection=Reflection(started=p.time, ends=ends))
         case "reflection.extended" if s.reflection is not None:
             ends = deadlines.get("reflection-ends", s.reflection.ends)
             extra = s.reflection.extra_days + int(op["extra_days"])
-            s = replace(s, reflection=replace(s.reflection, ends=ends, extra_days=extra))
+            s = _changed(s, reflection=replace(s.reflection, ends=ends, extra_days=extra))
         case "reflection.ended" if s.reflection is not None:
-            s = replace(s, reflection=replace(s.reflection, ended=True))
+            s = _changed(s, reflection=replace(s.reflection, ended=True))
         case "risk.assessed":
-            s = replace(s, serious_risk=bool(op["serious_risk"]))
+            s = _changed(s, serious_risk=bool(op["serious_risk"]))
         case "best-interests.determined":
-            s = replace(s, return_in_best_interests=bool(op["return_in_best_interests"]))
+            s = _changed(s, return_in_best_interests=bool(op["return_in_best_interests"]))
         case "return.planning-started":
-            s = replace(s, return_stage="planning")
+            s = _changed(s, return_stage="planning")
         case "return.plan-agreed":
-            s = replace(s, return_stage="agreed")
+            s = _changed(s, return_stage="agreed")
         case "return.completed":
-            s = replace(s, return_stage="completed")
+            s = _changed(s, return_stage="completed")
         case "reintegration.monitored":
-            s = replace(s, monitoring_visits=s.monitoring_visits + 1)
+            s = _changed(s, monitoring_visits=s.monitoring_visits + 1)
         case "case.closed":
-            s = replace(s, closed=True)
+            s = _changed(s, closed=True)
         case "case.erasure-ordered":
-            s = replace(s, erased=True)
+            s = _changed(s, erased=True)
     return s
+
+
+def _changed(state: CaseState, **changes: Any) -> CaseState:
+    """`dataclasses.replace` for the state evolved on every event: a copy of its fields
+    with `changes`, without re-running `__init__` (the fields were checked when the state
+    was first made, and `changes` are values of the same fields)."""
+    new = object.__new__(CaseState)
+    fields = new.__dict__
+    fields.update(state.__dict__)
+    fields.update(changes)
+    return new
