@@ -37,6 +37,8 @@ class InboxLoop:
     delete_interval: float = 1.0
     #: Raises (a `DirectoryError`) while the directory is too old to act on.
     fresh: Callable[[], object] | None = None
+    #: Whether `fresh` would do I/O now (then it runs in a worker thread).
+    due: Callable[[], bool] | None = None
     #: Why the inbox is paused, None while it is not.
     paused: str | None = field(init=False, default=None)
     #: Offsets go to the transport at most this often while records keep coming (and
@@ -133,7 +135,10 @@ class InboxLoop:
         if self.fresh is None:
             return True
         try:
-            await asyncio.to_thread(self.fresh)
+            if self.due is not None and not self.due():
+                self.fresh()  # no refresh due: no I/O, no thread hop
+            else:
+                await asyncio.to_thread(self.fresh)
         except DirectoryError as exc:
             if self.paused is None:
                 log.warning("inbox of %s paused: %s", self.reception.agency_id, exc)

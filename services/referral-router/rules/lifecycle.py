@@ -479,12 +479,12 @@ def evolve(
     if not may_emit(p.sender_roles, p.event_type):
         match p.event_type:
             case "risk.assessed" if op.get("serious_risk") is True:
-                s = replace(s, serious_risk=True)
+                s = _changed(s, serious_risk=True)
             case "best-interests.determined" if op.get("return_in_best_interests") is False:
-                s = replace(s, return_in_best_interests=False)
+                s = _changed(s, return_in_best_interests=False)
         return s
     named = (op.get(name) for name in authority(p.event_type).names)
-    s = replace(
+    s = _changed(
         s,
         originator=state.originator or p.sender,
         parties=s.parties | {p.sender, *p.recipients, *(a for a in named if isinstance(a, str))},
@@ -509,9 +509,8 @@ def evolve(
             rid = str(op["referral_id"])
             if rid in s.referrals:
                 status = "accepted" if p.event_type == "referral.accepted" else "declined"
-                s = _changed(
-                    s, referrals={**s.referrals, rid: replace(s.referrals[rid], status=status)}
-                )
+                answered = replace(s.referrals[rid], status=status)
+                s = _changed(s, referrals={**s.referrals, rid: answered})
         case "consent.recorded":
             c = Consent(
                 consent_id=str(op["consent_id"]),

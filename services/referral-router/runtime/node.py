@@ -106,8 +106,10 @@ class NodeRuntime:
             self.store, transport, self._country_of, self.seal, feed=self.feed, thread=self.thread
         )
         self.intake = Intake(self.node, self.thread, max_in_flight=settings.max_in_flight)
+        # Tokens are checked on the event loop: against the directory as cached (the
+        # inbox loop and the intake refresh it, off the loop, when a refresh is due).
         self.verifier = TokenVerifier(
-            directory.current, settings.audience, replay_cache=ReplayCache()
+            directory.cached, settings.audience, replay_cache=ReplayCache()
         )
         self.audit = (
             AuditLog(
@@ -151,6 +153,7 @@ class NodeRuntime:
             self._consumer,
             settings.country,
             fresh=self.roster.fresh,
+            due=self.roster.refresh_due,
             thread=self.thread,
         )
         self._stopping = asyncio.Event()

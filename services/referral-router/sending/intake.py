@@ -124,6 +124,7 @@ class Intake:
                     if earlier is not None:
                         return earlier
                 case = await self._case_files([sub.case] if sub.case else [])
+                await self._fresh()
                 decision = self.node.decide(
                     sub, case.get(sub.case or ""), idempotency_key, fingerprint
                 )
@@ -166,6 +167,7 @@ class Intake:
         cases = await self._case_files(
             [i.submission.case for i in items if i.submission.case is not None]
         )
+        await self._fresh()
         decided: dict[int, Decision] = {}
         for n, item in enumerate(items):
             if n and n % _DECIDE_SLICE == 0:
@@ -218,6 +220,12 @@ class Intake:
             raise InvalidSubmission(f"item {item.case_of}, whose case this continues, failed")
         sub = item.submission
         return Submission(sub.event_type, sub.payload, sub.recipients, str(earlier.body["case"]))
+
+    async def _fresh(self) -> None:
+        """A directory refresh, when one is due, on the store thread: deciding on the
+        event loop then finds the directory fresh without asking the registry."""
+        if self.node.roster.refresh_due():
+            await self.thread.run(self.node.roster.fresh)
 
     async def _case_files(self, pseudonyms: Sequence[str]) -> dict[str, CaseFile]:
         """The case files, from memory where they are, the rest read on the store thread
