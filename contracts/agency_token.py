@@ -17,6 +17,11 @@ audience:
   replay matters and no client key is at hand (the bus's own services use them).
 
 A bound token is never accepted as a bearer token, nor a one-time token with DPoP.
+
+A service that acts for agencies without being one (the notifier) has its own identity,
+known to the APIs it calls as a `FixedParty` rather than a directory agency, and its
+one-time tokens carry a `scope` (RFC 9068 style, space-separated) naming the little it may
+do; agencies' own tokens carry none.
 Keys come from the signed directory: `iss` is the agency id, `kid` its signing key id.
 Failures are 401 (who are you?) except a known, correctly signed but suspended or
 revoked agency, which is 403 (we know you; you may not). Pure apart from the clock.
@@ -103,9 +108,12 @@ def issue_token(
     lifetime: timedelta = DEFAULT_LIFETIME,
     now: datetime | None = None,
     jti: str | None = None,
+    scope: str | None = None,
 ) -> str:
-    """A one-time bearer token (each `jti` is accepted once)."""
-    return _signed(agency_id, key_id, private_key, audience, lifetime, MAX_LIFETIME, now, jti)
+    """A one-time bearer token (each `jti` is accepted once); `scope` for a service."""
+    return _signed(
+        agency_id, key_id, private_key, audience, lifetime, MAX_LIFETIME, now, jti, scope=scope
+    )
 
 
 def issue_access_token(
@@ -134,6 +142,7 @@ def _signed(
     now: datetime | None,
     jti: str | None,
     jkt: str | None = None,
+    scope: str | None = None,
 ) -> str:
     if lifetime > longest or lifetime <= timedelta(0):
         raise ValueError(f"token lifetime must be in (0, {int(longest.total_seconds())}] seconds")
@@ -147,8 +156,20 @@ def _signed(
     }
     if jkt is not None:
         claims["cnf"] = {"jkt": jkt}
+    if scope:
+        claims["scope"] = scope
     header = {"alg": ALG, "kid": key_id, "typ": "JWT" if jkt is None else ACCESS_TOKEN_TYPE}
     return jwt.encode(header, claims, OKPKey.import_key(private_key), algorithms=[ALG])
+
+
+def token_issuer(token: str) -> str | None:
+    """The `iss` a token claims, unverified: only to pick whose keys verify it."""
+    try:
+        claims = json.loads(jws.extract_compact(token.encode("ascii")).payload)
+    except (JoseError, ValueError, UnicodeError):
+        return None
+    iss = claims.get("iss") if isinstance(claims, dict) else None
+    return iss if isinstance(iss, str) else None
 
 
 class ReplayCache:
@@ -190,6 +211,39 @@ class VerifiedToken:
     jti: str
     expires_at: datetime
     bound_to: str | None = None  # the client key's thumbprint (DPoP), None: one-time
+    scope: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class FixedParty:
+    """A party known by configuration, not by the directory (a service's identity)."""
+
+    id: str
+    keys: tuple[PublicKeyRecord, ...]
+    status: AgencyStatus = AgencyStatus.ACTIVE
+
+
+class FixedParties:
+    """A KeyDirectory of a few configured parties: what a node knows of its notifier."""
+
+    def __init__(self, *parties: FixedParty) -> None:
+        self._parties = {p.id: p for p in parties}
+
+    def agency(self, agency_id: str) -> Any:
+        return self._parties.get(agency_id)
+
+    def signing_key(self, agency_id: str, key_id: str, at_time: datetime) -> Any:
+        party = self._parties.get(agency_id)
+        if party is None:
+            return None
+        return next(
+            (
+                k
+                for k in party.keys
+                if k.key_id == key_id and k.use == "signing" and k.valid_at(at_time)
+            ),
+            None,
+        )
 
 
 def _int_claim(claims: dict[str, Any], name: str, required: bool = True) -> int | None:
@@ -268,7 +322,12 @@ class TokenVerifier:
             f"dpop:{jkt}", checked.jti, checked.replayable_until, now.timestamp(), "DPoP proof"
         )
         return VerifiedToken(
-            verified.agency_id, verified.key_id, verified.jti, verified.expires_at, jkt
+            verified.agency_id,
+            verified.key_id,
+            verified.jti,
+            verified.expires_at,
+            jkt,
+            verified.scope,
         )
 
     def _signed(self, token: str) -> tuple[dict[str, Any], dict[str, Any], datetime]:
@@ -345,7 +404,11 @@ class TokenVerifier:
         jti = claims.get("jti")
         if not isinstance(jti, str) or not 8 <= len(jti) <= 128:
             raise AuthError(401, "claim 'jti' missing or not 8-128 characters")
+        scope = claims.get("scope", "")
+        if not isinstance(scope, str) or len(scope) > 256:
+            raise AuthError(401, "claim 'scope' must be a short space-separated string")
         issuer = str(claims["iss"])
         if one_time:
             self._replay.check_and_add(issuer, jti, float(exp), ts)
-        return VerifiedToken(issuer, key_id, jti, datetime.fromtimestamp(exp, UTC))
+        expires = datetime.fromtimestamp(exp, UTC)
+        return VerifiedToken(issuer, key_id, jti, expires, scope=frozenset(scope.split()))

@@ -40,13 +40,25 @@ def parse_dataschema(uri: str) -> tuple[str, int]:
 
 class CaseFlags(BaseModel):
     """Clear, rule-relevant facts about the case, carried so that every node can enforce
-    R2-R4 without reading a personal field. Flags only ever turn on."""
+    R2-R4 without reading a personal field. Flags only ever turn on.
+
+    The child safeguards (R2) apply to a presumed child until child protection's age
+    assessment finds an adult (`age_assessed_adult`, relaxing: only from child
+    protection), and for good once an assessment finds a child (`age_assessed_child`,
+    protective: from anyone), whatever was said before or after."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     presumed_child: bool = False
     asylum_lodged: bool = False
     guardian_appointed: bool = False
     best_interests_determined: bool = False
+    age_assessed_adult: bool = False
+    age_assessed_child: bool = False
+
+    @property
+    def child_safeguards(self) -> bool:
+        """Whether R2 applies to the case."""
+        return self.age_assessed_child or (self.presumed_child and not self.age_assessed_adult)
 
     def merged(self, other: CaseFlags) -> CaseFlags:
         mine, theirs = self.__dict__, other.__dict__

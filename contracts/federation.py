@@ -8,14 +8,23 @@ return-planning event types with which data categories. A gateway believes its o
 registry's document (own anchor) and the peer's (the imported anchor); removing the anchor
 ends the federation, and the next event at either gateway is refused with that reason.
 
-Pure: no I/O, no clock. The gateways (services/referral-router/gateway.py) apply
+Pure: no I/O, no clock. The gateways (services/referral-router/federation/) apply
 `check_outbound` before forwarding and `check_inbound` before delivering.
+
+Between the two gateways: mutual TLS, each pinning the other's certificate as the
+federation agreement names it (`peer_gateway_certificate`, imported by the operator like
+the anchor), and each delivery stamped (`DeliveryStamp`): the sending gateway signs when
+and which forwarding it delivers, with a fresh nonce, so the receiving gateway refuses a
+stale or replayed delivery before it asks any registry or writes anything.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 from collections.abc import Iterable
+from datetime import datetime, timedelta
 from typing import Literal
 
 import rfc8785
@@ -36,7 +45,7 @@ from contracts.timestamps import UtcDateTime
 from contracts.vocabulary import DataCategory
 
 FEDERATION_FORMAT = "nrm-federation/1"
-#: Only return planning ever crosses a border (docs/domain.md, lifecycle step 7).
+#: Only return events ever cross a border (docs/domain.md, lifecycle step 7).
 FEDERATED_EVENT_TYPES: frozenset[str] = RETURN_EVENT_TYPES
 #: Never across a border, whatever an agreement says: the exploitation account (what
 #: traffickers did, who they are) and locations (where the person is kept safe).
@@ -44,6 +53,7 @@ NEVER_ACROSS: frozenset[DataCategory] = frozenset(
     {DataCategory.EXPLOITATION_ACCOUNT, DataCategory.LOCATION}
 )
 _URL = r"^https?://[^\s/?#]+[^\s]*$"
+_PEM_CERT = re.compile(r"-----BEGIN CERTIFICATE-----[A-Za-z0-9+/=\s]+-----END CERTIFICATE-----")
 
 
 class FederationError(ValueError):
@@ -109,6 +119,19 @@ class PeerFederation(BaseModel):
     )
     gateway: str = Field(pattern=AGENCY_ID_PATTERN, description="Our own gateway agency.")
     counterparts: tuple[CounterpartGrant, ...] = ()
+    peer_gateway_certificate: str | None = Field(
+        default=None,
+        max_length=16384,
+        description="The peer gateway's TLS certificate (PEM): the only one our gateway "
+        "accepts from that peer, as client and as server (pinned).",
+    )
+
+    @field_validator("peer_gateway_certificate")
+    @classmethod
+    def _one_pem_certificate(cls, v: str | None) -> str | None:
+        if v is not None and len(_PEM_CERT.findall(v)) != 1:
+            raise ValueError("peer_gateway_certificate must be exactly one PEM certificate")
+        return v
 
     @model_validator(mode="after")
     def _consistent(self) -> PeerFederation:
@@ -242,7 +265,7 @@ def check_outbound(event_type: str, flags: CaseFlags, serious_risk: bool | None)
                 "no risk assessment reached the border gateway: return planning needs one "
                 "that found no serious risk (send risk.assessed to the gateway too)",
             )
-        if flags.presumed_child and not (
+        if flags.child_safeguards and not (
             flags.guardian_appointed and flags.best_interests_determined
         ):
             raise BorderRefused(
@@ -285,3 +308,89 @@ def check_inbound(
         raise BorderRefused(
             "R4", "asylum is lodged: this case must not reach the country of origin"
         )
+
+
+# --- deliveries between gateways ---------------------------------------------------------
+
+DELIVERY_FORMAT = "nrm-delivery/1"
+#: How far a delivery's stamp may be from the receiver's clock (either way).
+FRESHNESS = timedelta(seconds=120)
+
+
+class DeliveryRefused(Exception):
+    """A delivery the receiving gateway must not look at further (stale, replayed,
+    unsigned); `reason` says which."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class DeliveryStamp(BaseModel):
+    """The sending gateway's signed statement: this forwarding (by digest), now, once."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    gateway: str = Field(pattern=AGENCY_ID_PATTERN)
+    key_id: str = Field(pattern=KEY_ID_PATTERN)
+    sent_at: UtcDateTime
+    nonce: str = Field(pattern=r"^[A-Za-z0-9_-]{22,64}$")
+    forwarding_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    signature: str = Field(pattern=r"^[A-Za-z0-9_-]{86}$")
+
+    def signed_bytes(self) -> bytes:
+        return _delivery_bytes(
+            self.gateway, self.key_id, self.sent_at, self.nonce, self.forwarding_sha256
+        )
+
+
+def _delivery_bytes(gateway: str, key_id: str, sent_at: datetime, nonce: str, digest: str) -> bytes:
+    fields = {
+        "gateway": gateway,
+        "key_id": key_id,
+        "sent_at": sent_at.isoformat(),
+        "nonce": nonce,
+        "forwarding_sha256": digest,
+    }
+    return DELIVERY_FORMAT.encode() + b"\n" + rfc8785.dumps(fields)
+
+
+def stamp_delivery(
+    forwarding: bytes,
+    gateway: str,
+    key_id: str,
+    key: ed25519.Ed25519PrivateKey,
+    now: datetime,
+    nonce: bytes,
+) -> DeliveryStamp:
+    """Stamp one delivery attempt (a retry gets a new stamp: new time, new nonce)."""
+    digest = hashlib.sha256(forwarding).hexdigest()
+    text = b64url_encode(nonce)
+    signature = key.sign(_delivery_bytes(gateway, key_id, now, text, digest))
+    return DeliveryStamp(
+        gateway=gateway,
+        key_id=key_id,
+        sent_at=now,
+        nonce=text,
+        forwarding_sha256=digest,
+        signature=b64url_encode(signature),
+    )
+
+
+def check_fresh(stamp: DeliveryStamp, forwarding: bytes, now: datetime) -> None:
+    """What needs no key and no lookup: the stamp is for these bytes and of now."""
+    if hashlib.sha256(forwarding).hexdigest() != stamp.forwarding_sha256:
+        raise DeliveryRefused("the stamp is for another forwarding")
+    if abs(now - stamp.sent_at) > FRESHNESS:
+        raise DeliveryRefused(
+            f"stamped {stamp.sent_at.isoformat()}, outside {int(FRESHNESS.total_seconds())} s "
+            f"of now ({now.isoformat()}): stale, or a clock to fix"
+        )
+
+
+def verify_stamp(stamp: DeliveryStamp, key: ed25519.Ed25519PublicKey) -> None:
+    """The peer gateway's signing key (from its directory) signed the stamp."""
+    try:
+        key.verify(b64url_decode(stamp.signature), stamp.signed_bytes())
+    except (InvalidSignature, ValueError):
+        raise DeliveryRefused("the delivery stamp's signature does not verify") from None

@@ -21,8 +21,12 @@ from importlib import resources
 
 from contracts.vocabulary import PERSONAL_CATEGORIES, DataCategory, Role, ServiceKind
 
+#: Return events: the "return only" condition opens them to the origin's side, and only
+#: they cross a border. Family tracing is one: the counterpart in the country of origin
+#: often traces the family, and a child's return waits for its complicity check (R2).
 RETURN_EVENT_TYPES: frozenset[str] = frozenset(
     {
+        "family.traced",
         "return.planning-started",
         "return.plan-agreed",
         "return.completed",

@@ -7,12 +7,29 @@ release.) Deadlines are computed here, purely, so the router and the notifier ag
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from functools import cache
 from importlib import resources
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
+
+#: Every deadline an envelope may carry (its `deadlines` keys), computed here from the
+#: sender's policy and recomputed by a receiver of the same country.
+DEADLINE_NAMES: tuple[str, ...] = (
+    "reasonable-grounds",
+    "guardian-appointment",
+    "referral-answer",
+    "re-referral",
+    "reflection-ends",
+    "reflection-reminder",
+    "decision-review",
+    "complaint-answer",
+    "residence-renewal",
+    "outcome-information",
+    "post-return-monitoring",
+    "retaliation-found",
+)
 
 
 class CountryPolicy(BaseModel):
@@ -28,6 +45,18 @@ class CountryPolicy(BaseModel):
     reflection_reminder_days_before: int = Field(ge=0, le=365)
     post_return_monitoring_interval_days: int = Field(ge=1, le=730)
     adult_age: int = Field(ge=1, le=25)
+    #: R8: after a decline, the time to refer the person elsewhere for that need.
+    re_referral_hours: int = Field(ge=1, le=24 * 60)
+    #: R2: from the screening of a presumed child to a guardian appointed.
+    guardian_appointment_hours: int = Field(ge=1, le=24 * 60)
+    #: From a request to review an identification decision to the review's decision.
+    decision_review_days: int = Field(ge=1, le=365)
+    #: From a complaint to its answer; then the oversight body is told.
+    complaint_answer_days: int = Field(ge=1, le=365)
+    #: Renewal is decided this long before a residence permit ends.
+    residence_renewal_notice_days: int = Field(ge=0, le=365)
+    #: From the outcome of proceedings to the person being told of it.
+    outcome_information_days: int = Field(ge=1, le=365)
 
     def reflection_ends(self, started: datetime, extra_days: int = 0) -> datetime:
         return started + timedelta(days=self.reflection_days + extra_days)
@@ -44,6 +73,27 @@ class CountryPolicy(BaseModel):
 
     def monitoring_due(self, last: datetime) -> datetime:
         return last + timedelta(days=self.post_return_monitoring_interval_days)
+
+    def re_referral_due(self, declined: datetime) -> datetime:
+        return declined + timedelta(hours=self.re_referral_hours)
+
+    def guardian_due(self, screened: datetime) -> datetime:
+        return screened + timedelta(hours=self.guardian_appointment_hours)
+
+    def review_due(self, requested: datetime) -> datetime:
+        return requested + timedelta(days=self.decision_review_days)
+
+    def complaint_answer_due(self, lodged: datetime) -> datetime:
+        return lodged + timedelta(days=self.complaint_answer_days)
+
+    def outcome_information_due(self, concluded: datetime) -> datetime:
+        return concluded + timedelta(days=self.outcome_information_days)
+
+    def residence_renewal_due(self, recorded: datetime, valid_until: date) -> datetime:
+        """The start of the permit's last day of validity, less the notice; never before
+        the event that set it (a permit granted inside its notice is due at once)."""
+        ends = datetime.combine(valid_until, time(0), tzinfo=UTC)
+        return max(recorded, ends - timedelta(days=self.residence_renewal_notice_days))
 
 
 class UnknownCountry(LookupError):

@@ -64,6 +64,11 @@ CODES: dict[str, ProblemKind] = {
     "forbidden": ProblemKind(
         403, "Not allowed for this caller", "call with the agency or role the detail names"
     ),
+    "delivery-refused": ProblemKind(
+        403,
+        "The delivery is stale, replayed or not stamped by the peer's gateway",
+        "send the forwarding again with a fresh stamp; a delivery is accepted once",
+    ),
     "border-refused": ProblemKind(
         403,
         "The border refused the event",
@@ -79,6 +84,11 @@ CODES: dict[str, ProblemKind] = {
     ),
     "method-not-allowed": ProblemKind(
         405, "Method not allowed here", "use a method the Allow header lists"
+    ),
+    "payload-too-large": ProblemKind(
+        413,
+        "The request body is over the service's limit",
+        "send a smaller body; nothing was read or recorded",
     ),
     "rule-violation": ProblemKind(
         409,

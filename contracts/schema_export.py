@@ -3,10 +3,11 @@
 The committed files under contracts/schemas/ are the published contract; a test fails
 when the models drift from them. Regenerate with `python -m contracts.schema_export`.
 
-Every schema declares its dialect (JSON Schema 2020-12). The one keyword of our own,
-`x-category` (each field's data category, rule R5), is published with its own
-meta-schema in `schemas/keywords/`, so a strict validator (Ajv in strict mode, in the
-test suite) registers it and checks its values instead of refusing an unknown keyword.
+Every schema declares its dialect (JSON Schema 2020-12). The keywords of our own,
+`x-category` (each field's data category, rule R5) and `x-why` (why a clear field is
+clear), are published with their meta-schemas in `schemas/keywords/`, so a strict
+validator (Ajv in strict mode, in the test suite) registers them and checks their values
+instead of refusing an unknown keyword.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from contracts.envelope import Envelope, dataschema_for
-from contracts.events import CATALOGUE, CATEGORY_KEY, OLDER_VERSIONS, EventPayload
+from contracts.events import CATALOGUE, CATEGORY_KEY, OLDER_VERSIONS, WHY_KEY, EventPayload
 from contracts.vocabulary import DataCategory
 
 SCHEMA_DIR = Path(__file__).parent / "schemas"
@@ -33,7 +34,13 @@ def keyword_definitions() -> dict[str, dict[str, Any]]:
             "per category by the registry's data-sharing agreement. An annotation: it does "
             "not constrain instances.",
             "metaSchema": {"enum": [str(c) for c in DataCategory]},
-        }
+        },
+        f"{WHY_KEY}.json": {
+            "keyword": WHY_KEY,
+            "description": "Why a clear (operational) field travels in clear: who needs it, "
+            "without opening anything, to decide what. An annotation.",
+            "metaSchema": {"type": "string", "minLength": 1, "maxLength": 200},
+        },
     }
 
 

@@ -8,6 +8,11 @@ published and a row has exactly one small cell, the next smallest cell of the ro
 suppressed too (shown as "x"), so the small one cannot be recovered by subtraction.
 Rates and medians resting on fewer than 5 cases are suppressed the same way. Pure: the
 caller supplies envelopes (as JSON objects) and the directory's agency roles.
+
+What the clear envelopes cannot tell (the outcome of an identification decision, the
+person's sex and nationality travel sealed) only the competent authority's node can
+count: it opens them into `VictimRecord`s that never leave it, and publishes
+`victim_figures`, aggregates suppressed the same way, to the oversight body.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import io
 import statistics as pystats
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from xml.sax.saxutils import escape
@@ -34,21 +40,37 @@ STAGES: Mapping[str, str] = {
     "referral.declined": "declined",
     "consent.recorded": "consent-recorded",
     "consent.withdrawn": "consent-withdrawn",
+    "identification.review-requested": "review-requested",
     "reflection.started": "reflection-started",
     "reflection.extended": "reflection-extended",
     "reflection.ended": "reflection-ended",
     "residence.granted": "residence-granted",
+    "residence.renewed": "residence-renewed",
+    "residence.ended": "residence-ended",
     "asylum.lodged": "asylum-lodged",
     "guardian.appointed": "guardian-appointed",
+    "age.assessed": "age-assessed",
     "best-interests.determined": "best-interests-determined",
     "risk.assessed": "risk-assessed",
     "services.delivered": "services-delivered",
+    "family.traced": "family-traced",
     "return.planning-started": "return-planning-started",
     "return.plan-agreed": "return-plan-agreed",
     "return.completed": "returned",
     "reintegration.monitored": "reintegration-monitored",
+    "cooperation.decided": "cooperation-decided",
+    "witness-protection.decided": "witness-protection-decided",
+    "proceedings.opened": "proceedings-opened",
+    "proceedings.concluded": "proceedings-concluded",
+    "non-punishment.decided": "non-punishment-decided",
+    "rights.explained": "rights-explained",
+    "complaint.lodged": "complaint-lodged",
+    "complaint.answered": "complaint-answered",
     "compensation.claimed": "compensation-claimed",
+    "compensation.decided": "compensation-decided",
+    "compensation.paid": "compensation-paid",
     "case.closed": "closed",
+    "case.linked": "linked-to-earlier-case",
     "case.erasure-ordered": "erasure-ordered",
     "case.escalated": "escalated",
 }
@@ -71,16 +93,20 @@ def suppress(n: int) -> Cell:
     return n if n >= THRESHOLD else SMALL
 
 
-def suppress_row(row: Mapping[str, int]) -> dict[str, Cell]:
-    """A row with its total: primary suppression, then secondary when exactly one cell
-    is small (else the total minus the others would give it away)."""
+def suppress_row(row: Mapping[str, int], also: Iterable[str] = ()) -> dict[str, Cell]:
+    """A row with its total: primary suppression (and `also`, cells another table would
+    give away), then secondary when exactly one cell is hidden (else the total minus the
+    others would give it away)."""
     out: dict[str, Cell] = {k: suppress(v) for k, v in row.items()}
-    small = [k for k, v in row.items() if v < THRESHOLD]
-    if len(small) == 1:
-        others = sorted((v, k) for k, v in row.items() if v >= THRESHOLD)
+    for k in also:
+        if out.get(k) not in (None, SMALL):
+            out[k] = SECONDARY
+    hidden = [k for k in row if out[k] in (SMALL, SECONDARY)]
+    if len(hidden) == 1:
+        others = sorted((v, k) for k, v in row.items() if k not in hidden)
         if others:
             out[others[0][1]] = SECONDARY
-        # with no other cell the total itself equals the small cell and is suppressed below
+        # with no other cell the total itself equals the hidden cell and is suppressed below
     out["total"] = suppress(sum(row.values()))
     return out
 
@@ -120,7 +146,9 @@ def _op(envelope: Mapping[str, Any]) -> Mapping[str, Any]:
 def stage_of(envelope: Mapping[str, Any]) -> str:
     event_type = str(envelope.get("type", ""))
     if event_type == "identification.decided":
-        return f"identification-{_op(envelope).get('stage', 'unknown')}"
+        op = _op(envelope)
+        review = "-review" if op.get("review_id") else ""
+        return f"identification-{op.get('stage', 'unknown')}{review}"
     return STAGES.get(event_type, event_type)
 
 
@@ -144,6 +172,8 @@ def compute(envelopes: Iterable[Mapping[str, Any]], roles: Mapping[str, str]) ->
     return_to: Counter[str] = Counter()
     destination: dict[str, str] = {}
     decline_reasons: Counter[str] = Counter()
+    escalations: Counter[str] = Counter()
+    rerouted: set[tuple[str, str]] = set()
     for e in events:
         t = envelope_time(e)
         assert t is not None
@@ -156,12 +186,16 @@ def compute(envelopes: Iterable[Mapping[str, Any]], roles: Mapping[str, str]) ->
         for word, (dtype, required) in DECISION_STAGES.items():
             if event_type == dtype and all(op.get(k) == v for k, v in required.items()):
                 decided_at[case].setdefault(word, t)
+        if event_type == "case.escalated":
+            escalations[str(op.get("deadline", "unknown"))] += 1
         if event_type == "referral.requested":
             to = str(op.get("to_agency", ""))
             referrals.setdefault(
                 (case, str(op.get("referral_id"))),
                 {"service": str(op.get("service", "unknown")), "to": to, "answer": None},
             )
+            if op.get("replaces_referral_id"):
+                rerouted.add((case, str(op["replaces_referral_id"])))
         elif event_type in ("referral.accepted", "referral.declined"):
             ref = referrals.get((case, str(op.get("referral_id"))))
             if ref is not None and ref["answer"] is None:
@@ -196,7 +230,11 @@ def compute(envelopes: Iterable[Mapping[str, Any]], roles: Mapping[str, str]) ->
         "cases": suppress(len({str(e.get("subject")) for e in events})),
         "stages_by_month": {s: suppress_row(dict(c)) for s, c in sorted(by_stage.items())},
         "days_from_screening": {w: median_days(sorted(times.get(w, []))) for w in DECISION_STAGES},
-        "referrals": _referral_figures(referrals.values(), roles, decline_reasons),
+        "referrals": {
+            **_referral_figures(referrals.values(), roles, decline_reasons),
+            "declines_rerouted": suppress(len(rerouted)),
+        },
+        "escalations_by_kind": suppress_row(dict(escalations)) if escalations else {},
         "returns": {
             "completed": suppress(returns["completed"]),
             "voluntary": suppress(returns["voluntary"]),
@@ -240,6 +278,147 @@ def _referral_figures(
         **{g: {k: figures(c) for k, c in sorted(v.items())} for g, v in groups.items()},
         "decline_reasons": suppress_row(dict(reasons)) if reasons else {},
     }
+
+
+# --- victims, as the competent authority publishes them ------------------------------
+
+VICTIM_FORMAT = "nrm-victim-statistics/1"
+#: The dimensions the Bali Process guide and Liu ask statistics to be broken down by.
+DIMENSIONS = ("form_of_exploitation", "age_group", "sex", "nationality")
+#: A case counts under every form of exploitation indicated: that column has no total.
+MULTI_VALUED = frozenset({"form_of_exploitation"})
+
+
+@dataclass(frozen=True)
+class VictimDecision:
+    stage: str  # reasonable-grounds | conclusive
+    review: bool  # the decision answers a review request
+    outcome: str  # positive | negative | unknown (withheld)
+    month: str  # YYYY-MM
+
+
+@dataclass(frozen=True)
+class VictimRecord:
+    """One case as the competent authority's node opened it. Never published: only
+    counted, by `victim_figures`."""
+
+    screened_month: str
+    forms: tuple[str, ...]
+    age_group: str  # child | adult | unknown
+    sex: str
+    nationality: str
+    decisions: tuple[VictimDecision, ...] = ()
+    re_trafficked: bool = False  # linked to an earlier, closed case of the same person
+
+    @property
+    def identified(self) -> VictimDecision | None:
+        """The conclusive decision that stands (the latest, reviews included), if positive."""
+        conclusive = [d for d in self.decisions if d.stage == "conclusive"]
+        return conclusive[-1] if conclusive and conclusive[-1].outcome == "positive" else None
+
+    def values(self, dimension: str) -> tuple[str, ...]:
+        match dimension:
+            case "form_of_exploitation":
+                return self.forms or ("unknown",)
+            case "age_group":
+                return (self.age_group,)
+            case "sex":
+                return (self.sex,)
+            case "nationality":
+                return (self.nationality,)
+        raise ValueError(f"unknown dimension {dimension!r}")
+
+
+def _columns(presumed: Mapping[str, int], identified: Mapping[str, int], multi: bool) -> Any:
+    """Presumed and identified victims by one dimension. Identified victims are a part of
+    the presumed, so where the difference (not identified) is small the identified cell
+    is hidden too. Each column has its total and secondary suppression, unless a case
+    may count in several rows (then there is no total to subtract from)."""
+    keys = sorted(presumed)
+    identified = {k: identified.get(k, 0) for k in keys}
+    gap = [k for k in keys if 0 < presumed[k] - identified[k] < THRESHOLD]
+    if multi:
+        out_i = {k: suppress(v) for k, v in identified.items()}
+        out_i.update({k: SECONDARY for k in gap if out_i[k] != SMALL})
+        return {"presumed": {k: suppress(presumed[k]) for k in keys}, "identified": out_i}
+    return {
+        "presumed": suppress_row({k: presumed[k] for k in keys}),
+        "identified": suppress_row(identified, also=gap),
+    }
+
+
+def victim_figures(records: Iterable[VictimRecord]) -> dict[str, Any]:
+    """Presumed and identified victims, the outcomes of identification decisions by
+    stage, and re-trafficking: aggregates only, every count under 5 suppressed.
+
+    Liu (seed 000), 3.1: countries "do not publish anti-human-trafficking statistics,
+    such as the number of victims who were identified"; the Bali Process guide (seed 003)
+    on who can be a victim "regardless of their age, sex, gender ... nationality"; and the
+    domain's statistics that were blind to the outcome, which travels sealed: only the
+    competent authority, which may open decisions, can count it.
+    """
+    cases = list(records)
+    outcomes: dict[str, Counter[str]] = defaultdict(Counter)
+    columns: dict[str, dict[str, Counter[str]]] = {
+        d: {"presumed": Counter(), "identified": Counter()} for d in DIMENSIONS
+    }
+    months: dict[str, Counter[str]] = defaultdict(Counter)
+    for r in cases:
+        months[r.screened_month]["screened"] += 1
+        for d in r.decisions:
+            stage = f"{d.stage}-review" if d.review else d.stage
+            outcomes[stage][d.outcome] += 1
+            if d.outcome == "positive":
+                months[d.month][f"{stage}-positive"] += 1
+        identified = r.identified is not None
+        for dimension in DIMENSIONS:
+            for value in r.values(dimension):
+                columns[dimension]["presumed"][value] += 1
+                if identified:
+                    columns[dimension]["identified"][value] += 1
+    stages = ("reasonable-grounds", "reasonable-grounds-review", "conclusive", "conclusive-review")
+    month_columns = ("screened", *(f"{s}-positive" for s in stages))
+    return {
+        "format": VICTIM_FORMAT,
+        "threshold": THRESHOLD,
+        "markers": {
+            SMALL: "fewer than 5 (suppressed)",
+            SECONDARY: "suppressed so that a small cell cannot be derived from the total",
+        },
+        "notes": "A case counts under every form of exploitation indicated; identified: "
+        "the standing conclusive decision is positive (after any review).",
+        "presumed_victims": suppress(len(cases)),
+        "identified_victims": suppress(sum(1 for r in cases if r.identified is not None)),
+        "re_trafficked": suppress(sum(1 for r in cases if r.re_trafficked)),
+        "decisions": {
+            stage: suppress_row({o: outcomes[stage][o] for o in ("positive", "negative")})
+            for stage in stages
+        },
+        "by_dimension": {
+            d: _columns(cols["presumed"], cols["identified"], d in MULTI_VALUED)
+            for d, cols in columns.items()
+        },
+        "by_month": {
+            column: suppress_row({m: months[m][column] for m in sorted(months)})
+            for column in month_columns
+        },
+    }
+
+
+def victim_charts(figures: Mapping[str, Any]) -> dict[str, str]:
+    """file name -> SVG: identified victims by each dimension, and screenings per month."""
+    out: dict[str, str] = {}
+    for dimension, cols in (figures.get("by_dimension") or {}).items():
+        bars = [(k, v) for k, v in (cols.get("identified") or {}).items() if k != "total"]
+        title = f"Identified victims by {dimension.replace('_', ' ')}"
+        out[f"identified-by-{dimension.replace('_', '-')}.svg"] = bar_chart_svg(title, bars)
+    screened = (figures.get("by_month") or {}).get("screened") or {}
+    if screened:
+        months = sorted((m, v) for m, v in screened.items() if m != "total")
+        out["presumed-victims-by-month.svg"] = bar_chart_svg(
+            "Presumed victims screened per month", months
+        )
+    return out
 
 
 # --- chart -----------------------------------------------------------------------------

@@ -12,7 +12,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, create_model
 
-from contracts.events import CATALOGUE, OLDER_VERSIONS, EventPayload, categories_of
+from contracts.events import CATALOGUE, OLDER_VERSIONS, UNRECORDED, EventPayload, categories_of
+from contracts.indicators import CURRENT_INDICATOR_LIST
 from contracts.vocabulary import DataCategory
 
 Fields = dict[str, Any]
@@ -23,9 +24,39 @@ def _referral_declined_v1_to_v2(fields: Fields) -> Fields:
     return {**fields, "reason_code": "other"}
 
 
+def _adding(**defaults: Any) -> Callable[[Fields], Fields]:
+    """A step that adds fields a version introduced, with the values older records
+    stand for."""
+
+    def step(fields: Fields) -> Fields:
+        return {**defaults, **fields}
+
+    return step
+
+
+def _officer(name: str) -> Callable[[Fields], Fields]:
+    """A decision that named no officer (R7 did not yet require it) says so: 'unrecorded'."""
+    return lambda fields: {**fields, name: fields.get(name) or UNRECORDED}
+
+
+def _screened_v1_to_v2(fields: Fields) -> Fields:
+    """v1 had no sex and uncoded indicators: not stated, and the current list (no code in
+    a v1 indicator can contradict it)."""
+    return {**fields, "sex": "not-stated", "indicator_list": CURRENT_INDICATOR_LIST}
+
+
 #: (type, from_version) -> step to from_version + 1
 UPCASTERS: Mapping[tuple[str, int], Callable[[Fields], Fields]] = {
+    ("case.screened", 1): _screened_v1_to_v2,
+    ("referral.requested", 1): _adding(replaces_referral_id=None),
     ("referral.declined", 1): _referral_declined_v1_to_v2,
+    ("referral.declined", 2): _officer("answered_by_officer"),
+    ("identification.decided", 1): _adding(review_id=None),
+    ("reflection.ended", 1): _officer("decided_by_officer"),
+    ("residence.granted", 1): lambda fields: dict(fields),  # valid_until is clear from v2
+    ("best-interests.determined", 1): _adding(child_heard=UNRECORDED, child_views=""),
+    ("return.completed", 1): _officer("confirmed_by_officer"),
+    ("case.closed", 1): _officer("decided_by_officer"),
 }
 
 

@@ -44,7 +44,19 @@ PERSONAL_CATEGORIES: tuple[DataCategory, ...] = tuple(
 
 
 class ServiceKind(StrEnum):
-    """What a referral asks for, and what a service provider offers."""
+    """What a referral asks for, and what a service provider offers.
+
+    From the seeds: the OSCE/ODIHR handbook's referral system (seed 001: shelter, medical,
+    social and psychological support, legal services, identification documents,
+    voluntary repatriation or resettlement) and the Bali Process guide (seed 003,
+    "Initial protection and direct assistance": accommodation, food and clothing,
+    counselling and advice, interpreters, family tracing; "Asylum seekers and refugees":
+    referral to the asylum procedure; "Children": education; "Return and
+    Reintegration": documents for return, reintegration support; "Protection through
+    the criminal justice system": accompaniment before, during and after proceedings).
+    The list grows in place: a node that does not know a new code refuses it (CONTRACT),
+    so nodes are upgraded before agencies use it.
+    """
 
     SHELTER = "shelter"
     MEDICAL = "medical"
@@ -56,3 +68,11 @@ class ServiceKind(StrEnum):
     PROTECTION = "protection"
     RETURN_ASSISTANCE = "return-assistance"
     INITIAL_ASSISTANCE = "initial-assistance"
+    COUNSELLING = "counselling"
+    MATERIAL_ASSISTANCE = "material-assistance"  # food, clothing, subsistence
+    EDUCATION = "education"
+    FAMILY_TRACING = "family-tracing"
+    ASYLUM_REFERRAL = "asylum-referral"  # help to lodge an asylum claim
+    TRAVEL_DOCUMENTS = "travel-documents"  # identity and travel documents for return
+    COURT_ACCOMPANIMENT = "court-accompaniment"  # before, during and after proceedings
+    REINTEGRATION_SUPPORT = "reintegration-support"  # livelihood, skills, small loans

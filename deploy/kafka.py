@@ -1,18 +1,27 @@
-"""Run a single-node Apache Kafka (KRaft) broker on 127.0.0.1 without Docker.
+"""Run Apache Kafka (KRaft) on 127.0.0.1 without Docker, locked down: TLS everywhere.
 
 The broker's classpath comes from Maven Central (deploy/fetch-kafka.sh); this module
 formats a data dir, writes server.properties tuned for tests, starts the JVM and waits until
 the broker says "Kafka Server started" and accepts TCP connections.
 
+Every listener (clients, inter-broker, controller) speaks TLS 1.3 and requires a client
+certificate from the local CA (`nrm pki`); the subject maps to one principal per agency;
+KRaft's StandardAuthorizer allows only what an ACL allows (`nrm kafka provision` writes
+them from the signed directory); the operator (and the brokers themselves) are the only
+super users; clients never create topics.
+
 Importable (standard library only)::
 
-    handle = start_broker(data_dir)        # free port chosen
+    tls = BrokerTls.from_pki(pki_dir)      # ca.pem + broker.pem made by `nrm pki`
+    handle = start_broker(data_dir, tls)    # free port chosen
     handle.bootstrap                        # "127.0.0.1:<port>"
     handle.restart(pause_seconds=10)        # same data dir, same port: fault tests
     handle.stop()                           # SIGTERM, then SIGKILL
+    cluster = start_cluster(data_dir, tls)  # three voters: replication 3, min ISR 2
 
-or runnable: ``python deploy/kafka.py start|stop|restart|status [--data-dir D] [--port P]``
-(default data dir deploy/.cache/broker-data; ``restart --pause 10`` is the fault drill).
+or runnable: ``python deploy/kafka.py start|stop|restart|status [--data-dir D] [--pki P]
+[--brokers 1|3] [--port N]`` (defaults deploy/.cache/broker-data and deploy/.cache/pki;
+``restart --pause 10`` is the fault drill).
 """
 
 from __future__ import annotations
@@ -31,17 +40,21 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 CACHE = HERE / ".cache"
 DEFAULT_DATA_DIR = CACHE / "broker-data"
+DEFAULT_PKI_DIR = CACHE / "pki"
 PREFERRED_VERSIONS = ("4.1.1", "3.9.1")
 READY_LINE = "Kafka Server started"
 STATE_FILE = "broker.json"
 LOG_FILE = "broker.log"
 HEAP_OPTS = ("-Xms128m", "-Xmx512m")
+JIT_OPTS = tuple(os.environ.get("NRM_KAFKA_JIT", "-XX:TieredStopAtLevel=1").split())
 
 
 class BrokerError(RuntimeError):
@@ -94,28 +107,89 @@ def new_cluster_id() -> str:
             return raw
 
 
-def server_properties(data_dir: Path, port: int, controller_port: int) -> str:
-    """Single-node KRaft settings; small and fast for tests (see notes/kafka-broker.md)."""
+@dataclass(frozen=True)
+class BrokerTls:
+    """The PEM files a broker reads: the CA every party trusts and its own key store
+    (private key + certificate chain), as `nrm pki` writes them."""
+
+    ca_file: Path
+    keystore_file: Path
+
+    @classmethod
+    def from_pki(cls, folder: str | os.PathLike[str]) -> BrokerTls:
+        pki = Path(folder).resolve()
+        tls = cls(pki / "ca.pem", pki / "broker.pem")
+        missing = [p.name for p in (tls.ca_file, tls.keystore_file) if not p.exists()]
+        if missing:
+            raise BrokerError(
+                f"{pki} lacks {', '.join(missing)}: run `nrm pki init --dir {pki}` and "
+                f"`nrm pki issue --dir {pki} broker`"
+            )
+        return tls
+
+
+#: Broker principals from certificate subjects (see nrm/pki.py): an agency's node is
+#: ``agency.<COUNTRY>.<id>``, the operator's provisioning is ``operator``, the brokers
+#: themselves ``broker``. A subject no rule matches is refused at the handshake.
+PRINCIPAL_RULES = (
+    "RULE:^CN=([a-z0-9][a-z0-9-]*),OU=([A-Z][A-Z]),O=NRM agency$/agency.$2.$1/",
+    "RULE:^CN=operator,O=NRM operator$/operator/",
+    "RULE:^CN=broker,O=NRM broker$/broker/",
+)
+#: KRaft authorizes nothing before the metadata log is loaded except super users
+#: (KIP-801), so the brokers' own principal is one; among clients only the operator.
+SUPER_USERS = ("User:operator", "User:broker")
+
+
+@dataclass(frozen=True)
+class Voter:
+    """One node of the quorum: its id, client port and controller port."""
+
+    node_id: int
+    port: int
+    controller_port: int
+
+
+def server_properties(data_dir: Path, me: Voter, voters: Sequence[Voter], tls: BrokerTls) -> str:
+    """KRaft settings with TLS on every listener, client certificates required, the
+    StandardAuthorizer denying whatever no ACL allows; small and fast for tests (see
+    notes/kafka-broker.md). With three voters: replication 3, min.insync.replicas 2."""
+    replicas = str(min(3, len(voters)))
+    min_isr = "2" if len(voters) >= 3 else "1"
     props = {
         "process.roles": "broker,controller",
-        "node.id": "1",
-        "controller.quorum.voters": f"1@127.0.0.1:{controller_port}",
-        "listeners": f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
-        "advertised.listeners": f"PLAINTEXT://127.0.0.1:{port}",
+        "node.id": str(me.node_id),
+        "controller.quorum.voters": ",".join(
+            f"{v.node_id}@127.0.0.1:{v.controller_port}" for v in voters
+        ),
+        "listeners": f"CLIENTS://127.0.0.1:{me.port},CONTROLLER://127.0.0.1:{me.controller_port}",
+        "advertised.listeners": f"CLIENTS://127.0.0.1:{me.port}",
         "controller.listener.names": "CONTROLLER",
-        "inter.broker.listener.name": "PLAINTEXT",
-        "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+        "inter.broker.listener.name": "CLIENTS",
+        "listener.security.protocol.map": "CONTROLLER:SSL,CLIENTS:SSL",
+        "ssl.keystore.type": "PEM",
+        "ssl.keystore.location": str(tls.keystore_file),
+        "ssl.truststore.type": "PEM",
+        "ssl.truststore.location": str(tls.ca_file),
+        "ssl.client.auth": "required",
+        "ssl.protocol": "TLSv1.3",
+        "ssl.enabled.protocols": "TLSv1.3",
+        "ssl.endpoint.identification.algorithm": "https",
+        "ssl.principal.mapping.rules": ",".join(PRINCIPAL_RULES),
+        "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+        "allow.everyone.if.no.acl.found": "false",
+        "super.users": ";".join(SUPER_USERS),
         "log.dirs": str(data_dir / "logs"),
         "num.partitions": "1",
-        "default.replication.factor": "1",
-        "min.insync.replicas": "1",
-        "offsets.topic.replication.factor": "1",
+        "default.replication.factor": replicas,
+        "min.insync.replicas": min_isr,
+        "offsets.topic.replication.factor": replicas,
         "offsets.topic.num.partitions": "1",
-        "transaction.state.log.replication.factor": "1",
-        "transaction.state.log.min.isr": "1",
+        "transaction.state.log.replication.factor": replicas,
+        "transaction.state.log.min.isr": min_isr,
         "transaction.state.log.num.partitions": "1",
-        "share.coordinator.state.topic.replication.factor": "1",
-        "share.coordinator.state.topic.min.isr": "1",
+        "share.coordinator.state.topic.replication.factor": replicas,
+        "share.coordinator.state.topic.min.isr": min_isr,
         "group.initial.rebalance.delay.ms": "0",
         "group.min.session.timeout.ms": "1000",
         "log.cleaner.dedupe.buffer.size": str(4 * 1024 * 1024),
@@ -124,7 +198,8 @@ def server_properties(data_dir: Path, port: int, controller_port: int) -> str:
         "num.io.threads": "2",
         "background.threads": "2",
         "num.recovery.threads.per.data.dir": "1",
-        "auto.create.topics.enable": "true",
+        # Topics are the operator's to create (nrm kafka provision), never a client's.
+        "auto.create.topics.enable": "false",
         "delete.topic.enable": "true",
     }
     return "".join(f"{k}={v}\n" for k, v in props.items())
@@ -187,16 +262,29 @@ def _signal_and_wait(pid: int, timeout: float) -> None:
 
 @dataclass(eq=False)  # identity: handles live in a set of running brokers
 class BrokerHandle:
-    """A broker bound to one data dir and one port pair; can be stopped and started again."""
+    """One broker (a combined broker and controller) bound to one data dir and its ports;
+    can be stopped and started again."""
 
     data_dir: Path
     port: int
     controller_port: int
     version: str
     libs: Path
+    tls: BrokerTls
+    node_id: int = 1
+    voters: tuple[Voter, ...] = ()
     detach: bool = False
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     started_in: float = 0.0
+    _log_offset: int = field(default=0, repr=False)
+
+    @property
+    def voter(self) -> Voter:
+        return Voter(self.node_id, self.port, self.controller_port)
+
+    @property
+    def quorum(self) -> tuple[Voter, ...]:
+        return self.voters or (self.voter,)
 
     @property
     def bootstrap(self) -> str:
@@ -215,16 +303,22 @@ class BrokerHandle:
 
     def start(self, timeout: float = 90.0) -> BrokerHandle:
         """Start the JVM on the existing formatted data dir and wait until it serves."""
+        self.launch()
+        self.wait_ready(timeout)
+        return self
+
+    def launch(self) -> None:
+        """Start the JVM without waiting (a cluster's voters must all be up to elect)."""
         if self.is_running():
-            return self
-        t0 = time.monotonic()
+            return
+        self._t0 = time.monotonic()
         log = self.log_path.open("ab")
-        offset = log.tell()
+        self._log_offset = log.tell()
         cmd = [
             java_binary(),
             *HEAP_OPTS,
             "-XX:+UseSerialGC",
-            "-XX:TieredStopAtLevel=1",
+            *JIT_OPTS,
             "-Djava.awt.headless=true",
             *self._log_flags(),
             "-cp",
@@ -244,13 +338,14 @@ class BrokerHandle:
         self._write_state()
         if not self.detach:
             _LIVE.add(self)
+
+    def wait_ready(self, timeout: float = 90.0) -> None:
         try:
-            self._wait_ready(offset, timeout)
+            self._wait_ready(self._log_offset, timeout)
         except BaseException:
             self.stop()
             raise
-        self.started_in = time.monotonic() - t0
-        return self
+        self.started_in = time.monotonic() - getattr(self, "_t0", time.monotonic())
 
     def stop(self, timeout: float = 30.0) -> None:
         """Controlled shutdown with SIGTERM; SIGKILL after ``timeout`` seconds.
@@ -269,6 +364,16 @@ class BrokerHandle:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(10)
+        self.process = None
+        self._write_state()
+
+    def kill(self) -> None:
+        """SIGKILL, like a power cut: no controlled shutdown (fault drills)."""
+        proc = self.process
+        _LIVE.discard(self)
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
         self.process = None
         self._write_state()
 
@@ -311,12 +416,36 @@ class BrokerHandle:
     def _write_state(self) -> None:
         state = {
             "pid": self.pid,
+            "node_id": self.node_id,
             "port": self.port,
             "controller_port": self.controller_port,
             "bootstrap": self.bootstrap,
             "version": self.version,
+            "tls": {"ca_file": str(self.tls.ca_file), "keystore": str(self.tls.keystore_file)},
         }
         (self.data_dir / STATE_FILE).write_text(json.dumps(state, indent=2))
+
+
+@dataclass(eq=False)
+class ClusterHandle:
+    """Several KRaft voters (each a broker and a controller) on 127.0.0.1."""
+
+    brokers: list[BrokerHandle]
+
+    @property
+    def bootstrap(self) -> str:
+        return ",".join(b.bootstrap for b in self.brokers)
+
+    def is_running(self) -> bool:
+        return all(b.is_running() for b in self.brokers)
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """All at once: one by one, the last voters would wait for a quorum that left."""
+        threads = [threading.Thread(target=b.stop, args=(timeout,)) for b in self.brokers]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
 
 
 _LIVE: set[BrokerHandle] = set()
@@ -351,12 +480,12 @@ def _die_with_parent_if_main_thread():  # type: ignore[no-untyped-def]
     return set_pdeathsig
 
 
-def _format(handle: BrokerHandle) -> None:
+def _format(handle: BrokerHandle, cluster_id: str) -> None:
     """Write configs and format the log dir once; a formatted dir is reused as is."""
     data = handle.data_dir
     data.mkdir(parents=True, exist_ok=True)
     (data / "server.properties").write_text(
-        server_properties(data, handle.port, handle.controller_port)
+        server_properties(data, handle.voter, handle.quorum, handle.tls)
     )
     (data / "log4j2.properties").write_text(LOG4J2)
     (data / "log4j.properties").write_text(LOG4J1)
@@ -372,7 +501,7 @@ def _format(handle: BrokerHandle) -> None:
         "kafka.tools.StorageTool",
         "format",
         "-t",
-        new_cluster_id(),
+        cluster_id,
         "-c",
         str(data / "server.properties"),
     ]
@@ -381,110 +510,182 @@ def _format(handle: BrokerHandle) -> None:
         raise BrokerError(f"kafka-storage format failed:\n{result.stdout}\n{result.stderr}")
 
 
-def _saved_ports(data_dir: Path) -> tuple[int, int] | None:
-    with contextlib.suppress(OSError, ValueError, KeyError):
+def _saved(data_dir: Path) -> dict[str, Any] | None:
+    with contextlib.suppress(OSError, ValueError):
         state = json.loads((data_dir / STATE_FILE).read_text())
-        return int(state["port"]), int(state["controller_port"])
+        if isinstance(state, dict) and "port" in state and "controller_port" in state:
+            return state
     return None
+
+
+def _voter_for(data_dir: Path, node_id: int, port: int | None, taken: set[int]) -> Voter:
+    """Ports saved in the data dir (clients remember the bootstrap), else free ones."""
+    saved = _saved(data_dir)
+    if port is None and saved:
+        port = int(saved["port"])
+    controller_port = int(saved["controller_port"]) if saved else free_port()
+    port = port or free_port()
+    while port in taken:
+        port = free_port()
+    taken.add(port)
+    while controller_port in taken:
+        controller_port = free_port()
+    taken.add(controller_port)
+    return Voter(node_id, port, controller_port)
 
 
 def start_broker(
     data_dir: str | os.PathLike[str],
+    tls: BrokerTls,
     port: int | None = None,
     *,
     timeout: float = 90.0,
     detach: bool = False,
 ) -> BrokerHandle:
-    """Format (once) and start a broker on 127.0.0.1; returns when it serves requests.
-
-    A data dir used before keeps its ports unless ``port`` is given, so clients that
-    remembered the bootstrap address reconnect after a restart.
-    """
+    """Format (once) and start a secured single broker on 127.0.0.1; returns when it
+    serves requests. A data dir used before keeps its ports unless ``port`` is given,
+    so clients that remembered the bootstrap address reconnect after a restart."""
     data = Path(data_dir).resolve()
-    saved = _saved_ports(data)
-    if port is None and saved:
-        port, controller_port = saved
-    else:
-        controller_port = saved[1] if saved else free_port()
-    port = port or free_port()
-    while controller_port == port:
-        controller_port = free_port()
     version, libs = find_libs()
-    handle = BrokerHandle(data, port, controller_port, version, libs, detach=detach)
-    _format(handle)
+    me = _voter_for(data, 1, port, set())
+    handle = BrokerHandle(data, me.port, me.controller_port, version, libs, tls, detach=detach)
+    _format(handle, new_cluster_id())
     return handle.start(timeout)
+
+
+def start_cluster(
+    data_dir: str | os.PathLike[str],
+    tls: BrokerTls,
+    size: int = 3,
+    *,
+    timeout: float = 120.0,
+    detach: bool = False,
+) -> ClusterHandle:
+    """Format (once) and start ``size`` voters under ``<data_dir>/node-<id>``; returns
+    when every one serves. Topics default to replication 3 and min.insync.replicas 2."""
+    data = Path(data_dir).resolve()
+    version, libs = find_libs()
+    taken: set[int] = set()
+    voters = tuple(_voter_for(data / f"node-{i}", i, None, taken) for i in range(1, size + 1))
+    saved_id = (data / "cluster.id").read_text().strip() if (data / "cluster.id").exists() else ""
+    cluster_id = saved_id or new_cluster_id()
+    data.mkdir(parents=True, exist_ok=True)
+    (data / "cluster.id").write_text(cluster_id)
+    brokers = [
+        BrokerHandle(
+            data / f"node-{v.node_id}",
+            v.port,
+            v.controller_port,
+            version,
+            libs,
+            tls,
+            node_id=v.node_id,
+            voters=voters,
+            detach=detach,
+        )
+        for v in voters
+    ]
+    for broker in brokers:
+        _format(broker, cluster_id)
+    for broker in brokers:
+        broker.launch()
+    try:
+        for broker in brokers:
+            broker.wait_ready(timeout)
+    except BaseException:
+        for broker in brokers:
+            broker.stop(10)
+        raise
+    return ClusterHandle(brokers)
 
 
 # --- command line ----------------------------------------------------------------------
 
 
-def _cli_start(data_dir: Path, port: int | None) -> int:
-    state = _read_state(data_dir)
-    if state and state.get("pid") and _pid_alive(int(state["pid"])):
-        print(f"already running: bootstrap={state['bootstrap']} pid={state['pid']}")
+def _node_dirs(data_dir: Path) -> list[Path]:
+    """The data dirs of a broker (``data_dir``) or a cluster (``data_dir/node-*``)."""
+    if _saved(data_dir):
+        return [data_dir]
+    return sorted(p for p in data_dir.glob("node-*") if _saved(p))
+
+
+def _cli_start(data_dir: Path, port: int | None, pki: Path, brokers: int) -> int:
+    running = [s for d in _node_dirs(data_dir) if (s := _saved(d)) and _alive(s)]
+    if running:
+        print("already running: bootstrap=" + ",".join(str(s["bootstrap"]) for s in running))
         return 0
-    print(f"starting Kafka broker (data dir {data_dir}) ...", flush=True)
-    handle = start_broker(data_dir, port, detach=True)
-    print(
-        f"Kafka {handle.version} ready in {handle.started_in:.1f}s: "
-        f"bootstrap={handle.bootstrap} pid={handle.pid} log={handle.log_path}"
-    )
+    tls = BrokerTls.from_pki(pki)
+    print(f"starting Kafka ({brokers} broker(s), data dir {data_dir}) ...", flush=True)
+    if brokers == 1:
+        handle: BrokerHandle | ClusterHandle = start_broker(data_dir, tls, port, detach=True)
+    else:
+        handle = start_cluster(data_dir, tls, brokers, detach=True)
+    print(f"Kafka ready (TLS, client certificates required): bootstrap={handle.bootstrap}")
     return 0
+
+
+def _alive(state: dict[str, Any]) -> bool:
+    pid = state.get("pid")
+    return isinstance(pid, int) and _pid_alive(pid)
 
 
 def _cli_stop(data_dir: Path) -> int:
-    state = _read_state(data_dir)
-    pid = int(state["pid"]) if state and state.get("pid") else None
-    if pid is None or not _pid_alive(pid):
-        print("not running")
-        return 0
-    print(f"stopping broker pid {pid} ...", flush=True)
-    _signal_and_wait(pid, 30.0)
-    state["pid"] = None
-    (data_dir / STATE_FILE).write_text(json.dumps(state, indent=2))
-    print("stopped")
+    """Every broker of the data dir at once (a cluster's last voters must not wait for a
+    quorum that already left)."""
+    nodes = [(n, s) for n in _node_dirs(data_dir) if (s := _saved(n)) and _alive(s)]
+    for _, state in nodes:
+        print(f"stopping broker pid {state['pid']} ...", flush=True)
+    threads = [
+        threading.Thread(target=_signal_and_wait, args=(int(s["pid"]), 15.0)) for _, s in nodes
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for node, state in nodes:
+        state["pid"] = None
+        (node / STATE_FILE).write_text(json.dumps(state, indent=2))
+    print("stopped" if nodes else "not running")
     return 0
 
 
-def _cli_restart(data_dir: Path, pause: float) -> int:
-    """Fault drill: stop, stay down ``pause`` seconds, start on the same port and data."""
+def _cli_restart(data_dir: Path, pause: float, pki: Path) -> int:
+    """Fault drill: stop, stay down ``pause`` seconds, start on the same ports and data."""
+    brokers = len(_node_dirs(data_dir)) or 1
     _cli_stop(data_dir)
     print(f"down for {pause:.0f}s ...", flush=True)
     time.sleep(pause)
-    return _cli_start(data_dir, None)
+    return _cli_start(data_dir, None, pki, brokers)
 
 
 def _cli_status(data_dir: Path) -> int:
-    state = _read_state(data_dir)
-    pid = int(state["pid"]) if state and state.get("pid") else None
-    if pid is not None and _pid_alive(pid) and _tcp_open(int(state["port"])):
-        print(f"running: bootstrap={state['bootstrap']} pid={pid} version={state['version']}")
+    states = [s for d in _node_dirs(data_dir) if (s := _saved(d))]
+    up = [s for s in states if _alive(s) and _tcp_open(int(s["port"]))]
+    if states and len(up) == len(states):
+        bootstrap = ",".join(str(s["bootstrap"]) for s in up)
+        print(f"running: bootstrap={bootstrap} brokers={len(up)} version={up[0]['version']}")
         return 0
-    print("not running")
+    print(f"not running ({len(up)} of {len(states)} up)" if states else "not running")
     return 3
-
-
-def _read_state(data_dir: Path) -> dict[str, object] | None:
-    with contextlib.suppress(OSError, ValueError):
-        return json.loads((data_dir / STATE_FILE).read_text())  # type: ignore[no-any-return]
-    return None
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("command", choices=["start", "stop", "restart", "status"])
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
+    parser.add_argument("--pki", type=Path, default=DEFAULT_PKI_DIR, help="nrm pki folder")
+    parser.add_argument("--brokers", type=int, default=1, choices=[1, 3], help="start: 1 or 3")
     parser.add_argument("--port", type=int, default=None)
     parser.add_argument("--pause", type=float, default=10.0, help="restart: seconds down")
     args = parser.parse_args(argv)
     data_dir = args.data_dir.resolve()
     try:
         if args.command == "start":
-            return _cli_start(data_dir, args.port)
+            return _cli_start(data_dir, args.port, args.pki, args.brokers)
         if args.command == "stop":
             return _cli_stop(data_dir)
         if args.command == "restart":
-            return _cli_restart(data_dir, args.pause)
+            return _cli_restart(data_dir, args.pause, args.pki)
         return _cli_status(data_dir)
     except BrokerError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import hashlib
+import json
 import os
 import sys
 from collections.abc import Callable
@@ -18,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from contracts.agency_token import issue_token
+from contracts.agency_token import FixedParty, issue_token
 from contracts.directory import (
     Directory,
     DirectoryError,
@@ -42,6 +43,7 @@ from contracts.problems import Problem
 from contracts.vocabulary import Role, ServiceKind
 from nrm import logs
 from nrm.cli import CliError
+from nrm.serving import add_tls_arguments, verify_context
 
 DEFAULT_PASSPHRASE_ENV = "NRM_KEYSTORE_PASSPHRASE"
 DEFAULT_OPERATOR_PASSPHRASE_ENV = "NRM_OPERATOR_PASSPHRASE"
@@ -56,9 +58,25 @@ def scrypt_cost() -> int:
 # --- keystore files --------------------------------------------------------------------
 
 
+def secret_from_env(name: str, env: dict[str, str] | None = None) -> str | None:
+    """`name`'s value, or the content of the file `<name>_FILE` names (container
+    secrets are files: the value never sits in the process environment)."""
+    env = dict(os.environ) if env is None else env
+    if name in env:
+        return env[name]
+    path = env.get(f"{name}_FILE")
+    if not path:
+        return None
+    try:
+        return Path(path).read_text().rstrip("\r\n")
+    except OSError as exc:
+        raise CliError(f"{name}_FILE={path}: {exc.strerror}") from None
+
+
 def passphrase(env_var: str, *, confirm: bool = False, what: str = "keystore") -> str:
-    """From the named environment variable, else a terminal prompt; never empty."""
-    value = os.environ.get(env_var)
+    """From the named environment variable (or the file `<env_var>_FILE` names), else a
+    terminal prompt; never empty."""
+    value = secret_from_env(env_var)
     if value is None:
         if not sys.stdin.isatty():
             raise CliError(f"a {what} passphrase is required: set {env_var} or use a terminal")
@@ -110,6 +128,13 @@ def load_public(path: Path) -> KeystorePublic:
         raise CliError(f"{path}: {exc}") from None
 
 
+def load_party(path: Path) -> FixedParty:
+    """A service identity (the notifier) from its public keys file, or its keystore's
+    public part: never its private keys."""
+    public = load_public(path)
+    return FixedParty(public.agency_id, public.records)
+
+
 def fingerprint(public_key: bytes) -> str:
     return "sha256:" + hashlib.sha256(public_key).hexdigest()[:32]
 
@@ -118,7 +143,8 @@ def fingerprint(public_key: bytes) -> str:
 
 
 def _client(url: str) -> httpx.Client:
-    return httpx.Client(base_url=url.rstrip("/"), timeout=15.0)
+    """To the registry; an https:// one is checked against NRM_CA_FILE (else the system)."""
+    return httpx.Client(base_url=url.rstrip("/"), timeout=15.0, verify=verify_context())
 
 
 def _call(
@@ -287,13 +313,27 @@ def cmd_registry_anchor(args: argparse.Namespace) -> int:
     public = load_public(args.keystore)
     signing = public.current(KeyUse.SIGNING)
     anchor = TrustAnchor(country=args.country, key_id=signing.key_id, public_key=signing.public_key)
-    text = anchor.model_dump_json(indent=2) + "\n"
-    if args.out:
-        args.out.write_text(text)
-        print(f"trust anchor written to {args.out}")
+    return _emit(anchor.model_dump_json(indent=2) + "\n", args.out, "trust anchor")
+
+
+def _emit(text: str, out: Path | None, what: str) -> int:
+    """Public material to a file (saying so), or to standard output."""
+    if out:
+        out.write_text(text)
+        print(f"{what} written to {out}")
     else:
         print(text, end="")
     return 0
+
+
+def cmd_public(args: argparse.Namespace) -> int:
+    """The keystore's public part alone (no KDF parameters, no ciphertext): what another
+    service is given of this identity, e.g. the notifier's keys for nodes and registry."""
+    doc = json.loads(_read(args.keystore))
+    public = {k: doc[k] for k in ("format", "agency_id", "public") if k in doc}
+    load_public(args.keystore)  # refuses anything that is not a keystore
+    text = json.dumps(public, indent=2) + "\n"
+    return _emit(text, args.out, f"public keys of {public['agency_id']}")
 
 
 def cmd_registry_serve(args: argparse.Namespace) -> int:
@@ -313,17 +353,19 @@ def cmd_registry_serve(args: argparse.Namespace) -> int:
         operator_id=operator.agency_id,
         operator_keys=operator.records,
         audience=args.audience or "",
+        notifier=load_party(args.notifier_keys) if args.notifier_keys else None,
     )
     env = None
     if args.db:
         env = {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(args.db)}
         args.db.parent.mkdir(parents=True, exist_ok=True)
+    elif "POSTGRES_PASSWORD_FILE" in os.environ:
+        env = {**os.environ, "POSTGRES_PASSWORD": secret_from_env("POSTGRES_PASSWORD") or ""}
     registry = Registry(config, env=env)
-    print(
-        f"registry {args.country} on http://{args.host}:{args.port} (anchor {signing.key_id})",
-        flush=True,
-    )
-    served = serving.server(create_app(registry), args.host, args.port)
+    tls = serving.tls_from_args(args)
+    where = f"{serving.scheme(tls)}://{args.host}:{args.port}"
+    print(f"registry {args.country} on {where} (anchor {signing.key_id})", flush=True)
+    served = serving.server(create_app(registry), args.host, args.port, tls, args.max_body)
     try:  # until SIGTERM/SIGINT; then the store is closed (and its WAL checkpointed)
         asyncio.run(serving.serve_until_stopped(served))
     except RuntimeError as exc:
@@ -354,6 +396,11 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignor
     p.add_argument("--passphrase-env", default=DEFAULT_PASSPHRASE_ENV)
     p.add_argument("--force", action="store_true")
     p.set_defaults(handler=cmd_init)
+
+    p = sub.add_parser("public", help="write the keystore's public keys alone (no secret)")
+    p.add_argument("--keystore", type=Path, required=True)
+    p.add_argument("--out", type=Path)
+    p.set_defaults(handler=cmd_public)
 
     p = sub.add_parser("register", help="register the keystore's agency (operator signs)")
     p.add_argument("--keystore", type=Path, required=True, help="the agency's keystore")
@@ -415,6 +462,13 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignor
     p.add_argument("--port", type=int, default=8700)
     p.add_argument("--audience")
     logs.add_options(p)
+    p.add_argument(
+        "--notifier-keys",
+        type=Path,
+        help="the notifier's public keys (`nrm agency public`): it reads subscriptions, "
+        "whose secrets are sealed to it",
+    )
+    add_tls_arguments(p)
     p.set_defaults(handler=cmd_registry_serve)
 
     p = rsub.add_parser("anchor", help="write the trust anchor nodes pin (public only)")

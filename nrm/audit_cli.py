@@ -54,8 +54,9 @@ from contracts.directory import (
 )
 from contracts.endpoints import router_audience
 from contracts.keystore import AgencyKeys
-from contracts.statistics import charts, compute, figures_csv
+from contracts.statistics import charts, compute, figures_csv, victim_charts
 from contracts.transparency import NoteError, NoteVerifier
+from contracts.vocabulary import Role
 from nrm import local_bus
 from nrm.agency_cli import DEFAULT_PASSPHRASE_ENV, load_keys
 from nrm.cli import CliError
@@ -477,7 +478,37 @@ def cmd_stats(args: argparse.Namespace) -> int:
     print(f"  {out / 'statistics.csv'}")
     for name in charts(figures):
         print(f"  {out / name}")
+    for agency, published in victim_statistics(args, directory).items():
+        folder = out / "victims" / agency
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "victims.json").write_text(json.dumps(published, indent=2) + "\n")
+        (folder / "victims.csv").write_text(figures_csv(published))
+        for name, svg in victim_charts(published).items():
+            (folder / name).write_text(svg)
+        print(f"victim statistics published by {agency}: {folder}")
     return 0
+
+
+def victim_statistics(args: argparse.Namespace, directory: Directory) -> dict[str, Any]:
+    """What each competent authority's node publishes: the identified victims only it can
+    count (the outcome travels sealed), as aggregates with small cells suppressed."""
+    authorities = {a.id for a in directory.agencies if Role.COMPETENT_AUTHORITY in a.roles}
+    out: dict[str, Any] = {}
+    for target in (parse_node(n) for n in args.node):
+        if target.agency is not None and target.agency not in authorities:
+            continue
+        client = NodeClient(target, args.keys, args.audience, args.timeout)
+        try:
+            if target.agency not in authorities:
+                continue
+            r = client.request("GET", "/v1/audit/victim-statistics", ok404=True)
+            if r is None:
+                print(f"{target.agency} publishes no victim statistics", file=sys.stderr)
+                continue
+            out[str(target.agency)] = r.json()
+        finally:
+            client.close()
+    return out
 
 
 # --- wiring ----------------------------------------------------------------------------

@@ -20,6 +20,9 @@ def add_commands(sub: Any) -> None:
     )
     p.add_argument("--quick", action="store_true", help="small sizes (under a minute), for CI")
     p.add_argument("--kafka", metavar="BOOTSTRAP", help="use this running broker (host:port)")
+    p.add_argument(
+        "--kafka-pki", type=Path, metavar="DIR", help="with --kafka: its `nrm pki` folder"
+    )
     p.add_argument("--no-kafka", action="store_true", help="skip the Kafka stages")
     p.add_argument(
         "--max-events",
@@ -52,12 +55,15 @@ def _bench(args: argparse.Namespace) -> int:
 
     if args.kafka and args.no_kafka:
         raise CliError("--kafka and --no-kafka contradict each other")
+    if args.kafka and not args.kafka_pki:
+        raise CliError("--kafka needs --kafka-pki: the broker speaks TLS with certificates only")
     logging.basicConfig(level=logging.ERROR)
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # transient rebalance noise
     run(
         Options(
             quick=args.quick,
             kafka=args.kafka,
+            kafka_pki=args.kafka_pki,
             no_kafka=args.no_kafka,
             max_events=args.max_events,
             audit_leaves=args.audit_leaves,

@@ -18,6 +18,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "nrm.node_cli",
     "nrm.federation_cli",
     "nrm.officer_cli",
+    "nrm.pki_cli",
 )
 
 

@@ -1,8 +1,13 @@
-"""The demo: a presumed child found by border police, played through the nodes' HTTP APIs.
+"""The demo: two cases played through the nodes' HTTP APIs.
 
-Each step is what one agency's own system would send its router. The scenario checks
-every answer; the timeline at the end shows, per agency, what it sent and received and
-which fields it could open and which stayed withheld.
+The first, a presumed child found by border police: referrals, consent, the shelter's
+address sealed, a guardian, reflection, asylum (R4) and an unanswered referral that
+escalates. The second, a young man whose age is disputed: an age assessment ends the
+presumption of minority, a shelter declines and nobody re-refers him (the decline
+escalates, R8), and a negative conclusive decision is reviewed and reversed. Each step is
+what one agency's own system would send its router. The scenario checks every answer;
+the timelines at the end show, per agency, what it sent and received and which fields it
+could open and which stayed withheld.
 """
 
 from __future__ import annotations
@@ -33,6 +38,18 @@ class Step:
     payload: dict[str, Any]
     expect: int = 201
     expect_rule: str | None = None
+    #: A name for the event this step records; a payload value "$event:<label>" is
+    #: replaced by that event's id (a review names the decision it reviews).
+    label: str | None = None
+
+
+def _resolved(payload: dict[str, Any], labels: dict[str, str]) -> dict[str, Any]:
+    def value(v: Any) -> Any:
+        if isinstance(v, str) and v.startswith("$event:"):
+            return labels[v.removeprefix("$event:")]
+        return v
+
+    return {k: value(v) for k, v in payload.items()}
 
 
 def scenario() -> list[Step]:
@@ -48,6 +65,7 @@ def scenario() -> list[Step]:
                 "age_status": "disputed",
                 "screened_by_officer": "bp-0042",
                 "full_name": f"Name {CANARY}",
+                "sex": "female",
                 "nationality": "XB",
                 "languages": ["xb-lang"],
                 "found_at": f"Terminal 2 {CANARY}",
@@ -212,30 +230,171 @@ def scenario() -> list[Step]:
     ]
 
 
+def second_scenario() -> list[Step]:
+    """A disputed age resolved, a decline nobody re-routes, a negative decision reviewed."""
+    told = ("border-police", "child-protection", "safe-house", "immigration")
+    return [
+        Step(
+            "border-police",
+            "screens a young man at a car wash, age disputed: presumed child, guardian "
+            "clock starts (R2)",
+            "case.screened",
+            ("child-protection", "nrm-authority"),
+            {
+                "forms_of_exploitation": ["forced-labour", "debt-bondage"],
+                "age_status": "disputed",
+                "screened_by_officer": "bp-0042",
+                "full_name": f"Second {CANARY}",
+                "sex": "male",
+                "nationality": "XB",
+                "found_at": f"Car wash, ring road {CANARY}",
+                "indicators": [
+                    {
+                        "form": "forced-labour",
+                        "strength": "strong",
+                        "code": "common/excessive-hours",
+                        "observation": f"14 hours a day, 7 days {CANARY}",
+                    },
+                    {
+                        "form": "debt-bondage",
+                        "strength": "strong",
+                        "observation": f"a travel debt that only grows {CANARY}",
+                    },
+                ],
+            },
+        ),
+        Step(
+            "border-police",
+            "records his consent to share with the safe house",
+            "consent.recorded",
+            ("nrm-authority",),
+            {
+                "consent_id": "consent-2",
+                "recipients": ["safe-house"],
+                "categories": ["identity", "service"],
+                "recorded_by_officer": "bp-0042",
+            },
+        ),
+        Step(
+            "border-police",
+            "refers him to the safe house for a bed (the authority is told)",
+            "referral.requested",
+            ("safe-house", "nrm-authority"),
+            {
+                "referral_id": "ref-sh-2",
+                "to_agency": "safe-house",
+                "service": "shelter",
+                "consent_id": "consent-2",
+                "full_name": f"Second {CANARY}",
+                "needs": f"a bed tonight {CANARY}",
+            },
+        ),
+        Step(
+            "safe-house",
+            "declines, full (signed by its officer, R7): the re-referral clock starts (R8)",
+            "referral.declined",
+            ("border-police",),
+            {
+                "referral_id": "ref-sh-2",
+                "reason_code": "capacity",
+                "answered_by_officer": "sh-0001",
+                "reason": f"no bed for a man tonight {CANARY}",
+            },
+        ),
+        Step(
+            "child-protection",
+            "assesses his age: an adult. The presumption of minority ends (R2)",
+            "age.assessed",
+            ("nrm-authority", "border-police"),
+            {
+                "outcome": "adult",
+                "assessed_by_officer": "cp-0101",
+                "estimated_age": 20,
+                "method": f"interview and documents {CANARY}",
+            },
+        ),
+        Step(
+            "nrm-authority",
+            "decides reasonable grounds: positive",
+            "identification.decided",
+            told,
+            {"stage": "reasonable-grounds", "decided_by_officer": "ia-0007", "outcome": "positive"},
+        ),
+        Step(
+            "nrm-authority",
+            "decides conclusively: negative",
+            "identification.decided",
+            told,
+            {
+                "stage": "conclusive",
+                "decided_by_officer": "ia-0007",
+                "outcome": "negative",
+                "reasoning": f"account inconsistent {CANARY}",
+            },
+            label="conclusive",
+        ),
+        Step(
+            "nrm-authority",
+            "tries to decide again without a review: refused",
+            "identification.decided",
+            told,
+            {"stage": "conclusive", "decided_by_officer": "ia-0009", "outcome": "positive"},
+            expect=409,
+            expect_rule="LIFECYCLE",
+        ),
+        Step(
+            "safe-house",
+            "its legal adviser asks for a review of the negative decision (review clock)",
+            "identification.review-requested",
+            ("nrm-authority",),
+            {
+                "review_id": "review-1",
+                "decision_event_id": "$event:conclusive",
+                "requested_by_officer": "sh-0001",
+                "grounds": f"interviewed without an interpreter {CANARY}",
+            },
+        ),
+        Step(
+            "nrm-authority",
+            "decides on review: positive, by another officer (both decisions stay, R7)",
+            "identification.decided",
+            told,
+            {
+                "stage": "conclusive",
+                "review_id": "review-1",
+                "decided_by_officer": "ia-0009",
+                "outcome": "positive",
+                "reasoning": f"re-interviewed with an interpreter {CANARY}",
+            },
+        ),
+    ]
+
+
 class DemoFailed(Exception):
     pass
 
 
-async def play(bus: CountryBus, out: TextIO, steps: list[Step] | None = None) -> str:
+async def play(
+    bus: CountryBus, out: TextIO, steps: list[Step] | None = None, name: str = "demo"
+) -> str:
     """Play the scenario; returns the case pseudonym. Raises DemoFailed on a surprise."""
     case = ""
     say = _printer(out)
+    labels: dict[str, str] = {}
     for i, step in enumerate(steps or scenario(), 1):
+        key = {"Idempotency-Key": f"{name}-{i}"}
+        payload = _resolved(step.payload, labels)
         async with bus.client(step.agency) as client:
             if step.event_type == "case.screened":
-                body = {"recipients": list(step.recipients), "payload": step.payload}
-                resp = await client.post(
-                    "/v1/cases", json=body, headers={"Idempotency-Key": f"demo-{i}"}
-                )
+                body = {"recipients": list(step.recipients), "payload": payload}
+                resp = await client.post("/v1/cases", json=body, headers=key)
             else:
                 body = {
                     "type": step.event_type,
                     "recipients": list(step.recipients),
-                    "payload": step.payload,
+                    "payload": payload,
                 }
-                resp = await client.post(
-                    f"/v1/cases/{case}/events", json=body, headers={"Idempotency-Key": f"demo-{i}"}
-                )
+                resp = await client.post(f"/v1/cases/{case}/events", json=body, headers=key)
         data = resp.json()
         rule = data.get("rule")
         ok = resp.status_code == step.expect and (
@@ -248,6 +407,8 @@ async def play(bus: CountryBus, out: TextIO, steps: list[Step] | None = None) ->
             raise DemoFailed(f"step {i}: expected {step.expect}, got {resp.status_code}: {data}")
         if step.event_type == "case.screened":
             case = data["case"]
+        if step.label is not None:
+            labels[step.label] = str(data["event_id"])
         await bus.settle()
     return case
 
@@ -274,9 +435,14 @@ async def timeline(bus: CountryBus, case: str, out: TextIO) -> dict[str, list[di
     return result
 
 
-def timeline_line(ev: dict[str, Any], origin: str = "", widths: tuple[int, int] = (24, 40)) -> str:
-    """One event as an agency holds it: direction, type, the other party, and which
-    personal fields it opened and which categories stayed withheld."""
+#: Clear fields the timeline shows beside an event's type, so each step reads at a glance.
+SHOWN = ("stage", "review_id", "reason_code", "outcome", "deadline", "complicity", "topic")
+
+
+def timeline_line(ev: dict[str, Any], origin: str = "", widths: tuple[int, int] = (32, 40)) -> str:
+    """One event as an agency holds it: direction, type (with the clear facts that tell
+    the step), the other party, and which personal fields it opened and which categories
+    stayed withheld."""
     arrow = "->" if ev["direction"] == "sent" else "<-"
     other = (", ".join(ev["recipients"]) if ev["direction"] == "sent" else ev["sender"]) + origin
     personal = {k: v for k, v in ev["fields"].items() if k not in ev["operational"]}
@@ -285,7 +451,10 @@ def timeline_line(ev: dict[str, Any], origin: str = "", widths: tuple[int, int] 
     }
     opened = sorted(k for k in personal if k not in hidden)
     withheld = sorted(set(hidden.values()))
+    op = ev["operational"]
+    facts = " ".join(str(op[k]) for k in SHOWN if op.get(k) is not None)
     line = f"  {arrow} {ev['type']:<{widths[0]}} {other:<{widths[1]}} "
+    line += f"[{facts}] " if facts else ""
     line += f"opened: {', '.join(opened) or '-'}"
     return line + (f" | withheld: {', '.join(withheld)}" if withheld else "")
 
@@ -319,20 +488,34 @@ async def subscribe_systems(bus: CountryBus, receiver: WebhookReceiver, out: Tex
 
 
 async def escalation(
-    bus: CountryBus, case: str, out: TextIO, timeout: float = 30.0
+    bus: CountryBus,
+    case: str,
+    out: TextIO,
+    timeout: float = 30.0,
+    *,
+    kind: str = "referral-answer",
+    hours: int | None = None,
+    what: str = "ref-psy-1 is still unanswered",
 ) -> dict[str, Any]:
-    """Move the notifier's clock past the urgent referral's deadline (from the policy
-    file) and wait for the escalation event to reach the competent authority (R8)."""
+    """Move the notifier's clock past a deadline (by default the urgent referral's, from
+    the policy file) and wait for its escalation to reach the competent authority (R8)."""
     say = _printer(out)
-    hours = load_policy(bus.country).urgent_referral_answer_hours
+    if hours is None:
+        hours = load_policy(bus.country).urgent_referral_answer_hours
     bus.clock_offset = timedelta(hours=hours + 1)
-    say(f"\n... {hours + 1} hours later (notifier clock): ref-psy-1 is still unanswered")
+    say(f"\n... {hours + 1} hours later (notifier clock): {what}")
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     async with bus.client("nrm-authority") as client:
         while loop.time() < deadline:
             items = (await client.get("/v1/inbox", params={"limit": 500})).json()["items"]
-            found = [i for i in items if i["type"] == "case.escalated" and i["case"] == case]
+            found = [
+                i
+                for i in items
+                if i["type"] == "case.escalated"
+                and i["case"] == case
+                and i["operational"]["deadline"] == kind
+            ]
             if found:
                 esc = found[0]
                 say(
@@ -342,7 +525,7 @@ async def escalation(
                 await bus.settle()
                 return dict(esc)
             await asyncio.sleep(0.2)
-    raise DemoFailed("no escalation reached the competent authority")
+    raise DemoFailed(f"no {kind} escalation reached the competent authority")
 
 
 def report_notifications(receiver: WebhookReceiver, out: TextIO) -> None:
@@ -387,7 +570,19 @@ async def run_demo(bus: CountryBus, out: TextIO) -> str:
     await subscribe_systems(bus, receiver, out)
     case = await play(bus, out)
     await escalation(bus, case, out)
+    second = await play_second(bus, out)
     await asyncio.sleep(1.0)  # let the last webhooks land
     report_notifications(receiver, out)
     await timeline(bus, case, out)
+    await timeline(bus, second, out)
+    return case
+
+
+async def play_second(bus: CountryBus, out: TextIO) -> str:
+    """The second case, then the decline nobody re-routed escalating (R8)."""
+    _printer(out)("\nA second case: a disputed age, a decline, a negative decision reviewed")
+    case = await play(bus, out, second_scenario(), name="demo-second")
+    hours = load_policy(bus.country).re_referral_hours
+    what = "nobody re-referred him after the safe house declined ref-sh-2"
+    await escalation(bus, case, out, kind="re-referral", hours=hours, what=what)
     return case

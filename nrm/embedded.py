@@ -2,8 +2,11 @@
 
 The registry, one router node per agency and the notifier, each a real HTTP server on
 127.0.0.1, sharing a durable in-process transport (Kafka's semantics in one SQLite file)
-or a real Kafka broker. Agencies are registered through the registry's API with keys
-generated into local keystores; nodes trust only the registry's signed directory.
+or a secured Kafka (`nrm.broker.SecuredKafka`): then each node connects with its own
+certificate (its own principal), and the operator's provisioning keeps the broker's
+topics and ACLs following the directory. Agencies are registered through the registry's
+API with keys generated into local keystores; nodes trust only the registry's signed
+directory.
 
 Data layout under the data folder (one folder per country)::
 
@@ -37,7 +40,7 @@ import httpx
 import uvicorn
 
 from contracts import endpoints
-from contracts.agency_token import issue_token
+from contracts.agency_token import FixedParty, issue_token
 from contracts.directory import KeyUse
 from contracts.directory_client import DirectoryClient
 from contracts.endpoints import router_audience
@@ -45,6 +48,9 @@ from contracts.keystore import AgencyKeys, generate_agency_keys, open_keystore, 
 from contracts.vocabulary import Role, ServiceKind
 from notifier.runtime import NotifierRuntime, NotifierSettings, ServedAgency
 from nrm import serving
+from nrm.broker import SecuredKafka, keep_provisioned
+from nrm.pki import LOCAL_NAMES, OPERATOR, LocalCA, agency, service
+from nrm.serving import ServerTls, verify_context
 from referral_router.console.officers import OfficerBook
 from referral_router.console.settings import ConsoleSettings
 from referral_router.runtime.directory_memory import SerialMemory
@@ -170,12 +176,16 @@ class CountryBus:
     country: str
     data_dir: Path
     agencies: Sequence[AgencySpec] = DEMO_AGENCIES
-    transport_url: str | None = None
+    transport_url: str | None = None  # memory: or sqlite:<path>; Kafka comes as `kafka`
     port: int = 0
     console: bool = True  # each node serves its web console, with a demo officer
     #: How often each node asks the registry for a newer directory (a suspension, a
     #: rotated or compromised key reaches every node within it).
     directory_refresh: timedelta = timedelta(seconds=5)
+    kafka: SecuredKafka | None = None
+    #: Serve the registry over HTTPS with a certificate of this CA (other processes,
+    #: `nrm node serve` above all, reach it); the in-process parts stay on HTTP.
+    https: LocalCA | None = None
     nodes: dict[str, NodeRuntime] = field(default_factory=dict)
     urls: dict[str, str] = field(default_factory=dict)
     _served: list[Served] = field(default_factory=list)
@@ -191,6 +201,10 @@ class CountryBus:
         self.transport: Transport | None = None
         #: agency -> (officer id, password) of its demo officer, when consoles are on.
         self.officers: dict[str, tuple[str, str]] = {}
+        self.transports: dict[str, Transport] = {}  # per node on Kafka (own principal)
+        self.verify = verify_context(self.https.ca_file) if self.https else True
+        if (self.transport_url or "").startswith("kafka://"):
+            raise ValueError("Kafka needs TLS and a principal per node: pass kafka=SecuredKafka")
 
     def _next_port(self) -> int:
         if self.port == 0:
@@ -204,10 +218,36 @@ class CountryBus:
         self.root.mkdir(parents=True, exist_ok=True)
         await self._start_registry()
         await self._register_agencies()
-        self.transport = open_transport(self.transport_url or f"sqlite:{self.root / 'bus.db'}")
+        if self.kafka is not None:
+            await self._provision_broker()
+        else:
+            url = self.transport_url or f"sqlite:{self.root / 'bus.db'}"
+            self.transport = open_transport(url)
         for spec in self.agencies:
             await self._start_node(spec)
         await self._start_notifier()
+
+    async def _provision_broker(self, interval: float = 1.0) -> None:
+        """The operator's provisioning: topics and ACLs for the registered agencies now,
+        then following the directory (a suspended agency loses its ACLs within
+        `interval`)."""
+        from referral_router.transport.kafka_access import provision
+
+        assert self.kafka is not None
+        self.transport = self.kafka.transport(OPERATOR)
+        client = self.directory_client()
+        await provision(self.transport, await asyncio.to_thread(client.refresh))
+        self._keeper_stop = asyncio.Event()
+        keeper = keep_provisioned(self.transport, client.refresh, self._keeper_stop, interval)
+        self._tasks.append(asyncio.create_task(keeper, name="broker-access"))
+
+    def _node_transport(self, agency_id: str) -> Transport:
+        if self.kafka is None:
+            assert self.transport is not None
+            return self.transport
+        transport = self.kafka.transport(agency(agency_id, self.country))
+        self.transports[agency_id] = transport
+        return transport
 
     def domain_time(self) -> datetime:
         return datetime.now(UTC) + self.clock_offset
@@ -223,20 +263,18 @@ class CountryBus:
             operator_id=OPERATOR_ID,
             operator_keys=tuple(p.public_record() for p in self.operator_keys.pairs),
             subscription_refresh_seconds=1.0,
+            verify=self.verify,
         )
         served = [
-            ServedAgency(
-                spec.id,
-                self.urls[spec.id],
-                self.agency_keys[spec.id],
-                router_audience=router_audience(spec.id),
-            )
+            ServedAgency(spec.id, self.urls[spec.id], router_audience=router_audience(spec.id))
             for spec in self.agencies
         ]
         client = self.directory_client()
         await asyncio.to_thread(client.refresh)
         self.notifier_audience = settings.audience
-        self.notifier = NotifierRuntime(settings, served, client.current, clock=self.domain_time)
+        self.notifier = NotifierRuntime(
+            settings, served, client.current, self.notifier_keys, clock=self.domain_time
+        )
         self.notifier_url = (await self._serve(self.notifier.app)).url
         self._tasks.append(asyncio.create_task(self.notifier.run(), name="notifier"))
 
@@ -245,7 +283,9 @@ class CountryBus:
     ) -> dict[str, Any]:
         """Register a webhook subscription in the registry (as the operator); returns it
         with its secret, which the registry shows this once."""
-        async with httpx.AsyncClient(base_url=self.registry_url, timeout=30) as client:
+        async with httpx.AsyncClient(
+            base_url=self.registry_url, timeout=30, verify=self.verify
+        ) as client:
             resp = await client.post(
                 f"/v1/agencies/{agency_id}/subscriptions",
                 json={"webhook_url": webhook_url, "event_types": list(event_types)},
@@ -256,10 +296,17 @@ class CountryBus:
         result: dict[str, Any] = resp.json()
         return result
 
+    @property
+    def notifier_party(self) -> FixedParty:
+        """The notifier as the registry and the nodes know it: its id and public keys."""
+        keys = self.notifier_keys
+        return FixedParty(keys.agency_id, tuple(p.public_record() for p in keys.pairs))
+
     async def _start_registry(self) -> None:
         reg_keys = self.keychain.keys("registry-signing")
         op_keys = self.keychain.keys(OPERATOR_ID)
         self.operator_keys = op_keys
+        self.notifier_keys = self.keychain.keys(f"notifier-{self.country.lower()}")
         signing = reg_keys.current(KeyUse.SIGNING)
         self.registry_config = RegistryConfig(
             country=self.country,
@@ -267,10 +314,14 @@ class CountryBus:
             signing_key_id=signing.key_id,
             operator_id=OPERATOR_ID,
             operator_keys=tuple(p.public_record() for p in op_keys.pairs),
+            notifier=self.notifier_party,
         )
         env = sqlite_store_env(self.root / "registry.db")
         self.registry = Registry(self.registry_config, env=env)
-        served = await self._serve(create_registry_app(self.registry))
+        tls = None
+        if self.https is not None:
+            tls = ServerTls(self.https.ensure(service("registry"), names=LOCAL_NAMES))
+        served = await self._serve(create_registry_app(self.registry), tls)
         self.registry_url = served.url
 
     def operator_token(self) -> str:
@@ -280,7 +331,9 @@ class CountryBus:
         )
 
     async def _register_agencies(self) -> None:
-        async with httpx.AsyncClient(base_url=self.registry_url, timeout=30) as client:
+        async with httpx.AsyncClient(
+            base_url=self.registry_url, timeout=30, verify=self.verify
+        ) as client:
             for spec in self.agencies:
                 keys = self.keychain.keys(spec.id)
                 self.agency_keys[spec.id] = keys
@@ -317,7 +370,7 @@ class CountryBus:
         url = f"{self.registry_url}/v1/directory"
 
         def fetch() -> bytes:
-            resp = httpx.get(url, timeout=10)
+            resp = httpx.get(url, timeout=10, verify=self.verify)
             resp.raise_for_status()
             return resp.content
 
@@ -330,7 +383,6 @@ class CountryBus:
         )
 
     async def _start_node(self, spec: AgencySpec) -> None:
-        assert self.transport is not None
         folder = self.root / "nodes" / spec.id
         folder.mkdir(parents=True, exist_ok=True)
         settings = NodeSettings(
@@ -344,10 +396,13 @@ class CountryBus:
             witness_url=self.registry_url,  # the registry witnesses every node's log
             witness_audience=self.registry_config.token_audience,
             console=self._console_settings(folder) if self.console else None,
+            witness_verify=self.verify,
+            notifier=self.notifier_party,
         )
         client = self.directory_client(SerialMemory(folder / "directory-serial.json"))
         await asyncio.to_thread(client.refresh)
-        runtime = NodeRuntime(settings, self.agency_keys[spec.id], client, self.transport)
+        transport = self._node_transport(spec.id)
+        runtime = NodeRuntime(settings, self.agency_keys[spec.id], client, transport)
         await runtime.start()
         self.nodes[spec.id] = runtime
         if runtime.console is not None:
@@ -380,21 +435,23 @@ class CountryBus:
     def console_url(self, agency_id: str) -> str:
         return f"{self.urls[agency_id]}/console/"
 
-    async def serve(self, app: Any) -> str:
-        """Serve another ASGI app beside the bus (e.g. a demo webhook receiver)."""
-        return (await self._serve(app)).url
+    async def serve(self, app: Any, tls: ServerTls | None = None, port: int | None = None) -> str:
+        """Serve another ASGI app beside the bus (a demo webhook receiver, a gateway)."""
+        return (await self._serve(app, tls, port)).url
 
-    async def _serve(self, app: Any) -> Served:
+    async def _serve(
+        self, app: Any, tls: ServerTls | None = None, port: int | None = None
+    ) -> Served:
         """A server among many in one process: the bus, not each server, owns SIGINT and
         SIGTERM and stops them all in order (`nrm.serving`)."""
-        port = self._next_port()
-        server = serving.server(app, "127.0.0.1", port)
+        port = port or self._next_port()
+        server = serving.server(app, "127.0.0.1", port, tls)
         task = asyncio.create_task(server.serve())
         while not server.started:
             if task.done():
                 task.result()  # raises the server's error (e.g. port in use)
             await asyncio.sleep(0.01)
-        served = Served(f"http://127.0.0.1:{port}", server, task)
+        served = Served(f"{serving.scheme(tls)}://127.0.0.1:{port}", server, task)
         self._served.append(served)
         return served
 
@@ -484,6 +541,8 @@ class CountryBus:
             await self.notifier.stop()
         for runtime in self.nodes.values():
             await runtime.stop()
+        if hasattr(self, "_keeper_stop"):
+            self._keeper_stop.set()
         for task in self._tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -492,6 +551,8 @@ class CountryBus:
             served.server.should_exit = True
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await served.task
+        for transport in self.transports.values():
+            await transport.close()
         if self.transport is not None:
             await self.transport.close()
         self.registry.close()

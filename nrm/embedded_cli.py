@@ -9,10 +9,13 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nrm import local_bus, logs, serving
 from nrm.cli import CliError
+
+if TYPE_CHECKING:
+    from nrm.broker import SecuredKafka
 
 
 def add_commands(sub: Any) -> None:
@@ -29,6 +32,7 @@ def add_commands(sub: Any) -> None:
     up.add_argument("--port", type=int, default=8400, help="first port (0: any free ports)")
     up.add_argument("--kafka", metavar="BOOTSTRAP", help=KAFKA_HELP)
     logs.add_options(up)
+    up.add_argument("--kafka-pki", type=Path, metavar="DIR", help=KAFKA_PKI_HELP)
     up.set_defaults(handler=_up)
 
     demo = sub.add_parser("demo", help="run the bus and play a trafficking case through it")
@@ -37,39 +41,48 @@ def add_commands(sub: Any) -> None:
     demo.add_argument(
         "--stay", action="store_true", help="keep the bus up after the demo (for the consoles)"
     )
+    demo.add_argument("--kafka-pki", type=Path, metavar="DIR", help=KAFKA_PKI_HELP)
     demo.set_defaults(handler=_demo)
 
 
-KAFKA_HELP = "use Apache Kafka at host:port; 'auto' starts a broker under the data folder"
-
-
-def _transport(kafka: str | None) -> str | None:
-    return f"kafka://{kafka}" if kafka else None
+KAFKA_HELP = (
+    "use Apache Kafka at host:port (TLS, client certificates); 'auto' starts a secured "
+    "broker under the data folder"
+)
+KAFKA_PKI_HELP = (
+    "with --kafka host:port: the `nrm pki` folder whose CA the brokers trust and which "
+    "holds the operator's certificate (agency certificates are issued from it)"
+)
 
 
 @contextlib.contextmanager
-def _kafka(kafka: str | None, data: Path) -> Iterator[str | None]:
-    """The --kafka bootstrap; with 'auto', a local broker (deploy/kafka.py) that lives
-    under <data>/kafka and is stopped on exit."""
-    if kafka != "auto":
-        yield kafka
-        return
-    import importlib.util
+def kafka_from_args(
+    kafka: str | None, pki: Path | None, data: Path, country: str = "XA"
+) -> Iterator[SecuredKafka | None]:
+    """The --kafka option: none, a broker of ours ('auto': deploy/kafka.py under
+    <data>/kafka, stopped on exit), or the operator's own broker and its PKI folder."""
+    from nrm.broker import SecuredKafka, start_local
+    from nrm.pki import LocalCA
 
-    path = Path(__file__).resolve().parents[1] / "deploy" / "kafka.py"
-    spec = importlib.util.spec_from_file_location("nrm_deploy_kafka", path)
-    if spec is None or spec.loader is None or not path.exists():
-        raise CliError(f"--kafka auto needs {path} (a source checkout)")
-    module = sys.modules.setdefault(spec.name, importlib.util.module_from_spec(spec))
-    spec.loader.exec_module(module)
+    if kafka is None:
+        yield None
+        return
+    if kafka != "auto":
+        if pki is None or not LocalCA(pki).exists():
+            raise CliError(
+                "--kafka host:port needs --kafka-pki DIR (the CA its brokers trust, made "
+                "with `nrm pki init`): the bus never talks plaintext to Kafka"
+            )
+        yield SecuredKafka(kafka, LocalCA(pki))
+        return
     print("Starting a local Apache Kafka broker (first run fetches it with mvn) ...", flush=True)
     try:
-        broker = module.start_broker(data / "kafka")
+        broker = start_local(data / "kafka", country)
     except Exception as exc:
         raise CliError(f"cannot start a Kafka broker: {exc}") from exc
-    print(f"kafka     {broker.bootstrap}", flush=True)
+    print(f"kafka     {broker.bootstrap} (TLS; CA and certificates in {broker.pki.folder})")
     try:
-        yield str(broker.bootstrap)
+        yield broker
     finally:
         broker.stop()
 
@@ -82,10 +95,10 @@ def _up(args: argparse.Namespace) -> int:
     logs.setup_from(args)
     telemetry.setup_from_env("nrm-bus")
 
-    async def run(kafka: str | None) -> None:
+    async def run(kafka: SecuredKafka | None) -> None:
         stop = asyncio.Event()
         serving.stop_on_signals(stop)  # before anything starts: a SIGTERM now still stops
-        bus = CountryBus(args.country, args.data, transport_url=_transport(kafka), port=args.port)
+        bus = CountryBus(args.country, args.data, port=args.port, kafka=kafka)
         try:
             try:
                 await bus.start()
@@ -104,7 +117,7 @@ def _up(args: argparse.Namespace) -> int:
             telemetry.shutdown()
 
     try:
-        with _kafka(args.kafka, args.data) as kafka:
+        with kafka_from_args(args.kafka, args.kafka_pki, args.data, args.country) as kafka:
             asyncio.run(run(kafka))
     except KeyboardInterrupt:  # a Ctrl-C before the handlers were installed
         return 0
@@ -126,14 +139,14 @@ def data_options(data: Path, country: str) -> str:
     return options + ("" if country == local_bus.DEFAULT_COUNTRY else f" --country {country}")
 
 
-def startup_banner(bus: Any, data: Path, kafka: str | None) -> str:
+def startup_banner(bus: Any, data: Path, kafka: SecuredKafka | None) -> str:
     """What `nrm up` prints once everything listens: where, and how to call a node."""
     lines = [f"registry  {bus.registry_url}", f"notifier  {bus.notifier_url}"]
     for spec in bus.agencies:
         roles = ", ".join(str(r) for r in spec.roles)
         lines.append(f"node      {bus.urls[spec.id]}  {spec.id} ({roles})")
     if kafka:
-        lines.append(f"kafka     {kafka}")
+        lines.append(f"kafka     {kafka.bootstrap} (TLS, client certificates: {kafka.pki.folder})")
     where = bus.root.resolve()
     lines.append(f"data      {where} (endpoints.json, anchor.json)")
     first = bus.agencies[0].id
@@ -157,12 +170,12 @@ def _demo(args: argparse.Namespace) -> int:
     logs.setup(level="WARNING")
 
     async def run(data: Path) -> int:
-        with _kafka(args.kafka, data) as kafka:
+        with kafka_from_args(args.kafka, args.kafka_pki, data) as kafka:
             return await _play(data, kafka)
 
-    async def _play(data: Path, kafka: str | None) -> int:
-        bus = CountryBus("XA", data, transport_url=_transport(kafka))
-        carrier = f"Apache Kafka at {kafka}" if kafka else "in-process transport"
+    async def _play(data: Path, kafka: SecuredKafka | None) -> int:
+        bus = CountryBus("XA", data, kafka=kafka)
+        carrier = f"Apache Kafka at {kafka.bootstrap} (TLS)" if kafka else "in-process transport"
         print(f"Starting the embedded bus: registry, 8 agency nodes, {carrier} ...")
         await bus.start()
         print("Web consoles, served by each node (an agency's inbox; the rapporteur's oversight):")

@@ -12,9 +12,12 @@ import os
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import httpx
+
+if TYPE_CHECKING:
+    from nrm.broker import SecuredKafka
 
 
 def add_commands(sub: Any) -> None:
@@ -23,6 +26,7 @@ def add_commands(sub: Any) -> None:
         demo = sub.add_parser("demo-cross-border", help="return a victim across two countries")
         demo.add_argument("--data", type=Path, help="data folder (default: a fresh temporary one)")
         demo.add_argument("--kafka", metavar="BOOTSTRAP", help="use Apache Kafka at host:port")
+        demo.add_argument("--kafka-pki", type=Path, metavar="DIR", help="its nrm pki folder")
         demo.set_defaults(handler=_cross_border, cross_border=True)
         return
     demo.add_argument(
@@ -40,15 +44,20 @@ def add_commands(sub: Any) -> None:
 
 def _cross_border(args: argparse.Namespace) -> int:
     from nrm import logs
-    from nrm.embedded_cli import NEXT_STEPS
+    from nrm.embedded_cli import NEXT_STEPS, kafka_from_args
 
     logs.setup(level="ERROR")
-    kafka = f"kafka://{args.kafka}" if getattr(args, "kafka", None) else None
+
+    def run(data: Path) -> int:
+        option, pki = getattr(args, "kafka", None), getattr(args, "kafka_pki", None)
+        with kafka_from_args(option, pki, data) as kafka:
+            return asyncio.run(run_demo(data, kafka, sys.stdout))
+
     if args.data is not None:
-        code = asyncio.run(run_demo(args.data, kafka, sys.stdout))
+        code = run(args.data)
     else:
         with tempfile.TemporaryDirectory(prefix="nrm-federation-") as tmp:
-            code = asyncio.run(run_demo(Path(tmp), kafka, sys.stdout))
+            code = run(Path(tmp))
     if code == 0:
         print(NEXT_STEPS)
     return code
@@ -137,7 +146,7 @@ async def _proven_leaf(
     return str(proof["leaf_hash"])
 
 
-async def run_demo(data: Path, transport_url: str | None, out: TextIO) -> int:
+async def run_demo(data: Path, kafka: SecuredKafka | None, out: TextIO) -> int:
     from nrm.demo import DemoFailed
     from nrm.federation_demo import (
         DESTINATION,
@@ -149,7 +158,7 @@ async def run_demo(data: Path, transport_url: str | None, out: TextIO) -> int:
         play,
     )
 
-    pair = FederatedBuses(data, transport_url)
+    pair = FederatedBuses(data, kafka)
     print("Starting two federated buses: XA (destination) and XB (origin) ...", file=out)
     await pair.start()
     try:

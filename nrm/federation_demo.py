@@ -20,8 +20,11 @@ from uuid import uuid4
 import httpx
 
 from contracts.vocabulary import PERSONAL_CATEGORIES, DataCategory, Role, ServiceKind
+from nrm import pki
+from nrm.broker import SecuredKafka
 from nrm.demo import CANARY, DemoFailed, Step, _printer, timeline_line
-from nrm.embedded import DEMO_AGENCIES, AgencySpec, CountryBus
+from nrm.embedded import DEMO_AGENCIES, AgencySpec, CountryBus, free_port
+from nrm.serving import ServerTls
 from referral_router.runtime.gateway import GatewayRuntime
 
 DESTINATION, ORIGIN = "XA", "XB"
@@ -73,19 +76,31 @@ class FederatedBuses:
     """Both countries' buses, their gateways, and the federation between them."""
 
     data_dir: Path
-    transport_url: str | None = None
+    kafka: SecuredKafka | None = None  # one broker for both, topics and ACLs per country
     xa_agencies: Sequence[AgencySpec] = XA_AGENCIES
     xb_agencies: Sequence[AgencySpec] = XB_AGENCIES
     buses: dict[str, CountryBus] = field(default_factory=dict)
     gateways: dict[str, GatewayRuntime] = field(default_factory=dict)
+    #: Each gateway's border door (mutual TLS, pinned): what the peer's agreement names.
     gateway_urls: dict[str, str] = field(default_factory=dict)
+    #: Each gateway's local door: the crossings, for itself and oversight.
+    admin_urls: dict[str, str] = field(default_factory=dict)
+    #: Each gateway's TLS key and certificate, from its own country's CA.
+    gateway_tls: dict[str, Path] = field(default_factory=dict)
 
     async def start(self) -> None:
         specs = {DESTINATION: self.xa_agencies, ORIGIN: self.xb_agencies}
+        ports: dict[str, int] = {}
         for country, agencies in specs.items():
-            bus = CountryBus(country, self.data_dir, agencies, transport_url=self.transport_url)
+            bus = CountryBus(country, self.data_dir, agencies, kafka=self.kafka)
             await bus.start()
             self.buses[country] = bus
+            ca = pki.LocalCA.open_or_init(bus.root / "pki", country)
+            self.gateway_tls[country] = ca.ensure(pki.agency(GATEWAY[country], country))
+            ports[country] = free_port()
+            self.gateway_urls[country] = f"https://127.0.0.1:{ports[country]}"
+        for country in self.buses:
+            await self.federate(country)
         for country, bus in self.buses.items():
             gw = GatewayRuntime(
                 country,
@@ -95,11 +110,12 @@ class FederatedBuses:
                 bus.registry_config.anchor(),
                 bus.nodes[GATEWAY[country]],
                 bus.nodes,
+                self.gateway_tls[country],
             )
-            served = await bus._serve(gw.app)
-            self.gateways[country], self.gateway_urls[country] = gw, served.url
-        for country in self.buses:
-            await self.federate(country)
+            pinned = await asyncio.to_thread(gw.pinned_peer_certificate)
+            door = ServerTls(self.gateway_tls[country], client_pins=pinned)
+            await bus.serve(gw.border_app, door, ports[country])
+            self.gateways[country], self.admin_urls[country] = gw, await bus.serve(gw.app)
         for gw in self.gateways.values():
             gw.start()
 
@@ -117,6 +133,7 @@ class FederatedBuses:
             "peer_gateway": GATEWAY[peer.country],
             "gateway": GATEWAY[country],
             "counterparts": COUNTERPARTS[country],
+            "peer_gateway_certificate": pki.leaf_pem(self.gateway_tls[peer.country]),
             "reason": f"bilateral return agreement {DESTINATION}-{ORIGIN}",
         }
         return await self._operator(country, "PUT", f"/v1/federation/peers/{peer.country}", body)
@@ -316,6 +333,7 @@ def completion() -> CrossStep:
             {
                 "voluntary": True,
                 "consent_id": "consent-return",
+                "confirmed_by_officer": "ia-0007",
                 "travel_details": f"flight XB-204 {mark('service')}",
             },
         ),
@@ -380,8 +398,13 @@ async def play(
 
 
 async def crossings(pair: FederatedBuses, country: str) -> list[dict[str, Any]]:
-    async with httpx.AsyncClient(base_url=pair.gateway_urls[country], timeout=30) as client:
-        resp = await client.get("/v1/federation/crossings")
+    """The gateway's crossings, asked as the gateway agency itself (its local door)."""
+    token = pair.buses[country].token(GATEWAY[country])
+    async with httpx.AsyncClient(base_url=pair.admin_urls[country], timeout=30) as client:
+        resp = await client.get(
+            "/v1/federation/crossings", headers={"Authorization": f"Bearer {token}"}
+        )
+    resp.raise_for_status()
     return list(resp.json()["items"])
 
 

@@ -10,20 +10,38 @@ needs no files but its secrets:
 ``NRM_COUNTRY``                 ISO country code of the bus, e.g. ``XA`` (required)
 ``NRM_TRANSPORT``               ``kafka://host:9092[,host2:9092]`` (production),
                                 ``sqlite:/path/bus.db`` or ``memory:`` (required)
+``NRM_KAFKA_CA_FILE``           with Kafka (required): the CA the brokers' certificates
+                                chain to (``nrm pki``'s ``ca.pem``)
+``NRM_KAFKA_CERT_FILE``         with Kafka (required): this agency's client certificate
+                                chain, PEM (``agency-<id>.pem``; its subject is the
+                                node's broker principal)
+``NRM_KAFKA_KEY_FILE``          its private key, PEM, unless in the certificate file
 ``NRM_REGISTRY_URL``            base URL of the country's registry (required)
 ``NRM_TRUST_ANCHOR``            trust anchor JSON file (``nrm registry anchor``) (required)
 ``NRM_KEYSTORE``                the agency's passphrase-sealed keystore file (required)
 ``NRM_KEYSTORE_PASSPHRASE_ENV`` name of the variable holding its passphrase
-                                (default ``NRM_KEYSTORE_PASSPHRASE``)
+                                (default ``NRM_KEYSTORE_PASSPHRASE``); ``<name>_FILE``
+                                may name a file holding it instead (container secrets)
 ``NRM_MASTER_KEY_FILE``         32 random bytes protecting the case key store at rest;
                                 created (mode 0600) on first start if missing
 ``NRM_DATA_DIR``                folder for the node's local files (default ``.nrm-node``)
 ``NRM_STORE``                   ``sqlite:<path>`` (default ``<NRM_DATA_DIR>/store.db``) or
                                 ``postgres``: eventsourcing's ``POSTGRES_DBNAME``,
                                 ``POSTGRES_HOST``, ``POSTGRES_PORT``, ``POSTGRES_USER``,
-                                ``POSTGRES_PASSWORD`` and optional ``POSTGRES_SCHEMA`` apply
+                                ``POSTGRES_PASSWORD`` (or ``POSTGRES_PASSWORD_FILE``) and
+                                optional ``POSTGRES_SCHEMA`` apply
 ``NRM_CASE_KEYS``               case key store (SQLite, default ``<NRM_DATA_DIR>/case-keys.db``)
 ``NRM_HOST`` / ``NRM_PORT``     where the HTTP API listens (default 127.0.0.1:8500)
+``NRM_TLS_CERT_FILE``           serve HTTPS with this certificate chain, PEM (the
+                                agency's ``nrm pki`` file holds chain and key); unset: HTTP
+``NRM_TLS_KEY_FILE``            its key, PEM, unless in the certificate file
+``NRM_CA_FILE``                 the CA the registry's (and witness's) certificates chain
+                                to, for an ``https://`` NRM_REGISTRY_URL (default: the
+                                system's CAs)
+``NRM_MAX_BODY_BYTES``          request body limit, larger bodies get 413 (default 1 MiB)
+``NRM_NOTIFIER_KEYS``           the notifier's public keys (``nrm agency public``): its
+                                tokens may read the log and append escalations; unset:
+                                no notifier is accepted
 ``NRM_AUDIENCE``                token audience (default ``nrm-router:<agency>``)
 ``NRM_PUBLIC_URL``              base URL clients call, when a proxy stands in front
                                 (DPoP proofs name it; default: the request's own URL)
@@ -75,6 +93,7 @@ from pathlib import Path
 from contracts.endpoints import router_audience
 from nrm import logs, serving
 from nrm.cli import CliError
+from nrm.serving import CA_FILE_ENV, DEFAULT_MAX_BODY, ServerTls, verify_context
 
 log = logging.getLogger("nrm.node")
 
@@ -108,6 +127,10 @@ class NodeConfig:
     console_secure_cookies: bool = False
     directory_refresh: float = 300.0
     directory_max_age: float = 3600.0
+    tls: ServerTls | None = None
+    max_body: int = DEFAULT_MAX_BODY
+    ca_file: Path | None = None
+    notifier_keys: Path | None = None
 
 
 def _need(env: dict[str, str], name: str) -> str:
@@ -134,9 +157,15 @@ def store_env_from(env: dict[str, str], data_dir: Path) -> dict[str, str]:
             raise CliError("NRM_STORE=sqlite: needs a path, e.g. sqlite:/data/store.db")
         return {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": path}
     if store == "postgres":
+        from nrm.agency_cli import secret_from_env
+
         out = {"PERSISTENCE_MODULE": "eventsourcing.postgres"}
-        for name in ("POSTGRES_DBNAME", "POSTGRES_HOST", "POSTGRES_USER", "POSTGRES_PASSWORD"):
+        for name in ("POSTGRES_DBNAME", "POSTGRES_HOST", "POSTGRES_USER"):
             out[name] = _need(env, name)
+        password = secret_from_env("POSTGRES_PASSWORD", env)
+        if not password:
+            raise CliError("POSTGRES_PASSWORD (or POSTGRES_PASSWORD_FILE) is not set")
+        out["POSTGRES_PASSWORD"] = password
         for name in ("POSTGRES_PORT", "POSTGRES_SCHEMA", "POSTGRES_POOL_SIZE"):
             if env.get(name):
                 out[name] = env[name]
@@ -153,10 +182,13 @@ def config_from_env(env: dict[str, str] | None = None) -> NodeConfig:
         kafka["session_timeout_ms"] = int(_number(env, "NRM_KAFKA_SESSION_TIMEOUT_MS", 10_000))
     if env.get("NRM_KAFKA_HEARTBEAT_MS"):
         kafka["heartbeat_interval_ms"] = int(_number(env, "NRM_KAFKA_HEARTBEAT_MS", 3_000))
+    transport_url = _need(env, "NRM_TRANSPORT")
+    if transport_url.startswith("kafka://"):
+        kafka["tls"] = kafka_tls_from(env)
     return NodeConfig(
         agency_id=agency,
         country=_need(env, "NRM_COUNTRY"),
-        transport_url=_need(env, "NRM_TRANSPORT"),
+        transport_url=transport_url,
         registry_url=_need(env, "NRM_REGISTRY_URL").rstrip("/"),
         anchor_file=Path(_need(env, "NRM_TRUST_ANCHOR")),
         keystore=Path(_need(env, "NRM_KEYSTORE")),
@@ -178,9 +210,14 @@ def config_from_env(env: dict[str, str] | None = None) -> NodeConfig:
             else Path(env.get("NRM_CONSOLE_DB") or data_dir / "console.db")
         ),
         console_peers=_peers(env.get("NRM_CONSOLE_PEERS", "")),
-        console_secure_cookies=env.get("NRM_CONSOLE_SECURE_COOKIES", "") in ("1", "true", "yes"),
+        console_secure_cookies=env.get("NRM_CONSOLE_SECURE_COOKIES", "") in ("1", "true", "yes")
+        or bool(env.get("NRM_TLS_CERT_FILE")),  # served over HTTPS: Secure cookies
         directory_refresh=_number(env, "NRM_DIRECTORY_REFRESH", 300.0),
         directory_max_age=_number(env, "NRM_DIRECTORY_MAX_AGE", 3600.0),
+        tls=ServerTls.from_env(env),
+        max_body=int(_number(env, "NRM_MAX_BODY_BYTES", DEFAULT_MAX_BODY)),
+        ca_file=Path(env[CA_FILE_ENV]) if env.get(CA_FILE_ENV) else None,
+        notifier_keys=Path(env["NRM_NOTIFIER_KEYS"]) if env.get("NRM_NOTIFIER_KEYS") else None,
     )
 
 
@@ -195,6 +232,20 @@ def _peers(text: str) -> dict[str, str] | None:
             raise CliError(f"NRM_CONSOLE_PEERS: {item!r} is not agency=http(s)://host:port")
         out[agency] = url.rstrip("/")
     return out
+
+
+def kafka_tls_from(env: dict[str, str]) -> object:
+    """The node's TLS identity towards the brokers; without it, no Kafka (no plaintext)."""
+    from referral_router.transport.kafka import PLAINTEXT_REFUSED, KafkaTls
+
+    ca, cert = env.get("NRM_KAFKA_CA_FILE", ""), env.get("NRM_KAFKA_CERT_FILE", "")
+    if not (ca and cert):
+        raise CliError(PLAINTEXT_REFUSED)
+    key = env.get("NRM_KAFKA_KEY_FILE")
+    for path in (ca, cert, key):
+        if path and not Path(path).is_file():
+            raise CliError(f"{path}: no such file (NRM_KAFKA_*)")
+    return KafkaTls(Path(ca), Path(cert), Path(key) if key else None)
 
 
 def master_key(path: Path) -> bytes:
@@ -218,12 +269,14 @@ async def serve(cfg: NodeConfig, stop: asyncio.Event | None = None) -> None:
 
     from contracts.directory import TrustAnchor
     from contracts.directory_client import DirectoryClient
-    from nrm.agency_cli import load_keys
+    from nrm.agency_cli import load_keys, load_party
     from referral_router import telemetry
     from referral_router.console.settings import ConsoleSettings
     from referral_router.runtime.directory_memory import SerialMemory
     from referral_router.runtime.node import NodeRuntime, NodeSettings
+    from referral_router.transport.base import TransportError
     from referral_router.transport.factory import open_transport
+    from referral_router.transport.kafka import KafkaTransport
 
     telemetry.setup_from_env(f"nrm-router-{cfg.agency_id}")
     keys, _ = load_keys(cfg.keystore, cfg.passphrase_env)
@@ -234,9 +287,10 @@ async def serve(cfg: NodeConfig, stop: asyncio.Event | None = None) -> None:
     except (OSError, ValueError) as exc:
         raise CliError(f"{cfg.anchor_file}: not a readable trust anchor: {exc}") from None
     url = f"{cfg.registry_url}/v1/directory"
+    verify = verify_context(cfg.ca_file)
 
     def fetch() -> bytes:
-        resp = httpx.get(url, timeout=10)
+        resp = httpx.get(url, timeout=10, verify=verify)
         resp.raise_for_status()
         return resp.content
 
@@ -280,18 +334,34 @@ async def serve(cfg: NodeConfig, stop: asyncio.Event | None = None) -> None:
             else None
         ),
         public_url=cfg.public_url,
+        notifier=load_party(cfg.notifier_keys) if cfg.notifier_keys else None,
     )
     transport = open_transport(cfg.transport_url, **cfg.kafka)
+    if isinstance(transport, KafkaTransport):
+        try:  # a plaintext listener is named now, not retried forever
+            await transport.check_tls()
+        except TransportError as exc:
+            raise CliError(str(exc)) from None
     runtime = NodeRuntime(settings, keys, directory, transport)
-    await runtime.start()
+    while True:  # the operator's provisioning may not have made our topics and ACLs yet
+        try:
+            await runtime.start()
+            break
+        except TransportError as exc:
+            if time.monotonic() > deadline:
+                raise CliError(f"the broker refuses this node: {exc}") from None
+            log.warning("waiting for the broker to know this node: %s", exc)
+            await asyncio.sleep(2.0)
     loops = asyncio.create_task(runtime.run(), name=f"node-{cfg.agency_id}")
     stop = stop or asyncio.Event()
     loops.add_done_callback(lambda _: stop.set())  # the loops never end on their own
-    print(f"node {cfg.agency_id} ({cfg.country}) on http://{cfg.host}:{cfg.port}", flush=True)
+    where = f"{serving.scheme(cfg.tls)}://{cfg.host}:{cfg.port}"
+    print(f"node {cfg.agency_id} ({cfg.country}) on {where}", flush=True)
     if runtime.console is not None:
-        print(f"console on http://{cfg.host}:{cfg.port}/console/ (nrm officer add)", flush=True)
+        print(f"console on {where}/console/ (nrm officer add)", flush=True)
     try:
-        await serving.serve_until_stopped(serving.server(runtime.app, cfg.host, cfg.port), stop)
+        served = serving.server(runtime.app, cfg.host, cfg.port, cfg.tls, cfg.max_body)
+        await serving.serve_until_stopped(served, stop)
     except RuntimeError as exc:
         raise CliError(str(exc)) from None
     finally:

@@ -1,9 +1,11 @@
 """`nrm notifier serve`: the notifier for one or several agencies, as its own process.
 
-Each `--agency ID=KEYSTORE@ROUTER_URL` names an agency it serves: the keystore signs its
-tokens (router, registry) and opens its subscription secrets; all keystores share one
-passphrase variable. The directory is fetched from the registry and verified against
-the pinned trust anchor before any token is accepted or any escalation addressed.
+The notifier has its own identity (`--identity`, a keystore made with `nrm agency init`,
+passphrase in NRM_NOTIFIER_PASSPHRASE) and never an agency's keys: its tokens are scoped
+to reading the nodes' logs (clear parts), appending escalations and reading its agencies'
+subscriptions, whose secrets the registry seals to its key. Each `--agency ID@ROUTER_URL`
+names an agency it serves. The directory is fetched from the registry and verified
+against the pinned trust anchor before any token is accepted or any escalation addressed.
 """
 
 from __future__ import annotations
@@ -19,22 +21,28 @@ from contracts.directory import TrustAnchor
 from contracts.directory_client import DirectoryClient
 from notifier import NotifierRuntime, NotifierSettings, RetryPolicy, ServedAgency
 from nrm import logs, serving
-from nrm.agency_cli import DEFAULT_PASSPHRASE_ENV, DEFAULT_REGISTRY_URL, load_keys, load_public
+from nrm.agency_cli import DEFAULT_REGISTRY_URL, load_keys, load_public
 from nrm.cli import CliError
+from nrm.serving import add_tls_arguments
 from referral_router import telemetry
 
 DEFAULT_DB = Path(".nrm-data/notifier.sqlite")
 
 
-def _served(spec: str, passphrase_env: str) -> ServedAgency:
-    agency_id, sep, rest = spec.partition("=")
-    keystore, sep2, router_url = rest.partition("@")
-    if not (sep and sep2 and agency_id and keystore and router_url):
-        raise CliError(f"--agency {spec!r}: expected ID=KEYSTORE@ROUTER_URL")
-    keys, _ = load_keys(Path(keystore), passphrase_env)
-    if keys.agency_id != agency_id:
-        raise CliError(f"{keystore} holds the keys of {keys.agency_id}, not {agency_id}")
-    return ServedAgency(agency_id, router_url, keys)
+DEFAULT_IDENTITY_PASSPHRASE_ENV = "NRM_NOTIFIER_PASSPHRASE"
+
+
+def _served(spec: str) -> ServedAgency:
+    agency_id, sep, router_url = spec.partition("@")
+    if "=" in agency_id:
+        raise CliError(
+            f"--agency {spec!r}: the notifier takes no agency keystore (ID@ROUTER_URL); it "
+            "acts with its own --identity"
+        )
+    if not (sep and agency_id and router_url.startswith(("http://", "https://"))):
+        raise CliError(f"--agency {spec!r}: expected ID@ROUTER_URL")
+    # nrm node serve's default audience (NRM_AUDIENCE), not the URL it is reached by
+    return ServedAgency(agency_id, router_url, router_audience=f"nrm-router:{agency_id}")
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -44,11 +52,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as exc:
         raise CliError(f"{args.anchor}: not a readable trust anchor: {exc}") from None
     registry = args.registry.rstrip("/")
+    verify = serving.verify_context(args.ca_file)
     directory = DirectoryClient(
-        lambda: httpx.get(f"{registry}/v1/directory", timeout=15).raise_for_status().content,
+        lambda: (
+            httpx.get(f"{registry}/v1/directory", timeout=15, verify=verify)
+            .raise_for_status()
+            .content
+        ),
         anchor,
     )
-    agencies = [_served(spec, args.passphrase_env) for spec in args.agency]
+    agencies = [_served(spec) for spec in args.agency]
+    identity, _ = load_keys(args.identity, args.passphrase_env, "notifier")
     operator = load_public(args.operator_keystore) if args.operator_keystore else None
     settings = NotifierSettings(
         db_path=args.db,
@@ -58,22 +72,26 @@ def cmd_serve(args: argparse.Namespace) -> int:
         operator_id=operator.agency_id if operator else None,
         operator_keys=operator.records if operator else (),
         retry=RetryPolicy(max_attempts=args.max_attempts),
+        verify=verify,
     )
-    runtime = NotifierRuntime(settings, agencies, directory.current)
+    runtime = NotifierRuntime(settings, agencies, directory.current, identity)
     telemetry.setup_from_env("nrm-notifier")  # webhook deliveries continue nodes' traces
+    tls = serving.tls_from_args(args)
+    server = serving.server(runtime.app, args.host, args.port, tls, args.max_body)
 
     async def main() -> None:
         """Until SIGTERM/SIGINT: HTTP stops first, then the loops and the store."""
         loop = asyncio.create_task(runtime.run())
         try:
-            await serving.serve_until_stopped(serving.server(runtime.app, args.host, args.port))
+            await serving.serve_until_stopped(server)
         finally:
             await runtime.stop()
             await loop
             telemetry.shutdown()
 
     served = ", ".join(a.agency_id for a in agencies)
-    print(f"notifier for {served} on http://{args.host}:{args.port} (store {args.db})", flush=True)
+    where = f"{serving.scheme(tls)}://{args.host}:{args.port}"
+    print(f"notifier for {served} on {where} (store {args.db})", flush=True)
     try:
         asyncio.run(main())
     except RuntimeError as exc:
@@ -89,10 +107,11 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignor
         "--agency",
         action="append",
         required=True,
-        metavar="ID=KEYSTORE@ROUTER_URL",
+        metavar="ID@ROUTER_URL",
         help="an agency served (repeat for several)",
     )
-    p.add_argument("--passphrase-env", default=DEFAULT_PASSPHRASE_ENV)
+    p.add_argument("--identity", type=Path, required=True, help="the notifier's own keystore")
+    p.add_argument("--passphrase-env", default=DEFAULT_IDENTITY_PASSPHRASE_ENV)
     p.add_argument("--registry", default=os.environ.get("NRM_REGISTRY_URL", DEFAULT_REGISTRY_URL))
     p.add_argument("--registry-audience", help="default: nrm-registry:<anchor country>")
     p.add_argument("--anchor", type=Path, required=True, help="the registry's trust anchor")
@@ -105,4 +124,11 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignor
     p.add_argument("--audience", help="this API's token audience (default: its URL)")
     p.add_argument("--max-attempts", type=int, default=8)
     logs.add_options(p)
+    p.add_argument(
+        "--ca-file",
+        type=Path,
+        default=os.environ.get("NRM_CA_FILE") or None,
+        help="the CA the registry's and nodes' certificates chain to (default NRM_CA_FILE)",
+    )
+    add_tls_arguments(p)
     p.set_defaults(handler=cmd_serve)

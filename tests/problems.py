@@ -37,12 +37,16 @@ class BadRequest(NamedTuple):
     error: str
     said: str  # words the detail must hold
 
-    def send(self, base_url: str, headers: dict[str, str] | None = None) -> httpx.Response:
+    def send(
+        self, base_url: str, headers: dict[str, str] | None = None, verify: Any = True
+    ) -> httpx.Response:
+        """`verify`: httpx's, e.g. a context with a client certificate (mutual TLS)."""
         options = {
             **self.options,
             "headers": {**(headers or {}), **self.options.get("headers", {})},
         }
-        return httpx.request(self.method, f"{base_url}{self.path}", timeout=30, **options)
+        url = f"{base_url}{self.path}"
+        return httpx.request(self.method, url, timeout=30, verify=verify, **options)
 
     def __str__(self) -> str:
         return f"{self.method} {self.error} {self.said}"

@@ -34,6 +34,7 @@ import httpx
 from contracts.endpoints import router_audience
 from nrm.bench.common import latency_summary, percentile, rss_mb
 from nrm.bench.workload import COUNTRY, RECIPIENTS, SENDER, agencies
+from nrm.broker import SecuredKafka
 from nrm.embedded import CountryBus, Keychain
 from referral_router.store.case_store import RECEIVED, Committed
 
@@ -111,11 +112,10 @@ class BusUnderTest:
         self._loader: asyncio.subprocess.Process | None = None
 
     @classmethod
-    def embedded(cls, data_dir: Path, transport_url: str | None) -> BusUnderTest:
-        """The whole bus in this process (SQLite transport, or Kafka at `transport_url`)."""
-        bus = CountryBus(COUNTRY, data_dir, agencies=agencies(), transport_url=transport_url)
-        kind = "kafka" if transport_url else "embedded"
-        return cls(bus, kind, _own_cpu)
+    def embedded(cls, data_dir: Path, kafka: SecuredKafka | None) -> BusUnderTest:
+        """The whole bus in this process (SQLite transport, or the secured Kafka)."""
+        bus = CountryBus(COUNTRY, data_dir, agencies=agencies(), kafka=kafka)
+        return cls(bus, "kafka" if kafka is not None else "embedded", _own_cpu)
 
     async def start(self) -> None:
         await self.bus.start()

@@ -19,12 +19,14 @@ from nrm.bench import audit, crypto_floor, end_to_end, growth, store_append, tar
 from nrm.bench import transport_baseline as tb
 from nrm.bench.common import Progress, machine_facts, ratio
 from nrm.bench.report import svg, text, write_json
+from nrm.broker import SecuredKafka, start_local
 
 
 @dataclass
 class Options:
     quick: bool = False
     kafka: str | None = None  # bootstrap of a running broker; None: start our own
+    kafka_pki: Path | None = None  # with `kafka`: the nrm pki folder its brokers trust
     no_kafka: bool = False
     max_events: int | None = None  # growth: sender events to reach
     audit_leaves: int | None = None
@@ -55,25 +57,25 @@ async def _run(opts: Options, out: TextIO) -> dict[str, Any]:
 
     with tempfile.TemporaryDirectory(prefix="nrm-bench-") as tmp:
         work = Path(tmp)
-        bootstrap, broker = None, None
+        kafka: SecuredKafka | None = None
         if opts.no_kafka:
             doc["skipped"].append("Kafka stages (--no-kafka)")
         elif opts.kafka:
-            bootstrap = opts.kafka
-        else:
-            say("starting a Kafka broker (deploy/kafka.py)")
-            from nrm.bench.broker import start_broker
+            from nrm.pki import LocalCA
 
+            assert opts.kafka_pki is not None, "a broker of one's own comes with its PKI"
+            kafka = SecuredKafka(opts.kafka, LocalCA(opts.kafka_pki))
+        else:
+            say("starting a secured Kafka broker (deploy/kafka.py)")
             try:
-                broker = await asyncio.to_thread(start_broker, work / "kafka")
-                bootstrap = broker.bootstrap
+                kafka = await asyncio.to_thread(start_local, work / "kafka")
             except Exception as exc:  # no Java or no classpath: say so, keep going
                 doc["skipped"].append(f"Kafka stages: broker did not start ({exc})"[:300])
         try:
-            await _transports_and_bus(opts, doc, work, bootstrap, say)
+            await _transports_and_bus(opts, doc, work, kafka, say)
         finally:
-            if broker is not None:
-                await asyncio.to_thread(broker.stop)
+            if kafka is not None and kafka.handle is not None:
+                await asyncio.to_thread(kafka.stop)
 
     if "audit" in opts.stages:
         leaves = opts.audit_leaves or (10_000 if q else 1_000_000)
@@ -101,7 +103,7 @@ class _Say:
 
 
 async def _transports_and_bus(
-    opts: Options, doc: dict[str, Any], work: Path, bootstrap: str | None, say: _Say
+    opts: Options, doc: dict[str, Any], work: Path, kafka: SecuredKafka | None, say: _Say
 ) -> None:
     q = opts.quick
     recips = (1, 3, 10)
@@ -111,23 +113,23 @@ async def _transports_and_bus(
         for r in recips:
             rows.append(await tb.embedded_loop(150 if q else 3000, r))
         rows.append(await tb.embedded_loop(60 if q else 1000, 3, 200.0))
-        if bootstrap:
-            await tb.kafka_loop(bootstrap, 100, 1)  # warm the broker up; not reported
+        if kafka:
+            await tb.kafka_loop(kafka, 100, 1)  # warm the broker up; not reported
             for r in recips:
-                rows.append(await tb.kafka_loop(bootstrap, 150 if q else 3000, r))
-            rows.append(await tb.kafka_loop(bootstrap, 60 if q else 1000, 3, 200.0))
+                rows.append(await tb.kafka_loop(kafka, 150 if q else 3000, r))
+            rows.append(await tb.kafka_loop(kafka, 60 if q else 1000, 3, 200.0))
             if not q:
-                rows.append(await tb.kafka_loop(bootstrap, 3000, 3, 1000.0))
+                rows.append(await tb.kafka_loop(kafka, 3000, 3, 1000.0))
         doc["transport_baseline"] = rows
     if "e2e" in opts.stages:
-        transports: list[tuple[str, str | None]] = [("embedded", None)]
-        if bootstrap:
-            transports.append(("kafka", f"kafka://{bootstrap}"))
+        transports: list[tuple[str, SecuredKafka | None]] = [("embedded", None)]
+        if kafka:
+            transports.append(("kafka", kafka))
         doc["end_to_end"] = []
         profile = opts.profile if opts.profile is not None else not q
         measurements = end_to_end.plan(q)
-        for kind, url in transports:
-            but = end_to_end.BusUnderTest.embedded(work / f"bus-{kind}", url)
+        for kind, on_kafka in transports:
+            but = end_to_end.BusUnderTest.embedded(work / f"bus-{kind}", on_kafka)
             say(f"end to end on {kind}: starting the bus (registry, 11 nodes, notifier)")
             await but.start()
             try:

@@ -16,9 +16,12 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from contracts.kafka_binding import encode
+
+if TYPE_CHECKING:
+    from nrm.broker import SecuredKafka
 from nrm.bench.common import latency_summary
 from nrm.bench.workload import RECIPIENTS, sealed_envelopes
 
@@ -83,28 +86,28 @@ async def _drive(
 
 
 async def kafka_loop(
-    bootstrap: str, n_events: int, recipients: int, rate: float | None = None
+    kafka: SecuredKafka, n_events: int, recipients: int, rate: float | None = None
 ) -> dict[str, Any]:
-    """Raw aiokafka: one producer, one consumer group per recipient topic."""
+    """Raw aiokafka: one producer, one consumer group per recipient topic; TLS with the
+    operator's certificate, as the bus itself never speaks plaintext."""
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    from nrm.pki import OPERATOR
 
     run_id = uuid.uuid4().hex[:8]
     topics = [f"bench-raw-{run_id}-{r}" for r in RECIPIENTS[:recipients]]
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
+    operator = kafka.transport(OPERATOR)
     try:
-        await admin.create_topics([NewTopic(t, 4, 1) for t in topics])
+        await operator.ensure_topics(topics, partitions=4)
     finally:
-        await admin.close()
+        await operator.close()
+    connection = kafka.client_options(OPERATOR)
     recs = records(n_events, recipients)
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, enable_idempotence=True, acks="all", linger_ms=5
-    )
+    producer = AIOKafkaProducer(**connection, enable_idempotence=True, acks="all", linger_ms=5)
     consumers = [
         AIOKafkaConsumer(
             t,
-            bootstrap_servers=bootstrap,
+            **connection,
             group_id=f"{t}-g",
             enable_auto_commit=False,
             auto_offset_reset="earliest",

@@ -7,43 +7,120 @@ transaction that advances the cursor, so deadlines survive restarts and a replay
 changes nothing twice.
 
 Who acts: the node whose agency *set* a deadline (sent the event) escalates it, so one
-deadline gives one escalation on the whole bus, not one per node that saw it. Reminders
-(the reflection period ends in N days) go to every agency that has the event, as
-notifications to its own systems, never as bus events.
+deadline gives one escalation on the whole bus, not one per node that saw it; a few are
+owed by a recipient instead (`OWED_BY_ROLE`, `OWED_BY_REQUESTER`). Reminders (the
+reflection period ends in N days) go to every agency that has the event, as
+notifications to its own systems, never as bus events. Each escalation kind is named
+(`contracts.events.EscalationKind`) and goes to its audience (`AUDIENCE`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from contracts.events import EscalationKind, InformationTopic
+from contracts.vocabulary import Role
+
+K = EscalationKind
+
 #: envelope deadline key -> escalation kind (the `deadline` of `case.escalated`).
 ESCALATIONS: dict[str, str] = {
-    "referral-answer": "referral-answer",
-    "reasonable-grounds": "reasonable-grounds",
-    "reflection-ends": "reflection-ending",
-    "post-return-monitoring": "post-return-monitoring",
+    "referral-answer": K.REFERRAL_ANSWER,
+    "re-referral": K.RE_REFERRAL,
+    "reasonable-grounds": K.REASONABLE_GROUNDS,
+    "reflection-ends": K.REFLECTION_ENDING,
+    "post-return-monitoring": K.POST_RETURN_MONITORING,
+    "guardian-appointment": K.GUARDIAN_APPOINTMENT,
+    "decision-review": K.DECISION_REVIEW,
+    "complaint-answer": K.COMPLAINT_ANSWER,
+    "residence-renewal": K.RESIDENCE_RENEWAL,
+    "outcome-information": K.OUTCOME_INFORMATION,
+    "retaliation-found": K.RETALIATION_FOUND,
 }
 #: envelope deadline key -> reminder kind.
 REMINDERS: dict[str, str] = {"reflection-reminder": "reflection-reminder"}
 #: reminder kind -> the deadline it warns of.
-REMINDS_OF: dict[str, str] = {"reflection-reminder": "reflection-ending"}
+REMINDS_OF: dict[str, str] = {"reflection-reminder": K.REFLECTION_ENDING}
 ALL_KINDS = (*ESCALATIONS.values(), *REMINDERS.values())
 
-#: event type -> kinds of the case that it answers (no escalation after it).
-ANSWERED_BY: dict[str, tuple[str, ...]] = {
-    "identification.decided": ("reasonable-grounds",),
-    "reflection.ended": ("reflection-ending", "reflection-reminder"),
-    "case.closed": ALL_KINDS,
-    "case.erasure-ordered": ALL_KINDS,
+#: Kinds a case may hold several of at once, and the operational field naming each one
+#: (its key); every other kind is one per case, and a newer due date supersedes it.
+KEYED: dict[str, str] = {
+    K.REFERRAL_ANSWER: "referral_id",
+    K.RE_REFERRAL: "referral_id",
+    K.DECISION_REVIEW: "review_id",
+    K.COMPLAINT_ANSWER: "complaint_id",
+    K.OUTCOME_INFORMATION: "proceedings_id",
 }
-_REFERRAL_ANSWERS = ("referral.accepted", "referral.declined")
+
+#: Who escalates. By default the agency that set the deadline (sent the event), so one
+#: deadline gives one escalation on the whole bus. Some are owed by an agency that
+#: received it: the guardian by child protection (R2), whoever screened the child; a
+#: re-referral by the agency whose referral was declined (R8), whoever declined it.
+OWED_BY_ROLE: dict[str, Role] = {K.GUARDIAN_APPOINTMENT: Role.CHILD_PROTECTION}
+OWED_BY_REQUESTER: dict[str, str] = {K.RE_REFERRAL: K.REFERRAL_ANSWER}
+
+#: Who an escalation goes to: the competent authority (R8), and for a complaint or a
+#: review left unanswered, the oversight body too, since the competent authority (or the
+#: agency complained about) is the one that is late. Without any of them, the national
+#: coordinator.
+AUDIENCE: dict[str, tuple[Role, ...]] = {
+    K.COMPLAINT_ANSWER: (Role.OVERSIGHT, Role.COMPETENT_AUTHORITY),
+    K.DECISION_REVIEW: (Role.OVERSIGHT, Role.COMPETENT_AUTHORITY),
+}
+DEFAULT_AUDIENCE: tuple[Role, ...] = (Role.COMPETENT_AUTHORITY,)
+
+
+def audience(kind: str) -> tuple[Role, ...]:
+    return AUDIENCE.get(kind, DEFAULT_AUDIENCE)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """Open deadlines of `kinds` that an event meets: with `key`, only the one its
+    operational field of that name names; with `when`, only if the event says so."""
+
+    kinds: tuple[str, ...]
+    key: str | None = None
+    when: Callable[[Mapping[str, Any]], bool] | None = None
+
+
+def _adult(op: Mapping[str, Any]) -> bool:
+    return op.get("outcome") == "adult"
+
+
+def _told_outcome(op: Mapping[str, Any]) -> bool:
+    return op.get("topic") == InformationTopic.PROCEEDINGS_OUTCOME
+
+
+#: event type -> what it answers (no escalation after it).
+ANSWERS: Mapping[str, tuple[Answer, ...]] = {
+    "referral.accepted": (Answer((K.REFERRAL_ANSWER,), "referral_id"),),
+    "referral.declined": (Answer((K.REFERRAL_ANSWER,), "referral_id"),),
+    "referral.requested": (Answer((K.RE_REFERRAL,), "replaces_referral_id"),),
+    "identification.decided": (
+        Answer((K.REASONABLE_GROUNDS,)),
+        Answer((K.DECISION_REVIEW,), "review_id"),
+    ),
+    "reflection.ended": (Answer((K.REFLECTION_ENDING, "reflection-reminder")),),
+    "guardian.appointed": (Answer((K.GUARDIAN_APPOINTMENT,)),),
+    "age.assessed": (Answer((K.GUARDIAN_APPOINTMENT,), when=_adult),),
+    "complaint.answered": (Answer((K.COMPLAINT_ANSWER,), "complaint_id"),),
+    "rights.explained": (Answer((K.OUTCOME_INFORMATION,), "proceedings_id", _told_outcome),),
+    "residence.ended": (Answer((K.RESIDENCE_RENEWAL,)),),
+    "case.closed": (Answer(ALL_KINDS),),
+    "case.erasure-ordered": (Answer(ALL_KINDS),),
+}
 
 
 @dataclass(frozen=True)
 class Open:
-    """A deadline to watch. `action` is 'escalate' or 'remind'."""
+    """A deadline to watch. `action` is 'escalate' or 'remind'. `requires`: open it only
+    if this agency set a deadline of that kind with the same key in the case (it made
+    the referral a decline answered)."""
 
     kind: str
     case: str
@@ -52,6 +129,7 @@ class Open:
     due: datetime
     action: str
     target: datetime | None = None  # for a reminder: the deadline it reminds of
+    requires: str | None = None
 
 
 @dataclass(frozen=True)
@@ -85,32 +163,53 @@ def _aware(value: Any) -> datetime:
     return when
 
 
-def plan(item: dict[str, Any]) -> list[Change]:
-    """The deadline changes one log item causes, in order."""
+def _answers(event_type: str, case: str, event_id: str, op: Mapping[str, Any]) -> list[Close]:
+    out = []
+    for a in ANSWERS.get(event_type, ()):
+        if a.when is not None and not a.when(op):
+            continue
+        key = None
+        if a.key is not None:
+            if not op.get(a.key):
+                continue
+            key = str(op[a.key])
+        out.append(Close(case, a.kinds, "met", event_id, key=key))
+    return out
+
+
+def plan(item: dict[str, Any], roles: Collection[Role] = ()) -> list[Change]:
+    """The deadline changes one log item causes, in order. `roles`: the roles of the
+    agency whose log it is (which deadlines it owes as a recipient)."""
     event_type, case, event_id = str(item["type"]), str(item["case"]), str(item["event_id"])
     op: dict[str, Any] = item.get("operational") or {}
     sent = item.get("direction") == "sent"
-    changes: list[Change] = []
-    if event_type in _REFERRAL_ANSWERS and op.get("referral_id"):
-        changes.append(
-            Close(case, ("referral-answer",), "met", event_id, key=str(op["referral_id"]))
-        )
-    if event_type in ANSWERED_BY:
-        changes.append(Close(case, ANSWERED_BY[event_type], "met", event_id))
+    changes: list[Change] = list(_answers(event_type, case, event_id, op))
     if event_type == "case.escalated" and sent:
         changes.append(Escalated(str(op.get("deadline")), str(op.get("about_event_id"))))
-    for name, due in (item.get("deadlines") or {}).items():
+    deadlines = item.get("deadlines") or {}
+    for name, due in deadlines.items():
         kind = ESCALATIONS.get(name) or REMINDERS.get(name)
         if kind is None:
             continue
-        key = str(op.get("referral_id", "")) if kind == "referral-answer" else ""
-        if kind != "referral-answer":
+        key = str(op.get(KEYED[kind], "")) if kind in KEYED else ""
+        if kind not in KEYED:
             # a newer due date for the same period replaces the older one
             changes.append(Close(case, (kind,), "superseded", event_id))
         if name in REMINDERS:
-            ends = (item.get("deadlines") or {}).get("reflection-ends")
+            ends = deadlines.get("reflection-ends")
             target = _aware(ends) if ends is not None else None
             changes.append(Open(kind, case, key, event_id, _aware(due), "remind", target))
+            continue
+        owner_role = OWED_BY_ROLE.get(kind)
+        if owner_role is not None:
+            if owner_role in roles:
+                changes.append(Open(kind, case, key, event_id, _aware(due), "escalate"))
+        elif kind in OWED_BY_REQUESTER:
+            if not sent:
+                requires = OWED_BY_REQUESTER[kind]
+                changes.append(
+                    Open(kind, case, key, event_id, _aware(due), "escalate", requires=requires)
+                )
         elif sent:
             changes.append(Open(kind, case, key, event_id, _aware(due), "escalate"))
     return changes

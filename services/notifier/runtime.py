@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import ssl
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
@@ -42,7 +43,7 @@ from contracts.vocabulary import Role
 from contracts.webhook_signature import HEADER, IDEMPOTENCY_HEADER, sign
 from notifier.api import create_app
 from notifier.callers import Parties
-from notifier.deadlines import REMINDS_OF, escalation_key, plan
+from notifier.deadlines import REMINDS_OF, audience, escalation_key, plan
 from notifier.notifications import (
     RetryPolicy,
     event_notification,
@@ -62,11 +63,11 @@ _propagator = TraceContextTextMapPropagator()
 
 @dataclass
 class ServedAgency:
-    """One agency whose node this notifier follows, with the keys it acts with."""
+    """One agency whose node this notifier follows. The notifier never holds the
+    agency's keys: it calls the node as itself, with scoped tokens."""
 
     agency_id: str
     router_url: str
-    keys: AgencyKeys
     #: None: fetched from the registry; a tuple: fixed (embedded bus without a registry).
     subscriptions: tuple[StaticSubscription, ...] | None = None
     router_audience: str | None = None  # default: the router URL
@@ -81,6 +82,9 @@ class NotifierSettings:
     registry_audience: str | None = None
     registry_transport: httpx.AsyncBaseTransport | None = None
     webhook_transport: httpx.AsyncBaseTransport | None = None
+    #: Whom the registry and the nodes must prove to be (TLS): the local CA's context,
+    #: or True for the system's CAs. Webhook receivers are always checked by the system's.
+    verify: ssl.SSLContext | bool = True
     operator_id: str | None = None
     operator_keys: tuple[PublicKeyRecord, ...] = ()
     retry: RetryPolicy = field(default_factory=RetryPolicy)
@@ -97,17 +101,27 @@ class NotifierSettings:
     tracer_provider: Any = None  # None: the global one (NRM_OTEL_EXPORTER)
 
 
+#: What the notifier's tokens may do: read nodes' logs (clear parts), append escalations,
+#: read its agencies' subscriptions. Nothing that opens a case.
+LOG_READ, ESCALATE, SUBSCRIPTIONS_READ = "log:read", "escalate", "subscriptions:read"
+
+
 class NotifierRuntime:
+    """`identity` is the notifier's own keystore: it signs the notifier's scoped tokens
+    and opens subscription secrets (the registry seals them to it)."""
+
     def __init__(
         self,
         settings: NotifierSettings,
         agencies: Sequence[ServedAgency],
         directory: Callable[[], Directory],
+        identity: AgencyKeys,
         *,
         clock: Clock = system_clock,
         rng: random.Random | None = None,
     ) -> None:
         self.settings = settings
+        self.identity = identity
         self.agencies = {a.agency_id: a for a in agencies}
         self.directory = directory
         self.clock = clock
@@ -147,13 +161,16 @@ class NotifierRuntime:
     def _client(self, name: str, transport: httpx.AsyncBaseTransport | None) -> httpx.AsyncClient:
         client = self._clients.get(name)
         if client is None:
-            client = httpx.AsyncClient(transport=transport, timeout=10.0)
+            verify = True if name == "webhooks" else self.settings.verify
+            client = httpx.AsyncClient(transport=transport, timeout=10.0, verify=verify)
             self._clients[name] = client
         return client
 
-    def _token(self, agency: ServedAgency, audience: str) -> dict[str, str]:
-        pair = agency.keys.current(KeyUse.SIGNING)
-        token = issue_token(agency.agency_id, pair.key_id, pair.ed25519(), audience)
+    def _token(self, audience: str, scope: str) -> dict[str, str]:
+        pair = self.identity.current(KeyUse.SIGNING)
+        token = issue_token(
+            self.identity.agency_id, pair.key_id, pair.ed25519(), audience, scope=scope
+        )
         return {"Authorization": f"Bearer {token}"}
 
     def _router(self, agency: ServedAgency) -> tuple[httpx.AsyncClient, str]:
@@ -164,7 +181,7 @@ class NotifierRuntime:
 
     async def refresh_subscriptions(self, agency_id: str) -> int:
         """The agency's subscriptions, from configuration or the registry; secrets opened
-        with the agency's keys and held in memory only."""
+        with the notifier's own key and held in memory only."""
         agency = self.agencies[agency_id]
         if agency.subscriptions is not None:
             listing = [s.listing() for s in agency.subscriptions]
@@ -175,13 +192,13 @@ class NotifierRuntime:
             client = self._client("registry", self.settings.registry_transport)
             audience = self.settings.registry_audience or self.settings.registry_url
             url = f"{self.settings.registry_url.rstrip('/')}/v1/agencies/{agency_id}/subscriptions"
-            r = await client.get(url, headers=self._token(agency, audience))
+            r = await client.get(url, headers=self._token(audience, SUBSCRIPTIONS_READ))
             r.raise_for_status()
             listing = []
             for item in r.json()["items"]:
                 try:
                     self._secrets[item["id"]] = open_secret(
-                        item["secret_sealed"], agency.keys, item["id"]
+                        item["secret_sealed"], self.identity, agency_id, item["id"]
                     )
                 except SecretUnavailable as exc:
                     log.error("%s", exc)
@@ -212,7 +229,7 @@ class NotifierRuntime:
             r = await client.get(
                 f"{base}/v1/log",
                 params=params,
-                headers=self._token(agency, audience),
+                headers=self._token(audience, LOG_READ),
                 timeout=max(10.0, float(params.get("wait", 0)) + 10.0),
             )
             r.raise_for_status()
@@ -224,7 +241,8 @@ class NotifierRuntime:
                     if it.get("direction") == "received":
                         notes.append(event_notification(agency_id, it))
                         self._remember_trace(notes[-1].id, it.get("traceparent"))
-                changes = [c for it in items for c in plan(it)]
+                roles = await asyncio.to_thread(self._roles, agency_id)
+                changes = [c for it in items for c in plan(it, roles)]
                 last = max(int(it["position"]) for it in items)
                 subs = self.store.subscriptions(agency_id)
                 created += self.store.ingest(agency_id, last, notes, changes, subs, self.now())
@@ -277,14 +295,23 @@ class NotifierRuntime:
 
     # -- deadlines ----------------------------------------------------------------------
 
-    def escalation_recipients(self, agency_id: str) -> list[str]:
-        """Competent authorities (active, not ourselves); else the national coordinator."""
+    def _roles(self, agency_id: str) -> frozenset[Role]:
+        """The agency's roles (which deadlines it owes as a recipient). The directory may
+        be fetched: call it off the event loop, which may be serving the registry too."""
+        record = self.directory().agency(agency_id)
+        return frozenset(record.roles) if record is not None else frozenset()
+
+    def escalation_recipients(self, agency_id: str, kind: str = "") -> list[str]:
+        """The kind's audience (active, not ourselves): the competent authorities, and
+        the oversight body for some kinds; else the national coordinator."""
         directory = self.directory()
-        for role in (Role.COMPETENT_AUTHORITY, Role.NATIONAL_COORDINATOR):
+        for roles in (audience(kind), (Role.NATIONAL_COORDINATOR,)):
             found = [
                 a.id
                 for a in directory.agencies
-                if role in a.roles and a.status is AgencyStatus.ACTIVE and a.id != agency_id
+                if not set(roles).isdisjoint(a.roles)
+                and a.status is AgencyStatus.ACTIVE
+                and a.id != agency_id
             ]
             if found:
                 return sorted(found)
@@ -318,7 +345,7 @@ class NotifierRuntime:
 
     async def _escalate(self, agency_id: str, d: DueDeadline, now: datetime) -> None:
         agency = self.agencies[agency_id]
-        recipients = self.escalation_recipients(agency_id)
+        recipients = await asyncio.to_thread(self.escalation_recipients, agency_id, d.kind)
         if not recipients:
             self._postpone(d, "no competent authority or national coordinator in the directory")
             return
@@ -332,7 +359,7 @@ class NotifierRuntime:
                 "due": d.due.isoformat(),
             },
         }
-        headers = self._token(agency, agency.router_audience or agency.router_url)
+        headers = self._token(agency.router_audience or agency.router_url, ESCALATE)
         headers[IDEMPOTENCY_HEADER] = escalation_key(d.kind, d.about_event_id)
         try:
             r = await client.post(f"{base}/v1/cases/{d.case}/events", json=body, headers=headers)
@@ -376,7 +403,9 @@ class NotifierRuntime:
         if sub is None or agency is None or sub.secret_sealed is None:
             return None
         with contextlib.suppress(SecretUnavailable):
-            self._secrets[subscription_id] = open_secret(sub.secret_sealed, agency.keys, sub.id)
+            self._secrets[subscription_id] = open_secret(
+                sub.secret_sealed, self.identity, sub.agency_id, sub.id
+            )
         return self._secrets.get(subscription_id)
 
     async def _deliver(self, subscription_id: str, deliveries: list[DueDelivery]) -> None:

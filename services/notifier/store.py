@@ -201,6 +201,8 @@ class NotifierStore:
 
     def _apply(self, db: sqlite3.Connection, agency: str, change: Change, stamp: str) -> None:
         if isinstance(change, Open):
+            if change.requires is not None and not self._set_by(db, agency, change):
+                return
             db.execute(
                 "INSERT OR IGNORE INTO deadlines (agency, kind, about_event_id, case_pseudonym, "
                 "key, due, due_ts, action, target, status, updated_at) "
@@ -244,6 +246,17 @@ class NotifierStore:
                 "WHERE agency = ? AND kind = ? AND about_event_id = ? AND status = 'open'",
                 (stamp, agency, change.kind, change.about_event_id),
             )
+
+    @staticmethod
+    def _set_by(db: sqlite3.Connection, agency: str, change: Open) -> bool:
+        """Whether `agency` set a deadline of `change.requires` with the same key in the
+        case (it made the referral that a decline answered)."""
+        row = db.execute(
+            "SELECT 1 FROM deadlines WHERE agency = ? AND case_pseudonym = ? AND kind = ? "
+            "AND key = ? LIMIT 1",
+            (agency, change.case, change.requires, change.key),
+        ).fetchone()
+        return row is not None
 
     # -- subscriptions ------------------------------------------------------------------
 

@@ -30,7 +30,13 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError
 from eventsourcing.utils import Environment
 
-from contracts.agency_token import ReplayCache, TokenVerifier, system_clock
+from contracts.agency_token import (
+    FixedParties,
+    FixedParty,
+    ReplayCache,
+    TokenVerifier,
+    system_clock,
+)
 from contracts.directory import (
     AgencyRecord,
     AgencyStatus,
@@ -118,6 +124,9 @@ class RegistryConfig:
     operator_id: str
     operator_keys: tuple[PublicKeyRecord, ...]
     audience: str = ""
+    #: The notifier's own identity: it may read subscriptions (scope subscriptions:read)
+    #: and their secrets are sealed to its encryption key, never to an agency's.
+    notifier: FixedParty | None = None
 
     @property
     def token_audience(self) -> str:
@@ -136,17 +145,29 @@ class KnownParty:
 
 
 class PartyView:
-    """Agencies of a directory plus, optionally, the operator: a KeyDirectory."""
+    """Agencies of a directory plus, optionally, the operator and the notifier: a
+    KeyDirectory."""
 
-    def __init__(self, operator_id: str, operator: KnownParty, directory: Directory | None) -> None:
+    def __init__(
+        self,
+        operator_id: str,
+        operator: KnownParty,
+        directory: Directory | None,
+        services: FixedParties | None = None,
+    ) -> None:
         self._operator_id, self._operator, self._directory = operator_id, operator, directory
+        self._services = services or FixedParties()
 
     def agency(self, agency_id: str) -> Any:
         if agency_id == self._operator_id:
             return self._operator
+        if (service := self._services.agency(agency_id)) is not None:
+            return service
         return self._directory.agency(agency_id) if self._directory else None
 
     def signing_key(self, agency_id: str, key_id: str, at_time: datetime) -> Any:
+        if self._services.agency(agency_id) is not None:
+            return self._services.signing_key(agency_id, key_id, at_time)
         if agency_id == self._operator_id:
             return next(
                 (
@@ -203,8 +224,9 @@ class Registry(Application[UUID]):
         self.replay_cache = ReplayCache()
         operator = KnownParty(AgencyStatus.ACTIVE, list(config.operator_keys))
         audience = config.token_audience
+        services = FixedParties(*([config.notifier] if config.notifier else []))
         self.token_verifier = TokenVerifier(
-            lambda: PartyView(config.operator_id, operator, self.directory()),
+            lambda: PartyView(config.operator_id, operator, self.directory(), services),
             audience,
             clock,
             self.replay_cache,
@@ -330,6 +352,8 @@ class Registry(Application[UUID]):
     def register(self, reg: AgencyRegistration, by: str) -> AgencyRecord:
         if reg.id == self.config.operator_id:
             raise RegistryConflict(f"agency id {reg.id!r} is the registry operator's")
+        if self.config.notifier is not None and reg.id == self.config.notifier.id:
+            raise RegistryConflict(f"agency id {reg.id!r} is the notifier's")
         agency = Agency(
             agency_id=reg.id,
             name=reg.name,
@@ -442,9 +466,7 @@ class Registry(Application[UUID]):
         record = self.agency(agency_id)
         if record.status is not AgencyStatus.ACTIVE:
             raise RegistryConflict(f"agency {agency_id!r} is {record.status}")
-        key = self.directory().current_encryption_key(agency_id, self._now())
-        if key is None:
-            raise RegistryConflict(f"agency {agency_id!r} has no current encryption key")
+        key = self._secret_key(agency_id)
         subscription_id = f"sub-{os.urandom(8).hex()}"
         secret = f"nrmwh_{b64url_encode(os.urandom(32))}"
         sealed = seal_subscription_secret(
@@ -462,6 +484,19 @@ class Registry(Application[UUID]):
         )
         self._save(aggregate)
         return aggregate.view(), secret
+
+    def _secret_key(self, agency_id: str) -> PublicKeyRecord:
+        """Who can open a subscription's secret: the notifier that signs its webhooks
+        (its own key), else, with no notifier configured, the agency itself."""
+        notifier = self.config.notifier
+        if notifier is not None:
+            keys = [k for k in notifier.keys if k.use == "encryption"]
+            if keys:
+                return keys[-1]
+        key = self.directory().current_encryption_key(agency_id, self._now())
+        if key is None:
+            raise RegistryConflict(f"agency {agency_id!r} has no current encryption key")
+        return key
 
     def subscriptions(self, agency_id: str, include_deleted: bool = False) -> list[dict[str, Any]]:
         self.agency(agency_id)  # 404 for an unknown agency

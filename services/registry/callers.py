@@ -52,12 +52,19 @@ def operator(registry: TheRegistry, caller: Annotated[str, Depends(reader)]) -> 
 
 
 def own_or_operator(
-    registry: TheRegistry, agency_id: AgencyId, caller: Annotated[str, Depends(reader)]
+    registry: TheRegistry, agency_id: AgencyId, authorization: Authorization = None
 ) -> str:
-    """The agency the path names (its notifier), or the operator."""
-    if caller not in (agency_id, registry.config.operator_id):
+    """The agency the path names, the operator, or the notifier (its own identity, with
+    the scope subscriptions:read)."""
+    token = registry.token_verifier.authenticate(authorization)
+    notifier = registry.config.notifier
+    if notifier is not None and token.agency_id == notifier.id:
+        if "subscriptions:read" not in token.scope:
+            raise AuthError(403, "the notifier's token lacks the scope subscriptions:read")
+        return token.agency_id
+    if token.agency_id not in (agency_id, registry.config.operator_id):
         raise AuthError(403, "only the agency itself or the operator may read this")
-    return caller
+    return token.agency_id
 
 
 def own(agency_id: AgencyId, caller: Annotated[str, Depends(reader)]) -> str:

@@ -66,6 +66,11 @@ class PeerInput(BaseModel):
     peer_gateway: str
     gateway: str
     counterparts: list[CounterpartGrant] = Field(default_factory=list)
+    peer_gateway_certificate: str | None = Field(
+        default=None,
+        max_length=16384,
+        description="The peer gateway's TLS certificate (PEM), pinned by our gateway.",
+    )
     reason: str = Field(default="federation agreed", min_length=1, max_length=1000)
 
 

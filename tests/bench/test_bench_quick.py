@@ -32,6 +32,8 @@ def test_quick_bench_writes_every_stage(
             "--quick",
             "--kafka",
             kafka_broker.bootstrap,
+            "--kafka-pki",
+            str(kafka_broker.pki.folder),
             "--out",
             str(tmp_path),
             "--no-progress",

@@ -128,7 +128,11 @@ def test_a_refusal_names_its_rule_with_the_api_s_own_words(page: Page, demo: Dem
             json={
                 "type": "referral.declined",
                 "recipients": ["border-police"],
-                "payload": {"referral_id": "ref-cp-legal", "reason_code": "migration-status"},
+                "payload": {
+                    "referral_id": "ref-cp-legal",
+                    "reason_code": "migration-status",
+                    "answered_by_officer": "cp-0001",
+                },
             },
         )
     assert api.status_code == 409

@@ -27,7 +27,7 @@ def test_asyncapi_3_document_with_our_channels() -> None:
     doc = _doc()
     assert doc["asyncapi"].startswith("3.")
     assert _matches(doc["channels"]["inbox"]["address"], inbox_topic("XA", "safe-house"))
-    assert _matches(doc["channels"]["deadLetter"]["address"], dead_letter_topic("XA"))
+    assert _matches(doc["channels"]["deadLetter"]["address"], dead_letter_topic("XA", "safe-house"))
     for op in doc["operations"].values():
         ref = op["channel"]["$ref"].split("/")[-1]
         assert ref in doc["channels"]

@@ -39,8 +39,27 @@ def test_no_row_lets_any_role_emit() -> None:
     for event_type, row in AUTHORITY.items():
         assert row.emitters, event_type
         assert row.emitters != frozenset(Role), event_type
-        assert Role.CONSULATE not in row.emitters, event_type
         assert Role.OVERSIGHT not in row.emitters, event_type
+
+
+def test_a_consulate_screens_and_answers_what_it_is_asked_nothing_more() -> None:
+    """The Bali Process guide names "embassy and consular officers" among those who can
+    identify a victim, and a consulate issues travel documents for a return: it screens,
+    answers a referral addressed to it and reports the service delivered, nothing else."""
+    consular = {t for t, row in AUTHORITY.items() if Role.CONSULATE in row.emitters}
+    assert consular == {
+        "case.screened",
+        "referral.accepted",
+        "referral.declined",
+        "services.delivered",
+    }
+
+
+def test_the_bali_guide_s_identifiers_may_screen() -> None:
+    screeners = authority("case.screened").emitters
+    for role in (Role.IMMIGRATION, Role.ASYLUM, Role.CONSULATE, Role.LAW_ENFORCEMENT):
+        assert role in screeners
+    assert Role.OVERSIGHT not in screeners and Role.COUNTERPART not in screeners
 
 
 @pytest.mark.parametrize(
@@ -55,8 +74,26 @@ def test_no_row_lets_any_role_emit() -> None:
         ("asylum.lodged", {Role.ASYLUM, Role.IMMIGRATION}),
         ("residence.granted", {Role.IMMIGRATION}),
         ("return.planning-started", {Role.COMPETENT_AUTHORITY}),
-        ("return.plan-agreed", {Role.COUNTERPART}),
-        ("reintegration.monitored", {Role.COUNTERPART}),
+        (
+            "return.plan-agreed",
+            {Role.COUNTERPART, Role.SERVICE_PROVIDER, Role.CHILD_PROTECTION},
+        ),
+        (
+            "reintegration.monitored",
+            {Role.COUNTERPART, Role.COMPETENT_AUTHORITY, Role.SERVICE_PROVIDER},
+        ),
+        ("age.assessed", {Role.CHILD_PROTECTION}),
+        (
+            "identification.review-requested",
+            {Role.COMPETENT_AUTHORITY, Role.SERVICE_PROVIDER, Role.CHILD_PROTECTION},
+        ),
+        ("case.linked", {Role.COMPETENT_AUTHORITY}),
+        ("residence.renewed", {Role.IMMIGRATION}),
+        ("residence.ended", {Role.IMMIGRATION}),
+        ("witness-protection.decided", {Role.LAW_ENFORCEMENT}),
+        ("proceedings.opened", {Role.LAW_ENFORCEMENT}),
+        ("proceedings.concluded", {Role.LAW_ENFORCEMENT}),
+        ("non-punishment.decided", {Role.LAW_ENFORCEMENT}),
     ],
 )
 def test_decisions_belong_to_their_authority(event_type: str, allowed: set[Role]) -> None:
@@ -83,6 +120,7 @@ def test_an_agency_with_several_roles_may_emit_what_any_of_them_may() -> None:
 def test_relaxing_flags_are_vouched_only_by_the_roles_that_establish_them() -> None:
     assert vouchers("guardian_appointed") == {Role.CHILD_PROTECTION}
     assert vouchers("best_interests_determined") == {Role.CHILD_PROTECTION}
+    assert vouchers("age_assessed_adult") == {Role.CHILD_PROTECTION}
     for row in AUTHORITY.values():
         assert row.establishes <= set(RELAXING_FLAGS)
     for flag in RELAXING_FLAGS:
@@ -98,9 +136,25 @@ def test_named_parties_are_clear_fields_of_the_event() -> None:
             assert fields[name] is DataCategory.OPERATIONAL, (event_type, name)
 
 
-def test_only_closing_orders_cannot_open_a_case() -> None:
+def test_only_closing_orders_and_links_cannot_open_a_case() -> None:
     closing = {t for t, row in AUTHORITY.items() if not row.opens_case}
-    assert closing == {"case.closed", "case.erasure-ordered"}
+    assert closing == {"case.closed", "case.erasure-ordered", "case.linked"}
+
+
+def test_justice_events_never_go_to_the_origin_side() -> None:
+    from contracts.authority import justice
+
+    barred = {t for t in AUTHORITY if justice(t)}
+    assert barred == {
+        "cooperation.decided",
+        "witness-protection.decided",
+        "proceedings.opened",
+        "proceedings.concluded",
+        "non-punishment.decided",
+    }
+    for t in barred:  # their substance is sealed as legal status
+        cats = set(categories_of(CATALOGUE[t]).values()) - {DataCategory.OPERATIONAL}
+        assert cats == {DataCategory.LEGAL_STATUS}, t
 
 
 def test_the_origin_side_and_who_may_address_it() -> None:

@@ -69,3 +69,59 @@ def test_every_event_type_has_a_valid_example() -> None:
     for event_type, (recipients, payload) in EXAMPLES.items():
         CATALOGUE[event_type].model_validate(payload)  # raises if it went stale
         assert recipients and all(isinstance(r, str) for r in recipients)
+
+
+README = DOMAIN.parents[1] / "README.md"
+ABBREVIATIONS = {
+    "FR": "first-responder",
+    "CA": "competent-authority",
+    "SP": "service-provider",
+    "CP": "child-protection",
+    "IM": "immigration",
+    "AS": "asylum",
+    "LE": "law-enforcement",
+    "CO": "consulate",
+    "CT": "counterpart",
+    "NC": "national-coordinator",
+}
+
+
+def _rows(text: str, heading: str) -> list[list[str]]:
+    section = text.split(heading, 1)[1]
+    lines = [line for line in section.splitlines() if line.startswith("|")]
+    out, started = [], False
+    for line in section.splitlines():
+        if line.startswith("|"):
+            started = True
+            out.append([c.strip() for c in line.strip("|").split("|")])
+        elif started:
+            break
+    assert lines, heading
+    return out[2:]  # without the header and the |---| line
+
+
+def test_the_readme_catalogue_is_the_catalogue_with_its_senders() -> None:
+    from contracts.authority import AUTHORITY
+
+    rows = _rows(README.read_text(), "## Event catalogue")
+    assert [r[0].strip("`") for r in rows] == list(CATALOGUE)
+    for name, version, senders, records in rows:
+        event_type = name.strip("`")
+        assert int(version) == CATALOGUE[event_type].version, event_type
+        roles = {ABBREVIATIONS[a] for a in senders.split()}
+        assert roles == {str(r) for r in AUTHORITY[event_type].emitters}, event_type
+        assert records, event_type
+
+
+def test_the_deadline_table_names_every_escalation_kind_and_policy_key() -> None:
+    from contracts.events import EscalationKind
+    from contracts.policy import CountryPolicy
+
+    rows = _rows(DOMAIN.read_text(), "### Deadlines and escalations")
+    kinds = [re.findall(r"`([a-z-]+)`", r[0])[0] for r in rows]
+    assert sorted(kinds) == sorted(EscalationKind)
+    for row in rows:
+        for key in re.findall(r"`([a-z_]+)`", row[2]):
+            assert key in CountryPolicy.model_fields, key
+        for event_type in re.findall(r"`([a-z-]+\.[a-z-]+)`", row[1] + row[5]):
+            assert event_type in CATALOGUE, event_type

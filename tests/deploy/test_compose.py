@@ -6,7 +6,12 @@
 - every NRM_* variable it sets is read somewhere in the project's code, and every
   POSTGRES_* variable given to an nrm service is one eventsourcing reads;
 - every health check URL is a route the service really serves (asked of a running
-  embedded bus: registry, node and notifier), on the port the service listens on.
+  embedded bus: registry, node and notifier), on the port the service listens on;
+- the broker's security settings are deploy/kafka.py's (TLS, principal mapping, the
+  authorizer, super users, no auto-created topics);
+- each service is given only its own secrets: passphrases and database passwords as
+  compose secrets, private keys in volumes, each owned by one party; public material only
+  in `trust`; no secret value in any environment.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
 SOURCE_DIRS = ("contracts", "services", "nrm")
 SHELL_HELPERS = {"test", "echo", "true"}
-URL = re.compile(r"http://127\.0\.0\.1:(\d+)(/[\w/-]*)")
+URL = re.compile(r"https?://127\.0\.0\.1:(\d+)(/[\w/-]*)")
 
 
 @pytest.fixture(scope="module")
@@ -116,11 +121,15 @@ def test_every_nrm_variable_is_read_by_the_code(services: dict[str, dict[str, An
         env = s.get("environment") or {}
         assert isinstance(env, dict), f"{name}: use a mapping for environment"
         for var in env:
+            # <VAR>_FILE names a file holding VAR (nrm.agency_cli.secret_from_env)
+            names = {var}
+            if var.endswith("_FILE") and "secret_from_env" in code:
+                names.add(var.removesuffix("_FILE"))
             if var.startswith("NRM_"):
-                assert re.search(rf"\b{var}\b", code), f"{name} sets {var}; no code reads it"
+                assert any(re.search(rf"\b{n}\b", code) for n in names), f"{name}: {var} unread"
                 checked += 1
             elif var.startswith("POSTGRES_") and kind_of(s):
-                assert var in postgres_names, f"{name} sets {var}; eventsourcing ignores it"
+                assert names & postgres_names, f"{name} sets {var}; eventsourcing ignores it"
     assert checked >= 20
 
 
@@ -169,3 +178,116 @@ def listen_port(service: dict[str, Any]) -> str:
                 return argv[i + 1]
     node_default = "8500"  # nrm node serve's default (NRM_PORT)
     return node_default
+
+
+def test_the_broker_is_secured_as_deploy_kafka_configures_it(
+    services: dict[str, dict[str, Any]], tmp_path: Path
+) -> None:
+    from tests.plugins.kafka_broker import load_deploy_module
+
+    kafka = load_deploy_module("kafka")
+    tls = kafka.BrokerTls(tmp_path / "ca.pem", tmp_path / "broker.pem")
+    me = kafka.Voter(1, 9093, 9094)
+    ours = dict(
+        line.split("=", 1)
+        for line in kafka.server_properties(tmp_path, me, [me], tls).split("\n")
+        if line
+    )
+    env = services["kafka"]["environment"]
+    theirs = {k.removeprefix("KAFKA_").lower().replace("_", "."): str(v) for k, v in env.items()}
+    for key in (
+        "listener.security.protocol.map",
+        "ssl.keystore.type",
+        "ssl.truststore.type",
+        "ssl.client.auth",
+        "ssl.protocol",
+        "ssl.enabled.protocols",
+        "ssl.endpoint.identification.algorithm",
+        "ssl.principal.mapping.rules",
+        "authorizer.class.name",
+        "allow.everyone.if.no.acl.found",
+        "super.users",
+        "auto.create.topics.enable",
+    ):
+        assert theirs.get(key) == ours[key], key
+    assert "PLAINTEXT" not in str(env)
+    for name, s in services.items():
+        for argv in nrm_commands(s):
+            assert not any(a.startswith("--bootstrap=") and "9092" in a for a in argv), name
+
+
+#: Who each service acts for. A secret or a private volume belongs to one party.
+OWNERS = {
+    "pki": "ca",
+    "keys-registry": "registry",
+    "registry": "registry",
+    "keys-operator": "operator",
+    "enrol": "operator",
+    "provision": "operator",
+    "keys-police": "police",
+    "node-police": "police",
+    "keys-authority": "authority",
+    "node-authority": "authority",
+    "keys-notifier": "notifier",
+    "notifier": "notifier",
+    "kafka": "broker",
+    "postgres": "database",
+}
+PUBLIC_VOLUMES = {"trust"}
+
+
+def _owner_of(resource: str) -> str:
+    """`police_passphrase`, `pg_police`, `keys-police`, `tls-police`, `police-data`."""
+    for pattern in (r"^(\w+)_passphrase$", r"^pg_(\w+)$", r"^(?:keys|tls)-(\w+)$", r"^(\w+)-data$"):
+        if m := re.match(pattern, resource):
+            return {"superuser": "database", "kafka": "broker", "postgres": "database"}.get(
+                m[1], m[1]
+            )
+    return {"pki-ca": "ca"}[resource]
+
+
+def _volumes(service: dict[str, Any]) -> list[str]:
+    return [str(v).split(":")[0] for v in service.get("volumes", [])]
+
+
+def test_no_service_is_given_another_parties_secret(
+    compose: dict[str, Any], services: dict[str, dict[str, Any]]
+) -> None:
+    assert set(OWNERS) == set(services), "name the owner of every service"
+    declared = set(compose["secrets"])
+    for name, s in services.items():
+        me = OWNERS[name]
+        for secret in s.get("secrets", []):
+            assert secret in declared
+            owner = _owner_of(secret)
+            # the database server checks every service's password: it is given them
+            issuer = me == "database" and secret.startswith("pg_")
+            assert owner == me or issuer, f"{name} is given {secret}, which is {owner}'s"
+        for volume in _volumes(s):
+            if volume in PUBLIC_VOLUMES:
+                continue
+            owner = _owner_of(volume)
+            issuer = me == "ca" and volume.startswith("tls-")  # the CA writes each TLS key
+            assert owner == me or issuer, f"{name} mounts {volume}, which is {owner}'s"
+        for var, value in (s.get("environment") or {}).items():
+            if re.search(r"PASSPHRASE|PASSWORD", var):
+                assert var.endswith(("_FILE", "_ENV")), f"{name}: {var} holds a secret inline"
+                assert str(value).startswith("/run/secrets/") or var.endswith("_ENV"), var
+
+
+def test_the_keys_that_matter_most_are_held_by_one_process(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    holders = {
+        volume: sorted(n for n, s in services.items() if volume in _volumes(s))
+        for volume in ("pki-ca", "keys-registry", "keys-notifier", "keys-police")
+    }
+    assert holders["pki-ca"] == ["pki"]
+    assert holders["keys-registry"] == ["keys-registry", "registry"]  # directory signing
+    assert holders["keys-police"] == ["keys-police", "node-police"]
+    assert holders["keys-notifier"] == ["keys-notifier", "notifier"]
+    notifier = services["notifier"]
+    assert not [v for v in _volumes(notifier) if re.match(r"(keys|tls)-(police|authority)", v)]
+    assert [a for a in notifier["command"] if "/keys/" in a] == [
+        "--identity=/keys/notifier.keystore"
+    ]

@@ -1,16 +1,20 @@
 """Harness for fault drills: a country's registry in this process, nodes as OS processes.
 
 Each drill registers fresh agencies (unique ids, so unique topics and consumer groups on
-the session's shared broker) with a real registry, then runs nodes with `nrm node serve`
-in child processes configured only by environment, exactly as a deployment would, so a
-node can be killed with SIGKILL and started again on the same store.
+the session's shared broker) with a real registry, has the operator provision the
+secured broker from the registry's directory (topics, one principal and its ACLs per
+agency), then runs nodes with `nrm node serve` in child processes configured only by
+environment, exactly as a deployment would (each with its own certificate), so a node can
+be killed with SIGKILL and started again on the same store.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -23,7 +27,10 @@ import httpx
 import pytest
 
 from contracts.vocabulary import Role
+from nrm.broker import SecuredKafka
 from nrm.embedded import AgencySpec, CountryBus, free_port
+from nrm.pki import OPERATOR, LocalCA
+from referral_router.transport.kafka_access import provision
 from tests.bus.running import RunningBus
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -52,16 +59,19 @@ def fresh_agencies() -> tuple[AgencySpec, AgencySpec]:
 
 
 class RegistryOnly(RunningBus):
-    """A CountryBus that runs the registry and registers its agencies, but no nodes."""
+    """A CountryBus that runs the registry (over HTTPS with `https`, the CA node processes
+    trust) and registers its agencies, but no nodes."""
 
-    def __init__(self, data_dir: Path, agencies: tuple[AgencySpec, ...]) -> None:
+    def __init__(
+        self, data_dir: Path, agencies: tuple[AgencySpec, ...], https: LocalCA | None = None
+    ) -> None:
         import asyncio
         import threading
 
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
-        self.bus = CountryBus("XA", data_dir, agencies=agencies)
+        self.bus = CountryBus("XA", data_dir, agencies=agencies, https=https)
         self.bus.root.mkdir(parents=True, exist_ok=True)
         self.run(self.bus._start_registry(), timeout=60)
         self.run(self.bus._register_agencies(), timeout=60)
@@ -84,7 +94,7 @@ class RegistryOnly(RunningBus):
 
 @dataclass
 class NodeProcess:
-    """One `nrm node serve` child process."""
+    """One `nrm node serve` child process, serving HTTPS."""
 
     agency: str
     env: dict[str, str]
@@ -92,9 +102,13 @@ class NodeProcess:
     proc: subprocess.Popen[bytes] | None = None
     url: str = ""
 
+    @property
+    def verify(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=self.env["NRM_CA_FILE"])
+
     def start(self, timeout: float = 60.0, **extra_env: str) -> NodeProcess:
         env = {**self.env, **extra_env}
-        self.url = f"http://127.0.0.1:{env['NRM_PORT']}"
+        self.url = f"https://127.0.0.1:{env['NRM_PORT']}"
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "nrm.node_cli", "node", "serve"],
@@ -108,7 +122,8 @@ class NodeProcess:
             if self.proc.poll() is not None:
                 raise AssertionError(f"{self.agency} exited {self.proc.returncode}:\n{self.tail()}")
             try:
-                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
+                ready = httpx.get(f"{self.url}/readyz", timeout=2, verify=self.verify)
+                if ready.status_code == 200:
                     return self
             except httpx.HTTPError:
                 pass
@@ -144,9 +159,22 @@ class Country:
     """A registry with fresh agencies, and node processes started on demand."""
 
     registry: RegistryOnly
-    transport_url: str
+    kafka: SecuredKafka
     folder: Path
     nodes: list[NodeProcess] = field(default_factory=list)
+
+    def provision(self) -> None:
+        """The operator's provisioning from the registry's signed directory."""
+
+        async def run() -> None:
+            operator = self.kafka.transport(OPERATOR)
+            try:
+                directory = await asyncio.to_thread(self.bus.directory_client().refresh)
+                await provision(operator, directory)
+            finally:
+                await operator.close()
+
+        self.registry.run(run(), timeout=60)
 
     @property
     def bus(self) -> CountryBus:
@@ -158,6 +186,7 @@ class Country:
         """A node process for `agency` (not started); replicas share `store` settings."""
         keychain = self.bus.keychain
         keychain.master_key(agency)
+        tls = self.kafka.tls_for(agency)
         home = self.folder / (name or agency)
         home.mkdir(parents=True, exist_ok=True)
         shared = self.folder / agency
@@ -167,7 +196,11 @@ class Country:
             **KAFKA_ENV,
             "NRM_AGENCY_ID": agency,
             "NRM_COUNTRY": "XA",
-            "NRM_TRANSPORT": self.transport_url,
+            "NRM_TRANSPORT": self.kafka.url,
+            "NRM_KAFKA_CA_FILE": str(tls.ca_file),
+            "NRM_KAFKA_CERT_FILE": str(tls.cert_file),
+            "NRM_TLS_CERT_FILE": str(tls.cert_file),  # the same identity serves HTTPS
+            "NRM_CA_FILE": str(tls.ca_file),
             "NRM_REGISTRY_URL": self.bus.registry_url,
             "NRM_TRUST_ANCHOR": str(self.registry.anchor),
             "NRM_KEYSTORE": str(keychain.folder / f"{agency}.keystore"),
@@ -190,7 +223,9 @@ class Country:
         def auth(request: httpx.Request) -> None:
             request.headers["Authorization"] = f"Bearer {bus.token(node.agency)}"
 
-        return httpx.Client(base_url=node.url, timeout=30, event_hooks={"request": [auth]})
+        return httpx.Client(
+            base_url=node.url, timeout=30, verify=node.verify, event_hooks={"request": [auth]}
+        )
 
     def stop(self) -> None:
         for node in self.nodes:
@@ -203,9 +238,10 @@ def kafka_country(
     kafka_broker: Any, tmp_path: Path
 ) -> Iterator[tuple[Country, AgencySpec, AgencySpec]]:
     sender, receiver = fresh_agencies()
-    registry = RegistryOnly(tmp_path / "country", (sender, receiver))
-    country = Country(registry, f"kafka://{kafka_broker.bootstrap}", tmp_path / "nodes")
+    registry = RegistryOnly(tmp_path / "country", (sender, receiver), kafka_broker.pki)
+    country = Country(registry, kafka_broker, tmp_path / "nodes")
     try:
+        country.provision()
         yield country, sender, receiver
     finally:
         country.stop()

@@ -24,11 +24,11 @@ from .conftest import Country, received_ids, screen, wait_for
 pytestmark = pytest.mark.kafka
 
 
-async def _records_on(bootstrap: str, topic: str) -> int:
+async def _records_on(kafka: Any, topic: str) -> int:
     """How many records were ever appended to `topic` (end offsets; deletions aside)."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    consumer = AIOKafkaConsumer(**kafka.client_options())
     await consumer.start()
     try:
         parts = consumer._client.cluster.partitions_for_topic(topic)
@@ -75,5 +75,5 @@ def test_kill_between_publish_and_position_record_delivers_exactly_once(
     assert sorted(got) == sorted(accepted), "an event was lost or applied twice"
 
     topic = inbox_topic("XA", receiver_spec.id)
-    on_topic = asyncio.run(_records_on(kafka_broker.bootstrap, topic))
+    on_topic = asyncio.run(_records_on(kafka_broker, topic))
     assert on_topic > len(accepted), "the crash should have made the relay publish again"

@@ -34,7 +34,7 @@ def expected_views() -> dict[str, Counter[tuple[str, str]]]:
 
 
 def test_demo_scenario_over_kafka_every_view(kafka_broker: Any, tmp_path: Path) -> None:
-    with running_bus(tmp_path, transport_url=f"kafka://{kafka_broker.bootstrap}") as rb:
+    with running_bus(tmp_path, kafka=kafka_broker) as rb:
         out = io.StringIO()
         t0 = time.monotonic()
         case = rb.run(play(rb.bus, out), timeout=240)

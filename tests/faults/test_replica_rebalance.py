@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from referral_router.store.case_store import RECEIVED, CaseStore
-from referral_router.transport.topics import inbox_topic
+from referral_router.transport.topics import consumer_group, inbox_topic
 from tests.router.test_case_store import postgres_env
 
 from .conftest import Country, screen, wait_for
@@ -27,10 +27,10 @@ from .conftest import Country, screen, wait_for
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 
 
-async def _group_members(bootstrap: str, group: str) -> int:
+async def _group_members(kafka: Any, group: str) -> int:
     from aiokafka.admin import AIOKafkaAdminClient
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(**kafka.client_options())
     await admin.start()
     try:
         (described,) = await admin.describe_consumer_groups([group])
@@ -40,10 +40,10 @@ async def _group_members(bootstrap: str, group: str) -> int:
         await admin.close()
 
 
-async def _end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
+async def _end_offsets(kafka: Any, topic: str) -> dict[int, int]:
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    consumer = AIOKafkaConsumer(**kafka.client_options())
     await consumer.start()
     try:
         await consumer._client.force_metadata_update()
@@ -76,9 +76,9 @@ def test_two_replicas_rebalance_without_loss_or_double_apply(
     first = country.node(receiver_spec.id, "replica-1", store=pg_settings).start()
     second = country.node(receiver_spec.id, "replica-2", store=pg_settings).start()
     sender = country.node(sender_spec.id).start()
-    group = f"node.{receiver_spec.id}"
+    group = consumer_group(receiver_spec.id)
     wait_for(
-        lambda: asyncio.run(_group_members(kafka_broker.bootstrap, group)) == 2,
+        lambda: asyncio.run(_group_members(kafka_broker, group)) == 2,
         30,
         "both replicas in the group",
     )
@@ -99,12 +99,12 @@ def test_two_replicas_rebalance_without_loss_or_double_apply(
         got = _received(store)
         assert sorted(got) == sorted(sent), "an event was lost or applied twice"
         topic = inbox_topic("XA", receiver_spec.id)
-        ends = asyncio.run(_end_offsets(kafka_broker.bootstrap, topic))
+        ends = asyncio.run(_end_offsets(kafka_broker, topic))
         assert sum(ends.values()) >= len(sent)
         for partition, end in ends.items():  # every record of every partition tracked
             if end:
                 assert store.cursor(f"{topic}:{partition}").position == end
     finally:
         store.close()
-    assert asyncio.run(_group_members(kafka_broker.bootstrap, group)) == 1
+    assert asyncio.run(_group_members(kafka_broker, group)) == 1
     assert second.proc is not None and second.proc.poll() is None

@@ -4,15 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
+import ssl
 import threading
 from collections.abc import Coroutine, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
 import pytest
 
-from nrm.federation_demo import FederatedBuses, play
+from contracts.directory import KeyUse
+from contracts.federation import stamp_delivery
+from contracts.sealing.keys import b64d
+from nrm.federation_demo import GATEWAY, FederatedBuses, play
+from nrm.pki import leaf_pem
 
 T = TypeVar("T")
 
@@ -50,6 +57,37 @@ class RunningPair:
 
     def settle(self) -> None:
         self.run(self.pair.settle(), timeout=60)
+
+    def tls_as(self, country: str | None, door: str) -> ssl.SSLContext:
+        """A TLS context for `door`'s border: trusting its certificate alone, and
+        presenting `country`'s gateway certificate (None: no client certificate)."""
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.load_verify_locations(cadata=leaf_pem(self.pair.gateway_tls[door]))
+        ctx.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
+        if country is not None:
+            ctx.load_cert_chain(str(self.pair.gateway_tls[country]))
+        return ctx
+
+    def border(self, door: str, as_country: str | None) -> httpx.Client:
+        """A client of `door`'s border door, as `as_country`'s gateway would connect."""
+        return httpx.Client(
+            base_url=self.pair.gateway_urls[door],
+            timeout=30,
+            verify=self.tls_as(as_country, door),
+        )
+
+    def stamped(self, body: dict[str, Any], by: str, at: datetime | None = None) -> dict[str, Any]:
+        """`body` with a stamp signed by `by`'s gateway key (its real, registered key)."""
+        keys = self.pair.buses[by].agency_keys[GATEWAY[by]].current(KeyUse.SIGNING)
+        stamp = stamp_delivery(
+            b64d(body["forwarding"]),
+            GATEWAY[by],
+            keys.key_id,
+            keys.ed25519(),
+            at or datetime.now(UTC),
+            os.urandom(16),
+        )
+        return {**body, "stamp": stamp.model_dump(mode="json")}
 
     def stop(self) -> None:
         try:

@@ -6,7 +6,7 @@ The ending test changes the federation and therefore runs last in this module.""
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -218,30 +218,107 @@ def forged_forwarding(case: str) -> dict[str, object]:
 
 
 def test_forged_envelope_claiming_xa_is_refused_by_xb(federation: RunningPair) -> None:
+    """XA's gateway itself (its pinned certificate, its real stamp) relays a forgery: the
+    door lets it in, XB's counterpart node refuses the signatures."""
     case = "case-" + uuid.uuid4().hex[:20]
-    url = federation.pair.gateway_urls[XB]
-    resp = httpx.post(f"{url}/v1/federation/inbound", json=forged_forwarding(case), timeout=30)
-    assert "XA's directory" in assert_problem(resp, "border-refused", rule="SIGNATURE").detail
-    assert federation.case(XB, "reintegration-office", case).status_code == 404
-    bad = httpx.post(f"{url}/v1/federation/inbound", json={"forwarding": "x"}, timeout=30)
-    assert_problem(bad, "malformed-forwarding", rule="CONTRACT")
+    with federation.border(XB, as_country=XA) as door:
+        body = federation.stamped(forged_forwarding(case), by=XA)
+        resp = door.post("/v1/federation/inbound", json=body)
+        assert "XA's directory" in assert_problem(resp, "border-refused", rule="SIGNATURE").detail
+        assert federation.case(XB, "reintegration-office", case).status_code == 404
+        bad = door.post("/v1/federation/inbound", json={"forwarding": "x"})
+        assert_problem(bad, "malformed-forwarding", rule="CONTRACT")
 
 
-@pytest.mark.parametrize(
-    "bad",
-    framework_errors("/v1/federation/inbound", "/v1/federation/crossings", {"limit": 0}),
-    ids=str,
-)
-def test_the_gateway_answers_every_error_as_a_problem(
+def test_a_replayed_or_stale_delivery_is_refused_at_the_border(federation: RunningPair) -> None:
+    case = "case-" + uuid.uuid4().hex[:20]
+    with federation.border(XB, as_country=XA) as door:
+        body = federation.stamped(forged_forwarding(case), by=XA)
+        first = door.post("/v1/federation/inbound", json=body)
+        assert first.json()["error"] == "border-refused"  # reached the node, which refused
+        replayed = door.post("/v1/federation/inbound", json=body)
+        assert "replayed" in assert_problem(replayed, "delivery-refused").detail
+        old = federation.stamped(body, by=XA, at=datetime.now(UTC) - timedelta(minutes=10))
+        stale = door.post("/v1/federation/inbound", json=old)
+        assert "outside" in assert_problem(stale, "delivery-refused").detail
+        not_ours = federation.stamped(body, by=XB)  # XB's own key, not its peer's gateway
+        assert_problem(door.post("/v1/federation/inbound", json=not_ours), "delivery-refused")
+
+
+@pytest.mark.parametrize("as_country", [None, XB], ids=["no-certificate", "own-ca-not-pinned"])
+def test_the_border_door_refuses_any_client_but_the_pinned_peer_gateway(
+    federation: RunningPair, as_country: str | None
+) -> None:
+    """No client certificate, or a valid certificate of the door's own CA that is not the
+    one the federation agreement names: the TLS handshake fails, no request is read."""
+    with federation.border(XB, as_country=as_country) as door, pytest.raises(httpx.HTTPError):
+        door.get("/healthz")
+    plain = federation.pair.gateway_urls[XB].replace("https://", "http://")
+    with pytest.raises(httpx.HTTPError):
+        httpx.get(f"{plain}/healthz", timeout=10)
+    with federation.border(XB, as_country=XA) as door:
+        assert door.get("/healthz").status_code == 200
+
+
+def test_a_ten_megabyte_delivery_gets_413_at_the_border(federation: RunningPair) -> None:
+    ledger = federation.pair.gateways[XB].ledger
+    before = len(ledger.list(limit=1000))
+    with federation.border(XB, as_country=XA) as door:
+        resp = door.post(
+            "/v1/federation/inbound",
+            content=b"{" + b" " * (10 * 1024 * 1024),
+            headers={"Content-Type": "application/json"},
+        )
+    assert_problem(resp, "payload-too-large")
+    assert len(ledger.list(limit=1000)) == before  # nothing recorded
+
+
+def test_the_crossings_are_for_the_gateway_itself_and_oversight(federation: RunningPair) -> None:
+    bus = federation.pair.buses[XA]
+    url = f"{federation.pair.admin_urls[XA]}/v1/federation/crossings"
+    gateway = GATEWAY[XA]
+
+    def as_(agency: str) -> httpx.Response:
+        token = bus.token(agency, node=gateway)
+        return httpx.get(url, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+
+    assert_problem(httpx.get(url, timeout=30), "unauthenticated")
+    assert "oversight" in assert_problem(as_("border-police"), "forbidden").detail
+    assert as_("rapporteur").status_code == 200
+    assert as_(gateway).status_code == 200
+
+
+BORDER_ERRORS = [
+    b
+    for b in framework_errors("/v1/federation/inbound", "/healthz", {})
+    if not (b.method == "GET" and b.error == "schema-violation")  # /healthz takes no query
+]
+
+
+@pytest.mark.parametrize("bad", BORDER_ERRORS, ids=str)
+def test_the_border_door_answers_every_error_as_a_problem(
     federation: RunningPair, bad: BadRequest
 ) -> None:
     url = federation.pair.gateway_urls[XB]
-    assert_refused(bad.send(url), bad)
+    assert_refused(bad.send(url, verify=federation.tls_as(XA, XB)), bad)
+
+
+@pytest.mark.parametrize(
+    "bad", framework_errors(None, "/v1/federation/crossings", {"limit": 0}), ids=str
+)
+def test_the_local_door_answers_every_error_as_a_problem(
+    federation: RunningPair, bad: BadRequest
+) -> None:
+    bus = federation.pair.buses[XB]
+    token = {"Authorization": f"Bearer {bus.token(GATEWAY[XB])}"}
+    assert_refused(bad.send(federation.pair.admin_urls[XB], token), bad)
 
 
 def test_the_gateway_documents_its_errors_as_problems(federation: RunningPair) -> None:
-    document = httpx.get(f"{federation.pair.gateway_urls[XA]}/openapi.json", timeout=30).json()
-    assert assert_openapi_problems(document) >= 5
+    local = httpx.get(f"{federation.pair.admin_urls[XA]}/openapi.json", timeout=30).json()
+    with federation.border(XA, as_country=XB) as door:
+        border = door.get("/openapi.json").json()
+    assert assert_openapi_problems(local) + assert_openapi_problems(border) >= 5
 
 
 @pytest.mark.parametrize(

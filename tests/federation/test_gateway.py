@@ -1,12 +1,15 @@
 """The gateway alone, both ways: real keys, stores and sealing, beliefs held in memory
 (`tests.federation.border`). Outbound refusals are dead letters in the gateway node's
 store; inbound deliveries go through the counterpart node's reception, so a forgery, a
-border rule or a receive rule ends as a dead letter there, and a repeat as a duplicate."""
+border rule or a receive rule ends as a dead letter there, and a repeat as a duplicate.
+At the door, before any of that, a delivery that is stale, replayed or not stamped by
+the peer's gateway is refused and nothing is looked up or recorded."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
@@ -22,7 +25,7 @@ from contracts.events import (
     ReturnPlanningStarted,
     RiskAssessed,
 )
-from contracts.federation import CounterpartGrant
+from contracts.federation import FRESHNESS, CounterpartGrant, stamp_delivery
 from contracts.kafka_binding import encode
 from contracts.sealing import (
     SigningKey,
@@ -237,8 +240,22 @@ def test_an_unreachable_peer_stops_the_pump_and_the_event_crosses_later(border: 
 # --- inbound ---------------------------------------------------------------------------
 
 
-def body(fw: Any, grant: bytes | None = None) -> dict[str, Any]:
-    return {"forwarding": b64e(fw.canonical_bytes()), "grant": b64e(grant) if grant else None}
+def body(
+    fw: Any, grant: bytes | None = None, *, by: SigningKey | None = None, at: datetime | None = None
+) -> dict[str, Any]:
+    """A delivery as the peer's gateway posts it: stamped by that gateway (its real key
+    unless `by`), now (unless `at`)."""
+    raw = fw.canonical_bytes()
+    origin = fw.original.country
+    key = by or signer(XA if origin == "XA" else XB, GATEWAY[origin])
+    stamp = stamp_delivery(
+        raw, key.agency_id, key.key_id, key.private_key, at or datetime.now(UTC), os.urandom(16)
+    )
+    return {
+        "forwarding": b64e(raw),
+        "grant": b64e(grant) if grant else None,
+        "stamp": stamp.model_dump(mode="json"),
+    }
 
 
 def hand_made(
@@ -361,7 +378,9 @@ def test_keys_beyond_the_peers_agreement_are_refused_on_arrival(border: Border) 
     border.trust["XA"].documents["XB"] = document("XB", (wider,))
     case = new_case()
     assessed(border, case)
-    completed = ReturnCompleted(voluntary=True, travel_details="flight XB-204")
+    completed = ReturnCompleted(
+        voluntary=True, confirmed_by_officer="ca-1", travel_details="flight XB-204"
+    )
     env, grant = border.authored(
         completed, "return.completed", case, frozenset({DataCategory.SERVICE})
     )
@@ -395,10 +414,8 @@ def test_the_counterpart_node_applies_its_receive_rules_to_what_crosses(border: 
     assert (letter.rule, letter.sender) == ("ROLE", "xb-rapporteur")
 
 
-def test_a_repeated_delivery_is_a_duplicate_and_its_grant_is_not_taken(border: Border) -> None:
-    case = new_case()
-    assessed(border, case)
-    env = planned(border, case)
+def carried_once(border: Border) -> list[dict[str, Any]]:
+    """XA's gateway pumps one event across; returns the deliveries it posted to XB's."""
     sent: list[dict[str, Any]] = []
     xb = border.gateways["XB"]
 
@@ -408,11 +425,20 @@ def test_a_repeated_delivery_is_a_duplicate_and_its_grant_is_not_taken(border: B
 
     border.gateways["XA"].send = capture
     assert border.gateways["XA"].pump() == 1
-    (first,) = sent
-    # The same forwarding again, with a grant of another key for the same pair.
+    return sent
+
+
+def test_a_repeated_delivery_is_a_duplicate_and_its_grant_is_not_taken(border: Border) -> None:
+    case = new_case()
+    assessed(border, case)
+    env = planned(border, case)
+    xb = border.gateways["XB"]
+    (first,) = carried_once(border)
+    # The same forwarding again, freshly stamped, with a grant of another key for the pair.
     other = new_case_key(case, GATEWAY["XA"], CP)
     grant = border.nodes["XA"].seal.grant(other, XB.directory.current_encryption_key(CP))
-    status, answer = xb.receive({**first, "grant": b64e(grant)})
+    again = body(parse_forwarding(b64d(first["forwarding"])), grant)
+    status, answer = xb.receive(again)
     assert (status, answer["outcome"]) == (202, "duplicate")
     cp = border.counterparts["XB"]
     assert cp.parts.seal.case_keys.get(case, GATEWAY["XA"], CP, other.key_id) is None
@@ -462,7 +488,7 @@ def test_a_delivery_replayed_after_erasure_leaves_nothing_that_opens_the_case(
     border.gateways["XA"].send = capture
     assert border.gateways["XA"].pump() == 1
     completed, grant = border.authored(
-        ReturnCompleted(voluntary=True, travel_details="flight XB-9"),
+        ReturnCompleted(voluntary=True, confirmed_by_officer="ca-1", travel_details="flight XB-9"),
         "return.completed",
         case,
         IDENTITY_HEALTH,
@@ -494,7 +520,10 @@ def test_a_delivery_replayed_after_erasure_leaves_nothing_that_opens_the_case(
     assert case not in cp.parts.seal.case_keys.cases()
     assert cp.forwardings.get(str(env.id), CP) is None
 
-    status, answer = xb.receive(planning_body)
+    status, answer = xb.receive(planning_body)  # byte for byte: the door refuses it
+    assert (status, answer["error"]) == (403, "delivery-refused")
+    restamped = body(parse_forwarding(b64d(str(planning_body["forwarding"]))))
+    status, answer = xb.receive(restamped)  # a peer gateway sending it again, freshly
     assert (status, answer["outcome"]) == (202, "duplicate")
     status, answer = xb.receive(completion_body)
     assert (status, answer["rule"]) == (403, "ERASED")
@@ -503,3 +532,56 @@ def test_a_delivery_replayed_after_erasure_leaves_nothing_that_opens_the_case(
         fw = parse_forwarding(b64d(str(replayed["forwarding"])))
         assert cp.forwardings.get(str(fw.original.id), CP) is None
         prove_unopenable(fw, key_sources=[cp.parts.seal.case_keys.get])
+
+
+# --- the door ------------------------------------------------------------------------
+
+
+def test_a_replayed_delivery_is_refused_at_the_door(border: Border) -> None:
+    case = new_case()
+    assessed(border, case)
+    planned(border, case)
+    xb = border.gateways["XB"]
+    (first,) = carried_once(border)
+    before = len(border.ledgers["XB"].list())
+    status, answer = xb.receive(first)  # byte for byte, stamp and all
+    assert (status, answer["error"]) == (403, "delivery-refused")
+    assert "replayed" in answer["detail"]
+    assert len(border.ledgers["XB"].list()) == before
+    assert border.counterparts["XB"].parts.store.dead_letters() == []
+
+
+@pytest.mark.parametrize(
+    ("why", "stamp", "said"),
+    [
+        ("stale", {"at": -FRESHNESS - timedelta(seconds=5)}, "outside"),
+        ("from the future", {"at": FRESHNESS + timedelta(minutes=1)}, "outside"),
+        ("forged key", {"by": SigningKey.generate(GATEWAY["XA"], "forged-9")}, "no signing key"),
+        ("not the gateway", {"by": signer(XA, "nrm-authority")}, "not XA's gateway"),
+    ],
+)
+def test_a_delivery_not_fresh_or_not_stamped_by_the_peer_gateway_is_refused(
+    border: Border, why: str, stamp: dict[str, Any], said: str
+) -> None:
+    """Refused at the door: nothing recorded in the ledger or at the counterpart node."""
+    case = new_case()
+    fw = hand_made(signer(XA, "nrm-authority"), signer(XA, GATEWAY["XA"]), case)
+    if "at" in stamp:  # an offset from now, taken now
+        stamp = {"at": datetime.now(UTC) + stamp["at"]}
+        border.trust["XB"].unreachable = True  # refused before any registry is asked
+    status, answer = border.gateways["XB"].receive(body(fw, **stamp))
+    assert (status, answer["error"]) == (403, "delivery-refused"), answer
+    assert said in answer["detail"]
+    assert border.ledgers["XB"].list() == []
+    cp = border.counterparts["XB"]
+    assert cp.parts.store.dead_letters() == [] and cp.parts.store.log() == []
+
+
+def test_a_stamp_moved_onto_another_forwarding_is_refused(border: Border) -> None:
+    case = new_case()
+    one = hand_made(signer(XA, "nrm-authority"), signer(XA, GATEWAY["XA"]), case)
+    two = hand_made(signer(XA, "nrm-authority"), signer(XA, GATEWAY["XA"]), case)
+    moved = {**body(two), "stamp": body(one)["stamp"]}
+    status, answer = border.gateways["XB"].receive(moved)
+    assert (status, answer["error"]) == (403, "delivery-refused")
+    assert "another forwarding" in answer["detail"]

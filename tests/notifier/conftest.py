@@ -4,9 +4,10 @@ each served by uvicorn on 127.0.0.1 (random ports), with real keys and tokens.
 The router double (`RouterDouble`) is a small FastAPI app that implements the two parts
 of the router's HTTP contract the notifier uses — `GET /v1/log` (same paging, cursor and
 item shape as services/referral-router/api/cases.py) and `POST /v1/cases/{case}/events`
-(token of the node's own agency, Idempotency-Key replays the first answer, refusals as
-problems) — and
-records what it gets. It stands in for a full node so these tests need no bus.
+(Idempotency-Key replays the first answer, refusals as problems) — and records what it
+gets. Like a node, it accepts the notifier's own identity with the scope each route needs
+(`log:read`, `escalate`), never an agency key the notifier would have to hold. It stands
+in for a full node so these tests need no bus.
 """
 
 from __future__ import annotations
@@ -27,7 +28,14 @@ import uvicorn
 from fastapi import FastAPI, Header, Query, Request
 from fastapi.responses import JSONResponse
 
-from contracts.agency_token import AuthError, ReplayCache, TokenVerifier, issue_token
+from contracts.agency_token import (
+    AuthError,
+    FixedParties,
+    FixedParty,
+    ReplayCache,
+    TokenVerifier,
+    issue_token,
+)
 from contracts.directory import Directory, KeyUse
 from contracts.events import CaseEscalated
 from contracts.keystore import AgencyKeys, generate_agency_keys
@@ -89,6 +97,7 @@ def token(keys: AgencyKeys, audience: str) -> dict[str, str]:
 class RouterDouble:
     agency_id: str
     directory: Callable[[], Directory]
+    notifier: FixedParty
     items: list[dict[str, Any]] = field(default_factory=list)
     posted: list[dict[str, Any]] = field(default_factory=list)
     answers: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -128,16 +137,18 @@ class RouterDouble:
         app = FastAPI()
         replay = ReplayCache()
 
-        def check(authorization: str | None) -> JSONResponse | None:
-            verifier = TokenVerifier(self.directory, self.url, replay_cache=replay)
+        parties = FixedParties(self.notifier)
+
+        def check(authorization: str | None, scope: str) -> JSONResponse | None:
+            verifier = TokenVerifier(lambda: parties, self.url, replay_cache=replay)
             try:
-                who = verifier.authenticate(authorization).agency_id
+                verified = verifier.authenticate(authorization)
             except AuthError as exc:
                 refused = auth_problem(exc)
             else:
-                if who == self.agency_id:
+                if scope in verified.scope:
                     return None
-                refused = problem("forbidden", "not this node")
+                refused = problem("forbidden", f"needs {scope}")
             return JSONResponse(refused.body(), refused.status, media_type=MEDIA_TYPE)
 
         @app.get("/v1/log")
@@ -146,7 +157,7 @@ class RouterDouble:
             limit: int = Query(100, ge=1, le=500),
             authorization: str | None = Header(None),
         ) -> Any:
-            if (refused := check(authorization)) is not None:
+            if (refused := check(authorization, "log:read")) is not None:
                 return refused
             batch = [i for i in self.items if i["position"] > after][:limit]
             return {
@@ -161,7 +172,7 @@ class RouterDouble:
             authorization: str | None = Header(None),
             idempotency_key: str | None = Header(None, alias="Idempotency-Key"),
         ) -> Any:
-            if (refused := check(authorization)) is not None:
+            if (refused := check(authorization, "escalate")) is not None:
                 return refused
             body = await request.json()
             self.posted.append({"case": case, "key": idempotency_key, "body": body})
@@ -248,6 +259,7 @@ class World:
     registry_url: str
     operator: AgencyKeys
     agencies: dict[str, AgencyKeys]
+    notifier_keys: AgencyKeys
     router: RouterDouble
     receiver: Receiver
     clock: MovableClock
@@ -286,16 +298,18 @@ class World:
             escalation_retry_seconds=0.05,
             sse_poll_seconds=0.05,
         )
-        served = ServedAgency(
-            self.router.agency_id, self.router.url, self.agencies[self.router.agency_id]
+        served = ServedAgency(self.router.agency_id, self.router.url)
+        return NotifierRuntime(
+            settings, [served], self.registry.directory, self.notifier_keys, clock=self.clock
         )
-        return NotifierRuntime(settings, [served], self.registry.directory, clock=self.clock)
 
 
 ROLES = {
     "xa-shelter": ["service-provider"],
     "xa-police": ["first-responder"],
     "xa-authority": ["competent-authority"],
+    "xa-cp": ["child-protection"],
+    "xa-rapporteur": ["oversight"],
 }
 
 
@@ -322,6 +336,10 @@ def _registration(keys: AgencyKeys, roles: list[str]) -> dict[str, Any]:
 async def world(tmp: Path, node_agency: str = "xa-shelter") -> AsyncIterator[World]:
     registry_keys = generate_agency_keys("xa-registry")
     operator = generate_agency_keys("xa-coordinator")
+    notifier_keys = generate_agency_keys("xa-notifier")
+    notifier = FixedParty(
+        notifier_keys.agency_id, tuple(p.public_record() for p in notifier_keys.pairs)
+    )
     signing = registry_keys.current(KeyUse.SIGNING)
     config = RegistryConfig(
         country=COUNTRY,
@@ -329,6 +347,7 @@ async def world(tmp: Path, node_agency: str = "xa-shelter") -> AsyncIterator[Wor
         signing_key_id=signing.key_id,
         operator_id=operator.agency_id,
         operator_keys=tuple(p.public_record() for p in operator.pairs),
+        notifier=notifier,
     )
     env = {
         "PERSISTENCE_MODULE": "eventsourcing.sqlite",
@@ -336,7 +355,7 @@ async def world(tmp: Path, node_agency: str = "xa-shelter") -> AsyncIterator[Wor
     }
     registry = Registry(config, env=env)
     agencies = {a: generate_agency_keys(a) for a in ROLES}
-    router = RouterDouble(node_agency, registry.directory)
+    router = RouterDouble(node_agency, registry.directory, notifier)
     receiver = Receiver()
     async with (
         serve(registry_app(registry)) as registry_url,
@@ -353,7 +372,16 @@ async def world(tmp: Path, node_agency: str = "xa-shelter") -> AsyncIterator[Wor
             )
             assert r.status_code == 201, r.text
         yield World(
-            tmp, registry, registry_url, operator, agencies, router, receiver, MovableClock(), http
+            tmp,
+            registry,
+            registry_url,
+            operator,
+            agencies,
+            notifier_keys,
+            router,
+            receiver,
+            MovableClock(),
+            http,
         )
 
 

@@ -29,8 +29,10 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from contracts.endpoints import router_audience
 from contracts.events import CATALOGUE
 from nrm.embedded import OPERATOR_ID
+from nrm.federation_demo import GATEWAY
 from nrm_client import Credentials
 from tests.bus.running import RunningBus, running_bus
 from tests.federation.conftest import RunningPair, federation  # noqa: F401 (a fixture)
@@ -51,6 +53,9 @@ class Service:
     url: str
     credentials: Credentials | None
     audience: str
+    #: For a door with mutual TLS: requests' `verify` and `cert`, and httpx's `verify`.
+    tls: dict[str, str] | None = None
+    verify: Any = True
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +90,7 @@ def token_auth(service: Service) -> type:
 def fuzz(service: Service) -> dict[str, set[int]]:
     """Every operation of the service, EXAMPLES_PER_OPERATION requests each; returns the
     statuses seen per operation."""
-    document = httpx.get(f"{service.url}/openapi.json", timeout=30).json()
+    document = httpx.get(f"{service.url}/openapi.json", timeout=30, verify=service.verify).json()
     validate(document)  # raises OpenAPIValidationError with the path at fault
     if service.credentials is not None:
         assert set(document["components"]["securitySchemes"]) == {"DPoP", "OneTimeBearer"}
@@ -120,7 +125,7 @@ def _one(operation: Any, service: Service, statuses: dict[str, set[int]]) -> Cal
         recipients = body.get("recipients") if isinstance(body, dict) else None
         if isinstance(recipients, list) and len(recipients) % 2 == 0:
             body["recipients"] = KNOWN  # half the time known agencies: deeper into the rules
-        response = case.call(base_url=service.url, timeout=30)
+        response = case.call(base_url=service.url, timeout=30, **(service.tls or {}))
         statuses.setdefault(label, set()).add(response.status_code)
         case.validate_response(response, checks=CHECKS)
 
@@ -163,11 +168,26 @@ def test_registry(bus: RunningBus) -> None:
 
 
 def test_gateway(federation: RunningPair) -> None:  # noqa: F811 (the imported fixture)
-    """The gateway's inbound endpoint trusts signatures, not tokens (it documents no
-    security scheme), so the hook has nothing to add."""
-    gateway = Service("gateway", federation.pair.gateway_urls["XA"], None, "")
-    statuses = fuzz(gateway)
-    assert statuses, statuses
+    """Both doors of XA's gateway. The local door (the crossings) takes agency tokens: the
+    gateway agency's own. The border door takes mutual TLS pinned to XB's gateway and a
+    stamp on each delivery, not tokens (it documents no security scheme): the requests
+    come with XB's gateway certificate, the hook has nothing to add."""
+    pair = federation.pair
+    keys = pair.buses["XA"].agency_keys[GATEWAY["XA"]]
+    local = Service(
+        "gateway", pair.admin_urls["XA"], Credentials(keys), router_audience(GATEWAY["XA"])
+    )
+    statuses = fuzz(local)
+    assert 200 in statuses["GET /v1/federation/crossings"], statuses
+    tls = {
+        "verify": str(pair.buses["XA"].root / "pki" / "ca.pem"),
+        "cert": str(pair.gateway_tls["XB"]),
+    }
+    door = Service(
+        "gateway border", pair.gateway_urls["XA"], None, "", tls, federation.tls_as("XB", "XA")
+    )
+    statuses = fuzz(door)
+    assert statuses["POST /v1/federation/inbound"], statuses
 
 
 def test_the_router_shows_an_example_of_every_event_type(bus: RunningBus) -> None:

@@ -122,10 +122,11 @@ def test_notifier_serve_stops_cleanly_on_sigterm(registry: RegistryOnly, tmp_pat
     port = free_port()
     db = tmp_path / "notifier" / "notifier.db"
     db.parent.mkdir()
-    env = user_env(NRM_KEYSTORE_PASSPHRASE=keychain.passphrase)
+    env = user_env(NRM_NOTIFIER_PASSPHRASE=keychain.passphrase)
+    identity = keychain.path(registry.bus.notifier_keys.agency_id)  # its own, no agency's
     command = [
-        "notifier", "serve",
-        "--agency", f"{agency}={keychain.path(agency)}@http://127.0.0.1:9",
+        "notifier", "serve", "--identity", str(identity),
+        "--agency", f"{agency}@http://127.0.0.1:9",
         "--anchor", str(registry.anchor), "--registry", registry.bus.registry_url,
         "--db", str(db), "--port", str(port),
     ]  # fmt: skip

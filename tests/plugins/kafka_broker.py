@@ -1,8 +1,12 @@
-"""Session fixture ``kafka_broker``: one real Apache Kafka broker for the whole test run.
+"""Session fixture ``kafka_broker``: one real, secured Apache Kafka broker for the run.
 
-The broker is started on first use (about 2-3 s with a warm classpath cache) and stopped at
-the end of the session. If it cannot start, every test that needs it FAILS: a skipped
-Kafka test would hide exactly the behaviour the suite exists to prove.
+The broker is started on first use (about 3 s with a warm classpath cache) and stopped at
+the end of the session. It is the production configuration (deploy/kafka.py): TLS on
+every listener, client certificates from a local CA made for the session (`nrm pki`), one
+principal per agency, StandardAuthorizer, no access where no ACL allows it. Tests connect
+as the operator (`operator_tls`, a super user) or as an agency (`tls_for`). If the broker
+cannot start, every test that needs it FAILS: a skipped Kafka test would hide exactly the
+behaviour the suite exists to prove.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -32,15 +37,17 @@ def load_deploy_module(name: str) -> ModuleType:
 
 
 @pytest.fixture(scope="session")
-def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
-    """A running broker handle: ``.bootstrap``, ``.restart(pause_seconds)``, ``.stop()``."""
-    deploy_kafka = load_deploy_module("kafka")
-    data_dir = tmp_path_factory.mktemp("kafka-broker")
+def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A running `nrm.broker.SecuredKafka`: ``.bootstrap``, ``.url``, ``.operator_tls``,
+    ``.tls_for(agency)``, ``.pki``, ``.restart(pause_seconds)``, ``.stop()``."""
+    from nrm.broker import start_local
+
+    root = tmp_path_factory.mktemp("kafka-broker")
     try:
-        handle = deploy_kafka.start_broker(data_dir)
+        broker = start_local(root)
     except Exception as e:  # any cause must fail the test loudly
         pytest.fail(f"Kafka broker could not start: {e}", pytrace=False)
     try:
-        yield handle
+        yield broker
     finally:
-        handle.stop()
+        broker.stop()

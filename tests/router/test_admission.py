@@ -146,7 +146,12 @@ def test_an_unauthorised_event_already_stored_relaxes_nothing() -> None:
     guardian = prop("guardian.appointed", "shelter", ["ca"], guardian_agency="shelter")
     after = evolve(s, guardian, CaseFlags(guardian_appointed=True), {})
     assert not after.flags.guardian_appointed and "shelter" not in after.parties
-    closing = evolve(s, prop("case.closed", "police", ["ca"], reason_code="other"), CaseFlags(), {})
+    closing = evolve(
+        s,
+        prop("case.closed", "police", ["ca"], reason_code="other", decided_by_officer="ca-1"),
+        CaseFlags(),
+        {},
+    )
     assert not closing.closed
 
 
@@ -234,7 +239,7 @@ def test_the_first_event_opens_a_case_but_a_closing_order_cannot() -> None:
     opened = receive(empty, prop("reflection.started", "imm", ["ca"], decided_by_officer="o"), "ca")
     assert opened.parties == {"imm", "ca"}
     for p in (
-        prop("case.closed", "ca", ["imm"], reason_code="other"),
+        prop("case.closed", "ca", ["imm"], reason_code="other", decided_by_officer="ca-1"),
         prop("case.erasure-ordered", "ca", ["imm"], legal_basis="x17", ordered_by_officer="o"),
     ):
         v = refused(empty, p, "imm")
@@ -398,7 +403,7 @@ def test_missing_extra_and_uncheckable_deadlines_are_refused() -> None:
 
 def test_deadlines_of_another_country_are_not_recomputed() -> None:
     s = CaseState(pseudonym="case-test0001")
-    p = prop("return.completed", "ca", ["gw"], voluntary=True)
+    p = prop("return.completed", "ca", ["gw"], confirmed_by_officer="ca-1", voluntary=True)
     theirs = derive_deadlines(s, p, XA)
     foreign = Receiver("gw", frozenset({Role.COUNTERPART}), None)
     assert check_receive(s, p, foreign, theirs, received_by="gw") == theirs
@@ -426,6 +431,11 @@ def test_a_decline_for_migration_status_is_refused_by_the_receiver_too() -> None
     )
     police = receive(CaseState(pseudonym="case-test0001"), screening, "police")
     p = prop(
-        "referral.declined", "ca", ["police"], referral_id="r9", reason_code="migration-status"
+        "referral.declined",
+        "ca",
+        ["police"],
+        referral_id="r9",
+        reason_code="migration-status",
+        answered_by_officer="ia-1",
     )
     assert refused(police, p, "police").rule == "R1"

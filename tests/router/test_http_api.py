@@ -88,7 +88,7 @@ def test_unknown_case_is_404(bus: RunningBus) -> None:
         "case-doesnotexist00",
         "case.closed",
         ["nrm-authority"],
-        {"reason_code": "other"},
+        {"reason_code": "other", "decided_by_officer": "bp-0042"},
     )
     assert_problem(r, "unknown-case")
     with bus.client("border-police") as c:
@@ -194,7 +194,12 @@ def test_r4_consulate_refused_after_asylum_over_http(bus: RunningBus) -> None:
     assert ok.status_code == 201
     bus.settle()
     r = append(
-        bus, "nrm-authority", case, "case.closed", ["consulate-xb"], {"reason_code": "other"}
+        bus,
+        "nrm-authority",
+        case,
+        "case.closed",
+        ["consulate-xb"],
+        {"reason_code": "other", "decided_by_officer": "ia-0007"},
     )
     assert_problem(r, "rule-violation", rule="R4")
 

@@ -19,7 +19,7 @@ from referral_router.rules.lifecycle import RuleViolation
 from referral_router.rules.roster import UnknownAgency
 from referral_router.sending.intake import BatchItem, Intake, Overloaded
 from referral_router.sending.node import AgencyNode, Receipt, Submission
-from referral_router.store.case_store import SENT, Committed, CaseStore
+from referral_router.store.case_store import SENT, CaseStore, Committed
 from referral_router.store.thread import StoreThread
 from tests.agencies import NodeParts, country, node_parts
 from tests.router.test_node import screening

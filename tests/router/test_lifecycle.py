@@ -109,7 +109,15 @@ def test_r1_assistance_cannot_be_declined_for_status_or_cooperation(reason: str)
         ),
     )
     v = violation(
-        s, prop("referral.declined", "shelter", ["police"], referral_id="r1", reason_code=reason)
+        s,
+        prop(
+            "referral.declined",
+            "shelter",
+            ["police"],
+            referral_id="r1",
+            reason_code=reason,
+            answered_by_officer="sh-1",
+        ),
     )
     assert v.rule == "R1"
 
@@ -126,7 +134,14 @@ def test_r1_decline_for_capacity_is_allowed() -> None:
             service="shelter",
             consent_override={"legal_basis": "initial assistance"},
         ),
-        prop("referral.declined", "shelter", ["police"], referral_id="r1", reason_code="capacity"),
+        prop(
+            "referral.declined",
+            "shelter",
+            ["police"],
+            referral_id="r1",
+            reason_code="capacity",
+            answered_by_officer="sh-1",
+        ),
     )
     assert s.referrals["r1"].status == "declined"
 
@@ -251,7 +266,14 @@ def _returning_in_reflection(voluntary_consent: bool) -> CaseState:
 
 def test_r3_no_return_during_reflection() -> None:
     s = _returning_in_reflection(voluntary_consent=False)
-    p = prop("return.completed", "ca", ["cpart"], at=T0 + timedelta(days=3), voluntary=False)
+    p = prop(
+        "return.completed",
+        "ca",
+        ["cpart"],
+        at=T0 + timedelta(days=3),
+        voluntary=False,
+        confirmed_by_officer="ca-1",
+    )
     assert violation(s, p).rule == "R3"
     p2 = prop(
         "return.completed",
@@ -260,6 +282,7 @@ def test_r3_no_return_during_reflection() -> None:
         at=T0 + timedelta(days=3),
         voluntary=True,
         consent_id="c1",
+        confirmed_by_officer="ca-1",
     )
     assert violation(s, p2).rule == "R3"  # consent exists but is not a voluntary-return consent
 
@@ -275,6 +298,7 @@ def test_r3_voluntary_return_with_recorded_consent_is_allowed() -> None:
             at=T0 + timedelta(days=3),
             voluntary=True,
             consent_id="c1",
+            confirmed_by_officer="ca-1",
         ),
     )
     assert s.return_stage == "completed"
@@ -283,7 +307,17 @@ def test_r3_voluntary_return_with_recorded_consent_is_allowed() -> None:
 def test_r3_return_after_reflection_ends_is_allowed() -> None:
     s = _returning_in_reflection(voluntary_consent=False)
     after = T0 + timedelta(days=XA.reflection_days + 1)
-    s = apply(s, prop("return.completed", "ca", ["cpart"], at=after, voluntary=False))
+    s = apply(
+        s,
+        prop(
+            "return.completed",
+            "ca",
+            ["cpart"],
+            at=after,
+            confirmed_by_officer="ca-1",
+            voluntary=False,
+        ),
+    )
     assert s.return_stage == "completed"
 
 
@@ -330,7 +364,12 @@ def test_r4_receiver_refuses_consulate_delivery_of_asylum_case() -> None:
     s = apply(screened(), prop("asylum.lodged", "asy", ["imm", "ca"]))
     consulate = Receiver("consul", frozenset({Role.CONSULATE}))
     with pytest.raises(RuleViolation, match="R4"):
-        check_receive(s, prop("case.closed", "ca", ["consul"], reason_code="other"), consulate, {})
+        check_receive(
+            s,
+            prop("case.closed", "ca", ["consul"], reason_code="other", decided_by_officer="ca-1"),
+            consulate,
+            {},
+        )
 
 
 # --- R9 consent -------------------------------------------------------------------------
@@ -448,7 +487,10 @@ def test_conclusive_needs_reasonable_grounds_first() -> None:
 
 
 def test_closed_case_accepts_only_erasure_and_erased_case_nothing() -> None:
-    s = apply(screened(), prop("case.closed", "ca", ["police"], reason_code="integrated"))
+    s = apply(
+        screened(),
+        prop("case.closed", "ca", ["police"], reason_code="integrated", decided_by_officer="ca-1"),
+    )
     assert violation(s, prop("asylum.lodged", "asy", ["imm"])).rule == "LIFECYCLE"
     s = apply(
         s,
@@ -461,7 +503,12 @@ def test_closed_case_accepts_only_erasure_and_erased_case_nothing() -> None:
         ),
     )
     assert s.erased
-    assert violation(s, prop("case.closed", "ca", ["police"], reason_code="other")).rule == "ERASED"
+    assert (
+        violation(
+            s, prop("case.closed", "ca", ["police"], reason_code="other", decided_by_officer="ca-1")
+        ).rule
+        == "ERASED"
+    )
 
 
 @pytest.mark.parametrize(("policy", "days"), [(XA, 30), (XB, 45)])
@@ -506,11 +553,11 @@ EVENTS: list[tuple[str, str, Mapping[str, Any]]] = [
     ("risk.assessed", "ca", {"serious_risk": False, "assessed_by_officer": "o"}),
     ("risk.assessed", "ca", {"serious_risk": True, "assessed_by_officer": "o"}),
     ("reflection.started", "imm", {"decided_by_officer": "o"}),
-    ("reflection.ended", "imm", {"reason_code": "other"}),
+    ("reflection.ended", "imm", {"reason_code": "other", "decided_by_officer": "im-1"}),
     ("return.planning-started", "ca", {"destination_country": "XB", "counterpart_agency": "cpart"}),
     ("return.plan-agreed", "cpart", {"agreed_by_officer": "o"}),
-    ("return.completed", "ca", {"voluntary": False}),
-    ("case.closed", "ca", {"reason_code": "other"}),
+    ("return.completed", "ca", {"voluntary": False, "confirmed_by_officer": "ca-1"}),
+    ("case.closed", "ca", {"reason_code": "other", "decided_by_officer": "ca-1"}),
 ]
 
 

@@ -246,7 +246,7 @@ DEAD_LETTER_CASES: list[tuple[str, Any, Any, str, str]] = [
             "case.closed",
             sender="authority",
             recipients=(ME, "consulate"),
-            operational={"reason_code": "other"},
+            operational={"reason_code": "other", "decided_by_officer": "ca-1"},
         ),
         _asylum_before,
         "R4",

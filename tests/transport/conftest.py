@@ -1,8 +1,9 @@
 """The conformance suite's one fixture: ``transport``, once embedded and once on Kafka.
 
 Every test in tests/transport that takes ``transport`` runs against both implementations;
-the Kafka run is marked ``kafka`` and uses the session's real broker. Names are unique per
-test so tests share the broker without seeing each other's records.
+the Kafka run is marked ``kafka`` and uses the session's real, secured broker as the
+operator (the conformance suite creates its own topics, which only the operator may). Names
+are unique per test so tests share the broker without seeing each other's records.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import pytest
 
 from referral_router.transport.base import Consumer, Transport
 from referral_router.transport.in_process import InProcessTransport
-from referral_router.transport.kafka import KafkaTransport
+from referral_router.transport.kafka import KafkaTls, KafkaTransport
 
 # Group timers short enough that joins and leaves settle in about a second.
 KAFKA_TEST_SETTINGS: dict[str, object] = {
@@ -32,8 +33,11 @@ class BrokerControl(Protocol):
 
     bootstrap: str
     port: int
+    operator_tls: KafkaTls
 
     def restart(self, pause_seconds: float = 10.0) -> None: ...
+
+    def tls_for(self, agency_id: str, country: str = "XA") -> KafkaTls: ...
 
 
 @pytest.fixture(
@@ -47,7 +51,9 @@ async def transport(
 ) -> AsyncIterator[Transport]:
     if request.param == "kafka":
         broker: BrokerControl = request.getfixturevalue("kafka_broker")
-        impl: Transport = KafkaTransport(broker.bootstrap, **KAFKA_TEST_SETTINGS)
+        impl: Transport = KafkaTransport(
+            broker.bootstrap, tls=broker.operator_tls, **KAFKA_TEST_SETTINGS
+        )
     else:
         impl = InProcessTransport(tmp_path_factory.mktemp("bus") / "bus.db")
     yield impl

@@ -35,11 +35,13 @@ async def _until_port_closed(port: int, timeout: float = 30.0) -> None:
     raise AssertionError(f"broker still listening on {port}")
 
 
-async def test_publish_without_a_reachable_broker_times_out() -> None:
+@pytest.mark.kafka
+async def test_publish_without_a_reachable_broker_times_out(kafka_broker: BrokerControl) -> None:
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    transport = KafkaTransport(f"127.0.0.1:{port}", delivery_timeout_s=1.5)
+    tls = kafka_broker.operator_tls  # real certificates; only the broker is missing
+    transport = KafkaTransport(f"127.0.0.1:{port}", tls=tls, delivery_timeout_s=1.5)
     t0 = time.monotonic()
     with pytest.raises(DeliveryTimeoutError):
         await transport.publish("nrm.XA.inbox.nobody", b"case-1", b"v")
@@ -51,7 +53,9 @@ async def test_publish_without_a_reachable_broker_times_out() -> None:
 async def test_broker_pause_loses_nothing(
     kafka_broker: BrokerControl, names: Names, members: list[Consumer]
 ) -> None:
-    transport = KafkaTransport(kafka_broker.bootstrap, **KAFKA_TEST_SETTINGS)
+    transport = KafkaTransport(
+        kafka_broker.bootstrap, tls=kafka_broker.operator_tls, **KAFKA_TEST_SETTINGS
+    )
     try:
         await _pause_while_publishing(transport, kafka_broker, names, members)
     finally:

@@ -41,7 +41,7 @@ def test_partition_matches_aiokafka_default_partitioner(key: bytes, partitions: 
 
 def test_topic_names() -> None:
     assert inbox_topic("XA", "police-7") == "nrm.XA.inbox.police-7"
-    assert dead_letter_topic("XA") == "nrm.XA.dead-letter"
+    assert dead_letter_topic("XA", "safe-house") == "nrm.XA.dead-letter.safe-house"
     assert directory_topic("XA") == "nrm.XA.directory"
     assert checkpoints_topic("XA") == "nrm.XA.checkpoints"
     assert federation_topic("XA", "YB") == "nrm.XA.federation.YB"

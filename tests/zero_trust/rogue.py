@@ -20,6 +20,7 @@ from contracts.kafka_binding import encode
 from contracts.keystore import AgencyKeys
 from contracts.policy import load_policy
 from contracts.sealing import CaseKey, SigningKey, grant_case_key, new_case_key, seal
+from contracts.versions import model_for
 from contracts.vocabulary import PERSONAL_CATEGORIES
 from referral_router.rules.lifecycle import CaseState, Proposal, derive_deadlines
 from referral_router.transport.base import Message, Transport
@@ -60,10 +61,14 @@ class RogueSender:
         event_id: uuid.UUID | None = None,
         entitled: frozenset[DataCategory] = EVERYTHING,
         key_id: str | None = None,
+        version: int | None = None,
     ) -> tuple[Envelope, dict[str, bytes]]:
         """A signed envelope and a case-key grant per recipient. Deadlines default to the
-        honest ones (so that only what a test changes is wrong)."""
-        model = CATALOGUE[event_type].model_validate(payload)
+        honest ones (so that only what a test changes is wrong); `version`: an older
+        payload version (default: the latest)."""
+        model = model_for(event_type, version or CATALOGUE[event_type].version).model_validate(
+            payload
+        )
         when = time or datetime.now(UTC)
         clear = split_by_category(model).get(DataCategory.OPERATIONAL, {})
         env = Envelope(
@@ -72,7 +77,7 @@ class RogueSender:
             type=event_type,
             subject=case,
             time=when,
-            dataschema=dataschema_for(event_type),
+            dataschema=dataschema_for(event_type, version),
             sender=self.agency_id,
             recipients=tuple(recipients),
             flags=flags or CaseFlags(),

@@ -4,7 +4,10 @@ The hostile node signs with the agency's real keys (`RogueSender`), so every sig
 verifies; it skips every sender check and publishes straight to the transport. Each
 attack must end as a dead letter naming its rule at the receiving node, with that node's
 view of the case byte-identical before and after and no case key kept from the attack.
-The whole module runs on the embedded transport and on the session's Apache Kafka broker.
+The whole module runs on the embedded transport and on the session's Apache Kafka broker,
+where the hostile node publishes with its own certificate: the broker's ACLs let a
+registered agency write to the inboxes of those it may address, so what stops it there
+too is the receiving node.
 """
 
 from __future__ import annotations
@@ -57,6 +60,7 @@ ADULT = {
     "found_at": "a farm",
     "indicators": [{"form": "forced-labour", "strength": "medium", "observation": "no pay"}],
 }
+CHILD = {**ADULT, "age_status": "disputed"}
 
 
 @dataclass
@@ -115,8 +119,13 @@ class World:
         env, grants = rogue.envelope(
             event_type, case, recipients, payload, self.bus.bus.registry.directory(), **kw
         )
-        self.bus.run(rogue.publish(self.bus.bus.transport, env, grants))
+        self.bus.run(rogue.publish(self.transport(by), env, grants))
         return env
+
+    def transport(self, name: str) -> Any:
+        """`name`'s own connection to the bus: its principal on Kafka."""
+        bus = self.bus.bus
+        return bus.transports.get(self.id(name), bus.transport)
 
     def note(self, by: str, case: str, to: str, **kw: Any) -> Any:
         """An event any assisting agency may send (a service delivered), as `attack`."""
@@ -159,8 +168,7 @@ def world(
     agencies = tuple(AgencySpec(ids[n], n, (role,)) for n, role in ROLES.items())
     kw: dict[str, Any] = {"agencies": agencies}
     if request.param == "kafka":
-        broker = request.getfixturevalue("kafka_broker")
-        kw["transport_url"] = f"kafka://{broker.bootstrap}"
+        kw["kafka"] = request.getfixturevalue("kafka_broker")
     bus = RunningBus(tmp_path_factory.mktemp(f"hostile-{request.param}"), **kw)
     try:
         yield World(bus, ids)
@@ -174,7 +182,8 @@ def world(
 def test_a_first_responder_cannot_close_the_case(world: World) -> None:
     case = world.screen("police", ["authority"])
     before = world.view("authority", case)
-    env = world.attack("police", "case.closed", case, ["authority"], {"reason_code": "other"})
+    closing = {"reason_code": "other", "decided_by_officer": "po-1"}
+    env = world.attack("police", "case.closed", case, ["authority"], closing)
     letter = world.refused("authority", env, "ROLE", case, before)
     assert "competent-authority" in letter["reason"]
     decided = world.post(
@@ -217,7 +226,8 @@ def test_a_risk_assessment_by_police_or_rapporteur_satisfies_nothing(
 def test_an_authority_never_party_to_the_case_cannot_close_it(world: World) -> None:
     case = world.screen("police", ["authority"])
     before = world.view("authority", case)
-    env = world.attack("authority2", "case.closed", case, ["authority"], {"reason_code": "other"})
+    closing = {"reason_code": "other", "decided_by_officer": "ca-9"}
+    env = world.attack("authority2", "case.closed", case, ["authority"], closing)
     letter = world.refused("authority", env, "R6", case, before)
     assert "takes no part" in letter["reason"]
 
@@ -234,10 +244,10 @@ def test_injection_into_a_case_by_a_stranger_is_refused(world: World) -> None:
 # --- R4, whoever sends and in whatever order ---------------------------------------------
 
 
-def _asylum_case(world: World) -> str:
-    """Police screens; the authority informs the consulate (allowed: no claim yet); an
-    asylum claim is lodged with the authorities and immigration. Police is never told."""
-    case = world.screen("police", ["authority", "imm", "asylum"])
+def _consulate_told(world: World, to: list[str]) -> str:
+    """Police screens; the authority informs the consulate (allowed while no claim is
+    lodged), so the consulate's node holds the case."""
+    case = world.screen("police", to)
     informed = world.post(
         "authority",
         case,
@@ -246,6 +256,13 @@ def _asylum_case(world: World) -> str:
         {"serious_risk": False, "assessed_by_officer": "ca-1"},
     )
     assert informed.status_code == 201, informed.text
+    return case
+
+
+def _asylum_case(world: World) -> str:
+    """The consulate told; then an asylum claim is lodged with the authorities and
+    immigration. Police is never told."""
+    case = _consulate_told(world, ["authority", "imm", "asylum"])
     # every agency that may address the country of origin is told (R4): both authorities
     told = ["authority", "authority2", "imm"]
     lodged = world.post("asylum", case, "asylum.lodged", told, {"refugee": False})
@@ -411,14 +428,14 @@ def test_replays_apply_nothing_twice_and_go_nowhere_else(world: World) -> None:
     key, value, headers = encode(stored)
     # the very envelope, again: a duplicate, applied once
     world.bus.run(
-        rogue.republish(world.bus.bus.transport, key, value, headers, world.id("authority"))
+        rogue.republish(world.transport("police"), key, value, headers, world.id("authority"))
     )
     world.settle()
     assert world.view("authority", case) == before
     assert len(world.letters("authority")) == letters
     # to a node it was never addressed to
     imm_before = world.view("imm", case)
-    world.bus.run(rogue.republish(world.bus.bus.transport, key, value, headers, world.id("imm")))
+    world.bus.run(rogue.republish(world.transport("police"), key, value, headers, world.id("imm")))
     letter = world.dead_letter("imm", str(stored.id))
     assert letter["rule"] == "R6" and "not a recipient" in letter["reason"]
     assert world.view("imm", case) == imm_before
@@ -500,3 +517,52 @@ def test_grants_of_refused_records_are_never_kept(world: World, tmp_path: Path) 
                 applied = stored is not None and str(env.id) in stored.state.event_ids
                 kept = node.case_keys.get(env.subject, env.sender, recipient, wrap["kid"])
                 assert applied or kept is None, (recipient, env.type)
+
+
+# --- the whole process: relaxing facts, officers, justice -----------------------------------
+
+
+def test_only_child_protection_ends_the_presumption_of_minority(world: World) -> None:
+    """An adult finding is a relaxing fact (R2): from police it is refused and counts for
+    nothing at the authority's node."""
+    r = world.post("police", None, "case.screened", ["authority", "imm"], CHILD)
+    assert r.status_code == 409 and r.json()["rule"] == "R2", r.text  # no child protection
+    case = world.screen("police", ["authority"])
+    before = world.view("authority", case)
+    finding = {"outcome": "adult", "assessed_by_officer": "po-1"}
+    env = world.attack("police", "age.assessed", case, ["authority"], finding)
+    world.refused("authority", env, "ROLE", case, before)
+
+
+def test_a_decline_in_an_older_version_naming_no_officer_is_refused(world: World) -> None:
+    """R7: the contract now requires the officer; a node that sends version 2 without one
+    is refused by the receiver, whatever else the decline says."""
+    case = world.screen("police", ["authority", "imm"])
+    referral = {
+        "referral_id": "r-imm",
+        "to_agency": world.id("imm"),
+        "service": "legal-aid",
+        "consent_override": {"legal_basis": "initial assistance", "authorised_by_officer": "p"},
+    }
+    r = world.post("police", case, "referral.requested", ["imm"], referral)
+    assert r.status_code == 201, r.text
+    world.settle()
+    before = world.view("police", case)
+    old = {"referral_id": "r-imm", "reason_code": "capacity"}
+    env = world.attack("imm", "referral.declined", case, ["police"], old, version=2)
+    letter = world.refused("police", env, "R7", case, before)
+    assert "answered_by_officer" in letter["reason"]
+
+
+def test_a_justice_event_never_reaches_the_consulate_even_from_the_authority(
+    world: World,
+) -> None:
+    case = _consulate_told(world, ["authority", "imm"])
+    world.settle()
+    decision = {"recorded_by_officer": "ca-1", "decision": "will-cooperate"}
+    honest = world.post("authority", case, "cooperation.decided", ["consulate"], decision)
+    assert honest.status_code == 409 and honest.json()["rule"] == "R4", honest.text
+    before = world.view("consulate", case)
+    env = world.attack("authority", "cooperation.decided", case, ["consulate"], decision)
+    letter = world.refused("consulate", env, "R4", case, before)
+    assert "justice" in letter["reason"]

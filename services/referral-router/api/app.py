@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from contracts import openapi_auth
+from contracts.vocabulary import Role
 from referral_router import telemetry
 from referral_router.api.auth import Authenticator
 from referral_router.api.cases import cases
@@ -13,6 +14,7 @@ from referral_router.api.health import health
 from referral_router.api.oversight import oversight_router
 from referral_router.api.shedding import Shedding
 from referral_router.audit.log import AuditLog
+from referral_router.audit.victim_statistics import publish
 from referral_router.sending.intake import Intake
 from referral_router.sending.node import AgencyNode
 from referral_router.store.feed import LogFeed
@@ -26,10 +28,13 @@ def create_app(
     public_url: str | None = None,
     intake: Intake | None = None,
     feed: LogFeed | None = None,
+    notifier: tuple[str, Authenticator] | None = None,
 ) -> FastAPI:
     """`public_url`: the base URL clients use, when a proxy stands in front (DPoP proofs
     name the URL the client called); `intake` takes commands (one of its own if None),
-    `feed` lets log readers wait for new entries (without one they page the store only)."""
+    `feed` lets log readers wait for new entries (without one they page the store only).
+    `notifier`: its id and the check of its scoped tokens (it may read the log and append
+    escalations)."""
     app = FastAPI(
         title=f"NRM referral router ({node.agency_id})",
         version="1",
@@ -41,11 +46,18 @@ def create_app(
     app.state.feed = feed
     app.state.check_token = check_token
     app.state.public_url = public_url
+    if notifier is not None:  # its service identity: scoped tokens (api/auth.py)
+        app.state.notifier_id, app.state.check_notifier = notifier
     app.state.directory = lambda: node.roster.directory
     app.include_router(cases)
     app.include_router(health)
     if audit is not None:  # the node's verifiable log, for oversight bodies (R7)
         app.state.audit = audit
+        app.state.victim_statistics = lambda: publish(
+            node.store,
+            node.sealer,
+            authority=Role.COMPETENT_AUTHORITY in node.roster.roles_of(node.agency_id),
+        )
         app.include_router(oversight_router)
     install_error_handlers(app)
     app.add_middleware(Shedding, intake=intake)

@@ -1,13 +1,16 @@
 """Who is calling: an agency, proven by a signed token (a DPoP-bound access token with a
-fresh proof per request, or a one-time bearer token: `contracts.agency_token`)."""
+fresh proof per request, or a one-time bearer token: `contracts.agency_token`); or the
+node's notifier, a service with its own identity whose tokens are scoped to reading the
+log's clear parts (`log:read`) and appending escalations (`escalate`), nothing else."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Protocol
 
 from fastapi import Depends, Header, Request
 
-from contracts.agency_token import AuthError, VerifiedToken
+from contracts.agency_token import AuthError, VerifiedToken, token_issuer
 from contracts.dpop import HEADER as PROOF_HEADER
 from referral_router.sending.node import AgencyNode
 
@@ -50,13 +53,18 @@ def authenticated_agency(request: Request, authorization: str | None, proof: str
     """The calling agency; an AuthError (401/403, answered as a problem with its
     challenge) otherwise."""
     authenticator: Authenticator = request.app.state.check_token
-    verified = authenticator.authenticate(
+    return _verified(authenticator, request, authorization, proof).agency_id
+
+
+def _verified(
+    authenticator: Authenticator, request: Request, authorization: str | None, proof: str | None
+) -> VerifiedToken:
+    return authenticator.authenticate(
         authorization,
         proof=proof,
         method=request.method,
         url=request_url(request),
     )
-    return verified.agency_id
 
 
 async def _node(request: Request) -> AgencyNode:
@@ -69,6 +77,10 @@ async def own_agency(
 ) -> str:
     """The caller must prove it is this node's own agency. Async, like every dependency
     of the hot routes: no thread hop per request."""
+    return _own(request, authorization, proof)
+
+
+def _own(request: Request, authorization: str | None, proof: str | None) -> str:
     agency = authenticated_agency(request, authorization, proof)
     if agency != node_of(request).agency_id:
         raise AuthError(403, f"this node serves {node_of(request).agency_id}, not {agency}")
@@ -80,5 +92,48 @@ def any_agency(request: Request, authorization: Authorization = None, proof: Pro
     return authenticated_agency(request, authorization, proof)
 
 
+LOG_READ, ESCALATE = "log:read", "escalate"
+
+
+@dataclass(frozen=True)
+class Submitter:
+    """Who calls: the agency itself, or its notifier (scoped: see the routes)."""
+
+    agency_id: str
+    notifier: bool = False
+
+
+def _own_or_notifier(
+    request: Request, authorization: str | None, proof: str | None, scope: str
+) -> Submitter:
+    """The node's notifier when the token claims to be its (then with `scope`), else the
+    node's own agency."""
+    check: Authenticator | None = getattr(request.app.state, "check_notifier", None)
+    notifier: str | None = getattr(request.app.state, "notifier_id", None)
+    token = (authorization or "").partition(" ")[2].strip()
+    if check is None or notifier is None or token_issuer(token) != notifier:
+        return Submitter(_own(request, authorization, proof))
+    verified = _verified(check, request, authorization, proof)
+    if scope not in verified.scope:
+        raise AuthError(403, f"the notifier's token lacks the scope {scope!r}")
+    return Submitter(node_of(request).agency_id, notifier=True)
+
+
+async def log_reader(
+    request: Request, authorization: Authorization = None, proof: Proof = None
+) -> Submitter:
+    """The agency, or its notifier with `log:read`: the log holds clear parts only."""
+    return _own_or_notifier(request, authorization, proof, LOG_READ)
+
+
+async def submitter(
+    request: Request, authorization: Authorization = None, proof: Proof = None
+) -> Submitter:
+    """The agency, or its notifier with `escalate` (the route allows it escalations only)."""
+    return _own_or_notifier(request, authorization, proof, ESCALATE)
+
+
 Caller = Annotated[str, Depends(own_agency)]
+LogReader = Annotated[Submitter, Depends(log_reader)]
+Appender = Annotated[Submitter, Depends(submitter)]
 Node = Annotated[AgencyNode, Depends(_node)]

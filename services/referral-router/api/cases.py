@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Body, Depends, Header, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 
+from contracts.agency_token import AuthError
 from contracts.envelope import CASE_PSEUDONYM_PATTERN
 from contracts.examples import openapi_examples
 from contracts.node_api import (
@@ -29,7 +30,7 @@ from contracts.node_api import (
 )
 from contracts.problems import openapi_responses
 from referral_router import telemetry
-from referral_router.api.auth import Caller, Node
+from referral_router.api.auth import Appender, Caller, LogReader, Node
 from referral_router.api.batch import batch_item
 from referral_router.api.errors import ERROR_RESPONSES, problem_of_exception
 from referral_router.sending.intake import BatchItem, Intake
@@ -96,9 +97,16 @@ async def screen_case(
     responses=_OVERLOAD_RESPONSES,
 )
 async def append_event(
-    case: CasePseudonym, body: Appending, intake: Taking, _: Caller, key: IdempotencyKey = None
+    case: CasePseudonym,
+    body: Appending,
+    intake: Taking,
+    caller: Appender,
+    key: IdempotencyKey = None,
 ) -> Any:
-    """Append one lifecycle event; the rules decide whether it may happen now."""
+    """Append one lifecycle event; the rules decide whether it may happen now. The
+    node's notifier may append `case.escalated` (R8) and nothing else."""
+    if caller.notifier and body.type != "case.escalated":
+        raise AuthError(403, "the notifier may append case.escalated only")
     sub = Submission(body.type, body.payload, tuple(body.recipients), case)
     return _created(await intake.submit(sub, key))
 
@@ -150,7 +158,7 @@ async def node_log(
     request: Request,
     node: Node,
     intake: Taking,
-    _: Caller,
+    _: LogReader,
     after: After = 0,
     limit: Limit = 100,
     direction: Annotated[Literal["sent", "received"] | None, Query()] = None,

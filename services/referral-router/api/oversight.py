@@ -4,12 +4,15 @@ Only agencies whose directory record holds the `oversight` role, and the node's 
 agency, may call it. What it serves is what an independent verifier needs and nothing
 more: signed checkpoints, inclusion and consistency proofs, the stored envelopes (clear
 attributes and ciphertext: the store holds no plaintext) and the decisions with the
-deciding agency and officer (R7). Errors are problems with precise 4xx codes, answered
-by the node's error table (`install_error_handlers`), which an app mounting it installs.
+deciding agency and officer (R7). A competent authority's node also serves the victim
+statistics it alone can count (aggregates, small cells suppressed). Errors are problems
+with precise 4xx codes, answered by the node's error table (`install_error_handlers`),
+which an app mounting it installs.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -21,6 +24,7 @@ from contracts.problems import openapi_responses
 from contracts.vocabulary import Role
 from referral_router.api.auth import any_agency
 from referral_router.audit.log import AuditLog, AuditRangeError
+from referral_router.audit.victim_statistics import NotPublished
 
 MAX_PAGE = 1000
 
@@ -113,3 +117,16 @@ def decisions(audit: Audit, _: Caller, start: Start = 0, limit: Limit = 100) -> 
     items = [{"leaf": idx, **d.as_json()} for idx, d in found]
     nxt = found[-1][0] + 1 if len(found) == limit else None
     return {"items": items, "next": nxt}
+
+
+@oversight_router.get("/victim-statistics")
+def victim_statistics(request: Request, _: Caller) -> Any:
+    """Presumed and identified victims by stage, outcome, form of exploitation, age group,
+    sex, nationality and month, with re-trafficking: aggregates only, every count under 5
+    suppressed. Served by a competent authority's node (404 elsewhere)."""
+    publish: Callable[[], dict[str, Any]] | None = getattr(
+        request.app.state, "victim_statistics", None
+    )
+    if publish is None:
+        raise NotPublished("this node publishes no victim statistics")
+    return publish()

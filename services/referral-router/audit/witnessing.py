@@ -14,6 +14,7 @@ import asyncio
 import base64
 import contextlib
 import logging
+import ssl
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -154,6 +155,7 @@ def witnessing_for(
     keys: AgencyKeys,
     witness_url: str | None,
     audience: str | None,
+    verify: ssl.SSLContext | bool = True,
 ) -> CheckpointWitnessing | None:
     """Witnessing for a node, or None when it has no audit log or no witness configured.
     The node authenticates to the registry with its own signing key, one token a call."""
@@ -166,4 +168,5 @@ def witnessing_for(
         pair = keys.current(KeyUse.SIGNING)
         return issue_token(agency_id, pair.key_id, pair.ed25519(), aud)
 
-    return CheckpointWitnessing(audit, witness_url, token)
+    http = httpx.Client(base_url=witness_url.rstrip("/"), timeout=10.0, verify=verify)
+    return CheckpointWitnessing(audit, witness_url, token, http=http)

@@ -49,6 +49,7 @@ from contracts.audit_verification import (
 )
 from contracts.directory import Directory, TrustAnchor
 from contracts.transparency import NoteError, NoteVerifier
+from contracts.vocabulary import Role
 
 log = logging.getLogger("nrm.console.oversight")
 
@@ -171,6 +172,25 @@ class OversightWatch:
             self._record(verdicts)
             self.latest = Snapshot(now, verdicts, reports, exchange)
             return self.latest
+
+    async def victim_statistics(self) -> dict[str, Any]:
+        """What each competent authority's node publishes (victims presumed and identified,
+        small cells suppressed): the figures only it can count, since the outcome of an
+        identification travels sealed. agency -> figures, or {"unavailable": reason}."""
+        directory = self._directory()
+        authorities = {a.id for a in directory.agencies if Role.COMPETENT_AUTHORITY in a.roles}
+        out: dict[str, Any] = {}
+        async with self._client() as client:
+            for agency, url in sorted(self.settings.peers().items()):
+                if agency not in authorities:
+                    continue
+                try:
+                    out[agency] = await self._json(
+                        client, agency, url, "/v1/audit/victim-statistics"
+                    )
+                except Unreachable as exc:
+                    out[agency] = {"unavailable": str(exc)}
+        return out
 
     @contextlib.asynccontextmanager
     async def _client(self) -> Any:

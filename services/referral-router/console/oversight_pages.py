@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse, Response
 
 from contracts.directory import TrustAnchor, b64url_decode
 from contracts.problems import MEDIA_TYPE, problem
-from contracts.statistics import charts, compute, figures_csv
+from contracts.statistics import charts, compute, figures_csv, victim_charts
 from referral_router.console.oversight import OversightWatch, Snapshot, Unreachable
 from referral_router.console.oversight_figures import (
     decisions,
@@ -107,26 +107,38 @@ class OversightPages(Pages):
         roles = {a.id: str(a.roles[0]) for a in self.node.roster.directory.agencies}
         return compute(snapshot.envelopes(), roles)
 
+    async def _published(self) -> tuple[dict[str, Any], dict[str, Any], dict[str, str]]:
+        """The figures from verified logs, the victim statistics each competent authority
+        publishes, and every chart of both (file name -> SVG)."""
+        figures = self._figures(await self._snapshot())
+        victims = await self.watch.victim_statistics()
+        svgs = charts(figures)
+        for agency, published in victims.items():
+            if "unavailable" not in published:
+                svgs.update({f"{agency}-{n}": v for n, v in victim_charts(published).items()})
+        return figures, victims, svgs
+
     async def statistics(self, request: Request) -> Response:
         _, session = self._signed_in(request)
         self._oversight_only()
         snapshot = await self._snapshot()
-        figures = self._figures(snapshot)
+        figures, victims, svgs = await self._published()
         return self.render(
             request,
             "statistics.html",
             session,
             snapshot=snapshot,
             figures=figures,
-            charts=sorted(charts(figures)),
+            victims=victims,
+            charts=sorted(svgs),
         )
 
     async def statistics_csv(self, request: Request) -> Response:
         self._signed_in(request)
         self._oversight_only()
-        figures = self._figures(await self._snapshot())
+        figures, victims, _ = await self._published()
         return Response(
-            figures_csv(figures),
+            figures_csv({**figures, "victims": victims}),
             media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": 'attachment; filename="statistics.csv"'},
         )
@@ -134,7 +146,7 @@ class OversightPages(Pages):
     async def chart(self, request: Request, name: str) -> Response:
         self._signed_in(request)
         self._oversight_only()
-        svgs = charts(self._figures(await self._snapshot()))
+        _, _, svgs = await self._published()
         if name not in svgs:
             raise PageRefused("no such chart", 404)
         headers = {}

@@ -24,24 +24,41 @@ How an event crosses, from country A to country B:
 Anything refused is recorded with its rule and reason: as a dead letter in the sending
 gateway node's store or in the receiving node's, and in each gateway's crossing ledger
 (clear data only).
+
+Each delivery carries a stamp (`contracts.federation.DeliveryStamp`) the sending gateway
+signs: which forwarding, when, with a fresh nonce. The door refuses, before it asks any
+registry or writes anything, what is not from the peer it serves, not of now, or seen
+before; then it checks the stamp's signature against the peer gateway's registered key.
+(The channel itself is mutual TLS, each gateway pinning the other's certificate as the
+federation agreement names it: see `runtime/gateway.py`.)
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Protocol
 from uuid import uuid4
 
+from pydantic import ValidationError
+
+from contracts.agency_token import AuthError, ReplayCache
 from contracts.directory import Directory
 from contracts.envelope import CaseFlags, Envelope
 from contracts.federation import (
     FEDERATED_EVENT_TYPES,
+    FRESHNESS,
     BorderRefused,
+    DeliveryRefused,
+    DeliveryStamp,
     PeerFederation,
+    check_fresh,
     check_outbound,
+    stamp_delivery,
+    verify_stamp,
 )
 from contracts.need_to_know import CaseContext
 from contracts.problems import problem
@@ -97,6 +114,9 @@ class Gateway:
     inboxes: Mapping[str, Inbox]
     ledger: CrossingLedger
     cursor: Cursor = field(init=False)
+    #: Nonces of deliveries accepted within the freshness window: a replay is refused.
+    replays: ReplayCache = field(default_factory=ReplayCache)
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 
     def __post_init__(self) -> None:
         self.cursor = self.store.cursor(f"gateway-out:{self.peer}")
@@ -216,7 +236,11 @@ class Gateway:
             time=datetime.now(UTC),
         )
         grant = self.seal.grant(key, encryption) if fw.wraps else None
-        body = {"forwarding": b64e(fw.canonical_bytes()), "grant": b64e(grant) if grant else None}
+        body = {
+            "forwarding": b64e(fw.canonical_bytes()),
+            "grant": b64e(grant) if grant else None,
+            "stamp": self.stamp(fw.canonical_bytes()).model_dump(mode="json"),
+        }
         status, answer = self.send(fed.gateway_url, body)
         if status >= 500:
             raise PeerUnreachable(f"{self.peer}'s gateway answered {status}")
@@ -227,21 +251,41 @@ class Gateway:
             return
         self.ledger.record("out", self.peer, env, recipient, wrapped(fw))
 
+    def stamp(self, forwarding: bytes) -> DeliveryStamp:
+        """This delivery attempt, signed with the gateway node's key (a retry: a new one)."""
+        signer = self.seal.signer
+        return stamp_delivery(
+            forwarding, signer.agency_id, signer.key_id, signer.private_key, self.clock(),
+            os.urandom(16),
+        )  # fmt: skip
+
     # --- inbound -------------------------------------------------------------------
 
     def receive(self, body: Mapping[str, Any]) -> tuple[int, dict[str, Any]]:
         """Hand one forwarding from the peer's gateway to the node it is for. Blocking.
 
         202 applied or duplicate; else a problem (`contracts.problems`): 400 malformed,
-        403 refused by a rule (with `rule`), 503 when a registry could not be asked (the
+        403 a delivery refused at the door (stale, replayed, not the peer gateway's) or
+        refused by a rule (with `rule`), 503 when a registry could not be asked (the
         sender retries)."""
         try:
-            fw = parse_forwarding(b64d(str(body["forwarding"])))
+            raw = b64d(str(body["forwarding"]))
+            fw = parse_forwarding(raw)
             raw_grant = body.get("grant")
             grant = b64d(str(raw_grant)) if raw_grant else None
-        except (KeyError, TypeError, ValueError, SealingError) as exc:
-            return _refusal("malformed-forwarding", f"not a forwarding: {exc}", "CONTRACT")
+            stamp = DeliveryStamp.model_validate(body["stamp"])
+        except (KeyError, TypeError, ValueError, SealingError, ValidationError) as exc:
+            return _refusal("malformed-forwarding", f"not a stamped forwarding: {exc}", "CONTRACT")
         env = fw.original
+        try:
+            self._admit(raw, env.country, stamp)
+        except DeliveryRefused as exc:
+            log.warning("gateway %s refused a delivery: %s", self.country, exc.reason)
+            return _refusal("delivery-refused", exc.reason)
+        except BorderRefused as r:
+            return _refusal("border-refused", r.reason, r.rule)
+        except PeerUnreachable as exc:
+            return _refusal("unavailable", str(exc))
         inbox = self.inboxes.get(fw.recipient)
         if inbox is None:
             return self._refused_in(fw, "R6", f"{fw.recipient} has no node behind this gateway")
@@ -258,6 +302,32 @@ class Gateway:
             "event_id": str(env.id),
             "recipient": fw.recipient,
         }
+
+    def _admit(self, forwarding: bytes, origin: str, stamp: DeliveryStamp) -> None:
+        """The door: from the peer this gateway serves, of now, not seen before (no lookup,
+        no write); then stamped by the gateway the federation agreement names, with its
+        registered key."""
+        if origin != self.peer:
+            raise DeliveryRefused(f"this gateway takes deliveries from {self.peer} only")
+        now = self.clock()
+        check_fresh(stamp, forwarding, now)
+        try:
+            expires = (stamp.sent_at + FRESHNESS).timestamp()
+            self.replays.check_and_add(
+                stamp.gateway, stamp.nonce, expires, now.timestamp(), "delivery"
+            )
+        except AuthError as exc:
+            seen = "replayed" in exc.reason
+            raise DeliveryRefused(
+                "this delivery was seen before (replayed)" if seen else exc.reason
+            ) from None
+        fed = self.trust.federation(self.peer)
+        if stamp.gateway != fed.peer_gateway:
+            raise DeliveryRefused(f"stamped by {stamp.gateway}, not {self.peer}'s gateway")
+        key = self.trust.peer_directory(fed).signing_key(stamp.gateway, stamp.key_id, now)
+        if key is None:
+            raise DeliveryRefused(f"{stamp.gateway} has no signing key {stamp.key_id}")
+        verify_stamp(stamp, key.ed25519())
 
     def _refused_in(self, fw: Forwarding, rule: str, reason: str) -> tuple[int, dict[str, Any]]:
         env = fw.original

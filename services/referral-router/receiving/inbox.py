@@ -1,7 +1,7 @@
 """The inbox loop: the receiving half of the node's conversation with the transport.
 
 It polls this node's inbox topic, hands each poll to `Reception` (one transaction per
-partition), sends dead letters to the country's dead-letter topic, commits the offsets,
+partition), sends dead letters to this node's own dead-letter topic, commits the offsets,
 and deletes what was stored and committed from the bus (grants go with it). While the
 node's directory is older than its maximum age it polls nothing: records wait on the bus
 until the node can check them against a directory the registry confirmed.
@@ -80,7 +80,7 @@ class InboxLoop:
                 letter = received.letter
                 dead.append(
                     Message(
-                        dead_letter_topic(self.country),
+                        dead_letter_topic(self.country, agency),
                         rec.key,
                         rec.value,
                         (

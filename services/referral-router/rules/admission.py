@@ -42,13 +42,21 @@ from referral_router.rules.lifecycle import (
 DEFAULT_SKEW = timedelta(minutes=2)
 
 #: deadline -> the rule a wrong value would break: a reflection that ends early lets a
-#: return happen during it (R3); an answer due later delays the escalation (R8).
+#: return happen during it (R3); a guardian due later leaves a child without one (R2); an
+#: answer due later delays the escalation (R8).
 DEADLINE_RULES: Mapping[str, str] = {
     "reflection-ends": "R3",
     "reflection-reminder": "R3",
+    "guardian-appointment": "R2",
     "referral-answer": "R8",
+    "re-referral": "R8",
     "reasonable-grounds": "R8",
     "post-return-monitoring": "R8",
+    "decision-review": "R8",
+    "complaint-answer": "R8",
+    "residence-renewal": "R8",
+    "outcome-information": "R8",
+    "retaliation-found": "R8",
 }
 
 

@@ -8,138 +8,71 @@ assessment that found no serious risk) counts only from a sender that may establ
 a fact that adds one (presumed child, asylum lodged, serious risk) counts from anyone.
 The sending node checks a new event against its view with `check_send`; a receiving
 node checks with `rules.admission.check_receive`. Both apply `check_common`, so the
-authority table (`contracts.authority`) and R4's addressing rules hold at both ends.
+authority table (`contracts.authority`), R7's officers and R4's addressing rules hold at
+both ends. The case's data is in `rules.case_state`; the rules of the person's remedies
+and the later stages (reviews, residence, proceedings, complaints, compensation, closure,
+links) in `rules.remedies`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
-from datetime import datetime
+from dataclasses import replace
+from datetime import date, datetime
 from typing import Any
 
 from contracts.authority import (
     PROTECTIVE_FLAGS,
     RELAXING_FLAGS,
     authority,
+    justice,
     may_emit,
     origin_contact,
     vouchers,
 )
 from contracts.envelope import CaseFlags
-from contracts.events import AgeStatus, DeclineReason
+from contracts.events import (
+    AgeAssessmentOutcome,
+    AgeStatus,
+    ComplicityCheck,
+    DeclineReason,
+    FeedbackKind,
+    IdentificationStage,
+    officer_required,
+)
 from contracts.need_to_know import origin_side
 from contracts.policy import CountryPolicy
 from contracts.vocabulary import Role
+from referral_router.rules.case_state import (
+    CaseState,
+    Complaint,
+    Consent,
+    Decision,
+    Proceedings,
+    Proposal,
+    Referral,
+    Reflection,
+    Review,
+    Roles,
+    RuleViolation,
+    UnknownCase,
+    known,
+    require,
+)
+from referral_router.rules.remedies import (
+    check_link,
+    closed,
+    compensation,
+    complaint_answered,
+    complaint_lodged,
+    proceedings,
+    residence,
+    review_answer,
+    review_requested,
+    rights_explained,
+)
 
 PRESUMED_CHILD_AGES = frozenset({AgeStatus.CHILD, AgeStatus.UNKNOWN, AgeStatus.DISPUTED})
-
-#: The roles of one agency, as the directory lists them.
-Roles = frozenset[Role]
-
-
-class RuleViolation(Exception):
-    """An event the rules forbid. `rule` is R1..R10, or ROLE / LIFECYCLE / POLICY."""
-
-    def __init__(self, rule: str, message: str) -> None:
-        super().__init__(f"{rule}: {message}")
-        self.rule = rule
-        self.message = message
-
-
-class UnknownCase(LookupError):
-    """The case has no events at this node."""
-
-
-@dataclass(frozen=True)
-class Referral:
-    referral_id: str
-    from_agency: str
-    to_agency: str
-    service: str
-    status: str  # requested | accepted | declined
-    requested_at: datetime
-    answer_due: datetime | None
-
-
-@dataclass(frozen=True)
-class Consent:
-    consent_id: str
-    recipients: frozenset[str]
-    voluntary_return: bool
-    categories: frozenset[str] = frozenset()  # what the person agreed may be shared
-    active: bool = True
-
-
-@dataclass(frozen=True)
-class Reflection:
-    started: datetime
-    ends: datetime
-    extra_days: int = 0
-    ended: bool = False
-
-    def running_at(self, when: datetime) -> bool:
-        return not self.ended and self.started <= when < self.ends
-
-
-@dataclass(frozen=True)
-class CaseState:
-    """What a node knows of a case, built only from clear envelope data."""
-
-    pseudonym: str = ""
-    originator: str = ""
-    screened: bool = False
-    flags: CaseFlags = field(default_factory=CaseFlags)
-    referrals: Mapping[str, Referral] = field(default_factory=dict)
-    consents: Mapping[str, Consent] = field(default_factory=dict)
-    #: Every agency this node knows takes part: senders and recipients of the events it
-    #: holds, and agencies those events name (a referral's, a return's counterpart).
-    parties: frozenset[str] = frozenset()
-    #: R9: recipients a referral shared with on an override with a recorded legal basis.
-    overrides: frozenset[str] = frozenset()
-    identification: str | None = None  # None | reasonable-grounds | conclusive
-    reflection: Reflection | None = None
-    serious_risk: bool | None = None  # None until a risk assessment
-    return_in_best_interests: bool | None = None
-    return_stage: str | None = None  # planning | agreed | completed
-    monitoring_visits: int = 0
-    closed: bool = False
-    erased: bool = False
-    event_ids: frozenset[str] = frozenset()
-    last_event_at: datetime | None = None
-
-    @property
-    def exists(self) -> bool:
-        return bool(self.event_ids)
-
-    @property
-    def service_providers(self) -> frozenset[str]:
-        """Agencies asked for or delivering a service: 'own service' in the agreement."""
-        return frozenset(r.to_agency for r in self.referrals.values() if r.status != "declined")
-
-    def consented(self, agency_id: str) -> frozenset[str]:
-        """R9: the categories active consents let the person's data go to `agency_id`."""
-        out: frozenset[str] = frozenset()
-        for c in self.consents.values():
-            if c.active and agency_id in c.recipients:
-                out |= c.categories
-        return out
-
-
-@dataclass(frozen=True)
-class Proposal:
-    """A new event as the rules see it: only clear data, and the roles of the agencies
-    involved as the directory lists them (an agency may hold several)."""
-
-    event_id: str
-    event_type: str
-    sender: str
-    sender_roles: Roles
-    recipients: Mapping[str, Roles]
-    time: datetime
-    operational: Mapping[str, Any]
-    #: The envelope's clear case flags, as its sender claims them.
-    flags: CaseFlags = field(default_factory=CaseFlags)
 
 
 def event_flags(p: Proposal) -> CaseFlags:
@@ -150,6 +83,12 @@ def event_flags(p: Proposal) -> CaseFlags:
             return CaseFlags(presumed_child=presumed_child(op.get("age_status")))
         case "asylum.lodged":
             return CaseFlags(asylum_lodged=True)
+        case "age.assessed":
+            outcome = op.get("outcome")
+            if outcome == AgeAssessmentOutcome.CHILD:
+                return CaseFlags(age_assessed_child=True)  # protective: from anyone
+            adult = outcome == AgeAssessmentOutcome.ADULT
+            return CaseFlags(age_assessed_adult=adult and may_emit(p.sender_roles, p.event_type))
     established = authority(p.event_type).establishes
     if established and may_emit(p.sender_roles, p.event_type):
         return CaseFlags(**dict.fromkeys(established, True))
@@ -184,10 +123,29 @@ def derive_deadlines(state: CaseState, p: Proposal, policy: CountryPolicy) -> di
     op = p.operational
     match p.event_type:
         case "case.screened":
-            return {"reasonable-grounds": policy.reasonable_grounds_due(p.time)}
+            due = {"reasonable-grounds": policy.reasonable_grounds_due(p.time)}
+            if presumed_child(op.get("age_status")):
+                due["guardian-appointment"] = policy.guardian_due(p.time)
+            return due
         case "referral.requested":
             due = policy.referral_answer_due(p.time, urgent=bool(op.get("urgent")))
             return {"referral-answer": due}
+        case "referral.declined":
+            return {"re-referral": policy.re_referral_due(p.time)}
+        case "identification.review-requested":
+            return {"decision-review": policy.review_due(p.time)}
+        case "complaint.lodged" if op.get("kind") == FeedbackKind.COMPLAINT:
+            return {"complaint-answer": policy.complaint_answer_due(p.time)}
+        case "residence.granted" | "residence.renewed":
+            valid_until = date.fromisoformat(str(op["valid_until"]))
+            return {"residence-renewal": policy.residence_renewal_due(p.time, valid_until)}
+        case "proceedings.concluded":
+            return {"outcome-information": policy.outcome_information_due(p.time)}
+        case "reintegration.monitored" if op.get("retaliation_risk") is True:
+            return {
+                "post-return-monitoring": policy.monitoring_due(p.time),
+                "retaliation-found": p.time,  # at once
+            }
         case "reflection.started":
             ends = policy.reflection_ends(p.time)
             return {
@@ -209,31 +167,37 @@ def derive_deadlines(state: CaseState, p: Proposal, policy: CountryPolicy) -> di
 # --- the rules -------------------------------------------------------------------------
 
 
-def _require(cond: bool, rule: str, message: str) -> None:
-    if not cond:
-        raise RuleViolation(rule, message)
-
-
 def check_common(state: CaseState, p: Proposal) -> None:
     """The rules both ends apply: order, authority (ROLE) and R4's addressing."""
-    _require(p.event_id not in state.event_ids, "LIFECYCLE", f"event {p.event_id} already recorded")
-    _require(not state.erased, "ERASED", "the case's data was erased; no further events")
+    require(p.event_id not in state.event_ids, "LIFECYCLE", f"event {p.event_id} already recorded")
+    require(not state.erased, "ERASED", "the case's data was erased; no further events")
     if p.event_type == "case.screened":
-        _require(not state.screened, "LIFECYCLE", "the case is already screened")
+        require(not state.screened, "LIFECYCLE", "the case is already screened")
     if state.closed:
-        _require(
+        require(
             p.event_type == "case.erasure-ordered",
             "LIFECYCLE",
             "the case is closed; only an erasure order may follow",
         )
     emitters = authority(p.event_type).emitters
-    _require(
+    require(
         may_emit(p.sender_roles, p.event_type),
         "ROLE",
         f"{p.event_type} may only come from {', '.join(sorted(emitters))}; "
         f"{p.sender} is {', '.join(sorted(p.sender_roles)) or 'of no known role'}",
     )
+    check_officer(p)
     check_origin_addressing(state, p)
+
+
+def check_officer(p: Proposal) -> None:
+    """R7: a decision names the officer who made it, whichever version it was sent in."""
+    name = officer_required(p.event_type)
+    require(
+        name is None or bool(p.operational.get(name)),
+        "R7",
+        f"{p.event_type} is a decision and must name the officer who made it ({name})",
+    )
 
 
 def check_origin_addressing(state: CaseState, p: Proposal) -> None:
@@ -242,14 +206,20 @@ def check_origin_addressing(state: CaseState, p: Proposal) -> None:
     origin = sorted(a for a, roles in p.recipients.items() if origin_side(roles))
     if not origin:
         return
+    require(
+        not justice(p.event_type),
+        "R4",
+        f"{p.event_type} is a justice event: it never goes to a consulate or to a "
+        f"counterpart or gateway of the country of origin ({', '.join(origin)})",
+    )
     asylum = state.flags.asylum_lodged or p.flags.asylum_lodged or p.event_type == "asylum.lodged"
-    _require(
+    require(
         not asylum,
         "R4",
         "asylum is lodged: no event of this case may go to a consulate or to a counterpart "
         f"or gateway of the country of origin ({', '.join(origin)})",
     )
-    _require(
+    require(
         origin_contact(p.sender_roles) or origin_side(p.sender_roles),
         "R4",
         "only the competent authority may address the country of origin "
@@ -262,24 +232,28 @@ def check_send(
     p: Proposal,
     policy: CountryPolicy,
     origin_contacts: Iterable[str] = (),
+    earlier_case: CaseState | None = None,
 ) -> None:
     """All rules, against the sending node's view. Raises RuleViolation or UnknownCase.
 
     `origin_contacts`: the active agencies that may address the country of origin; an
     asylum claim must be addressed to each of them (R4), so none of them can contact the
-    country of origin unaware of it."""
+    country of origin unaware of it. `earlier_case`: for a link to an earlier case, that
+    case as this node holds it (None: it holds nothing of it)."""
     if p.event_type != "case.screened" and not state.exists:
         raise UnknownCase(state.pseudonym)
     check_common(state, p)
     if p.event_type == "asylum.lodged":
         untold = sorted(set(origin_contacts) - set(p.recipients) - {p.sender})
-        _require(
+        require(
             not untold,
             "R4",
             "an asylum claim must be addressed to every agency that may contact the country "
             f"of origin, so none does unaware of it: add {', '.join(untold)}",
         )
     op = p.operational
+    if p.event_type == "case.linked":
+        check_link(state, p, earlier_case)
     rule = _SEND_RULES.get(p.event_type)
     if rule is not None:
         rule(state, p, op, policy)
@@ -289,7 +263,7 @@ def _screened(state: CaseState, p: Proposal, op: Mapping[str, Any], policy: Coun
     # R1 needs no condition here: screening is accepted whatever the person's migration
     # status or willingness to co-operate, and makes them a presumed victim.
     if presumed_child(op["age_status"]):
-        _require(
+        require(
             any(Role.CHILD_PROTECTION in roles for roles in p.recipients.values()),
             "R2",
             "a presumed child (age child, unknown or disputed) must be referred at once to "
@@ -301,35 +275,60 @@ def _referral_requested(
     state: CaseState, p: Proposal, op: Mapping[str, Any], policy: CountryPolicy
 ) -> None:
     rid, to = str(op["referral_id"]), str(op["to_agency"])
-    _require(rid not in state.referrals, "LIFECYCLE", f"referral {rid} already exists")
-    _require(to in p.recipients, "LIFECYCLE", f"the referred agency {to} must be a recipient")
-    _require(to != p.sender, "LIFECYCLE", "an agency cannot refer a case to itself")
+    require(rid not in state.referrals, "LIFECYCLE", f"referral {rid} already exists")
+    require(to in p.recipients, "LIFECYCLE", f"the referred agency {to} must be a recipient")
+    require(to != p.sender, "LIFECYCLE", "an agency cannot refer a case to itself")
+    if op.get("replaces_referral_id") is not None:
+        _re_referral(state, p, str(op["replaces_referral_id"]), str(op["service"]))
     # R9: sharing personal data needs recorded consent for that recipient, or an override.
     if op.get("consent_override"):
         return
     cid = op.get("consent_id")
-    _require(
+    require(
         cid is not None,
         "R9",
         f"referral to {to} needs the person's recorded consent (consent_id) or a "
         "consent_override with a legal basis",
     )
     consent = state.consents.get(str(cid))
-    _require(consent is not None, "R9", f"no consent {cid} is recorded for this case")
+    require(consent is not None, "R9", f"no consent {cid} is recorded for this case")
     assert consent is not None
-    _require(consent.active, "R9", f"consent {cid} was withdrawn")
-    _require(to in consent.recipients, "R9", f"consent {cid} does not cover sharing with {to}")
+    require(consent.active, "R9", f"consent {cid} was withdrawn")
+    require(to in consent.recipients, "R9", f"consent {cid} does not cover sharing with {to}")
+
+
+def _re_referral(state: CaseState, p: Proposal, replaced: str, service: str) -> None:
+    """R8, no dead ends (OSCE/ODIHR handbook, seed 001: a system "to refer trafficked
+    persons to specialized agencies"; Liu, seed 000, 3.4: referral left to the discretion
+    of whoever holds the file): a declined referral is re-routed by a new referral for
+    the same need that names it, which reaches the agency that made the declined one, so
+    that agency's re-referral clock stops; else the decline escalates."""
+    old = known(state.referrals, replaced, "referral")
+    require(
+        old.status == "declined",
+        "LIFECYCLE",
+        f"referral {replaced} is {old.status}: only a declined referral is re-routed",
+    )
+    require(
+        old.service == service,
+        "LIFECYCLE",
+        f"referral {replaced} asked for {old.service}: a re-referral is for the same need",
+    )
+    require(
+        old.from_agency in (p.sender, *p.recipients),
+        "LIFECYCLE",
+        f"address {old.from_agency}, which made the declined referral, so its re-referral "
+        "clock stops",
+    )
 
 
 def _referral_answered(
     state: CaseState, p: Proposal, op: Mapping[str, Any], policy: CountryPolicy
 ) -> None:
     rid = str(op["referral_id"])
-    ref = state.referrals.get(rid)
-    _require(ref is not None, "LIFECYCLE", f"no referral {rid} in this case")
-    assert ref is not None
-    _require(ref.to_agency == p.sender, "LIFECYCLE", f"only {ref.to_agency} can answer {rid}")
-    _require(ref.status == "requested", "LIFECYCLE", f"referral {rid} was already {ref.status}")
+    ref = known(state.referrals, rid, "referral")
+    require(ref.to_agency == p.sender, "LIFECYCLE", f"only {ref.to_agency} can answer {rid}")
+    require(ref.status == "requested", "LIFECYCLE", f"referral {rid} was already {ref.status}")
     if p.event_type == "referral.declined":
         check_decline_reason(op)
 
@@ -337,7 +336,7 @@ def _referral_answered(
 def check_decline_reason(op: Mapping[str, Any]) -> None:
     """R1: assistance is never refused for migration status or for not co-operating."""
     reason = DeclineReason(op.get("reason_code", DeclineReason.OTHER))
-    _require(
+    require(
         reason not in (DeclineReason.MIGRATION_STATUS, DeclineReason.NO_COOPERATION),
         "R1",
         "assistance may not be refused for migration status or unwillingness to co-operate",
@@ -349,20 +348,28 @@ def _consent_withdrawn(
 ) -> None:
     cid = str(op["consent_id"])
     consent = state.consents.get(cid)
-    _require(consent is not None and consent.active, "LIFECYCLE", f"no active consent {cid}")
+    require(consent is not None and consent.active, "LIFECYCLE", f"no active consent {cid}")
 
 
 def _identification(
     state: CaseState, p: Proposal, op: Mapping[str, Any], policy: CountryPolicy
 ) -> None:
-    if op["stage"] == "conclusive":
-        _require(
-            state.identification == "reasonable-grounds",
+    stage, review_id = str(op["stage"]), op.get("review_id")
+    if review_id is not None:
+        review_answer(state, p, str(review_id), stage)
+        return
+    decided = {d.stage for d in state.decisions} | {state.identification} - {None}
+    require(
+        stage not in decided,
+        "LIFECYCLE",
+        f"{stage} is already decided: a second decision answers a review request (review_id)",
+    )
+    if stage == IdentificationStage.CONCLUSIVE:
+        require(
+            state.identification == IdentificationStage.REASONABLE_GROUNDS,
             "LIFECYCLE",
             "a conclusive decision needs a reasonable-grounds decision first",
         )
-    else:
-        _require(state.identification is None, "LIFECYCLE", "reasonable grounds already decided")
 
 
 def _reflection(
@@ -370,13 +377,13 @@ def _reflection(
 ) -> None:
     running = state.reflection is not None and state.reflection.running_at(p.time)
     if p.event_type == "reflection.started":
-        _require(not running, "LIFECYCLE", "a reflection period is already running")
+        require(not running, "LIFECYCLE", "a reflection period is already running")
         return
-    _require(running, "LIFECYCLE", "no reflection period is running")
+    require(running, "LIFECYCLE", "no reflection period is running")
     if p.event_type == "reflection.extended":
         assert state.reflection is not None
         total = policy.reflection_days + state.reflection.extra_days + int(op["extra_days"])
-        _require(
+        require(
             total <= policy.reflection_max_total_days,
             "POLICY",
             f"reflection would last {total} days; {policy.country}'s maximum is "
@@ -387,20 +394,20 @@ def _reflection(
 def _return_planning(
     state: CaseState, p: Proposal, op: Mapping[str, Any], policy: CountryPolicy
 ) -> None:
-    _require(state.return_stage is None, "LIFECYCLE", "return planning already started")
-    if state.flags.presumed_child:
-        _require(
+    require(state.return_stage is None, "LIFECYCLE", "return planning already started")
+    if state.flags.child_safeguards:
+        require(
             state.flags.guardian_appointed and state.flags.best_interests_determined,
             "R2",
             "no return is planned for a presumed child before a guardian is appointed and a "
             "best-interests determination is made",
         )
-        _require(
+        require(
             state.return_in_best_interests is not False,
             "R2",
             "the best-interests determination found return not in the child's interests",
         )
-    _require(
+    require(
         state.serious_risk is False,
         "R4",
         "return needs a risk assessment that found no serious risk"
@@ -411,13 +418,49 @@ def _return_planning(
 def _return_agreed(
     state: CaseState, p: Proposal, op: Mapping[str, Any], policy: CountryPolicy
 ) -> None:
-    _require(state.return_stage == "planning", "LIFECYCLE", "no return planning to agree to")
+    require(state.return_stage == "planning", "LIFECYCLE", "no return planning to agree to")
+    require(
+        state.return_counterpart in (None, p.sender),
+        "LIFECYCLE",
+        f"the return is planned with {state.return_counterpart}: only it agrees the plan",
+    )
+    check_family(state)
+
+
+def check_family(state: CaseState) -> None:
+    """R2 and the Bali Process guide (seed 003, "Family tracing and reunification"): no
+    return of a child is agreed or carried out before family tracing checked that the
+    family was not complicit; if it found them complicit, or could not tell, or found
+    no family, only a best-interests determination made after that finding, in favour
+    of return, lets the return go on (to care other than that family)."""
+    if not state.flags.child_safeguards:
+        return
+    require(
+        state.family_check is not None,
+        "R2",
+        "no return for a child before family tracing has checked the family was not "
+        "complicit (family.traced)",
+    )
+    if state.family_check == ComplicityCheck.FAMILY_CLEARED:
+        return
+    after = (
+        state.best_interests_at is not None
+        and state.family_checked_at is not None
+        and state.best_interests_at >= state.family_checked_at
+    )
+    require(
+        after and state.return_in_best_interests is True,
+        "R2",
+        f"the family check found {state.family_check}: return needs a best-interests "
+        "determination made after it that finds return in the child's interests",
+    )
 
 
 def _return_completed(
     state: CaseState, p: Proposal, op: Mapping[str, Any], policy: CountryPolicy
 ) -> None:
-    _require(state.return_stage == "agreed", "LIFECYCLE", "the return plan is not agreed")
+    require(state.return_stage == "agreed", "LIFECYCLE", "the return plan is not agreed")
+    check_family(state)
     if state.reflection is not None and state.reflection.running_at(p.time):
         consent = state.consents.get(str(op.get("consent_id")))
         asked = (
@@ -426,7 +469,7 @@ def _return_completed(
             and consent.active
             and consent.voluntary_return
         )
-        _require(
+        require(
             asked,
             "R3",
             "no return while the reflection period runs (until "
@@ -436,7 +479,7 @@ def _return_completed(
 
 
 def _monitored(state: CaseState, p: Proposal, op: Mapping[str, Any], policy: CountryPolicy) -> None:
-    _require(state.return_stage == "completed", "LIFECYCLE", "no completed return to monitor")
+    require(state.return_stage == "completed", "LIFECYCLE", "no completed return to monitor")
 
 
 _SEND_RULES = {
@@ -446,13 +489,26 @@ _SEND_RULES = {
     "referral.declined": _referral_answered,
     "consent.withdrawn": _consent_withdrawn,
     "identification.decided": _identification,
+    "identification.review-requested": review_requested,
     "reflection.started": _reflection,
     "reflection.extended": _reflection,
     "reflection.ended": _reflection,
+    "residence.granted": residence,
+    "residence.renewed": residence,
+    "residence.ended": residence,
     "return.planning-started": _return_planning,
     "return.plan-agreed": _return_agreed,
     "return.completed": _return_completed,
     "reintegration.monitored": _monitored,
+    "proceedings.opened": proceedings,
+    "proceedings.concluded": proceedings,
+    "rights.explained": rights_explained,
+    "complaint.lodged": complaint_lodged,
+    "complaint.answered": complaint_answered,
+    "compensation.claimed": compensation,
+    "compensation.decided": compensation,
+    "compensation.paid": compensation,
+    "case.closed": closed,
 }
 
 
@@ -482,6 +538,10 @@ def evolve(
                 s = _changed(s, serious_risk=True)
             case "best-interests.determined" if op.get("return_in_best_interests") is False:
                 s = _changed(s, return_in_best_interests=False)
+            case "family.traced" if op.get("complicity") == ComplicityCheck.FAMILY_COMPLICIT:
+                s = _changed(
+                    s, family_check=ComplicityCheck.FAMILY_COMPLICIT, family_checked_at=p.time
+                )
         return s
     named = (op.get(name) for name in authority(p.event_type).names)
     s = _changed(
@@ -493,6 +553,7 @@ def evolve(
         case "case.screened":
             s = _changed(s, screened=True, originator=p.sender)
         case "referral.requested":
+            replaces = op.get("replaces_referral_id")
             ref = Referral(
                 referral_id=str(op["referral_id"]),
                 from_agency=p.sender,
@@ -501,6 +562,7 @@ def evolve(
                 status="requested",
                 requested_at=p.time,
                 answer_due=deadlines.get("referral-answer"),
+                replaces=str(replaces) if replaces is not None else None,
             )
             s = _changed(s, referrals={**s.referrals, ref.referral_id: ref})
             if op.get("consent_override"):
@@ -525,7 +587,17 @@ def evolve(
                 withdrawn = replace(s.consents[cid], active=False)
                 s = _changed(s, consents={**s.consents, cid: withdrawn})
         case "identification.decided":
-            s = _changed(s, identification=str(op["stage"]))
+            stage, rid = str(op["stage"]), op.get("review_id")
+            decisions = (*s.decisions, Decision(p.event_id, stage, p.sender))
+            s = _changed(s, identification=stage, decisions=decisions)
+            if rid is not None and str(rid) in s.reviews:
+                answered = replace(s.reviews[str(rid)], answered=True)
+                s = _changed(s, reviews={**s.reviews, str(rid): answered})
+        case "identification.review-requested":
+            about = str(op["decision_event_id"])
+            stage = next((d.stage for d in s.decisions if d.event_id == about), "")
+            review = Review(str(op["review_id"]), about, stage, p.sender)
+            s = _changed(s, reviews={**s.reviews, review.review_id: review})
         case "reflection.started":
             ends = deadlines.get("reflection-ends", p.time)
             s = _changed(s, reflection=Reflection(started=p.time, ends=ends))
@@ -538,15 +610,55 @@ def evolve(
         case "risk.assessed":
             s = _changed(s, serious_risk=bool(op["serious_risk"]))
         case "best-interests.determined":
-            s = _changed(s, return_in_best_interests=bool(op["return_in_best_interests"]))
+            s = _changed(
+                s,
+                return_in_best_interests=bool(op["return_in_best_interests"]),
+                best_interests_at=p.time,
+            )
+        case "age.assessed":
+            s = _changed(s, age_assessment=str(op["outcome"]))
+        case "family.traced":
+            s = _changed(s, family_check=str(op["complicity"]), family_checked_at=p.time)
         case "return.planning-started":
-            s = _changed(s, return_stage="planning")
+            counterpart = str(op["counterpart_agency"])
+            s = _changed(s, return_stage="planning", return_counterpart=counterpart)
         case "return.plan-agreed":
             s = _changed(s, return_stage="agreed")
         case "return.completed":
             s = _changed(s, return_stage="completed")
         case "reintegration.monitored":
             s = _changed(s, monitoring_visits=s.monitoring_visits + 1)
+        case "residence.granted" | "residence.renewed":
+            s = _changed(s, residence="active")
+        case "residence.ended":
+            s = _changed(s, residence="ended")
+        case "proceedings.opened":
+            pid = str(op["proceedings_id"])
+            s = _changed(s, proceedings={**s.proceedings, pid: Proceedings(pid, p.sender)})
+        case "proceedings.concluded" if str(op["proceedings_id"]) in s.proceedings:
+            pid = str(op["proceedings_id"])
+            done = replace(s.proceedings[pid], concluded_by=p.sender)
+            s = _changed(s, proceedings={**s.proceedings, pid: done})
+        case "complaint.lodged":
+            about = op.get("about_agency")
+            c = Complaint(
+                str(op["complaint_id"]),
+                str(op["kind"]),
+                p.sender,
+                str(about) if about is not None else None,
+            )
+            s = _changed(s, complaints={**s.complaints, c.complaint_id: c})
+        case "complaint.answered" if str(op["complaint_id"]) in s.complaints:
+            cid = str(op["complaint_id"])
+            s = _changed(
+                s, complaints={**s.complaints, cid: replace(s.complaints[cid], answered=True)}
+            )
+        case "compensation.claimed":
+            s = _changed(s, compensation={**s.compensation, str(op["forum"]): "claimed"})
+        case "compensation.decided":
+            s = _changed(s, compensation={**s.compensation, str(op["forum"]): "decided"})
+        case "case.linked":
+            s = _changed(s, linked_to=s.linked_to | {str(op["earlier_case"])})
         case "case.closed":
             s = _changed(s, closed=True)
         case "case.erasure-ordered":
@@ -563,3 +675,27 @@ def _changed(state: CaseState, **changes: Any) -> CaseState:
     fields.update(state.__dict__)
     fields.update(changes)
     return new
+
+
+#: What other modules take from here (the case's data lives in `rules.case_state`).
+__all__ = [
+    "CaseState",
+    "Consent",
+    "Proposal",
+    "Referral",
+    "Reflection",
+    "Roles",
+    "RuleViolation",
+    "UnknownCase",
+    "check_common",
+    "check_decline_reason",
+    "check_family",
+    "check_link",
+    "check_send",
+    "counted_flags",
+    "derive_deadlines",
+    "derive_flags",
+    "event_flags",
+    "evolve",
+    "presumed_child",
+]

@@ -3,6 +3,12 @@
 The gateway is its own small component beside a country's nodes: it reads its gateway
 node's store, talks HTTP to its own registry, the peer's registry and the peer's gateway,
 and delivers into the counterpart nodes' stores (same host in the embedded bus).
+
+Between the two gateways: mutual TLS with `tls` (this gateway's key and certificate, from
+its country's CA), each side trusting exactly the certificate its federation agreement
+names for the other (`peer_gateway_certificate`), as client (`_send`) and as server (the
+border door, served by the caller with `pinned_peer_certificate()`). A federation with no
+certificate named is refused: the border never speaks to an unpinned peer.
 """
 
 from __future__ import annotations
@@ -10,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -18,9 +25,10 @@ import httpx
 from fastapi import FastAPI
 
 from contracts.directory import TrustAnchor
+from contracts.federation import BorderRefused
 from contracts.kafka_binding import FORWARDING_CONTENT_TYPE
 from referral_router.api.errors import install_error_handlers
-from referral_router.federation.api import create_gateway_app
+from referral_router.federation.api import create_border_app, create_gateway_app
 from referral_router.federation.gateway import Gateway
 from referral_router.federation.inbound import CrossBorder, FederatedInbox
 from referral_router.federation.ledgers import CrossingLedger, ForwardingStore
@@ -43,11 +51,15 @@ class GatewayRuntime:
         anchor: TrustAnchor,
         gateway_node: NodeRuntime,
         nodes: Mapping[str, NodeRuntime],
+        tls: Path,
         poll_interval: float = 0.1,
+        registry_verify: ssl.SSLContext | bool = True,
     ) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         self.poll_interval = poll_interval
-        self._http = httpx.Client(timeout=10)
+        self.tls = tls
+        self._http = httpx.Client(timeout=10, verify=registry_verify)
+        self._peers: dict[str, httpx.Client] = {}  # pinned clients, by peer certificate
         self.trust = PeerTrust(country, anchor, registry_url, self._fetch)
         self.ledger = CrossingLedger(folder / "crossings.db")
         self._stores: list[ForwardingStore] = []
@@ -70,8 +82,15 @@ class GatewayRuntime:
             inboxes,
             self.ledger,
         )
-        self.app: FastAPI = create_gateway_app(self.gateway, self.ledger)
-        install_error_handlers(self.app)
+        self.border_app: FastAPI = create_border_app(self.gateway)
+        self.app: FastAPI = create_gateway_app(
+            self.gateway,
+            self.ledger,
+            gateway_node.verifier.authenticate,
+            lambda: gateway_node.roster.directory,
+        )
+        for app in (self.border_app, self.app):
+            install_error_handlers(app)
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -84,9 +103,39 @@ class GatewayRuntime:
             raise PeerUnreachable(f"{url}: HTTP {resp.status_code}")
         return resp.content
 
+    def pinned_peer_certificate(self) -> str:
+        """The peer gateway's certificate as our registry's federation agreement names it:
+        the only one the border door (and `_send`) accepts."""
+        pem = self.trust.federation(self.gateway.peer).peer_gateway_certificate
+        if not pem:
+            raise BorderRefused(
+                "FEDERATION",
+                f"the federation with {self.gateway.peer} names no certificate for its "
+                "gateway: mutual TLS cannot pin it",
+            )
+        return pem
+
+    def _peer_client(self) -> httpx.Client:
+        """Mutual TLS to the peer gateway: our certificate, and trust in its alone."""
+        pem = self.pinned_peer_certificate()
+        client = self._peers.get(pem)
+        if client is None:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # no system CAs: this one only
+            ctx.load_verify_locations(cadata=pem)
+            ctx.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
+            ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+            ctx.load_cert_chain(str(self.tls))
+            client = self._peers[pem] = httpx.Client(timeout=10, verify=ctx)
+        return client
+
     def _send(self, base_url: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         try:
-            resp = self._http.post(f"{base_url.rstrip('/')}/v1/federation/inbound", json=body)
+            client = self._peer_client()
+        except BorderRefused as r:
+            log.warning("gateway %s: %s", self.gateway.country, r.reason)
+            raise PeerUnreachable(r.reason) from None
+        try:
+            resp = client.post(f"{base_url.rstrip('/')}/v1/federation/inbound", json=body)
         except httpx.HTTPError as exc:
             raise PeerUnreachable(f"{base_url}: {type(exc).__name__}") from exc
         try:
@@ -120,6 +169,8 @@ class GatewayRuntime:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.wait_for(self._task, timeout=10)
         self._http.close()
+        for client in self._peers.values():
+            client.close()
         self.ledger.close()
         for store in self._stores:
             store.close()

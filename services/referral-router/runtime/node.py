@@ -9,13 +9,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from fastapi import FastAPI
 
-from contracts.agency_token import ReplayCache, TokenVerifier, issue_token
+from contracts.agency_token import (
+    FixedParties,
+    FixedParty,
+    ReplayCache,
+    TokenVerifier,
+    issue_token,
+)
 from contracts.directory import KeyUse
 from contracts.kafka_binding import ENVELOPE_CONTENT_TYPE
 from contracts.keystore import AgencyKeys
@@ -40,7 +47,7 @@ from referral_router.store.case_store import CaseStore
 from referral_router.store.feed import LogFeed
 from referral_router.store.thread import StoreThread
 from referral_router.transport.base import Transport
-from referral_router.transport.topics import inbox_topic
+from referral_router.transport.topics import consumer_group, inbox_topic
 
 log = logging.getLogger("nrm.node")
 
@@ -62,12 +69,15 @@ class NodeSettings:
     log_origin_domain: str = "nrm.example"
     witness_url: str | None = None  # the registry, witnessing checkpoints; None: off
     witness_audience: str | None = None  # default nrm-registry:<country>
+    witness_verify: ssl.SSLContext | bool = True  # the witness's TLS: local CA or system
     #: Longest wait for inbox records in one poll (it returns as soon as any arrive).
     poll_interval: float = 1.0
     #: Events in work at once; more are refused with 503 and Retry-After.
     max_in_flight: int = 256
     console: ConsoleSettings | None = None  # the web console under /console; None: off
     public_url: str | None = None  # the base URL clients call, behind a proxy (DPoP htu)
+    #: The notifier's identity: its tokens may read the log and append escalations.
+    notifier: FixedParty | None = None
     extra: dict[str, str] = field(default_factory=dict)
 
 
@@ -124,8 +134,19 @@ class NodeRuntime:
         if self.audit is not None:
             self.audit.follow()
         self.witnessing = witnessing_for(
-            self.audit, keys, settings.witness_url, settings.witness_audience
+            self.audit,
+            keys,
+            settings.witness_url,
+            settings.witness_audience,
+            settings.witness_verify,
         )
+        notifier = None
+        if settings.notifier is not None:
+            parties = FixedParties(settings.notifier)
+            notifier = (
+                settings.notifier.id,
+                TokenVerifier(lambda: parties, settings.audience, replay_cache=ReplayCache()),
+            )
         self.app: FastAPI = create_app(
             self.node,
             self.verifier,
@@ -133,6 +154,7 @@ class NodeRuntime:
             public_url=settings.public_url,
             intake=self.intake,
             feed=self.feed,
+            notifier=notifier,
         )
         self._keys = keys
         self.console = (
@@ -145,7 +167,7 @@ class NodeRuntime:
         telemetry.instrument_app(self.app, settings.agency_id)
         telemetry.watch_relay(settings.agency_id, self.relay.pending)
         self._consumer = transport.consumer(
-            f"node.{settings.agency_id}", [inbox_topic(settings.country, settings.agency_id)]
+            consumer_group(settings.agency_id), [inbox_topic(settings.country, settings.agency_id)]
         )
         self.inbox = InboxLoop(
             self.reception,

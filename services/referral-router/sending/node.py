@@ -211,7 +211,13 @@ class AgencyNode:
         envelope = self._clear_envelope(case.state, sub, pseudonym)
         roles = self.roster.roles((self.agency_id, *sub.recipients))
         proposal = proposal_of(envelope, roles)
-        check_send(case.state, proposal, self.policy, self.roster.origin_contacts())
+        check_send(
+            case.state,
+            proposal,
+            self.policy,
+            self.roster.origin_contacts(),
+            earlier_case=self._earlier_case(proposal),
+        )
         envelope = envelope.model_copy(
             update={
                 "flags": derive_flags(case.state, proposal),
@@ -266,6 +272,14 @@ class AgencyNode:
             else:
                 telemetry.event_appended(self.agency_id, d.envelope, d.traceparent)
         return [failures.get(i) for i in range(len(decisions))]
+
+    def _earlier_case(self, p: Proposal) -> CaseState | None:
+        """For a link to an earlier case (re-trafficking): that case as this node holds
+        it, only read, never reopened."""
+        if p.event_type != "case.linked":
+            return None
+        earlier = self.store.case_file(str(p.operational["earlier_case"]))
+        return earlier.state if earlier is not None else None
 
     def _to_every_party(self, case: CaseFile, sub: Submission) -> Submission:
         """An erasure order reaches every agency this node knows took part in the case

@@ -6,15 +6,26 @@ acknowledged; while a broker is away the producer keeps retrying (aiokafka never
 idempotent batches), and we give up with ``DeliveryTimeoutError`` after
 ``delivery_timeout_s``. Consumers: group members with manual commits only
 (``enable_auto_commit=False``) starting at ``earliest`` when the group has no commit.
+
+Every connection is TLS with a client certificate (`KafkaTls`): the broker reads the
+agency's principal from it and allows only what the operator's ACLs allow. There is no
+plaintext mode: a transport without TLS material is refused at construction, and a
+listener that does not answer the TLS handshake is named as such (`check_tls`).
+Topics are provisioned by the operator; `ensure_topics` creates only what is missing, so
+a node principal (no CREATE permission) passes when its topics exist and fails with a
+clear error when they do not.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
+import ssl
 import time
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka import TopicPartition as KafkaTopicPartition
@@ -27,6 +38,7 @@ from aiokafka.errors import (
     KafkaConnectionError,
     KafkaError,
     TopicAlreadyExistsError,
+    TopicAuthorizationFailedError,
     for_code,
 )
 
@@ -45,18 +57,45 @@ from .base import (
 #: keys by when a record reached the bus, which no producer can set.
 TOPIC_CONFIG = {"message.timestamp.type": "LogAppendTime"}
 LOG_APPEND_TIME = 1  # the record batch attribute of a LogAppendTime timestamp
+PLAINTEXT_REFUSED = (
+    "Kafka needs TLS with a client certificate: give the CA file, the client certificate "
+    "and its key (NRM_KAFKA_CA_FILE, NRM_KAFKA_CERT_FILE, NRM_KAFKA_KEY_FILE); the bus "
+    "refuses a plaintext bootstrap"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaTls:
+    """A client's TLS identity towards the brokers: the CA it trusts (the local CA of
+    `nrm pki`) and its own certificate chain and key, PEM (one file may hold both)."""
+
+    ca_file: Path
+    cert_file: Path
+    key_file: Path | None = None
+
+    def context(self) -> ssl.SSLContext:
+        """TLS 1.2+ with the broker's name checked against its certificate."""
+        try:
+            ctx = ssl.create_default_context(cafile=str(self.ca_file))
+            ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+            ctx.load_cert_chain(str(self.cert_file), str(self.key_file) if self.key_file else None)
+        except (OSError, ssl.SSLError) as e:
+            raise TransportError(f"Kafka TLS files unusable ({self}): {e}") from e
+        return ctx
 
 
 @dataclass(frozen=True, slots=True)
 class KafkaSettings:
-    """Connection and timing; defaults suit production, tests shorten the group timers."""
+    """Connection and timing; defaults suit production, tests shorten the group timers.
+    ``replication_factor`` 0 means as many replicas as brokers, at most 3."""
 
     bootstrap: str
+    tls: KafkaTls | None = None
     client_id: str = "nrm-referral-router"
     delivery_timeout_s: float = 120.0
     request_timeout_ms: int = 30_000
     linger_ms: int = 5
-    replication_factor: int = 1
+    replication_factor: int = 0
     topic_ready_timeout_s: float = 30.0
     session_timeout_ms: int = 10_000
     heartbeat_interval_ms: int = 3_000
@@ -80,29 +119,71 @@ class KafkaTransport(Transport):
     def __init__(self, bootstrap: str | KafkaSettings, **overrides: object) -> None:
         base = bootstrap if isinstance(bootstrap, KafkaSettings) else KafkaSettings(bootstrap)
         self.settings = replace(base, **overrides)  # type: ignore[arg-type]
+        if self.settings.tls is None:
+            raise TransportError(PLAINTEXT_REFUSED)
+        self._ssl = self.settings.tls.context()
         self._producer: AIOKafkaProducer | None = None
         self._producer_lock = asyncio.Lock()
         self._admin_client: AIOKafkaAdminClient | None = None
         self._admin_lock = asyncio.Lock()
 
+    def client_options(self, role: str = "") -> dict[str, object]:
+        """What every aiokafka client of this transport is given: TLS, never plaintext."""
+        return {
+            **self.settings.client_options(role),
+            "security_protocol": "SSL",
+            "ssl_context": self._ssl,
+        }
+
+    async def check_tls(self, timeout: float = 5.0) -> None:
+        """One TLS handshake with each bootstrap address that answers: a plaintext
+        listener (or a certificate the CA did not sign) is named here, once, instead of
+        looking like an outage forever. An address that refuses connections passes: a
+        node rides out a broker that is down."""
+        for address in self.settings.bootstrap.split(","):
+            host, _, port = address.strip().rpartition(":")
+            try:
+                await asyncio.wait_for(self._handshake(host, int(port)), timeout)
+            except (ssl.SSLError, ConnectionResetError, asyncio.IncompleteReadError) as e:
+                raise TransportError(
+                    f"{address} did not complete a TLS handshake ({e!r}): is it a plaintext "
+                    "listener, or a broker whose certificate our CA did not sign? The bus "
+                    "refuses plaintext"
+                ) from e
+            except (OSError, TimeoutError):
+                continue
+
+    async def _handshake(self, host: str, port: int) -> None:
+        _, writer = await asyncio.open_connection(
+            host, port, ssl=self._ssl, server_hostname=host, family=socket.AF_INET
+        )
+        writer.close()
+        with contextlib.suppress(OSError, ssl.SSLError):
+            await writer.wait_closed()
+
     async def ensure_topics(self, names: Iterable[str], partitions: int) -> None:
+        """Create what is missing. Topics that exist pass without a CreateTopics request,
+        so a principal without CREATE (every node) works on provisioned topics."""
         wanted = list(dict.fromkeys(names))
         if not wanted:
             return
-        async with self._admin() as admin:
+        async with self.admin() as admin:
+            if not await self._without_leaders(admin, wanted):
+                return
+            replicas = self.settings.replication_factor or await self.replicas(admin)
             response = await admin.create_topics(
-                [
-                    NewTopic(
-                        n, partitions, self.settings.replication_factor, topic_configs=TOPIC_CONFIG
-                    )
-                    for n in wanted
-                ]
+                [NewTopic(n, partitions, replicas, topic_configs=TOPIC_CONFIG) for n in wanted]
             )
             for topic, code, *rest in response.topic_errors:
                 error = for_code(code)
+                if error is TopicAuthorizationFailedError:
+                    raise TransportError(
+                        f"topic {topic} is not provisioned and this principal may not create "
+                        "it: the operator's provisioning (nrm kafka provision) creates topics"
+                    )
                 if code and error is not TopicAlreadyExistsError:
                     raise TransportError(f"creating {topic}: {error.__name__} {rest}")
-            await self._wait_for_leaders(admin, wanted)
+            await self.wait_for_leaders(admin, wanted)
 
     async def publish_many(self, messages: Sequence[Message]) -> list[Position]:
         if not messages:
@@ -128,12 +209,13 @@ class KafkaTransport(Transport):
         return [Position(md.topic, md.partition, md.offset) for md in metadata]
 
     def consumer(self, group_id: str, topics: Sequence[str]) -> KafkaConsumer:
-        return KafkaConsumer(self.settings, group_id, tuple(topics))
+        connection = self.client_options(group_id)
+        return KafkaConsumer(self.settings, connection, group_id, tuple(topics))
 
     async def delete_before(self, offsets: Mapping[TopicPartition, int]) -> None:
         if not offsets:
             return
-        async with self._admin() as admin:
+        async with self.admin() as admin:
             try:
                 await admin.delete_records(
                     {KafkaTopicPartition(t, p): RecordsToDelete(o) for (t, p), o in offsets.items()}
@@ -142,17 +224,15 @@ class KafkaTransport(Transport):
                 raise TransportError(f"delete_records failed: {e!r}") from e
 
     @contextlib.asynccontextmanager
-    async def _admin(self) -> AsyncIterator[AIOKafkaAdminClient]:
+    async def admin(self) -> AsyncIterator[AIOKafkaAdminClient]:
         """The transport's admin client, started once and kept: a node deletes what it
-        delivered about once a second, and a client per call (connect, metadata) would
-        cost more than the deletes. One call at a time; after a failure, a new client."""
+        delivered about once a second, and a client per call (TLS handshake, metadata)
+        would cost more than the deletes. One call at a time; after a failure, a new one."""
         async with self._admin_lock:
             if self._admin_client is None:
-                s = self.settings
                 admin = AIOKafkaAdminClient(
-                    bootstrap_servers=s.bootstrap,
-                    client_id=f"{s.client_id}-admin",
-                    request_timeout_ms=s.request_timeout_ms,
+                    **self.client_options("admin"),  # type: ignore[arg-type]
+                    request_timeout_ms=self.settings.request_timeout_ms,
                 )
                 await admin.start()
                 self._admin_client = admin
@@ -180,7 +260,7 @@ class KafkaTransport(Transport):
             while self._producer is None:
                 s = self.settings
                 producer = AIOKafkaProducer(
-                    **s.client_options(),
+                    **self.client_options(),  # type: ignore[arg-type]
                     enable_idempotence=True,
                     acks="all",
                     linger_ms=s.linger_ms,
@@ -195,34 +275,46 @@ class KafkaTransport(Transport):
                 self._producer = producer
             return self._producer
 
-    async def _wait_for_leaders(self, admin: AIOKafkaAdminClient, topics: list[str]) -> None:
-        """CreateTopics answers before every partition has a leader; publish needs one."""
+    async def _without_leaders(self, admin: AIOKafkaAdminClient, topics: list[str]) -> set[str]:
+        """Topics that are unknown, not described to us, or have a partition without a
+        leader (CreateTopics answers before every partition has one; publish needs it)."""
+        described = await admin.describe_topics(topics)
+        ready = {
+            t["topic"]
+            for t in described
+            if t["error_code"] == 0
+            and t["partitions"]
+            and all(p["error_code"] == 0 and p["leader"] >= 0 for p in t["partitions"])
+        }
+        return set(topics) - ready
+
+    async def replicas(self, admin: AIOKafkaAdminClient) -> int:
+        cluster = await admin.describe_cluster()
+        return max(1, min(3, len(cluster["brokers"])))
+
+    async def wait_for_leaders(self, admin: AIOKafkaAdminClient, topics: list[str]) -> None:
         deadline = time.monotonic() + self.settings.topic_ready_timeout_s
-        while True:
-            described = await admin.describe_topics(topics)
-            ready = {
-                t["topic"]
-                for t in described
-                if t["error_code"] == 0
-                and t["partitions"]
-                and all(p["error_code"] == 0 and p["leader"] >= 0 for p in t["partitions"])
-            }
-            if ready >= set(topics):
-                return
+        while missing := await self._without_leaders(admin, topics):
             if time.monotonic() > deadline:
-                raise TransportError(f"topics without leaders: {sorted(set(topics) - ready)}")
+                raise TransportError(f"topics without leaders: {sorted(missing)}")
             await asyncio.sleep(0.1)
 
 
 class KafkaConsumer:
     """One consumer-group member over ``AIOKafkaConsumer`` with manual commits."""
 
-    def __init__(self, settings: KafkaSettings, group_id: str, topics: tuple[str, ...]):
+    def __init__(
+        self,
+        settings: KafkaSettings,
+        connection: Mapping[str, object],
+        group_id: str,
+        topics: tuple[str, ...],
+    ):
         self.group_id = group_id
         s = settings
         self._consumer = AIOKafkaConsumer(
             *topics,
-            **s.client_options(group_id),
+            **connection,  # type: ignore[arg-type]
             group_id=group_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",

@@ -6,7 +6,8 @@ names never contain personal data (agency ids are public directory entries). Eve
 is partitioned by case pseudonym, so a case's events stay in order.
 
 - ``nrm.XA.inbox.<agency>``    events addressed to one agency node (its inbox).
-- ``nrm.XA.dead-letter``       events a node could not verify or apply, for inspection.
+- ``nrm.XA.dead-letter.<agency>`` what one node could not verify or apply, for its
+  own inspection (only that agency, and the operator, may read it).
 - ``nrm.XA.directory``         signed directory updates published by the registry.
 - ``nrm.XA.checkpoints``       signed log checkpoints of the nodes, for witnesses/oversight.
 - ``nrm.XA.federation.<YB>``   events handed to counterpart country YB's bus.
@@ -39,9 +40,16 @@ def inbox_topic(country: str, agency_id: str) -> str:
     return f"{PREFIX}.{_country(country)}.inbox.{_part(agency_id, 'agency_id')}"
 
 
-def dead_letter_topic(country: str) -> str:
-    """Where a node parks records it cannot verify or apply: ``nrm.XA.dead-letter``."""
-    return f"{PREFIX}.{_country(country)}.dead-letter"
+def dead_letter_topic(country: str, agency_id: str) -> str:
+    """Where one node parks records it cannot verify or apply:
+    ``nrm.XA.dead-letter.<agency_id>``. One per agency, so a dead letter (which holds the
+    record as it arrived, grant header included) is readable only by its addressee."""
+    return f"{PREFIX}.{_country(country)}.dead-letter.{_part(agency_id, 'agency_id')}"
+
+
+def consumer_group(agency_id: str) -> str:
+    """The consumer group of an agency's node (all its replicas): ``node.<agency_id>``."""
+    return f"node.{_part(agency_id, 'agency_id')}"
 
 
 def directory_topic(country: str) -> str:
