@@ -547,8 +547,9 @@ class CountryBus:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        for served in reversed(self._served):
+        for served in self._served:  # all at once: each takes a tick of its loop to see it
             served.server.should_exit = True
+        for served in reversed(self._served):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await served.task
         for transport in self.transports.values():

@@ -24,7 +24,7 @@ import random
 import ssl
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -226,12 +226,15 @@ class NotifierRuntime:
             if wait:
                 params["wait"] = wait
                 wait = 0.0  # only the first read waits; the rest page what is there
-            r = await client.get(
+            read = client.get(
                 f"{base}/v1/log",
                 params=params,
                 headers=self._token(audience, LOG_READ),
                 timeout=max(10.0, float(params.get("wait", 0)) + 10.0),
             )
+            r = await self._unless_stopping(read) if "wait" in params else await read
+            if r is None:
+                break  # stopping: the cursor stays where it was
             r.raise_for_status()
             page = r.json()
             items: list[dict[str, Any]] = page["items"]
@@ -253,6 +256,22 @@ class NotifierRuntime:
             self._wake.set()
             log.debug("%s: %d new notification(s), log read to %d", agency_id, created, after)
         return created
+
+    async def _unless_stopping(self, read: Awaitable[httpx.Response]) -> httpx.Response | None:
+        """A long poll that `stop()` ends at once (None): it only reads, so dropping it
+        loses nothing, and a stopping notifier need not wait out the poll."""
+        answer = asyncio.ensure_future(read)
+        stopping = asyncio.ensure_future(self._stopping.wait())
+        try:
+            await asyncio.wait({answer, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            if answer.done():
+                return answer.result()
+        finally:
+            stopping.cancel()
+            answer.cancel()  # no-op when it is done
+        with contextlib.suppress(asyncio.CancelledError, httpx.HTTPError):
+            await answer
+        return None
 
     def _remember_trace(self, notification_id: str, traceparent: Any) -> None:
         if isinstance(traceparent, str) and traceparent:

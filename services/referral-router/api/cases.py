@@ -199,7 +199,7 @@ async def _log_page(
             return Response(_page_json(node.agency_id, items, next_after), media_type=_JSON)
         seen = max(seen, end)
         await feed.wait_beyond(seen, left)
-        left = deadline - clock()
+        left = 0 if feed.closed else deadline - clock()
 
 
 _JSON = "application/json"

@@ -105,6 +105,9 @@ class LogFeed:
         init=False, default_factory=set
     )
     _listeners: list[Callable[[], None]] = field(init=False, default_factory=list)
+    #: Set when the node stops: waiting readers are answered at once (a long poll must
+    #: not hold a stopping server for the rest of its wait).
+    closed: bool = field(init=False, default=False)
 
     def __post_init__(self) -> None:
         self._from = self._to = self.store.max_position()
@@ -134,11 +137,16 @@ class LogFeed:
             self._to = max(self._to, c.last)
             waiters = list(self._waiters)
             listeners = list(self._listeners)
-        for loop, event in waiters:
-            with contextlib.suppress(RuntimeError):  # that loop is closed
-                loop.call_soon_threadsafe(event.set)
+        _wake(waiters)
         for listener in listeners:
             listener()
+
+    def close(self) -> None:
+        """Answer every waiting reader now, and every later one at once."""
+        with self._lock:
+            self.closed = True
+            waiters = list(self._waiters)
+        _wake(waiters)
 
     def on_growth(self, listener: Callable[[], None]) -> None:
         """Call `listener` (on the committing thread) after every commit."""
@@ -168,7 +176,7 @@ class LogFeed:
             self._waiters.add(waiter)
         try:
             deadline = loop.time() + timeout
-            while self._to <= position and (left := deadline - loop.time()) > 0:
+            while not self.closed and self._to <= position and (left := deadline - loop.time()) > 0:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(waiter[1].wait(), left)
                 waiter[1].clear()
@@ -176,3 +184,9 @@ class LogFeed:
         finally:
             with self._lock:
                 self._waiters.discard(waiter)
+
+
+def _wake(waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]]) -> None:
+    for loop, event in waiters:
+        with contextlib.suppress(RuntimeError):  # that loop is closed
+            loop.call_soon_threadsafe(event.set)
