@@ -23,7 +23,8 @@ def consent(n: int, **where: Any) -> dict[str, Any]:
         "categories": ["identity"],
         "recorded_by_officer": "bp-1",
     }
-    return {"type": "consent.recorded", "recipients": ["nrm-authority"], "payload": payload, **where}
+    to = ["nrm-authority"]
+    return {"type": "consent.recorded", "recipients": to, "payload": payload, **where}
 
 
 def opening(payload: dict[str, Any] = ADULT, **more: Any) -> dict[str, Any]:
