@@ -338,8 +338,10 @@ async def run_plan(
         rate = m.rate
         if m.of_saturation is not None:
             rate = max(1.0, m.of_saturation * saturation)
-        # Open loop: enough lanes that the bus, not the loader, sets the pace.
-        concurrency = 2 if m.batch else min(1024, max(64, int(rate * 2))) if rate else 32
+        # Open loop: enough lanes that the bus, not the loader, sets the pace. Batches go
+        # one after another, as a bulk import sends them: a second batch in work at once
+        # would be shed whenever the node cannot finish both within its queue bound.
+        concurrency = 1 if m.batch else min(1024, max(64, int(rate * 2))) if rate else 32
         row = await but.run(
             m.recipients, m.requests, rate, concurrency, tick, m.seconds, m.batch, m.label
         )
