@@ -5,10 +5,11 @@ contract error (a test holds the table to the catalogue). A row says
 
 - ``emitters``: the roles that may emit the event (an agency with several roles may emit
   it if any of them may: authority is a capability);
-- ``establishes``: the protection-relaxing case flags the event establishes. Such a flag
-  counts at a node only when it comes from a sender holding a role that emits an event
-  establishing it (guardian appointed: child protection). Protection-adding flags
-  (presumed child, asylum lodged) count from anyone: fail safe;
+- ``establishes``: the relaxing restrictions the event establishes
+  (`contracts.restrictions`). Such a restriction counts at a node only when it comes
+  from a sender holding a role that emits an event establishing it (guardian appointed:
+  child protection). Protective restrictions (child safeguards, no contact with the
+  country of origin, no return) count from anyone: fail safe;
 - ``joins``: whether the event brings its sender into a case it is not yet a party of at
   the receiving node (a screening; a referral addressed to that node; an escalation,
   which R8 addresses to the competent authority whoever it has heard of; an erasure
@@ -43,6 +44,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
+from contracts.restrictions import RELAXING
 from contracts.vocabulary import Role
 
 FR = Role.FIRST_RESPONDER
@@ -55,15 +57,6 @@ LE = Role.LAW_ENFORCEMENT
 CT = Role.COUNTERPART
 NC = Role.NATIONAL_COORDINATOR
 CO = Role.CONSULATE
-
-#: Case flags that add a protection: they count whoever carries them (fail safe).
-PROTECTIVE_FLAGS: tuple[str, ...] = ("presumed_child", "asylum_lodged", "age_assessed_child")
-#: Case flags that relax a protection: they count only from a sender that may establish them.
-RELAXING_FLAGS: tuple[str, ...] = (
-    "guardian_appointed",
-    "best_interests_determined",
-    "age_assessed_adult",
-)
 
 #: R4: the only roles that may address the country of origin (a consulate, a counterpart,
 #: a gateway). Every asylum claim must be addressed to every active agency holding one of
@@ -121,7 +114,7 @@ AUTHORITY: Mapping[str, Authority] = {
     "guardian.appointed": Authority(
         frozenset({CP}), establishes=frozenset({"guardian_appointed"}), names=("guardian_agency",)
     ),
-    "age.assessed": Authority(frozenset({CP}), establishes=frozenset({"age_assessed_adult"})),
+    "age.assessed": Authority(frozenset({CP}), establishes=frozenset({"child_safeguards_lifted"})),
     "best-interests.determined": Authority(
         frozenset({CP}), establishes=frozenset({"best_interests_determined"})
     ),
@@ -166,14 +159,14 @@ def may_emit(roles: Iterable[Role], event_type: str) -> bool:
     return not authority(event_type).emitters.isdisjoint(roles)
 
 
-def vouchers(flag: str) -> frozenset[Role]:
-    """The roles whose envelopes may carry the relaxing `flag`: those emitting an event
-    type that establishes it."""
-    if flag not in RELAXING_FLAGS:
-        raise ValueError(f"{flag!r} is not a relaxing case flag")
+def vouchers(restriction: str) -> frozenset[Role]:
+    """The roles whose envelopes may carry the relaxing `restriction`: those emitting an
+    event type that establishes it."""
+    if restriction not in RELAXING:
+        raise ValueError(f"{restriction!r} is not a relaxing restriction")
     out: frozenset[Role] = frozenset()
     for row in AUTHORITY.values():
-        if flag in row.establishes:
+        if restriction in row.establishes:
             out |= row.emitters
     return out
 

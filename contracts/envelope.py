@@ -1,8 +1,10 @@
 """The envelope every case event travels in: CloudEvents 1.0 attributes plus the bus's own.
 
 The envelope is the unit that is signed, stored append-only, routed over Kafka and hashed
-into the verifiable log. Its clear part (attributes, `flags`, `operational`) is all that
-routers, rules and oversight read; personal fields live only in `sealed`.
+into the verifiable log. Its clear part (attributes, `restrictions`, `operational`,
+`deadlines`) is all that routers, rules and oversight read; personal fields live only in
+`sealed`. Every clear attribute says why it is clear (`x-why` in its JSON Schema,
+`contracts.justification`): the clear part is read by every recipient and operator.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
 from contracts.canonical import canonical_json_pair
 from contracts.events import CATALOGUE, OLDER_VERSIONS, latest_version
+from contracts.justification import justified
+from contracts.restrictions import Restrictions
 from contracts.timestamps import UtcDateTime
 
 AGENCY_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{1,62}$"
@@ -38,65 +42,89 @@ def parse_dataschema(uri: str) -> tuple[str, int]:
     return event_type, int(v)
 
 
-class CaseFlags(BaseModel):
-    """Clear, rule-relevant facts about the case, carried so that every node can enforce
-    R2-R4 without reading a personal field. Flags only ever turn on.
-
-    The child safeguards (R2) apply to a presumed child until child protection's age
-    assessment finds an adult (`age_assessed_adult`, relaxing: only from child
-    protection), and for good once an assessment finds a child (`age_assessed_child`,
-    protective: from anyone), whatever was said before or after."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    presumed_child: bool = False
-    asylum_lodged: bool = False
-    guardian_appointed: bool = False
-    best_interests_determined: bool = False
-    age_assessed_adult: bool = False
-    age_assessed_child: bool = False
-
-    @property
-    def child_safeguards(self) -> bool:
-        """Whether R2 applies to the case."""
-        return self.age_assessed_child or (self.presumed_child and not self.age_assessed_adult)
-
-    def merged(self, other: CaseFlags) -> CaseFlags:
-        mine, theirs = self.__dict__, other.__dict__
-        union = {k: mine[k] or theirs[k] for k in mine}
-        # Both were validated, and so is any union of their flags: no need to again.
-        return self if union == mine else CaseFlags.model_construct(**union)
-
-
 class Envelope(BaseModel):
     """A case event as it is signed, stored and routed."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    specversion: Literal["1.0"] = "1.0"
-    id: UUID
-    source: str = Field(pattern=r"^nrm://[A-Z]{2}/[a-z0-9][a-z0-9-]{1,62}$")
-    type: str
-    subject: str = Field(pattern=CASE_PSEUDONYM_PATTERN, description="The case pseudonym.")
-    time: UtcDateTime
-    dataschema: str
-    datacontenttype: Literal["application/json"] = "application/json"
-    sender: str = Field(pattern=AGENCY_ID_PATTERN)
-    recipients: tuple[str, ...] = Field(min_length=1)
-    flags: CaseFlags = CaseFlags()
+    specversion: Literal["1.0"] = Field(
+        default="1.0", json_schema_extra=justified("CloudEvents: any consumer reads the version")
+    )
+    id: UUID = Field(
+        json_schema_extra=justified(
+            "every node detects duplicates and replays by it; proofs and escalations name it"
+        )
+    )
+    source: str = Field(
+        pattern=r"^nrm://[A-Z]{2}/[a-z0-9][a-z0-9-]{1,62}$",
+        json_schema_extra=justified("receivers tell their own country's events from a peer's"),
+    )
+    type: str = Field(
+        json_schema_extra=justified(
+            "every receiver checks the sender may emit it (ROLE) and the lifecycle's order"
+        )
+    )
+    subject: str = Field(
+        pattern=CASE_PSEUDONYM_PATTERN,
+        description="The case pseudonym.",
+        json_schema_extra=justified(
+            "the transport partitions by case (order per case); each node files the event "
+            "under its case: a random pseudonym, never derived from the person"
+        ),
+    )
+    time: UtcDateTime = Field(
+        json_schema_extra=justified("deadlines (R3, R8) are computed from it by every node")
+    )
+    dataschema: str = Field(
+        json_schema_extra=justified("receivers validate the clear part against its version")
+    )
+    datacontenttype: Literal["application/json"] = Field(
+        default="application/json", json_schema_extra=justified("CloudEvents: how to decode")
+    )
+    sender: str = Field(
+        pattern=AGENCY_ID_PATTERN,
+        json_schema_extra=justified(
+            "R6 and R7: receivers verify its signature and authority; oversight sees who sent"
+        ),
+    )
+    recipients: tuple[str, ...] = Field(
+        min_length=1,
+        json_schema_extra=justified(
+            "the relay routes to each recipient's inbox; R4's addressing is checked on it"
+        ),
+    )
+    restrictions: Restrictions = Field(
+        default_factory=Restrictions,
+        description="The case's routing restrictions as the sender believes them "
+        "(contracts.restrictions): never the facts that set them.",
+        json_schema_extra=justified(
+            "R2 and R4 at every node and gateway, whoever sent the event: a node that never "
+            "opened the facts behind a protection still routes and refuses by it"
+        ),
+    )
     operational: dict[str, Any] = Field(
-        default_factory=dict, description="The event's clear (operational) fields."
+        default_factory=dict,
+        description="The event's clear (operational) fields.",
+        json_schema_extra=justified(
+            "the rules read them; each field says why it is clear in its event's schema"
+        ),
     )
     deadlines: dict[str, datetime] = Field(
         default_factory=dict,
         description="Due dates the sender's router computed from its country policy "
         "(e.g. referral-answer, reflection-ends): clear, so every node and notifier agrees.",
+        json_schema_extra=justified(
+            "R3, R8 and retention: every node recomputes them; notifiers chase them"
+        ),
     )
     sealed: dict[str, Any] = Field(
         default_factory=dict,
         description="Per-category ciphertexts and key wraps (contracts.sealing).",
     )
     signature: dict[str, Any] | None = Field(
-        default=None, description="The sender's signature over the canonical form of the rest."
+        default=None,
+        description="The sender's signature over the canonical form of the rest.",
+        json_schema_extra=justified("R6: every receiver and auditor verifies the sender"),
     )
     #: (signing bytes, canonical bytes), computed once: the envelope is frozen, and a copy
     #: with changes (`model_copy(update=...)`) starts without them.

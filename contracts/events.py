@@ -2,45 +2,61 @@
 
 Every field carries its data category (rule R5). Fields in the `operational` category
 travel in clear in the envelope and are all that routing and rules ever read; every other
-field is sealed per category and opened only by entitled recipients. Free text is never
-clear. A clear field says why it is (`why=`: who needs it, unopened, to decide what).
+field is sealed per category and opened only by entitled recipients.
+
+Clear is the exception: a clear field says why it is clear (`why=`: who needs it in
+clear to decide what, `contracts.justification`) and is never free text. Facts the
+who-reads-what table denies some recipients (legal status, decisions, nationality) are
+sealed even when rules depend on them: what travels in clear instead is the routing
+restriction they set (`contracts.restrictions`), never the fact behind it.
 
 Versions: a payload that gains a field, or whose field becomes required or changes
 category, is a new version; older versions stay readable (`OLDER_VERSIONS`, upcast in
-`contracts.versions`). Closed lists of codes grow in place.
+`contracts.versions`), except those that carried in clear a fact or free text that no
+longer may be (the versions before the restrictions: they are refused, see
+docs/domain.md). Closed lists of codes grow in place.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import date
+from datetime import date, datetime
 from enum import StrEnum
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.fields import FieldInfo
 
 from contracts.indicators import CURRENT_INDICATOR_LIST, INDICATOR_LISTS
+from contracts.justification import justified
+from contracts.legal_basis import ErasureBasis, OverrideBasis
 from contracts.vocabulary import DataCategory, ServiceKind
 
 CATEGORY_KEY = "x-category"
 #: Why a field travels in clear: who needs it, without opening anything, to decide what.
 WHY_KEY = "x-why"
 
+#: Identifiers typed by agency systems (referral and consent ids): never free text.
+LOCAL_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"
+#: An agency id, as the directory spells it (contracts.envelope.AGENCY_ID_PATTERN).
+AGENCY_PATTERN = r"^[a-z0-9][a-z0-9-]{1,62}$"
+AgencyId = Annotated[str, Field(pattern=AGENCY_PATTERN)]
+EVENT_ID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+
 
 def tagged(
     category: DataCategory, *, description: str, why: str | None = None, **kwargs: Any
 ) -> Any:
-    """A pydantic Field that records its data category (and, for a clear field, why it
-    is clear) in the JSON Schema."""
-    extra = {CATEGORY_KEY: str(category)}
+    """A pydantic Field that records its data category (and, if clear, why) in the JSON
+    Schema."""
+    extra: dict[str, Any] = {CATEGORY_KEY: str(category)}
     if why is not None:
-        extra[WHY_KEY] = why
+        extra = justified(why, extra)
     return Field(description=description, json_schema_extra=extra, **kwargs)
 
 
-def clear(*, description: str, why: str | None = None, **kwargs: Any) -> Any:
-    """A clear (operational) field; `why` says who needs it in clear to decide what."""
+def clear(*, description: str, why: str, **kwargs: Any) -> Any:
+    """A clear (operational) field: `why` says who needs it in clear to decide what."""
     return tagged(DataCategory.OPERATIONAL, description=description, why=why, **kwargs)
 
 
@@ -58,10 +74,16 @@ OFFICER_WHY = "R7: every receiver and oversight see who decided without opening 
 UNRECORDED = "unrecorded"
 
 
+R7_WHY = (
+    "R7: oversight bodies and every recipient see which officer decided, without "
+    "opening anything (a badge number, never a name)"
+)
+
+
 def officer(
     *,
     description: str = "The officer who did it (R7: accountability).",
-    why: str = OFFICER_WHY,
+    why: str = R7_WHY,
     **kwargs: Any,
 ) -> Any:
     """An officer's id (badge number, not a name): operational, so oversight sees who decided."""
@@ -145,9 +167,16 @@ class CaseScreenedV1(EventPayload):
     """First contact: the person is a presumed victim from here on (R1)."""
 
     forms_of_exploitation: list[ExploitationForm] = clear(
-        min_length=1, description="Forms of exploitation indicated (for statistics)."
+        min_length=1,
+        description="Forms of exploitation indicated (for statistics).",
+        why="oversight counts screenings by form of exploitation in its published "
+        "statistics (small counts suppressed) without opening any case",
     )
-    age_status: AgeStatus = clear(description="Unknown or disputed age means a presumed child.")
+    age_status: AgeStatus = clear(
+        description="Unknown or disputed age means a presumed child.",
+        why="R2: the screening's receivers derive child safeguards from it (a presumed "
+        "child goes at once to child protection) without opening identity",
+    )
     screened_by_officer: str = officer()
     full_name: str = personal(
         DataCategory.IDENTITY, min_length=1, max_length=200, description="Name as given."
@@ -221,21 +250,72 @@ class CaseScreened(CaseScreenedV1):
 
 
 class ConsentOverride(BaseModel):
-    """R9: sharing without consent needs a recorded legal basis; the override is audited."""
+    """R9: sharing without consent needs a recorded legal basis; the override is audited.
+
+    The basis is a code from a closed list (`contracts.legal_basis`), never free text: it
+    travels in clear to every recipient and oversight body. An explanation, if one is
+    needed, is the referral's sealed `override_explanation`."""
 
     model_config = ConfigDict(extra="forbid")
-    legal_basis: str = Field(min_length=3, max_length=500)
-    authorised_by_officer: str = Field(min_length=1, max_length=64)
+    legal_basis: OverrideBasis
+    authorised_by_officer: str = Field(min_length=1, max_length=64, pattern=OFFICER_ID_PATTERN)
 
 
-class ReferralRequestedV1(EventPayload):
-    referral_id: str = clear(min_length=1, max_length=64, description="Unique per case.")
-    to_agency: str = clear(min_length=1, max_length=64, description="The agency asked.")
-    service: ServiceKind = clear(description="What is asked for.")
-    urgent: bool = clear(default=False, description="Needs an answer within the urgent SLA.")
-    consent_id: str | None = clear(default=None, description="R9: the consent relied on.")
+REFERRAL_ID_WHY = (
+    "the referring agency, the referred one and the notifier match answers, deadlines "
+    "(R8) and escalations to the referral"
+)
+
+
+class ReferralRequested(EventPayload):
+    """Version 3: the override's legal basis is a code, its explanation sealed (version 2
+    could name the declined referral it re-routes, R8: no dead ends). Versions 1 and 2
+    carried the override's free-text legal basis in clear: refused."""
+
+    version: ClassVar[int] = 3
+    referral_id: str = clear(
+        pattern=LOCAL_ID_PATTERN, description="Unique per case.", why=REFERRAL_ID_WHY
+    )
+    to_agency: str = clear(
+        pattern=AGENCY_PATTERN,
+        description="The agency asked.",
+        why="every receiver admits the referred agency as a party of the case (R6) and "
+        "the sender's node checks consent for it (R9)",
+    )
+    service: ServiceKind = clear(
+        description="What is asked for.",
+        why="the referred agency's node and oversight see which service is asked (own "
+        "service in the agreement, R5; referral statistics)",
+    )
+    urgent: bool = clear(
+        default=False,
+        description="Needs an answer within the urgent SLA.",
+        why="every node recomputes the answer deadline from its policy (R8)",
+    )
+    consent_id: str | None = clear(
+        default=None,
+        pattern=LOCAL_ID_PATTERN,
+        description="R9: the consent relied on.",
+        why="R9: the sender's node caps what the referred agency opens to that consent; "
+        "the disclosure record names it",
+    )
+    replaces_referral_id: str | None = clear(
+        default=None,
+        pattern=LOCAL_ID_PATTERN,
+        description="The declined referral of this case that this one re-routes.",
+        why="R8: stops the declined referral's re-referral clock at every node holding it.",
+    )
     consent_override: ConsentOverride | None = clear(
-        default=None, description="R9: legal basis when sharing without consent."
+        default=None,
+        description="R9: legal basis when sharing without consent.",
+        why="R9: an override is audited: every receiver and oversight see its legal-basis "
+        "code and the officer who authorised it",
+    )
+    override_explanation: str = personal(
+        DataCategory.DECISION,
+        default="",
+        max_length=2000,
+        description="Why the override was needed, beyond its legal-basis code.",
     )
     full_name: str | None = personal(
         DataCategory.IDENTITY, default=None, max_length=200, description="Shared identity."
@@ -251,21 +331,13 @@ class ReferralRequestedV1(EventPayload):
     )
 
 
-class ReferralRequested(ReferralRequestedV1):
-    """Version 2 can name the declined referral it re-routes (R8: no dead ends)."""
-
-    version: ClassVar[int] = 2
-    replaces_referral_id: str | None = clear(
-        default=None,
-        min_length=1,
-        max_length=64,
-        description="The declined referral of this case that this one re-routes.",
-        why="R8: stops the declined referral's re-referral clock at every node holding it.",
-    )
+ANSWERED_WHY = "the referring agency's node and notifier close the answer deadline (R8)"
 
 
 class ReferralAccepted(EventPayload):
-    referral_id: str = clear(min_length=1, max_length=64, description="The referral answered.")
+    referral_id: str = clear(
+        pattern=LOCAL_ID_PATTERN, description="The referral answered.", why=ANSWERED_WHY
+    )
     answered_by_officer: str | None = officer(
         default=None, description="The officer who accepted (R7); optional for systems."
     )
@@ -286,12 +358,20 @@ class DeclineReason(StrEnum):
     OTHER = "other"
 
 
+DECLINE_WHY = (
+    "R1: every receiver refuses a decline for migration status or non-co-operation; "
+    "the referring agency re-routes by it; oversight counts declines by reason"
+)
+
+
 class ReferralDeclinedV2(EventPayload):
     """Version 2: `reason_code` is a closed list so declines can be counted and re-routed."""
 
     version: ClassVar[int] = 2
-    referral_id: str = clear(min_length=1, max_length=64, description="The referral answered.")
-    reason_code: DeclineReason = clear(description="Why, from a closed list (v2).")
+    referral_id: str = clear(
+        pattern=LOCAL_ID_PATTERN, description="The referral answered.", why=ANSWERED_WHY
+    )
+    reason_code: DeclineReason = clear(description="Why, from a closed list (v2).", why=DECLINE_WHY)
     answered_by_officer: str | None = officer(
         default=None, description="The officer who declined (R7); optional for systems."
     )
@@ -311,19 +391,36 @@ class ReferralDeclined(ReferralDeclinedV2):
 class ReferralDeclinedV1(EventPayload):
     """Version 1 had only free text; upcast to v2 with reason_code 'other'."""
 
-    referral_id: str = clear(min_length=1, max_length=64, description="The referral answered.")
+    referral_id: str = clear(
+        min_length=1, max_length=64, description="The referral answered.", why=ANSWERED_WHY
+    )
     reason: str = personal(
         DataCategory.SERVICE, default="", max_length=2000, description="Free-text explanation."
     )
 
 
 class ConsentRecorded(EventPayload):
-    consent_id: str = clear(min_length=1, max_length=64, description="Referenced by referrals.")
-    recipients: list[str] = clear(
-        min_length=1, description="Agencies the person agreed to share with."
+    consent_id: str = clear(
+        pattern=LOCAL_ID_PATTERN,
+        description="Referenced by referrals.",
+        why="R9: referrals and forwardings name the consent they rely on",
     )
-    categories: list[DataCategory] = clear(min_length=1, description="What may be shared.")
-    voluntary_return: bool = clear(default=False, description="The person asks to return (R3).")
+    recipients: list[AgencyId] = clear(
+        min_length=1,
+        description="Agencies the person agreed to share with.",
+        why="R9: the sender's node shares personal data with a consent-bound agency only "
+        "as far as a consent names it",
+    )
+    categories: list[DataCategory] = clear(
+        min_length=1,
+        description="What may be shared.",
+        why="R9: the sender's node caps each consent-bound recipient to these categories",
+    )
+    voluntary_return: bool = clear(
+        default=False,
+        description="The person asks to return (R3).",
+        why="R3: a return during the reflection period needs the person's recorded request",
+    )
     recorded_by_officer: str = officer()
     statement: str = personal(
         DataCategory.IDENTITY, default="", max_length=5000, description="The consent as worded."
@@ -331,7 +428,11 @@ class ConsentRecorded(EventPayload):
 
 
 class ConsentWithdrawn(EventPayload):
-    consent_id: str = clear(min_length=1, max_length=64, description="The consent withdrawn.")
+    consent_id: str = clear(
+        pattern=LOCAL_ID_PATTERN,
+        description="The consent withdrawn.",
+        why="R9: every node holding the consent stops sharing under it",
+    )
 
 
 class IdentificationStage(StrEnum):
@@ -345,7 +446,11 @@ class Outcome(StrEnum):
 
 
 class IdentificationDecidedV1(EventPayload):
-    stage: IdentificationStage = clear(description="Reasonable grounds first, then conclusive.")
+    stage: IdentificationStage = clear(
+        description="Reasonable grounds first, then conclusive.",
+        why="the order of decisions (lifecycle) and the reasonable-grounds deadline (R8) "
+        "are checked by every node; oversight times decisions from screening",
+    )
     decided_by_officer: str = officer()
     outcome: Outcome = personal(DataCategory.DECISION, description="Positive or negative.")
     reasoning: str = personal(
@@ -360,8 +465,7 @@ class IdentificationDecided(IdentificationDecidedV1):
     version: ClassVar[int] = 2
     review_id: str | None = clear(
         default=None,
-        min_length=1,
-        max_length=64,
+        pattern=LOCAL_ID_PATTERN,
         description="The review request this decision answers.",
         why="A stage is decided twice only on review: every node checks a review is open.",
     )
@@ -379,14 +483,12 @@ class ReviewRequested(EventPayload):
     """
 
     review_id: str = clear(
-        min_length=1,
-        max_length=64,
+        pattern=LOCAL_ID_PATTERN,
         description="Unique per case.",
         why="The decision answering it names it, which stops the review clock (R8).",
     )
     decision_event_id: str = clear(
-        min_length=1,
-        max_length=64,
+        pattern=EVENT_ID_PATTERN,
         description="The identification decision to review (its event id).",
         why="Every node checks it is the case's latest identification decision.",
     )
@@ -403,7 +505,12 @@ class ReflectionStarted(EventPayload):
 
 
 class ReflectionExtended(EventPayload):
-    extra_days: int = clear(ge=1, le=365, description="Bounded by the policy maximum.")
+    extra_days: int = clear(
+        ge=1,
+        le=365,
+        description="Bounded by the policy maximum.",
+        why="R3: every node recomputes the end of the reflection period from its policy",
+    )
     decided_by_officer: str = officer()
     reason: str = personal(DataCategory.DECISION, default="", max_length=2000, description="Why.")
 
@@ -417,7 +524,9 @@ class ReflectionEndReason(StrEnum):
 
 class ReflectionEndedV1(EventPayload):
     reason_code: Literal["expired", "cooperation-decided", "voluntary-return", "other"] = clear(
-        description="Why the period ended."
+        description="Why the period ended.",
+        why="R3: nodes and the notifier close the reflection deadline; oversight counts "
+        "how periods end",
     )
 
 
@@ -492,16 +601,26 @@ class ResidenceEnded(EventPayload):
 
 
 class AsylumLodged(EventPayload):
-    """From here on nothing of the case reaches the consulate (R4)."""
+    """From here on nothing of the case reaches the country of origin (R4).
 
-    refugee: bool = clear(default=False, description="Refugee status already recognised.")
+    Version 2: whether refugee status is recognised is legal status, sealed; the event
+    sets the clear restriction `no_origin_contact` instead."""
+
+    version: ClassVar[int] = 2
+    refugee: bool = personal(
+        DataCategory.LEGAL_STATUS, default=False, description="Refugee status already recognised."
+    )
     claim_reference: str = personal(
         DataCategory.LEGAL_STATUS, default="", max_length=100, description="Asylum file number."
     )
 
 
 class GuardianAppointed(EventPayload):
-    guardian_agency: str = clear(min_length=1, max_length=64, description="Responsible agency.")
+    guardian_agency: str = clear(
+        pattern=AGENCY_PATTERN,
+        description="Responsible agency.",
+        why="every receiver admits the guardian agency as a party of the case (R6)",
+    )
     decided_by_officer: str = officer()
     guardian_name: str = personal(
         DataCategory.IDENTITY, max_length=200, description="The appointed guardian."
@@ -552,23 +671,24 @@ class ChildHeard(StrEnum):
     UNRECORDED = UNRECORDED  # determinations recorded before version 2 did not say
 
 
-class BestInterestsDeterminedV1(EventPayload):
-    decided_by_officer: str = officer()
-    return_in_best_interests: bool = clear(description="Whether return serves the child (R2).")
-    summary: str = personal(
-        DataCategory.DECISION, default="", max_length=20000, description="The determination."
-    )
-
-
-class BestInterestsDetermined(BestInterestsDeterminedV1):
-    """Version 2 records the child's own views with the determination.
+class BestInterestsDetermined(EventPayload):
+    """Version 3: the finding is a decision, sealed; a finding against return sets the
+    clear restriction `no_return` (R2). Version 2 recorded the child's own views with the
+    determination. Versions 1 and 2 carried the finding in clear: refused.
 
     Bali Process guide (seed 003), "Children": "Children should be consulted in
     determining what is in their best interests ... the views of the child should be
     given due weight, in accordance with the age and maturity of the child" (CRC art. 12).
     """
 
-    version: ClassVar[int] = 2
+    version: ClassVar[int] = 3
+    decided_by_officer: str = officer()
+    return_in_best_interests: bool = personal(
+        DataCategory.DECISION, description="Whether return serves the child (R2)."
+    )
+    summary: str = personal(
+        DataCategory.DECISION, default="", max_length=20000, description="The determination."
+    )
     child_heard: ChildHeard = personal(
         DataCategory.DECISION, description="Whether and how the child's views were sought."
     )
@@ -581,16 +701,30 @@ class BestInterestsDetermined(BestInterestsDeterminedV1):
 
 
 class RiskAssessed(EventPayload):
-    serious_risk: bool = clear(description="Serious risk of harm on return (R4).")
+    """Version 2: the finding is a decision, sealed; a serious risk sets the clear
+    restriction `no_origin_contact` (R4)."""
+
+    version: ClassVar[int] = 2
     assessed_by_officer: str = officer()
+    serious_risk: bool = personal(
+        DataCategory.DECISION, description="Serious risk of harm on return (R4)."
+    )
     findings: str = personal(
         DataCategory.DECISION, default="", max_length=20000, description="The assessment."
     )
 
 
 class ServicesDelivered(EventPayload):
-    referral_id: str = clear(min_length=1, max_length=64, description="Which referral.")
-    service: ServiceKind = clear(description="What was delivered.")
+    referral_id: str = clear(
+        pattern=LOCAL_ID_PATTERN,
+        description="Which referral.",
+        why="the referring agency's node links the service to its referral; oversight "
+        "counts services delivered",
+    )
+    service: ServiceKind = clear(
+        description="What was delivered.",
+        why="oversight counts services delivered by kind (statistics)",
+    )
     details: str = personal(
         DataCategory.SERVICE, default="", max_length=5000, description="What was done."
     )
@@ -641,8 +775,19 @@ class FamilyTraced(EventPayload):
 
 
 class ReturnPlanningStarted(EventPayload):
-    destination_country: str = clear(pattern=r"^[A-Z]{2}$", description="Country of return.")
-    counterpart_agency: str = clear(min_length=1, max_length=64, description="Who receives.")
+    """Version 2: the country of return reveals nationality, so it is identity, sealed;
+    the named counterpart routes the event."""
+
+    version: ClassVar[int] = 2
+    counterpart_agency: str = clear(
+        pattern=AGENCY_PATTERN,
+        description="Who receives.",
+        why="the border gateway routes the plan to this counterpart, and every receiver "
+        "admits it as a party of the case (R6)",
+    )
+    destination_country: str = personal(
+        DataCategory.IDENTITY, pattern=r"^[A-Z]{2}$", description="Country of return."
+    )
     full_name: str = personal(
         DataCategory.IDENTITY, max_length=200, description="For travel documents."
     )
@@ -665,8 +810,17 @@ class ReturnPlanAgreed(EventPayload):
 
 
 class ReturnCompletedV1(EventPayload):
-    voluntary: bool = clear(description="The person asked to return (R3).")
-    consent_id: str | None = clear(default=None, description="R3: the recorded request.")
+    voluntary: bool = clear(
+        description="The person asked to return (R3).",
+        why="R3: a return during the reflection period is checked against the person's "
+        "request by the sender; oversight counts voluntary returns",
+    )
+    consent_id: str | None = clear(
+        default=None,
+        pattern=LOCAL_ID_PATTERN,
+        description="R3: the recorded request.",
+        why="R3: names the voluntary-return consent the sender's node checks",
+    )
     travel_details: str = personal(
         DataCategory.SERVICE, default="", max_length=2000, description="How and when."
     )
@@ -680,7 +834,11 @@ class ReturnCompleted(ReturnCompletedV1):
 
 
 class ReintegrationMonitored(EventPayload):
-    visit_number: int = clear(ge=1, description="Monitoring visit count.")
+    visit_number: int = clear(
+        ge=1,
+        description="Monitoring visit count.",
+        why="the notifier sets the next monitoring deadline (R8)",
+    )
     retaliation_risk: bool = clear(
         description="Signs of retaliation or re-trafficking.",
         why="A finding escalates at once (R8): the sender's notifier sees it unopened.",
@@ -755,8 +913,7 @@ class ProceedingsOpened(EventPayload):
     """
 
     proceedings_id: str = clear(
-        min_length=1,
-        max_length=64,
+        pattern=LOCAL_ID_PATTERN,
         description="Unique per case.",
         why="Its conclusion and the person being told of it name it (R8 clock).",
     )
@@ -792,8 +949,7 @@ class ProceedingsConcluded(EventPayload):
     """
 
     proceedings_id: str = clear(
-        min_length=1,
-        max_length=64,
+        pattern=LOCAL_ID_PATTERN,
         description="The proceedings concluded.",
         why="Opens the clock to tell the person, closed by rights.explained naming it (R8).",
     )
@@ -867,8 +1023,7 @@ class RightsExplained(EventPayload):
     )
     proceedings_id: str | None = clear(
         default=None,
-        min_length=1,
-        max_length=64,
+        pattern=LOCAL_ID_PATTERN,
         description="For the outcome of proceedings: which proceedings.",
         why="Names the proceedings whose information clock this stops (R8).",
     )
@@ -901,8 +1056,7 @@ class ComplaintLodged(EventPayload):
     """
 
     complaint_id: str = clear(
-        min_length=1,
-        max_length=64,
+        pattern=LOCAL_ID_PATTERN,
         description="Unique per case.",
         why="The answer names it, which stops the complaint clock (R8).",
     )
@@ -912,8 +1066,7 @@ class ComplaintLodged(EventPayload):
     )
     about_agency: str | None = clear(
         default=None,
-        min_length=1,
-        max_length=64,
+        pattern=AGENCY_PATTERN,
         description="The agency complained about (none: the mechanism as a whole).",
         why="That agency must receive it and answer it; oversight counts complaints by it.",
     )
@@ -935,8 +1088,7 @@ class ComplaintAnswered(EventPayload):
     authority): its outcome is a decision, readable by the oversight body."""
 
     complaint_id: str = clear(
-        min_length=1,
-        max_length=64,
+        pattern=LOCAL_ID_PATTERN,
         description="The complaint answered.",
         why="Stops the complaint clock at the node that recorded it (R8).",
     )
@@ -955,7 +1107,9 @@ class CompensationForum(StrEnum):
 
 
 class CompensationClaimed(EventPayload):
-    forum: CompensationForum = clear(description="Where.")
+    forum: CompensationForum = clear(
+        description="Where.", why="oversight counts compensation claims by forum"
+    )
     amount_claimed: str = personal(
         DataCategory.LEGAL_STATUS, default="", max_length=50, description="Amount and currency."
     )
@@ -1018,7 +1172,9 @@ class ClosureReason(StrEnum):
 
 class CaseClosedV1(EventPayload):
     reason_code: Literal["returned", "integrated", "lost-contact", "not-a-victim", "other"] = clear(
-        description="Why the case closed."
+        description="Why the case closed.",
+        why="every node computes from it, with its policy, when the case's personal data "
+        "must be erased (retention); oversight counts closures",
     )
 
 
@@ -1029,7 +1185,9 @@ class CaseClosed(EventPayload):
     version: ClassVar[int] = 2
     reason_code: ClosureReason = clear(
         description="Why the case closed.",
-        why="Not-a-victim needs a conclusive decision and no open review: nodes check it.",
+        why="every node computes from it, with its policy, when the case's personal data "
+        "must be erased (retention); not-a-victim needs a conclusive decision and no open "
+        "review: nodes check it; oversight counts closures",
     )
     decided_by_officer: str = officer()
 
@@ -1060,10 +1218,22 @@ class CaseLinked(EventPayload):
 
 
 class ErasureOrdered(EventPayload):
-    """Every node destroys the case's keys; envelopes and the log stay intact."""
+    """Every node destroys the case's keys; envelopes and the log stay intact.
 
-    legal_basis: str = clear(min_length=3, max_length=500, description="Lawful ground.")
-    ordered_by_officer: str = officer()
+    Version 2: the legal basis is a code. There is no explanation field: whatever an
+    order said in a sealed field would be erased with the case; the code, the officer
+    and the order's time are the record."""
+
+    version: ClassVar[int] = 2
+    legal_basis: ErasureBasis = clear(
+        description="Lawful ground, from a closed list.",
+        why="oversight and every node see on what ground the case's data was destroyed "
+        "(listed among executed erasures and in the disclosure record)",
+    )
+    ordered_by_officer: str = officer(
+        description="The officer who ordered it (R7); for an order issued when the "
+        "retention period ran out, the node's own system id."
+    )
 
 
 class EscalationKind(StrEnum):
@@ -1086,9 +1256,20 @@ class EscalationKind(StrEnum):
 class CaseEscalated(EventPayload):
     """R8: a deadline passed; raised by a node's notifier, audited like every event."""
 
-    deadline: EscalationKind = clear(description="Which deadline.")
-    about_event_id: str = clear(min_length=1, max_length=64, description="The event that set it.")
-    due: str = clear(description="When it was due (RFC 3339).")
+    deadline: EscalationKind = clear(
+        description="Which deadline.",
+        why="R8: the competent authority sees which deadline passed; oversight counts "
+        "escalations by kind",
+    )
+    about_event_id: str = clear(
+        pattern=EVENT_ID_PATTERN,
+        description="The event that set it.",
+        why="R8: the escalation names the event whose deadline passed, once per deadline",
+    )
+    due: datetime = clear(
+        description="When it was due (RFC 3339).",
+        why="R8: the competent authority sees how late the answer is",
+    )
 
 
 #: type -> the payload model of its latest version.
@@ -1138,13 +1319,11 @@ CATALOGUE: dict[str, type[EventPayload]] = {
 #: (type, version) of every older version still accepted, with its model.
 OLDER_VERSIONS: dict[tuple[str, int], type[EventPayload]] = {
     ("case.screened", 1): CaseScreenedV1,
-    ("referral.requested", 1): ReferralRequestedV1,
     ("referral.declined", 1): ReferralDeclinedV1,
     ("referral.declined", 2): ReferralDeclinedV2,
     ("identification.decided", 1): IdentificationDecidedV1,
     ("reflection.ended", 1): ReflectionEndedV1,
     ("residence.granted", 1): ResidenceGrantedV1,
-    ("best-interests.determined", 1): BestInterestsDeterminedV1,
     ("return.completed", 1): ReturnCompletedV1,
     ("case.closed", 1): CaseClosedV1,
 }

@@ -145,8 +145,8 @@ EXAMPLES: dict[str, tuple[list[str], dict[str, Any]]] = {
     "return.planning-started": (
         ["consulate-xb"],
         {
-            "destination_country": "XB",
             "counterpart_agency": "xb-reintegration",
+            "destination_country": "XB",
             "full_name": "A. Example",
         },
     ),
@@ -250,7 +250,7 @@ EXAMPLES: dict[str, tuple[list[str], dict[str, Any]]] = {
     ),
     "case.erasure-ordered": (
         ["nrm-authority"],
-        {"legal_basis": "GDPR art. 17 request, granted", "ordered_by_officer": "ia-0007"},
+        {"legal_basis": "erasure-request", "ordered_by_officer": "ia-0007"},
     ),
     "case.escalated": (
         ["nrm-authority"],

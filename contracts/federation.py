@@ -39,8 +39,9 @@ from contracts.directory import (
     b64url_decode,
     b64url_encode,
 )
-from contracts.envelope import AGENCY_ID_PATTERN, CaseFlags
+from contracts.envelope import AGENCY_ID_PATTERN
 from contracts.need_to_know import RETURN_EVENT_TYPES
+from contracts.restrictions import Restrictions
 from contracts.timestamps import UtcDateTime
 from contracts.vocabulary import DataCategory
 
@@ -243,30 +244,36 @@ def verify_federation(signed: SignedFederation | bytes, anchor: TrustAnchor) -> 
 # --- border rules ----------------------------------------------------------------------
 
 
-def check_outbound(event_type: str, flags: CaseFlags, serious_risk: bool | None) -> None:
+def check_outbound(event_type: str, restrictions: Restrictions, risk_assessed: bool) -> None:
     """Rules the sending gateway applies before an event leaves the country.
 
-    `serious_risk` is the gateway's own view of the case's last risk assessment (None:
-    none reached it). R4 stops the whole case once asylum is lodged or serious risk was
-    found; R2 and the risk assessment gate return planning itself.
+    `restrictions` are the gateway's own view of the case (derived by provenance) merged
+    with the crossing event's; `risk_assessed`: a risk assessment by an agency that may
+    make one reached the gateway. R4 stops the whole case once it may not contact the
+    country of origin (an asylum claim, refugee status, a serious risk found: the
+    gateway never learns which); R2 and the risk assessment gate return planning itself.
     """
     if event_type not in FEDERATED_EVENT_TYPES:
         raise BorderRefused("FEDERATION", f"{event_type} is not a return-planning event")
-    if flags.asylum_lodged:
+    if restrictions.no_origin_contact:
         raise BorderRefused(
-            "R4", "asylum is lodged: nothing of this case goes to the country of origin"
+            "R4",
+            "no contact with the country of origin applies to this case: nothing of it "
+            "crosses this border",
         )
-    if serious_risk:
-        raise BorderRefused("R4", "a risk assessment found a serious risk of harm on return")
     if event_type == "return.planning-started":
-        if serious_risk is None:
+        if not risk_assessed:
             raise BorderRefused(
                 "R4",
                 "no risk assessment reached the border gateway: return planning needs one "
                 "that found no serious risk (send risk.assessed to the gateway too)",
             )
-        if flags.child_safeguards and not (
-            flags.guardian_appointed and flags.best_interests_determined
+        if restrictions.no_return:
+            raise BorderRefused(
+                "R2", "a best-interests determination found return against the child's interests"
+            )
+        if restrictions.child_safeguards and not (
+            restrictions.guardian_appointed and restrictions.best_interests_determined
         ):
             raise BorderRefused(
                 "R2",
@@ -282,7 +289,7 @@ def check_inbound(
     source_country: str,
     forwarder: str,
     recipient: str,
-    flags: CaseFlags,
+    restrictions: Restrictions,
     wrapped: Iterable[DataCategory],
 ) -> None:
     """Rules the receiving gateway applies to a verified forwarding from `federation.peer`."""
@@ -304,9 +311,9 @@ def check_inbound(
         raise BorderRefused(
             "R5", f"keys for categories the federation agreement does not allow: {', '.join(extra)}"
         )
-    if flags.asylum_lodged:
+    if restrictions.no_origin_contact:
         raise BorderRefused(
-            "R4", "asylum is lodged: this case must not reach the country of origin"
+            "R4", "no contact with the country of origin applies: this case must not reach it"
         )
 
 

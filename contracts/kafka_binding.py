@@ -1,7 +1,7 @@
 """The CloudEvents 1.0 Kafka protocol binding, binary mode, for bus envelopes.
 
 CloudEvents attributes and the bus's clear extensions travel as `ce_` headers; the value is
-the rest of the envelope (flags, operational fields, deadlines, ciphertexts, signature) as
+the rest of the envelope (restrictions, operational fields, deadlines, ciphertexts, signature) as
 JSON. The key is the case pseudonym, so one case stays in one partition, in order.
 
 Two things ride beside the envelope and are never part of the signed, logged envelope:
@@ -9,10 +9,10 @@ the W3C `traceparent`, and a case-key grant (`nrm_case_key_grant`) that delivers
 recipient's pairwise case key the first time; keeping grants out of the append-only log
 is what lets erasure by key destruction hold (contracts.sealing).
 
-A node's inbox carries one other kind of record: a cross-border forwarding (R10), told
-apart by its content type. Its value is the forwarding's canonical JSON (the original
-envelope inside it, byte for byte, so both signatures still verify) and its grant rides
-in the same header.
+A node's inbox carries one other kind of record: a forwarding (R10), an event passed on
+by an agency of its country or by a peer country's gateway, told apart by its content
+type. Its value is the forwarding's canonical JSON (the original envelope inside it,
+byte for byte, so both signatures still verify) and its grant rides in the same header.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ Headers = tuple[tuple[str, bytes], ...]
 
 CE_ATTRIBUTES = ("specversion", "id", "source", "type", "subject", "time", "dataschema")
 CE_EXTENSIONS = ("sender", "recipients")
-VALUE_MEMBERS = ("flags", "operational", "deadlines", "sealed", "signature")
+VALUE_MEMBERS = ("restrictions", "operational", "deadlines", "sealed", "signature")
 GRANT_HEADER = "nrm_case_key_grant"
 TRACE_HEADER = "traceparent"
 CONTENT_TYPE_HEADER = "content-type"

@@ -7,7 +7,8 @@ personal field: entitlements are decided from the operational envelope alone.
 
 An agency may hold several roles: what it may read is the union of its roles' grants,
 but a bar on any one of its roles bars the agency (the strictest bar wins): R4 empties
-the entitlements of every role of the country of origin's side once asylum is lodged,
+the entitlements of every role of the country of origin's side once the case may not
+contact it,
 and R9 caps a consent-bound role at what the person consented to.
 """
 
@@ -37,7 +38,8 @@ RETURN_EVENT_TYPES: frozenset[str] = frozenset(
 
 #: R4: the country of origin's side. The directory does not say which state a consulate or
 #: counterpart represents, so every one of them counts as the origin's (fail safe): once
-#: asylum is lodged none of them may open anything of the case, return events included.
+#: the case may not contact the country of origin (an asylum claim, refugee status, a
+#: serious risk found) none of them may open anything of it, return events included.
 ORIGIN_SIDE_ROLES: frozenset[Role] = frozenset({Role.CONSULATE, Role.COUNTERPART})
 
 #: R9: roles that receive personal data only with the person's consent (for the
@@ -134,7 +136,8 @@ class CaseContext:
     event_type: str
     case_originator: str = ""
     service_providers: frozenset[str] = frozenset()
-    asylum_lodged: bool = False
+    #: R4's restriction on the case (an asylum claim, refugee status, a serious risk).
+    no_origin_contact: bool = False
     #: R10: what the forwarding agency itself could open; None when not forwarding.
     forwarding_limit: frozenset[DataCategory] | None = field(default=None)
 
@@ -167,9 +170,10 @@ def consent_bound(roles: Iterable[Role]) -> bool:
 
 
 def origin_barred(who: Recipient, ctx: CaseContext) -> bool:
-    """R4: once asylum is lodged, nothing personal of the case reaches a consulate or a
+    """R4: once the case may not contact the country of origin (asylum lodged, refugee
+    status, a serious risk found), nothing personal of it reaches a consulate or a
     counterpart (or a gateway, which holds the counterpart role)."""
-    return who.role in ORIGIN_SIDE_ROLES and ctx.asylum_lodged
+    return who.role in ORIGIN_SIDE_ROLES and ctx.no_origin_contact
 
 
 def entitled_categories(
@@ -178,7 +182,8 @@ def entitled_categories(
     """The personal categories `who` may open in an event of this case.
 
     Operational data is always readable and is not listed. R4 empties the set for the
-    origin's side once asylum is lodged; R10 intersects it with what a forwarder could open.
+    origin's side once the case may not contact the country of origin; R10 intersects
+    it with what a forwarder could open.
     """
     if origin_barred(who, ctx):
         return frozenset()

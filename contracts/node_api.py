@@ -13,9 +13,17 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from contracts.envelope import AGENCY_ID_PATTERN, CASE_PSEUDONYM_PATTERN, CaseFlags
-from contracts.events import CATALOGUE, CaseScreened
+from contracts.envelope import AGENCY_ID_PATTERN, CASE_PSEUDONYM_PATTERN
+from contracts.events import (
+    CATALOGUE,
+    EVENT_ID_PATTERN,
+    LOCAL_ID_PATTERN,
+    OFFICER_ID_PATTERN,
+    CaseScreened,
+    ConsentOverride,
+)
 from contracts.problems import Problem
+from contracts.restrictions import Restrictions
 
 AgencyId = Annotated[str, Field(pattern=AGENCY_ID_PATTERN)]
 Recipients = Annotated[list[AgencyId], Field(min_length=1, max_length=50)]
@@ -53,12 +61,57 @@ class EventReceipt(BaseModel):
     time: datetime
     recipients: list[str]
     deadlines: dict[str, datetime]
-    flags: CaseFlags
+    restrictions: Restrictions
     shared: dict[str, list[str]] = Field(
         default_factory=dict,
         description="Per recipient, the personal categories it can open (R5, R4, R9).",
     )
     position: int | None = None
+
+
+class ForwardCase(BaseModel):
+    """Pass a case on to another agency (R10), as a referral would: on the person's
+    consent naming it, or an override with a legal-basis code (R9)."""
+
+    model_config = ConfigDict(extra="forbid")
+    to: AgencyId = Field(description="The agency the case is passed on to.")
+    forwarded_by_officer: str = Field(
+        min_length=1,
+        max_length=64,
+        pattern=OFFICER_ID_PATTERN,
+        description="The officer who decided to pass it on (R7).",
+    )
+    consent_id: str | None = Field(
+        default=None, pattern=LOCAL_ID_PATTERN, description="R9: the consent relied on."
+    )
+    consent_override: ConsentOverride | None = Field(
+        default=None, description="R9: the legal basis when passing on without consent."
+    )
+    event_ids: list[Annotated[str, Field(pattern=EVENT_ID_PATTERN)]] | None = Field(
+        default=None,
+        max_length=1000,
+        description="Only these events; default: every event of the case this node received "
+        "that the new recipient lacks.",
+    )
+
+
+class ForwardedEvent(BaseModel):
+    forwarding_id: str
+    event_id: str
+    type: str
+    time: datetime
+    shared: list[str] = Field(
+        description="The personal categories the new recipient can open (R5, R9, R10)."
+    )
+
+
+class ForwardReceipt(BaseModel):
+    """What was passed on, event by event."""
+
+    case: str
+    to: str
+    basis: dict[str, Any] | None
+    forwardings: list[ForwardedEvent]
 
 
 class WithheldField(BaseModel):
@@ -76,6 +129,9 @@ class EventView(BaseModel):
     deadlines: dict[str, datetime]
     fields: dict[str, Any] = Field(
         description="Personal fields this agency may open; others appear as {'withheld': category}."
+    )
+    forwarded_by: str | None = Field(
+        default=None, description="The agency that passed this event on to this one (R10)."
     )
 
     @property
@@ -97,9 +153,18 @@ class ReferralView(BaseModel):
     answer_due: datetime | None
 
 
+class PassedOnView(BaseModel):
+    forwarding_id: str
+    to: str
+    event_id: str
+    type: str
+    time: datetime
+    shared: list[str]
+
+
 class CaseView(BaseModel):
     case: str
-    flags: CaseFlags
+    restrictions: Restrictions
     identification: str | None
     reflection_ends: datetime | None
     return_stage: str | None
@@ -107,6 +172,9 @@ class CaseView(BaseModel):
     erased: bool
     referrals: list[ReferralView]
     events: list[EventView]
+    forwarded: list[PassedOnView] = Field(
+        default_factory=list, description="Events this agency passed on to others (R10)."
+    )
 
     def referral(self, referral_id: str) -> ReferralView:
         return next(r for r in self.referrals if r.referral_id == referral_id)

@@ -2,6 +2,11 @@
 
 (The UK's minimum reflection period went from 45 to 30 days in 2022: a file edit, not a
 release.) Deadlines are computed here, purely, so the router and the notifier agree.
+
+Retention is policy too: how long a closed case's personal data is kept, by why it
+closed (not identified, identified, returned...). When the period ends, the competent
+authority's node orders the erasure itself (the notifier chases the `retention-ends`
+deadline its closing event carries), on the legal basis `retention-expired`.
 """
 
 from __future__ import annotations
@@ -12,7 +17,13 @@ from functools import cache
 from importlib import resources
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from contracts.events import ClosureReason
+
+#: The officer id an erasure order carries when the retention period, not a person,
+#: ordered it (R7: the node's own system is accountable for it).
+RETENTION_OFFICER = "system:retention"
 
 #: Every deadline an envelope may carry (its `deadlines` keys), computed here from the
 #: sender's policy and recomputed by a receiver of the same country.
@@ -29,6 +40,7 @@ DEADLINE_NAMES: tuple[str, ...] = (
     "outcome-information",
     "post-return-monitoring",
     "retaliation-found",
+    "retention-ends",
 )
 
 
@@ -45,6 +57,22 @@ class CountryPolicy(BaseModel):
     reflection_reminder_days_before: int = Field(ge=0, le=365)
     post_return_monitoring_interval_days: int = Field(ge=1, le=730)
     adult_age: int = Field(ge=1, le=25)
+    retention_days_after_closing: dict[ClosureReason, int] = Field(
+        description="Days a closed case's personal data is kept, by why it closed; then "
+        "the competent authority's node orders its erasure."
+    )
+
+    @field_validator("retention_days_after_closing")
+    @classmethod
+    def _every_reason(cls, v: dict[ClosureReason, int]) -> dict[ClosureReason, int]:
+        missing = sorted(set(ClosureReason) - set(v))
+        if missing:
+            raise ValueError(f"no retention period for closing reason(s) {', '.join(missing)}")
+        bad = sorted(str(k) for k, days in v.items() if not 1 <= days <= 36500)
+        if bad:
+            raise ValueError(f"retention periods must be 1 to 36500 days: {', '.join(bad)}")
+        return v
+
     #: R8: after a decline, the time to refer the person elsewhere for that need.
     re_referral_hours: int = Field(ge=1, le=24 * 60)
     #: R2: from the screening of a presumed child to a guardian appointed.
@@ -73,6 +101,10 @@ class CountryPolicy(BaseModel):
 
     def monitoring_due(self, last: datetime) -> datetime:
         return last + timedelta(days=self.post_return_monitoring_interval_days)
+
+    def retention_ends(self, closed: datetime, reason: ClosureReason | str) -> datetime:
+        """When a case closed at `closed` for `reason` must have its personal data erased."""
+        return closed + timedelta(days=self.retention_days_after_closing[ClosureReason(reason)])
 
     def re_referral_due(self, declined: datetime) -> datetime:
         return declined + timedelta(hours=self.re_referral_hours)

@@ -5,9 +5,9 @@ when the models drift from them. Regenerate with `python -m contracts.schema_exp
 
 Every schema declares its dialect (JSON Schema 2020-12). The keywords of our own,
 `x-category` (each field's data category, rule R5) and `x-why` (why a clear field is
-clear), are published with their meta-schemas in `schemas/keywords/`, so a strict
-validator (Ajv in strict mode, in the test suite) registers them and checks their values
-instead of refusing an unknown keyword.
+clear, `contracts.justification`), are published with their own meta-schemas in
+`schemas/keywords/`, so a strict validator (Ajv in strict mode, in the test suite)
+registers them and checks their values instead of refusing an unknown keyword.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from contracts.envelope import Envelope, dataschema_for
-from contracts.events import CATALOGUE, CATEGORY_KEY, OLDER_VERSIONS, WHY_KEY, EventPayload
+from contracts.events import CATALOGUE, CATEGORY_KEY, OLDER_VERSIONS, EventPayload
+from contracts.justification import MIN_WHY, WHY_KEY
 from contracts.vocabulary import DataCategory
 
 SCHEMA_DIR = Path(__file__).parent / "schemas"
@@ -37,9 +38,10 @@ def keyword_definitions() -> dict[str, dict[str, Any]]:
         },
         f"{WHY_KEY}.json": {
             "keyword": WHY_KEY,
-            "description": "Why a clear (operational) field travels in clear: who needs it, "
-            "without opening anything, to decide what. An annotation.",
-            "metaSchema": {"type": "string", "minLength": 1, "maxLength": 200},
+            "description": "Why the field travels in clear: who needs it in clear to decide "
+            "what. Every clear payload field and envelope attribute carries one. An "
+            "annotation: it does not constrain instances.",
+            "metaSchema": {"type": "string", "minLength": MIN_WHY},
         },
     }
 
@@ -60,8 +62,8 @@ def all_schemas() -> dict[str, dict[str, Any]]:
     for event_type, model in versions:
         out[f"{event_type}.v{model.version}.json"] = payload_schema(event_type, model)
     envelope = {"$schema": DIALECT, **Envelope.model_json_schema()}
-    envelope["$id"] = "urn:nrm:schema:envelope:v1"
-    out["envelope.v1.json"] = envelope
+    envelope["$id"] = "urn:nrm:schema:envelope:v2"
+    out["envelope.v2.json"] = envelope
     return out
 
 

@@ -169,8 +169,6 @@ def compute(envelopes: Iterable[Mapping[str, Any]], roles: Mapping[str, str]) ->
     decided_at: dict[str, dict[str, datetime]] = defaultdict(dict)
     referrals: dict[tuple[str, str], dict[str, Any]] = {}
     returns: Counter[str] = Counter()
-    return_to: Counter[str] = Counter()
-    destination: dict[str, str] = {}
     decline_reasons: Counter[str] = Counter()
     escalations: Counter[str] = Counter()
     rerouted: set[tuple[str, str]] = set()
@@ -202,12 +200,9 @@ def compute(envelopes: Iterable[Mapping[str, Any]], roles: Mapping[str, str]) ->
                 ref["answer"] = "accepted" if event_type == "referral.accepted" else "declined"
             if event_type == "referral.declined":
                 decline_reasons[str(op.get("reason_code", "other"))] += 1
-        elif event_type == "return.planning-started":
-            destination[case] = str(op.get("destination_country", "unknown"))
         elif event_type == "return.completed":
             returns["completed"] += 1
             returns["voluntary" if op.get("voluntary") else "not-voluntary"] += 1
-            return_to[destination.get(case, "unknown")] += 1
         elif event_type == "reintegration.monitored" and op.get("retaliation_risk"):
             returns["retaliation-risk-found"] += 1
 
@@ -240,7 +235,6 @@ def compute(envelopes: Iterable[Mapping[str, Any]], roles: Mapping[str, str]) ->
             "voluntary": suppress(returns["voluntary"]),
             "not_voluntary": suppress(returns["not-voluntary"]),
             "retaliation_risk_found": suppress(returns["retaliation-risk-found"]),
-            "by_destination": suppress_row(dict(return_to)) if return_to else {},
         },
         "events_by_country_and_role": {
             c: suppress_row(dict(r)) for c, r in sorted(by_country_role.items())

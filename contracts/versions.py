@@ -48,13 +48,11 @@ def _screened_v1_to_v2(fields: Fields) -> Fields:
 #: (type, from_version) -> step to from_version + 1
 UPCASTERS: Mapping[tuple[str, int], Callable[[Fields], Fields]] = {
     ("case.screened", 1): _screened_v1_to_v2,
-    ("referral.requested", 1): _adding(replaces_referral_id=None),
     ("referral.declined", 1): _referral_declined_v1_to_v2,
     ("referral.declined", 2): _officer("answered_by_officer"),
     ("identification.decided", 1): _adding(review_id=None),
     ("reflection.ended", 1): _officer("decided_by_officer"),
     ("residence.granted", 1): lambda fields: dict(fields),  # valid_until is clear from v2
-    ("best-interests.determined", 1): _adding(child_heard=UNRECORDED, child_views=""),
     ("return.completed", 1): _officer("confirmed_by_officer"),
     ("case.closed", 1): _officer("decided_by_officer"),
 }

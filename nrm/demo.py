@@ -29,11 +29,15 @@ from nrm.embedded import CountryBus
 CANARY = "CANARY-7f3a"  # seeded into personal fields; tests scan every byte for it
 
 
+#: A step that passes the case on (R10) instead of appending an event.
+FORWARD = "forward"
+
+
 @dataclass(frozen=True)
 class Step:
     agency: str
     says: str
-    event_type: str
+    event_type: str  # or FORWARD: the one recipient is the agency the case is passed on to
     recipients: tuple[str, ...]
     payload: dict[str, Any]
     expect: int = 201
@@ -105,9 +109,10 @@ def scenario() -> list[Step]:
                 "service": "guardianship",
                 "urgent": True,
                 "consent_override": {
-                    "legal_basis": "Child Protection Act s.12: presumed child",
+                    "legal_basis": "child-protection",
                     "authorised_by_officer": "bp-0042",
                 },
+                "override_explanation": f"Child Protection Act s.12, presumed child {CANARY}",
                 "full_name": f"Name {CANARY}",
                 "needs": f"guardian and age assessment {CANARY}",
             },
@@ -188,6 +193,20 @@ def scenario() -> list[Step]:
                 **officer,
                 "outcome": "positive",
                 "reasoning": f"strong indicators {CANARY}",
+            },
+        ),
+        Step(
+            "child-protection",
+            "as her guardian, passes the case on to the asylum office (R10): identity and "
+            "legal status only, never where she is",
+            FORWARD,
+            ("asylum-office",),
+            {
+                "forwarded_by_officer": "cp-0101",
+                "consent_override": {
+                    "legal_basis": "child-protection",
+                    "authorised_by_officer": "cp-0101",
+                },
             },
         ),
         Step(
@@ -388,6 +407,9 @@ async def play(
             if step.event_type == "case.screened":
                 body = {"recipients": list(step.recipients), "payload": payload}
                 resp = await client.post("/v1/cases", json=body, headers=key)
+            elif step.event_type == FORWARD:
+                body = {"to": step.recipients[0], **payload}
+                resp = await client.post(f"/v1/cases/{case}/forward", json=body, headers=key)
             else:
                 body = {
                     "type": step.event_type,
@@ -432,6 +454,12 @@ async def timeline(bus: CountryBus, case: str, out: TextIO) -> dict[str, list[di
         say(f"\n{agency}:")
         for ev in events:
             say(timeline_line(ev))
+        passed: dict[str, list[str]] = {}
+        for fw in resp.json().get("forwarded", []):
+            passed.setdefault(fw["to"], []).extend(fw["shared"])
+        for to, shared in passed.items():
+            n = sum(1 for fw in resp.json()["forwarded"] if fw["to"] == to)
+            say(f"  => passed {n} events on to {to} (R10): {', '.join(sorted(set(shared))) or '-'}")
     return result
 
 
@@ -445,6 +473,8 @@ def timeline_line(ev: dict[str, Any], origin: str = "", widths: tuple[int, int] 
     stayed withheld."""
     arrow = "->" if ev["direction"] == "sent" else "<-"
     other = (", ".join(ev["recipients"]) if ev["direction"] == "sent" else ev["sender"]) + origin
+    if ev.get("forwarded_by"):
+        other += f" via {ev['forwarded_by']}"
     personal = {k: v for k, v in ev["fields"].items() if k not in ev["operational"]}
     hidden = {
         k: v["withheld"] for k, v in personal.items() if isinstance(v, dict) and "withheld" in v

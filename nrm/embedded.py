@@ -396,6 +396,7 @@ class CountryBus:
             witness_url=self.registry_url,  # the registry witnesses every node's log
             witness_audience=self.registry_config.token_audience,
             console=self._console_settings(folder) if self.console else None,
+            peers=lambda: dict(self.urls),  # the directory's router URLs are placeholders here
             witness_verify=self.verify,
             notifier=self.notifier_party,
         )

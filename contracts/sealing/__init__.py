@@ -83,7 +83,7 @@ from contracts.sealing.keys import (
     hpke_public_key_from_bytes,
     new_case_key,
 )
-from contracts.sealing.models import Forwarding, Withheld
+from contracts.sealing.models import Forwarding, ForwardingBasis, Withheld
 
 __all__ = [
     "HPKE_SUITE",
@@ -96,6 +96,7 @@ __all__ = [
     "ErasureIncomplete",
     "ErasureProof",
     "Forwarding",
+    "ForwardingBasis",
     "GrantInvalid",
     "HpkeKeyPair",
     "KeyCommitmentMismatch",

@@ -1,10 +1,10 @@
 """Per-event cost of sealing and opening once case keys are delivered, against the bare
 floor of the same cryptographic operations in the same process.
 
-`run(recipients, n_events)` seals `n_events` referral requests (4 personal fields of
-~100 B, in 4 categories, every recipient entitled to all 4: the worst case) and opens
-them as one recipient. The floor does the same AES-GCM work (4 data keys, 4 field
-encryptions, 4 wraps per reader incl. the sender) and one Ed25519 sign/verify of a
+`run(recipients, n_events)` seals `n_events` referral requests (5 personal fields of
+~100 B, in 5 categories, every recipient entitled to all 5: the worst case) and opens
+them as one recipient. The floor does the same AES-GCM work (5 data keys, 5 field
+encryptions, 5 wraps per reader incl. the sender) and one Ed25519 sign/verify of a
 message of the same length, with no encoding, JSON or model work. HPKE is paid once per
 (case, recipient) when the case key is granted; it is reported apart, with the
 per-event cost a design that wrapped every event to long-term keys would pay.
@@ -61,6 +61,7 @@ def _payload() -> ReferralRequested:
         needs="N" * 100,
         medical_notes="M" * 100,
         pickup_location="L" * 100,
+        override_explanation="E" * 100,
     )
 
 
@@ -124,7 +125,8 @@ def run(recipients: int = 3, n_events: int = 300) -> dict[str, Any]:
     msg = signing_bytes(sealed[0])
     priv = sender.private_key
     pub = priv.public_key()
-    fields = [b'"' + b"x" * 100 + b'"'] * 4
+    n_categories = len(sealed[0].sealed["fields"])
+    fields = [b'"' + b"x" * 100 + b'"'] * n_categories
     wrappers = [k.aead for k in keys.values()]
     aad = b"a" * 64
 
@@ -160,7 +162,7 @@ def run(recipients: int = 3, n_events: int = 300) -> dict[str, Any]:
     return {
         "recipients": recipients,
         "n_events": n_events,
-        "categories": len(sealed[0].sealed["fields"]),
+        "categories": n_categories,
         "envelope_bytes": len(sealed[0].canonical_bytes()),
         "seal_us": round(seal_us, 1),
         "open_us": round(open_us, 1),
@@ -172,7 +174,7 @@ def run(recipients: int = 3, n_events: int = 300) -> dict[str, Any]:
         "grant_once_per_recipient_us": round(grant_us, 1),
         "hpke_wrap_us": round(hpke_wrap_us, 1),
         "naive_per_event_hpke_floor_us": round(
-            floor_seal_us + hpke_wrap_us * (recipients + 1) * 4, 1
+            floor_seal_us + hpke_wrap_us * (recipients + 1) * n_categories, 1
         ),
     }
 

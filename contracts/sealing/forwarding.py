@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import os
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 from contracts.envelope import Envelope
 from contracts.sealing.core import Verified, unwrap_data_key, verify, wrap_aad
 from contracts.sealing.errors import NotEntitled
 from contracts.sealing.keys import CaseKey, CaseKeyLookup, PublicKeyLookup, SigningKey, b64e
-from contracts.sealing.models import Forwarding
+from contracts.sealing.models import Forwarding, ForwardingBasis
 from contracts.vocabulary import DataCategory
 
 
@@ -35,16 +36,18 @@ def forward(
     recipient: str,
     entitled: frozenset[DataCategory],
     case_key_lookup: CaseKeyLookup,
-    new_case_key: CaseKey,
+    new_case_key: CaseKey | None,
     id: UUID,
     time: datetime,
     public_key_lookup: PublicKeyLookup | None = None,
+    basis: ForwardingBasis | None = None,
 ) -> Forwarding:
     """Re-wrap, for `recipient`, the data keys of `entitled ∩ forwardable`; sign.
 
     `entitled` is what the agreement lets the new recipient read (the caller computes it
     with `CaseContext(forwarding_limit=...)`); `case_key_lookup` is the forwarder's own
-    store; `new_case_key` is the pairwise key (case, forwarder, recipient).
+    store; `new_case_key` is the pairwise key (case, forwarder, recipient), needed only
+    when a category is re-wrapped (an erasure order passed on carries no key).
     """
     if isinstance(source, Verified):
         v = source
@@ -60,28 +63,28 @@ def forward(
         raise NotEntitled(f"{me} did not receive event {env.id}")
     if recipient == me:
         raise ValueError("cannot forward to oneself")
-    if (new_case_key.case, new_case_key.sender, new_case_key.recipient) != (
-        env.subject,
-        me,
-        recipient,
-    ):
-        raise ValueError("new_case_key must be the pairwise key (case, forwarder, recipient)")
     cats = sorted(frozenset(entitled) & forwardable(v, me))
-    keys: dict[str, str] = {}
-    eid, kid = str(env.id), new_case_key.key_id
-    for cat in cats:
-        dk = unwrap_data_key(v, cat, me, case_key_lookup)
-        n = os.urandom(12)
-        aad = wrap_aad(eid, env.subject, me, recipient, kid, str(cat))
-        keys[str(cat)] = b64e(n + new_case_key.aead.encrypt(n, dk, aad))
+    wraps: dict[str, Any] = {}
+    if cats:
+        key = new_case_key
+        if key is None or (key.case, key.sender, key.recipient) != (env.subject, me, recipient):
+            raise ValueError("re-wrapping needs the pairwise key (case, forwarder, recipient)")
+        keys: dict[str, str] = {}
+        for cat in cats:
+            dk = unwrap_data_key(v, cat, me, case_key_lookup)
+            n = os.urandom(12)
+            aad = wrap_aad(str(env.id), env.subject, me, recipient, key.key_id, str(cat))
+            keys[str(cat)] = b64e(n + key.aead.encrypt(n, dk, aad))
+        wraps = {recipient: {"kid": key.key_id, "keys": keys}}
     unsigned = Forwarding(
         id=id,
         time=time,
         forwarder=me,
         recipient=recipient,
         parent=v.forwarding.id if v.forwarding else None,
+        basis=basis,
         original=env,
-        wraps={recipient: {"kid": kid, "keys": keys}} if keys else {},
+        wraps=wraps,
     )
     sig = forwarder.private_key.sign(unsigned.signing_bytes())
     return unsigned.model_copy(

@@ -10,12 +10,26 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field
 
 from contracts.envelope import AGENCY_ID_PATTERN, Envelope
+from contracts.events import LOCAL_ID_PATTERN, OFFICER_ID_PATTERN, ConsentOverride
 from contracts.sealing.canonical import canonical_json
 from contracts.timestamps import UtcDateTime
 from contracts.vocabulary import DataCategory
 
 SEAL_FORMAT = "nrm-seal/1"
-FORWARD_FORMAT = "nrm-forward/1"
+FORWARD_FORMAT = "nrm-forward/2"
+
+
+class ForwardingBasis(BaseModel):
+    """On what an agency passed a case on (R9, as for a referral, and R7): the person's
+    consent naming the new recipient, or an override with a legal-basis code, and the
+    officer who decided. Clear and signed: the disclosure record lists it. A border
+    gateway's forwardings carry none: the federation agreement is their basis."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    consent_id: str | None = Field(default=None, pattern=LOCAL_ID_PATTERN)
+    consent_override: ConsentOverride | None = None
+    by_officer: str = Field(min_length=1, max_length=64, pattern=OFFICER_ID_PATTERN)
 
 
 class Forwarding(BaseModel):
@@ -25,17 +39,19 @@ class Forwarding(BaseModel):
     re-encrypted) and adds wraps, under the pairwise case key (case, forwarder,
     recipient), of only the data keys the forwarder could itself unwrap. The forwarder
     signs the whole record, original included. `parent` names the forwarding through
-    which the forwarder received the event, if any (chains stay traceable).
+    which the forwarder received the event, if any (chains stay traceable); `basis` says
+    on what it was passed on (none for a border gateway's).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    format: Literal["nrm-forward/1"] = FORWARD_FORMAT
+    format: Literal["nrm-forward/2"] = FORWARD_FORMAT
     id: UUID
     time: UtcDateTime
     forwarder: str = Field(pattern=AGENCY_ID_PATTERN)
     recipient: str = Field(pattern=AGENCY_ID_PATTERN)
     parent: UUID | None = None
+    basis: ForwardingBasis | None = None
     original: Envelope
     wraps: dict[str, Any] = Field(default_factory=dict)
     signature: dict[str, Any] | None = None

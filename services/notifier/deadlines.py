@@ -11,7 +11,9 @@ deadline gives one escalation on the whole bus, not one per node that saw it; a 
 owed by a recipient instead (`OWED_BY_ROLE`, `OWED_BY_REQUESTER`). Reminders (the
 reflection period ends in N days) go to every agency that has the event, as
 notifications to its own systems, never as bus events. Each escalation kind is named
-(`contracts.events.EscalationKind`) and goes to its audience (`AUDIENCE`).
+(`contracts.events.EscalationKind`) and goes to its audience (`AUDIENCE`). The end of a
+closed case's retention period is acted on the same way: the competent authority, which
+closed the case, orders its erasure (`retention-expired`) through its own node.
 """
 
 from __future__ import annotations
@@ -44,6 +46,9 @@ ESCALATIONS: dict[str, str] = {
 REMINDERS: dict[str, str] = {"reflection-reminder": "reflection-reminder"}
 #: reminder kind -> the deadline it warns of.
 REMINDS_OF: dict[str, str] = {"reflection-reminder": K.REFLECTION_ENDING}
+#: envelope deadline key -> kind whose passing orders the case's erasure (retention).
+ERASURES: dict[str, str] = {"retention-ends": "retention-ends"}
+#: What a closing answers: everything but its retention period, which starts there.
 ALL_KINDS = (*ESCALATIONS.values(), *REMINDERS.values())
 
 #: Kinds a case may hold several of at once, and the operational field naming each one
@@ -112,15 +117,18 @@ ANSWERS: Mapping[str, tuple[Answer, ...]] = {
     "rights.explained": (Answer((K.OUTCOME_INFORMATION,), "proceedings_id", _told_outcome),),
     "residence.ended": (Answer((K.RESIDENCE_RENEWAL,)),),
     "case.closed": (Answer(ALL_KINDS),),
-    "case.erasure-ordered": (Answer(ALL_KINDS),),
+    "case.erasure-ordered": (Answer((*ALL_KINDS, *ERASURES.values())),),
 }
 
 
 @dataclass(frozen=True)
 class Open:
-    """A deadline to watch. `action` is 'escalate' or 'remind'. `requires`: open it only
-    if this agency set a deadline of that kind with the same key in the case (it made
-    the referral a decline answered)."""
+    """A deadline to watch. `action` is 'escalate', 'remind' or 'erase'. `key` tells
+    deadlines of one kind in a case apart (a referral answer's referral id...); for the
+    end of retention, the agencies the closing event went to (the erasure order's first
+    recipients: the node adds every other party it knows). `requires`: open it only if
+    this agency set a deadline of that kind with the same key in the case (it made the
+    referral a decline answered)."""
 
     kind: str
     case: str
@@ -188,10 +196,12 @@ def plan(item: dict[str, Any], roles: Collection[Role] = ()) -> list[Change]:
         changes.append(Escalated(str(op.get("deadline")), str(op.get("about_event_id"))))
     deadlines = item.get("deadlines") or {}
     for name, due in deadlines.items():
-        kind = ESCALATIONS.get(name) or REMINDERS.get(name)
+        kind = ESCALATIONS.get(name) or REMINDERS.get(name) or ERASURES.get(name)
         if kind is None:
             continue
         key = str(op.get(KEYED[kind], "")) if kind in KEYED else ""
+        if name in ERASURES:
+            key = ",".join(item.get("recipients") or ())
         if kind not in KEYED:
             # a newer due date for the same period replaces the older one
             changes.append(Close(case, (kind,), "superseded", event_id))
@@ -211,8 +221,14 @@ def plan(item: dict[str, Any], roles: Collection[Role] = ()) -> list[Change]:
                     Open(kind, case, key, event_id, _aware(due), "escalate", requires=requires)
                 )
         elif sent:
-            changes.append(Open(kind, case, key, event_id, _aware(due), "escalate"))
+            action = "erase" if name in ERASURES else "escalate"
+            changes.append(Open(kind, case, key, event_id, _aware(due), action))
     return changes
+
+
+def retention_key(about_event_id: str) -> str:
+    """The Idempotency-Key of the erasure order a retention period's end causes."""
+    return f"nrm-retention:{about_event_id}"
 
 
 def escalation_key(kind: str, about_event_id: str) -> str:

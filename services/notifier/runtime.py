@@ -39,11 +39,13 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from contracts.agency_token import ReplayCache, TokenVerifier, issue_token, system_clock
 from contracts.directory import AgencyStatus, Directory, KeyUse, PublicKeyRecord
 from contracts.keystore import AgencyKeys
+from contracts.legal_basis import ErasureBasis
+from contracts.policy import RETENTION_OFFICER
 from contracts.vocabulary import Role
 from contracts.webhook_signature import HEADER, IDEMPOTENCY_HEADER, sign
 from notifier.api import create_app
 from notifier.callers import Parties
-from notifier.deadlines import REMINDS_OF, audience, escalation_key, plan
+from notifier.deadlines import REMINDS_OF, audience, escalation_key, plan, retention_key
 from notifier.notifications import (
     RetryPolicy,
     event_notification,
@@ -104,6 +106,8 @@ class NotifierSettings:
 #: What the notifier's tokens may do: read nodes' logs (clear parts), append escalations,
 #: read its agencies' subscriptions. Nothing that opens a case.
 LOG_READ, ESCALATE, SUBSCRIPTIONS_READ = "log:read", "escalate", "subscriptions:read"
+#: Lets the node accept from its notifier an erasure order on `retention-expired` only.
+ERASE_RETENTION = "erase:retention"
 
 
 class NotifierRuntime:
@@ -357,18 +361,43 @@ class NotifierRuntime:
                 )
                 self.store.remind(d, note, self.store.subscriptions(agency_id), now)
                 self._wake.set()
+            elif d.action == "erase":
+                await self._erase(agency_id, d, now)
             else:
                 await self._escalate(agency_id, d, now)
             acted += 1
         return acted
 
+    async def _erase(self, agency_id: str, d: DueDeadline, now: datetime) -> None:
+        """The retention period of a case this agency closed has ended: its node orders
+        the erasure (to every party it knows), on the legal basis `retention-expired`."""
+        directory = await asyncio.to_thread(self.directory)
+        recipients = [
+            a
+            for a in d.key.split(",")
+            if a != agency_id
+            and (record := directory.agency(a)) is not None
+            and record.status is AgencyStatus.ACTIVE
+        ]
+        if not recipients:
+            self._postpone(d, "no active agency the closing went to: the order needs one")
+            return
+        body = {
+            "type": "case.erasure-ordered",
+            "recipients": recipients,
+            "payload": {
+                "legal_basis": str(ErasureBasis.RETENTION_EXPIRED),
+                "ordered_by_officer": RETENTION_OFFICER,
+            },
+        }
+        key = retention_key(d.about_event_id)
+        await self._act(agency_id, d, now, body, key, "erased", ERASE_RETENTION)
+
     async def _escalate(self, agency_id: str, d: DueDeadline, now: datetime) -> None:
-        agency = self.agencies[agency_id]
         recipients = await asyncio.to_thread(self.escalation_recipients, agency_id, d.kind)
         if not recipients:
             self._postpone(d, "no competent authority or national coordinator in the directory")
             return
-        client, base = self._router(agency)
         body = {
             "type": "case.escalated",
             "recipients": recipients,
@@ -378,8 +407,26 @@ class NotifierRuntime:
                 "due": d.due.isoformat(),
             },
         }
-        headers = self._token(agency.router_audience or agency.router_url, ESCALATE)
-        headers[IDEMPOTENCY_HEADER] = escalation_key(d.kind, d.about_event_id)
+        key = escalation_key(d.kind, d.about_event_id)
+        await self._act(agency_id, d, now, body, key, "escalated", ESCALATE)
+
+    async def _act(
+        self,
+        agency_id: str,
+        d: DueDeadline,
+        now: datetime,
+        body: dict[str, Any],
+        idempotency_key: str,
+        done: str,
+        scope: str,
+    ) -> None:
+        """Append the event a passed deadline calls for through the agency's own node,
+        once: the Idempotency-Key makes a retry, a restart or a second notifier harmless.
+        `scope`: the token's, which lets the node accept that event from its notifier."""
+        agency = self.agencies[agency_id]
+        client, base = self._router(agency)
+        headers = self._token(agency.router_audience or agency.router_url, scope)
+        headers[IDEMPOTENCY_HEADER] = idempotency_key
         try:
             r = await client.post(f"{base}/v1/cases/{d.case}/events", json=body, headers=headers)
         except httpx.HTTPError as exc:
@@ -387,14 +434,14 @@ class NotifierRuntime:
             return
         problem = _problem(r)
         if r.is_success or problem.get("error") == "idempotency-key-reused":
-            # the second case: an earlier run escalated with other recipients already
-            detail = str(r.json().get("event_id", "")) if r.is_success else "escalated earlier"
-            self.store.settle_deadline(d, "escalated", detail, now)
-            log.info("escalated %s of %s", d.kind, d.about_event_id)
+            # the second case: an earlier run acted with other recipients already
+            detail = str(r.json().get("event_id", "")) if r.is_success else f"{done} earlier"
+            self.store.settle_deadline(d, done, detail, now)
+            log.info("%s: %s of %s", done, d.kind, d.about_event_id)
         elif r.status_code in (404, 409, 422):
             reason = f"{r.status_code} {problem.get('error', '')}: {problem.get('detail', '')}"
             self.store.settle_deadline(d, "refused", reason[:500], now)
-            log.warning("escalation of %s refused by the router: %s", d.about_event_id, reason)
+            log.warning("%s of %s refused by the router: %s", d.kind, d.about_event_id, reason)
         else:
             self._postpone(d, f"router answered {r.status_code}")
 

@@ -97,6 +97,7 @@ class DueDeadline:
     action: str
     tries: int
     target: datetime | None
+    key: str = ""
 
 
 class NotifierStore:
@@ -494,9 +495,9 @@ class NotifierStore:
         with self._lock:
             rows = self._db.execute(
                 "SELECT * FROM deadlines WHERE agency = ? AND status = 'open' AND ("
-                "(action = 'escalate' AND due_ts <= ?) OR (action = 'remind' AND due_ts <= ?)) "
+                "action IN ('escalate', 'remind', 'erase') AND due_ts <= ?) "
                 "AND next_try_ts <= ? ORDER BY due_ts",
-                (agency, now_ts, now_ts, now_ts),
+                (agency, now_ts, now_ts),
             ).fetchall()
         return [
             DueDeadline(
@@ -508,6 +509,7 @@ class NotifierStore:
                 r["action"],
                 r["tries"],
                 datetime.fromisoformat(r["target"]) if r["target"] else None,
+                r["key"],
             )
             for r in rows
         ]

@@ -133,7 +133,7 @@ def query_agreement(
     event_type: Annotated[str, Query(max_length=100)],
     case_originator: Annotated[str, Query(max_length=63)] = "",
     service_provider: Annotated[list[str] | None, Query()] = None,
-    asylum_lodged: Annotated[bool, Query()] = False,
+    no_origin_contact: Annotated[bool, Query()] = False,
 ) -> dict[str, Any]:
     """May agency X read category C of an event of type T (in this case context)?"""
     if event_type not in CATALOGUE:
@@ -152,7 +152,7 @@ def query_agreement(
         event_type=event_type,
         case_originator=case_originator,
         service_providers=frozenset(service_provider or ()),
-        asylum_lodged=asylum_lodged,
+        no_origin_contact=no_origin_contact,
     )
     grants = d.parsed_agreement.grants.get(category, {})
     return {

@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 import httpx
 
+from contracts.sealing import prove_unopenable
 from nrm.embedded import DEMO_AGENCIES, AgencySpec, CountryBus
 
 T = TypeVar("T")
@@ -38,6 +39,20 @@ class RunningBus:
             request.headers["Authorization"] = f"Bearer {bus.token(agency)}"
 
         return httpx.Client(base_url=bus.urls[agency], timeout=30, event_hooks={"request": [auth]})
+
+    def prove_nothing_opens(self, envelopes: list[Any]) -> None:
+        """Every key material left anywhere (case key stores, long-term keys, master
+        keys) fails to open any of `envelopes`."""
+        nodes = self.bus.nodes
+        sources = [n.case_keys.get for n in nodes.values()]
+        candidates: list[bytes] = []
+        for agency, node in nodes.items():
+            for pair in node.seal.keys.pairs:
+                raw = pair.private
+                candidates += [raw[i : i + 32] for i in range(0, len(raw), 32)]
+            candidates.append(self.bus.keychain.master_key(agency))
+        for env in envelopes:
+            prove_unopenable(env, key_sources=sources, candidate_keys=candidates)
 
     def settle(self) -> None:
         self.run(self.bus.settle(timeout=20), timeout=30)

@@ -61,7 +61,7 @@ def test_oversight_verifies_every_log_and_the_exchange(
                 json={
                     "type": "case.erasure-ordered",
                     "recipients": ["child-protection"],
-                    "payload": {"legal_basis": "court order 2026/77", "ordered_by_officer": "ia-1"},
+                    "payload": {"legal_basis": "court-order", "ordered_by_officer": "ia-1"},
                 },
             )
         assert r.status_code == 201

@@ -39,8 +39,9 @@ def test_the_second_case_and_the_published_statistics(tmp_path: Path) -> None:
 
         # the age assessment ended the presumption at each node that heard of it
         for agency in ("nrm-authority", "border-police"):
-            flags = _view(bus, agency, case)["flags"]
-            assert flags["presumed_child"] and flags["age_assessed_adult"], agency
+            restrictions = _view(bus, agency, case)["restrictions"]
+            assert restrictions["presumed_child"], agency
+            assert restrictions["child_safeguards_lifted"], agency
         authority = _view(bus, "nrm-authority", case)
         stages = [
             (e["operational"].get("stage"), e["operational"].get("review_id"))

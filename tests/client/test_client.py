@@ -219,3 +219,24 @@ def test_webhooks_the_notifier_signs_verify_and_tampering_does_not(
         verify_webhook(secret, body, headers, now=time.time() + 3600)
     with pytest.raises(SignatureError, match="missing"):
         verify_webhook(secret, body, {})
+
+
+def test_pass_a_case_on_and_read_its_disclosure_record(
+    bus: RunningBus, local: LocalBus, police: AgencyClient, shelter: AgencyClient
+) -> None:
+    case = referred_case(police)
+    bus.settle()
+    receipt = shelter.forward(
+        case,
+        "child-protection",
+        officer="sh-0001",
+        consent_override={"legal_basis": "child-protection", "authorised_by_officer": "sh-0001"},
+    )
+    assert receipt.to == "child-protection" and receipt.forwardings
+    assert {f.type for f in receipt.forwardings} >= {"referral.requested"}
+    bus.settle()
+    with local.client("nrm-authority") as authority:
+        rec = authority.disclosure_record(case)
+    passed = [d for d in rec["disclosures"] if d["passed_on_by"] == "safe-house"]
+    assert passed and {d["to"] for d in passed} == {"child-protection"}
+    assert all(d["status"] == "received" for d in rec["disclosures"])

@@ -64,12 +64,12 @@ def test_a_consent_override_is_authorised_by_the_signed_in_officer() -> None:
     assert "consent_override" not in payload  # left empty: none
     forged = {
         **base,
-        "consent_override.legal_basis": ["Child Protection Act s.12"],
+        "consent_override.legal_basis": ["child-protection"],
         "consent_override.authorised_by_officer": ["someone-else"],
     }
     payload, _ = payload_of(form, forged, "bp-0042")
     assert payload["consent_override"] == {
-        "legal_basis": "Child Protection Act s.12",
+        "legal_basis": "child-protection",
         "authorised_by_officer": "bp-0042",
     }
     model, problems = validate("referral.requested", payload)

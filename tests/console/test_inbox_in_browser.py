@@ -103,7 +103,7 @@ def test_a_refusal_names_its_rule_with_the_api_s_own_words(page: Page, demo: Dem
                     "to_agency": "child-protection",
                     "service": "legal-aid",
                     "consent_override": {
-                        "legal_basis": "Child Protection Act s.12",
+                        "legal_basis": "child-protection",
                         "authorised_by_officer": "bp-0042",
                     },
                 },

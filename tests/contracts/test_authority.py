@@ -7,14 +7,12 @@ import pytest
 from contracts.authority import (
     AUTHORITY,
     ORIGIN_CONTACT_ROLES,
-    RELAXING_FLAGS,
     UnknownEventType,
     authority,
     may_emit,
     origin_contact,
     vouchers,
 )
-from contracts.envelope import CaseFlags
 from contracts.events import CATALOGUE, categories_of
 from contracts.need_to_know import (
     CONSENT_BOUND_ROLES,
@@ -26,6 +24,7 @@ from contracts.need_to_know import (
     load_default_agreement,
     origin_side,
 )
+from contracts.restrictions import PROTECTIVE, RELAXING, Restrictions
 from contracts.vocabulary import DataCategory, Role
 
 
@@ -117,16 +116,16 @@ def test_an_agency_with_several_roles_may_emit_what_any_of_them_may() -> None:
     assert not may_emit(set(), "case.screened")
 
 
-def test_relaxing_flags_are_vouched_only_by_the_roles_that_establish_them() -> None:
+def test_relaxing_restrictions_are_vouched_only_by_the_roles_that_establish_them() -> None:
     assert vouchers("guardian_appointed") == {Role.CHILD_PROTECTION}
     assert vouchers("best_interests_determined") == {Role.CHILD_PROTECTION}
-    assert vouchers("age_assessed_adult") == {Role.CHILD_PROTECTION}
+    assert vouchers("child_safeguards_lifted") == {Role.CHILD_PROTECTION}
     for row in AUTHORITY.values():
-        assert row.establishes <= set(RELAXING_FLAGS)
-    for flag in RELAXING_FLAGS:
-        assert flag in CaseFlags.model_fields
+        assert row.establishes <= set(RELAXING)
+    assert set(PROTECTIVE) | set(RELAXING) == set(Restrictions.model_fields)
+    assert not set(PROTECTIVE) & set(RELAXING)
     with pytest.raises(ValueError, match="not a relaxing"):
-        vouchers("asylum_lodged")
+        vouchers("no_origin_contact")
 
 
 def test_named_parties_are_clear_fields_of_the_event() -> None:
@@ -174,5 +173,5 @@ def test_r4_empties_the_origin_side_after_asylum_even_for_return(role: Role) -> 
     who = Recipient("origin", role)
     planning = CaseContext(event_type="return.planning-started")
     assert DataCategory.IDENTITY in entitled_categories(agreement, who, planning)
-    barred = CaseContext(event_type="return.planning-started", asylum_lodged=True)
+    barred = CaseContext(event_type="return.planning-started", no_origin_contact=True)
     assert entitled_categories(agreement, who, barred) == frozenset()

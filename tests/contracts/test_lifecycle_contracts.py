@@ -37,7 +37,6 @@ OLD: dict[tuple[str, int], dict[str, Any]] = {
         "found_at": "a farm",
         "indicators": [{"form": "forced-labour", "strength": "strong", "observation": "o"}],
     },
-    ("referral.requested", 1): {"referral_id": "r", "to_agency": "a", "service": "shelter"},
     ("referral.declined", 1): {"referral_id": "r", "reason": "full"},
     ("referral.declined", 2): {"referral_id": "r", "reason_code": "capacity"},
     ("identification.decided", 1): {
@@ -50,10 +49,6 @@ OLD: dict[tuple[str, int], dict[str, Any]] = {
         "decided_by_officer": "o",
         "permit_type": "victim",
         "valid_until": "2027-01-01",
-    },
-    ("best-interests.determined", 1): {
-        "decided_by_officer": "o",
-        "return_in_best_interests": True,
     },
     ("return.completed", 1): {"voluntary": True},
     ("case.closed", 1): {"reason_code": "not-a-victim"},
@@ -80,10 +75,24 @@ def test_an_upcast_decision_says_its_officer_was_not_recorded() -> None:
     assert upcast("referral.declined", 2, old)["answered_by_officer"] == UNRECORDED
     named = {**old, "answered_by_officer": "sh-7"}
     assert upcast("referral.declined", 2, named)["answered_by_officer"] == "sh-7"
-    assert (
-        upcast("best-interests.determined", 1, OLD[("best-interests.determined", 1)])["child_heard"]
-        == UNRECORDED
-    )
+    assert upcast("case.closed", 1, OLD[("case.closed", 1)])["decided_by_officer"] == UNRECORDED
+
+
+@pytest.mark.parametrize(
+    ("event_type", "version"),
+    [
+        ("referral.requested", 1),
+        ("referral.requested", 2),
+        ("best-interests.determined", 1),
+        ("best-interests.determined", 2),
+    ],
+)
+def test_a_version_that_carried_a_fact_or_free_text_in_clear_is_refused(
+    event_type: str, version: int
+) -> None:
+    """The free-text legal basis of an override, a best-interests finding: not upcast."""
+    with pytest.raises(ValueError, match="has no version"):
+        model_for(event_type, version)
 
 
 def _screening(**changes: Any) -> dict[str, Any]:
@@ -155,11 +164,11 @@ def test_every_clear_field_of_a_new_event_says_why_and_no_free_text_is_clear(
 
 
 def test_every_deadline_is_named_once_everywhere() -> None:
-    from notifier.deadlines import ESCALATIONS, REMINDERS
+    from notifier.deadlines import ERASURES, ESCALATIONS, REMINDERS
     from referral_router.rules.admission import DEADLINE_RULES
 
     assert set(DEADLINE_RULES) == set(DEADLINE_NAMES)
-    assert set(ESCALATIONS) | set(REMINDERS) == set(DEADLINE_NAMES)
+    assert set(ESCALATIONS) | set(REMINDERS) | set(ERASURES) == set(DEADLINE_NAMES)
     assert set(ESCALATIONS.values()) == set(EscalationKind)
     doc = yaml.safe_load(resources.files("contracts").joinpath("asyncapi.yaml").read_text())
     schemas = doc["components"]["schemas"]

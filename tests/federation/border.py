@@ -13,7 +13,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from contracts.directory import Directory, KeyUse, TrustAnchor
-from contracts.envelope import CaseFlags, Envelope
+from contracts.envelope import Envelope
 from contracts.events import EventPayload
 from contracts.federation import (
     BorderRefused,
@@ -22,14 +22,16 @@ from contracts.federation import (
     PeerFederation,
 )
 from contracts.kafka_binding import ENVELOPE_CONTENT_TYPE, FORWARDING_CONTENT_TYPE, encode
+from contracts.restrictions import Restrictions, set_by
 from contracts.sealing import SigningKey
 from contracts.vocabulary import DataCategory, Role
 from referral_router.federation.gateway import Gateway
 from referral_router.federation.inbound import CrossBorder, FederatedInbox
-from referral_router.federation.ledgers import CrossingLedger, ForwardingStore
+from referral_router.federation.ledgers import CrossingLedger
 from referral_router.federation.trust import PeerUnreachable
 from referral_router.receiving.provenance import Domestic
 from referral_router.receiving.reception import Received, Reception
+from referral_router.sealing.forwardings import ForwardingStore
 from referral_router.transport.base import Record
 from tests.agencies import (
     Country,
@@ -231,16 +233,17 @@ class Border:
         case: str,
         entitled: frozenset[DataCategory] = frozenset(),
         recipients: tuple[str, ...] = (GATEWAY["XA"],),
-        flags: CaseFlags | None = None,
+        restrictions: Restrictions | None = None,
     ) -> tuple[Envelope, bytes | None]:
-        """An event nrm-authority sealed and signed, and its grant for XA's gateway."""
+        """An event nrm-authority sealed and signed, and its grant for XA's gateway, with
+        the restrictions its node would write (those its own facts set, and more)."""
         clear = clear_envelope(
             "nrm-authority",
             recipients,
             case,
             event_type,
             clear_part(payload),
-            flags=flags or CaseFlags(),
+            restrictions=(restrictions or Restrictions()).merged(set_by(payload)),
         )
         entitlements = {r: entitled if r == GATEWAY["XA"] else frozenset() for r in recipients}
         sealed = self.author.seal.seal(clear, payload, entitlements)

@@ -13,8 +13,9 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from contracts.envelope import CaseFlags, Envelope, dataschema_for, source_for
+from contracts.envelope import Envelope, dataschema_for, source_for
 from contracts.events import ReturnPlanningStarted
+from contracts.restrictions import Restrictions
 from contracts.sealing import (
     SigningKey,
     forward,
@@ -154,15 +155,15 @@ def test_asylum_case_never_crosses(federation: RunningPair) -> None:
         "counterpart_agency": "reintegration-office",
         "full_name": "Name",
     }
-    flagged = CaseFlags(asylum_lodged=True)
-    for flags in (flagged, CaseFlags()):
+    flagged = Restrictions(no_origin_contact=True)
+    for flags in (flagged, Restrictions()):
         env, grants = rogue.envelope(
             "return.planning-started",
             case,
             [GATEWAY[XA]],
             plan,
             bus.registry.directory(),
-            flags=flags,
+            restrictions=flags,
         )
         federation.run(rogue.publish(bus.transport, env, grants))
         federation.settle()

@@ -9,7 +9,6 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from pydantic import ValidationError
 
 from contracts.directory import TrustAnchor
-from contracts.envelope import CaseFlags
 from contracts.federation import (
     BorderRefused,
     CounterpartGrant,
@@ -21,6 +20,7 @@ from contracts.federation import (
     sign_federation,
     verify_federation,
 )
+from contracts.restrictions import Restrictions
 from contracts.vocabulary import DataCategory
 
 
@@ -76,25 +76,29 @@ def test_signed_document_believed_only_with_its_anchor() -> None:
 
 
 @pytest.mark.parametrize(
-    ("flags", "risk", "rule"),
+    ("restrictions", "assessed", "rule"),
     [
-        (CaseFlags(), None, "R4"),  # no risk assessment
-        (CaseFlags(), True, "R4"),  # serious risk found
-        (CaseFlags(asylum_lodged=True), False, "R4"),
-        (CaseFlags(presumed_child=True, guardian_appointed=True), False, "R2"),
+        (Restrictions(), False, "R4"),  # no risk assessment
+        (Restrictions(no_origin_contact=True), True, "R4"),  # asylum, refugee or serious risk
+        (Restrictions(presumed_child=True, guardian_appointed=True), True, "R2"),
+        (Restrictions(no_return=True), True, "R2"),  # return against the child's interests
     ],
 )
-def test_outbound_rules(flags: CaseFlags, risk: bool | None, rule: str) -> None:
+def test_outbound_rules(restrictions: Restrictions, assessed: bool, rule: str) -> None:
     with pytest.raises(BorderRefused) as refused:
-        check_outbound("return.planning-started", flags, risk)
+        check_outbound("return.planning-started", restrictions, assessed)
     assert refused.value.rule == rule
 
 
 def test_outbound_allows_a_child_with_guardian_and_determination() -> None:
-    child = CaseFlags(presumed_child=True, guardian_appointed=True, best_interests_determined=True)
-    check_outbound("return.planning-started", child, False)
+    child = Restrictions(
+        presumed_child=True, guardian_appointed=True, best_interests_determined=True
+    )
+    check_outbound("return.planning-started", child, True)
     with pytest.raises(BorderRefused, match="not a return-planning"):
-        check_outbound("case.screened", CaseFlags(), False)
+        check_outbound("case.screened", Restrictions(), True)
+    with pytest.raises(BorderRefused, match="no contact with the country of origin"):
+        check_outbound("return.completed", Restrictions(no_origin_contact=True), True)
 
 
 @pytest.mark.parametrize(
@@ -104,7 +108,7 @@ def test_outbound_allows_a_child_with_guardian_and_determination() -> None:
         ({"recipient": "xb-rapporteur"}, "FEDERATION"),
         ({"source_country": "XC"}, "FEDERATION"),
         ({"wrapped": {DataCategory.IDENTITY, DataCategory.SERVICE}}, "R5"),
-        ({"flags": CaseFlags(asylum_lodged=True)}, "R4"),
+        ({"restrictions": Restrictions(no_origin_contact=True)}, "R4"),
     ],
 )
 def test_inbound_rules(change: dict[str, object], rule: str) -> None:
@@ -114,7 +118,7 @@ def test_inbound_rules(change: dict[str, object], rule: str) -> None:
         "source_country": "XA",
         "forwarder": "federation-xb",
         "recipient": "reintegration-office",
-        "flags": CaseFlags(),
+        "restrictions": Restrictions(),
         "wrapped": {DataCategory.IDENTITY},
     }
     check_inbound(**args)  # type: ignore[arg-type]

@@ -17,7 +17,7 @@ from uuid import uuid4
 import pytest
 
 from contracts.directory import KeyStatus, KeyUse
-from contracts.envelope import CaseFlags, Envelope
+from contracts.envelope import Envelope
 from contracts.events import (
     ErasureOrdered,
     ReturnCompleted,
@@ -27,6 +27,7 @@ from contracts.events import (
 )
 from contracts.federation import FRESHNESS, CounterpartGrant, stamp_delivery
 from contracts.kafka_binding import encode
+from contracts.restrictions import Restrictions
 from contracts.sealing import (
     SigningKey,
     forward,
@@ -77,11 +78,11 @@ def planned(
     border: Border,
     case: str,
     entitled: frozenset[DataCategory] = IDENTITY_HEALTH,
-    flags: CaseFlags | None = None,
+    restrictions: Restrictions | None = None,
     **changes: Any,
 ) -> Envelope:
     env, grant = border.authored(
-        planning(**changes), "return.planning-started", case, entitled, flags=flags
+        planning(**changes), "return.planning-started", case, entitled, restrictions=restrictions
     )
     border.to_gateway(env, grant)
     return env
@@ -120,11 +121,6 @@ def test_a_return_event_crosses_into_the_counterpart_store(border: Border) -> No
 
 
 def _unassessed(b: Border, case: str) -> Envelope:
-    return planned(b, case)
-
-
-def _serious_risk(b: Border, case: str) -> Envelope:
-    assessed(b, case, serious=True)
     return planned(b, case)
 
 
@@ -167,7 +163,6 @@ def _no_encryption_key(b: Border, case: str) -> Envelope:
 
 OUTBOUND_REFUSALS: list[tuple[str, Callable[[Border, str], Envelope], str, str, str]] = [
     ("no risk assessment", _unassessed, "R4", "no risk assessment reached", ""),
-    ("serious risk", _serious_risk, "R4", "serious risk of harm", ""),
     ("another destination", _elsewhere, "FEDERATION", "return planned to XC", ""),
     ("not a counterpart", _no_counterpart, "FEDERATION", "xb-rapporteur is not a", ""),
     ("federation ended there", _ended_over_there, "FEDERATION", "no trust anchor for XA", ""),
@@ -201,15 +196,29 @@ def test_an_outbound_refusal_is_a_dead_letter_and_a_ledger_line(
     assert counterpart_log(border) == []
 
 
-def test_the_gateway_node_itself_refuses_an_asylum_case_in_any_order(border: Border) -> None:
+@pytest.mark.parametrize("serious_risk", [False, True], ids=["asylum", "serious risk"])
+def test_the_gateway_node_itself_refuses_a_case_barred_from_the_origin_in_any_order(
+    border: Border, serious_risk: bool
+) -> None:
     """The gateway is on the country of origin's side: its own node dead-letters an
-    envelope flagged asylum, and every later one of that case, flagged or not, so the
-    border rules never even see them."""
+    envelope under `no_origin_contact` (set by an asylum claim it never saw, or by the
+    risk assessment it receives, whose finding stays sealed) and every later one of that
+    case, restricted or not, so the border rules never even see them."""
     case = new_case()
-    assessed(border, case)
-    for flags in (CaseFlags(asylum_lodged=True), None):
+    first = Restrictions(no_origin_contact=True)
+    if serious_risk:
+        risk, grant = border.authored(
+            RiskAssessed(serious_risk=True, assessed_by_officer="ia-7"), "risk.assessed", case
+        )
+        assert risk.restrictions.no_origin_contact and "serious_risk" not in risk.operational
+        refused = border.offer_gateway(risk, grant)
+        assert refused.letter is not None and refused.letter.rule == "R4"
+        first = Restrictions()
+    else:
+        assessed(border, case)
+    for restrictions in (first, None):
         env, grant = border.authored(
-            planning(), "return.planning-started", case, IDENTITY_HEALTH, flags=flags
+            planning(), "return.planning-started", case, IDENTITY_HEALTH, restrictions=restrictions
         )
         received = border.offer_gateway(env, grant)
         assert received.letter is not None and received.letter.rule == "R4"
@@ -264,7 +273,7 @@ def hand_made(
     case: str,
     *,
     recipients: tuple[str, ...] = (GATEWAY["XA"],),
-    flags: CaseFlags | None = None,
+    restrictions: Restrictions | None = None,
     event_type: str = "return.planning-started",
     to: str = CP,
     country: str = "XA",
@@ -284,7 +293,7 @@ def hand_made(
         event_type,
         clear_part(payload),
         country=country,
-        flags=flags or CaseFlags(),
+        restrictions=restrictions or Restrictions(),
     )
     own = new_case_key(case, sender, sender)
     sealed = seal(env, payload, signer=original_signer, entitlements={}, case_keys={sender: own})
@@ -338,10 +347,10 @@ INBOUND_REFUSALS: list[tuple[str, Callable[[str], Any], str, str]] = [
             signer(XA, "nrm-authority"),
             signer(XA, GATEWAY["XA"]),
             case,
-            flags=CaseFlags(asylum_lodged=True),
+            restrictions=Restrictions(no_origin_contact=True),
         ),
         "R4",
-        "must not reach the country of origin",
+        "no contact with the country of origin applies",
     ),
 ]
 
@@ -506,7 +515,7 @@ def test_a_delivery_replayed_after_erasure_leaves_nothing_that_opens_the_case(
     assert cp.forwardings.get(str(env.id), CP) is not None
     assert case in cp.parts.seal.case_keys.cases()
 
-    order = ErasureOrdered(legal_basis="GDPR art. 17", ordered_by_officer="xb-1")
+    order = ErasureOrdered(legal_basis="erasure-request", ordered_by_officer="xb-1")
     author = node_parts(border.folder / "xb-authority", XB, "xb-authority")
     clear = clear_envelope(
         "xb-authority", [CP], case, "case.erasure-ordered", clear_part(order), country="XB"

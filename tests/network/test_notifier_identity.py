@@ -117,7 +117,27 @@ def test_scopes_are_enforced_and_only_escalations_may_be_appended(
             headers=_as(notifier, "border-police", "escalate"),
         )
         assert other.status_code == 403, other.text
-        assert "case.escalated only" in other.text
+        assert "the notifier may append case.escalated" in other.text
+        # an erasure order: only under erase:retention, and only on retention-expired
+        erasure = {
+            "type": "case.erasure-ordered",
+            "recipients": ["nrm-authority"],
+            "payload": {"legal_basis": "erasure-request", "ordered_by_officer": "system:retention"},
+        }
+        for scope, basis in (("escalate", "retention-expired"), ("erase:retention", None)):
+            body = erasure
+            if basis is not None:
+                body = {**erasure, "payload": {**erasure["payload"], "legal_basis": basis}}
+            r = client.post(
+                f"/v1/cases/{case}/events", json=body, headers=_as(notifier, "border-police", scope)
+            )
+            assert r.status_code == 403, (scope, r.text)
+        retention_only = client.post(
+            f"/v1/cases/{case}/events",
+            json=referral,
+            headers=_as(notifier, "border-police", "erase:retention"),
+        )
+        assert retention_only.status_code == 403
         read_only = client.post(
             f"/v1/cases/{case}/events",
             json=referral,

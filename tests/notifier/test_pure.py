@@ -12,7 +12,15 @@ import pytest
 from contracts.events import CATALOGUE, categories_of
 from contracts.vocabulary import DataCategory
 from contracts.webhook_signature import SignatureError, sign, verify
-from notifier.deadlines import ALL_KINDS, Close, Escalated, Open, plan
+from notifier.deadlines import (
+    ALL_KINDS,
+    Close,
+    Escalated,
+    Open,
+    escalation_key,
+    plan,
+    retention_key,
+)
 from notifier.notifications import EVENT_FIELDS, RetryPolicy, event_notification, outcome
 
 SECRET = "nrmwh_test-secret"
@@ -136,3 +144,20 @@ def test_plan_reflection_supersedes_and_reminds_every_holder() -> None:
     assert plan(esc) == [Escalated("reflection-ending", "e1")]
     closed = plan(_item("case.closed", "received"))
     assert isinstance(closed[0], Close) and set(closed[0].kinds) == set(ALL_KINDS)
+
+
+def test_plan_a_closing_starts_retention_and_its_end_orders_erasure() -> None:
+    ends = datetime(2031, 3, 1, tzinfo=UTC)
+    sent = _item("case.closed", "sent", deadlines={"retention-ends": ends})
+    sent["recipients"] = ["border-police", "safe-house"]
+    opened = [c for c in plan(sent) if isinstance(c, Open)]
+    assert [(o.kind, o.action, o.due, o.key) for o in opened] == [
+        ("retention-ends", "erase", ends, "border-police,safe-house")
+    ]
+    closing = next(c for c in plan(sent) if isinstance(c, Close) and c.status == "met")
+    assert "retention-ends" not in closing.kinds  # the closing does not close its own period
+    received = _item("case.closed", "received", deadlines={"retention-ends": ends})
+    assert [c for c in plan(received) if isinstance(c, Open)] == []  # only the closer acts
+    erased = plan(_item("case.erasure-ordered", "received"))
+    assert isinstance(erased[0], Close) and "retention-ends" in erased[0].kinds
+    assert retention_key("e1") != escalation_key("retention-ends", "e1")

@@ -82,7 +82,7 @@ def test_query(bus: Bus) -> None:
         agency="xa-consulate",
         category="identity",
         event_type="return.plan-agreed",
-        asylum_lodged="true",
+        no_origin_contact="true",
     )["may_read"]
     assert ask(agency="xa-shelter", category="operational", event_type="case.screened")["may_read"]
 

@@ -102,7 +102,7 @@ def test_an_agency_with_an_origin_role_is_barred_by_it_after_asylum(bus: Bus) ->
     d = _directory(bus)
     planning = CaseContext(event_type="return.planning-started")
     assert DataCategory.IDENTITY in d.entitled("xa-liaison", planning)
-    barred = CaseContext(event_type="return.planning-started", asylum_lodged=True)
+    barred = CaseContext(event_type="return.planning-started", no_origin_contact=True)
     assert d.entitled("xa-liaison", barred) == frozenset()
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from contracts.envelope import CaseFlags
+from contracts.restrictions import Restrictions
 from contracts.vocabulary import Role
 from referral_router.rules.admission import (
     Receiver,
@@ -49,7 +49,7 @@ def receive(state: CaseState, p: Proposal, me: str, **kw: Any) -> CaseState:
     if claimed is None:
         claimed = derive_deadlines(state, p, XA)
     deadlines = check_receive(state, p, node(me), claimed, **kw)
-    return evolve(state, p, p.flags, deadlines)
+    return evolve(state, p, p.restrictions, deadlines)
 
 
 def refused(state: CaseState, p: Proposal, me: str, **kw: Any) -> RuleViolation:
@@ -111,28 +111,31 @@ def test_rapporteur_risk_assessment_is_refused_and_satisfies_nothing() -> None:
 
 def test_relaxing_flags_count_only_from_those_who_may_establish_them() -> None:
     s = at_authority()
-    claim = CaseFlags(guardian_appointed=True, best_interests_determined=True)
+    claim = Restrictions(guardian_appointed=True, best_interests_determined=True)
     p = replace(
         prop("reflection.started", "imm", ["ca"], decided_by_officer="o"),
-        flags=claim,
+        restrictions=claim,
     )
     s2 = receive(s, p, "ca", deadlines=derive_deadlines(s, p, XA))
-    assert not s2.flags.guardian_appointed and not s2.flags.best_interests_determined
+    assert not s2.restrictions.guardian_appointed and not s2.restrictions.best_interests_determined
     s3 = evolve(
-        s, replace(prop("consent.withdrawn", "cp", ["ca"], consent_id="x"), flags=claim), claim, {}
+        s,
+        replace(prop("consent.withdrawn", "cp", ["ca"], consent_id="x"), restrictions=claim),
+        claim,
+        {},
     )
-    assert s3.flags.guardian_appointed and s3.flags.best_interests_determined
+    assert s3.restrictions.guardian_appointed and s3.restrictions.best_interests_determined
 
 
 def test_protective_flags_count_from_anyone() -> None:
     s = at_authority()
-    claim = CaseFlags(presumed_child=True, asylum_lodged=True)
+    claim = Restrictions(presumed_child=True, no_origin_contact=True)
     p = replace(
         prop("services.delivered", "police", ["ca"], referral_id="r", service="shelter"),
-        flags=claim,
+        restrictions=claim,
     )
     s2 = receive(s, p, "ca")
-    assert s2.flags.presumed_child and s2.flags.asylum_lodged
+    assert s2.restrictions.child_safeguards and s2.restrictions.no_origin_contact
 
 
 def test_an_unauthorised_event_already_stored_relaxes_nothing() -> None:
@@ -140,16 +143,17 @@ def test_an_unauthorised_event_already_stored_relaxes_nothing() -> None:
     only the protections of an unauthorised event count."""
     s = at_authority()
     no_risk = prop("risk.assessed", "police", ["ca"], serious_risk=False, assessed_by_officer="o")
-    assert evolve(s, no_risk, CaseFlags(), {}).serious_risk is None
+    assert not evolve(s, no_risk, no_risk.restrictions, {}).risk_assessed
     risk = prop("risk.assessed", "police", ["ca"], serious_risk=True, assessed_by_officer="o")
-    assert evolve(s, risk, CaseFlags(), {}).serious_risk is True
+    after_risk = evolve(s, risk, risk.restrictions, {})
+    assert after_risk.restrictions.no_origin_contact and not after_risk.risk_assessed
     guardian = prop("guardian.appointed", "shelter", ["ca"], guardian_agency="shelter")
-    after = evolve(s, guardian, CaseFlags(guardian_appointed=True), {})
-    assert not after.flags.guardian_appointed and "shelter" not in after.parties
+    after = evolve(s, guardian, Restrictions(guardian_appointed=True), {})
+    assert not after.restrictions.guardian_appointed and "shelter" not in after.parties
     closing = evolve(
         s,
         prop("case.closed", "police", ["ca"], reason_code="other", decided_by_officer="ca-1"),
-        CaseFlags(),
+        Restrictions(),
         {},
     )
     assert not closing.closed
@@ -163,6 +167,10 @@ def test_an_agency_never_party_to_the_case_cannot_add_to_it() -> None:
     p = prop("reflection.started", "imm2", ["ca"], decided_by_officer="o")
     v = refused(s, p, "ca")
     assert v.rule == "R6" and "takes no part" in v.message
+    # the reception path names this node as the one the envelope reached: still refused
+    assert refused(s, p, "ca", received_by="ca").rule == "R6"
+    order = prop("case.erasure-ordered", "ca", ["imm"], legal_basis="court-order")
+    assert refused(s, order, "police", received_by="police").rule == "R6"  # not addressed
 
 
 def test_parties_are_senders_co_recipients_and_named_agencies() -> None:
@@ -229,7 +237,11 @@ def test_escalations_and_erasure_orders_reach_the_authority_from_anywhere() -> N
     )
     assert receive(s, escalation, "shelter").exists
     erasure = prop(
-        "case.erasure-ordered", "ca", ["shelter"], legal_basis="GDPR 17", ordered_by_officer="o"
+        "case.erasure-ordered",
+        "ca",
+        ["shelter"],
+        legal_basis="erasure-request",
+        ordered_by_officer="o",
     )
     assert receive(s, erasure, "shelter").erased
 
@@ -240,7 +252,13 @@ def test_the_first_event_opens_a_case_but_a_closing_order_cannot() -> None:
     assert opened.parties == {"imm", "ca"}
     for p in (
         prop("case.closed", "ca", ["imm"], reason_code="other", decided_by_officer="ca-1"),
-        prop("case.erasure-ordered", "ca", ["imm"], legal_basis="x17", ordered_by_officer="o"),
+        prop(
+            "case.erasure-ordered",
+            "ca",
+            ["imm"],
+            legal_basis="erasure-request",
+            ordered_by_officer="o",
+        ),
     ):
         v = refused(empty, p, "imm")
         assert v.rule == "R6" and "cannot open" in v.message
@@ -249,7 +267,11 @@ def test_the_first_event_opens_a_case_but_a_closing_order_cannot() -> None:
 def test_an_erased_case_refuses_everything_with_erased() -> None:
     s = at_authority()
     order = prop(
-        "case.erasure-ordered", "police", ["ca"], legal_basis="x17", ordered_by_officer="o"
+        "case.erasure-ordered",
+        "police",
+        ["ca"],
+        legal_basis="erasure-request",
+        ordered_by_officer="o",
     )
     assert refused(s, order, "ca").rule == "ROLE"
     s = receive(s, replace(order, sender="ca2", sender_roles=frozenset({ROLES["ca"]})), "ca")
@@ -305,7 +327,7 @@ def test_a_party_never_told_of_the_asylum_claim_cannot_reach_the_consulate() -> 
         screened(),
         prop("risk.assessed", "ca", ["police"], serious_risk=False, assessed_by_officer="o"),
     )
-    assert not police_view.flags.asylum_lodged
+    assert not police_view.restrictions.no_origin_contact
     plan = prop(
         "return.planning-started",
         "police",
@@ -325,10 +347,25 @@ def test_a_party_never_told_of_the_asylum_claim_cannot_reach_the_consulate() -> 
 def test_the_consulate_refuses_an_envelope_flagged_asylum() -> None:
     p = replace(
         prop("risk.assessed", "ca", ["consul"], serious_risk=False, assessed_by_officer="o"),
-        flags=CaseFlags(asylum_lodged=True),
+        restrictions=Restrictions(no_origin_contact=True),
     )
     v = refused(CaseState(pseudonym="case-test0001"), p, "consul", deadlines={})
-    assert v.rule == "R4" and "asylum is lodged" in v.message
+    assert v.rule == "R4" and "no contact with the country of origin" in v.message
+
+
+def test_the_origin_side_refuses_a_justice_event_passed_on_to_it() -> None:
+    """R4: proceedings never reach the country of origin's side, even passed on by their
+    own sender (who may pass on other events of the case to the consulate)."""
+    known = CaseState(
+        pseudonym="case-test0001", event_ids=frozenset({"e0"}), parties=frozenset({"police"})
+    )
+    opened = replace(
+        prop("proceedings.opened", "police", ["ca"], proceedings_id="p-1"),
+        sender_roles=frozenset({Role.LAW_ENFORCEMENT}),
+    )
+    v = refused(known, opened, "consul", deadlines={}, received_by="police")
+    assert v.rule == "R4" and "justice event" in v.message
+    receive(known, opened, "ca", deadlines={})  # this side takes it
 
 
 def test_out_of_order_the_origin_side_remembers_what_it_refused() -> None:
@@ -336,7 +373,7 @@ def test_out_of_order_the_origin_side_remembers_what_it_refused() -> None:
     same case (sent before its sender knew) is refused too."""
     empty = CaseState(pseudonym="case-test0001")
     late = prop("risk.assessed", "ca", ["gw"], serious_risk=False, assessed_by_officer="o")
-    v = refused(empty, late, "gw", deadlines={}, asylum_known=True)
+    v = refused(empty, late, "gw", deadlines={}, origin_barred=True)
     assert v.rule == "R4" and "takes nothing more" in v.message
     accepted = receive(empty, late, "gw", deadlines={})  # unknown asylum: nothing to refuse
     later = prop(
@@ -346,14 +383,14 @@ def test_out_of_order_the_origin_side_remembers_what_it_refused() -> None:
         destination_country="XB",
         counterpart_agency="cpart",
     )
-    assert refused(accepted, later, "gw", deadlines={}, asylum_known=True).rule == "R4"
+    assert refused(accepted, later, "gw", deadlines={}, origin_barred=True).rule == "R4"
 
 
 def test_domestic_nodes_still_take_the_asylum_flag() -> None:
     s = at_authority()
     p = prop("asylum.lodged", "asy", ["ca", "imm"])
     s = replace(s, parties=s.parties | {"asy"})
-    assert receive(s, p, "ca").flags.asylum_lodged
+    assert receive(s, p, "ca").restrictions.no_origin_contact
 
 
 # --- deadlines --------------------------------------------------------------------------

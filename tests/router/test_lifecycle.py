@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from contracts.policy import load_policy
+from contracts.restrictions import Restrictions
 from contracts.vocabulary import Role
 from referral_router.rules.admission import Receiver, check_receive
 from referral_router.rules.lifecycle import (
@@ -21,7 +22,7 @@ from referral_router.rules.lifecycle import (
     UnknownCase,
     check_send,
     derive_deadlines,
-    derive_flags,
+    derive_restrictions,
     evolve,
 )
 
@@ -50,6 +51,14 @@ def prop(
     at: datetime = T0,
     **operational: Any,
 ) -> Proposal:
+    """An event as the rules see it. Facts that travel sealed (a serious risk, a
+    best-interests finding) are not in the clear part: like the sender's node
+    (`contracts.restrictions.set_by`), they become the restrictions they set."""
+    restrictions = Restrictions()
+    if operational.pop("serious_risk", False):
+        restrictions = Restrictions(no_origin_contact=True)
+    if operational.pop("return_in_best_interests", True) is False:
+        restrictions = Restrictions(no_return=True)
     return Proposal(
         event_id=f"e{next(_ids)}",
         event_type=event_type,
@@ -58,12 +67,13 @@ def prop(
         recipients={r: frozenset({ROLES[r]}) for r in to},
         time=at,
         operational=operational,
+        restrictions=restrictions,
     )
 
 
 def apply(state: CaseState, p: Proposal, policy: Any = XA) -> CaseState:
     check_send(state, p, policy)
-    return evolve(state, p, derive_flags(state, p), derive_deadlines(state, p, policy))
+    return evolve(state, p, derive_restrictions(state, p), derive_deadlines(state, p, policy))
 
 
 def screened(age: str = "adult", recipients: list[str] | None = None) -> CaseState:
@@ -105,7 +115,7 @@ def test_r1_assistance_cannot_be_declined_for_status_or_cooperation(reason: str)
             referral_id="r1",
             to_agency="shelter",
             service="shelter",
-            consent_override={"legal_basis": "initial assistance"},
+            consent_override={"legal_basis": "public-task"},
         ),
     )
     v = violation(
@@ -132,7 +142,7 @@ def test_r1_decline_for_capacity_is_allowed() -> None:
             referral_id="r1",
             to_agency="shelter",
             service="shelter",
-            consent_override={"legal_basis": "initial assistance"},
+            consent_override={"legal_basis": "public-task"},
         ),
         prop(
             "referral.declined",
@@ -156,7 +166,7 @@ def test_r2_presumed_child_must_go_to_child_protection(age: str) -> None:
     )
     assert violation(CaseState(pseudonym="case-x0000001"), p).rule == "R2"
     ok = screened(age, ["ca", "cp"])
-    assert ok.flags.presumed_child
+    assert ok.restrictions.child_safeguards
 
 
 def _child_ready_for_return(guardian: bool, bid: bool) -> CaseState:
@@ -340,7 +350,7 @@ def test_r4_consulate_allowed_before_asylum() -> None:
         screened(),
         prop("risk.assessed", "ca", ["consul"], serious_risk=False, assessed_by_officer="o"),
     )
-    assert s.serious_risk is False
+    assert s.risk_assessed and not s.restrictions.no_origin_contact
 
 
 @pytest.mark.parametrize("risk", [None, True])
@@ -429,7 +439,7 @@ def test_r9_override_with_legal_basis_is_accepted() -> None:
         screened(),
         _referral(
             consent_override={
-                "legal_basis": "child protection act s.4",
+                "legal_basis": "child-protection",
                 "authorised_by_officer": "o",
             }
         ),
@@ -455,7 +465,7 @@ def test_unknown_case_and_double_screening() -> None:
 
 
 def test_only_the_asked_agency_answers_once() -> None:
-    s = apply(screened(), _referral(consent_override={"legal_basis": "initial assistance"}))
+    s = apply(screened(), _referral(consent_override={"legal_basis": "public-task"}))
     assert (
         violation(s, prop("referral.accepted", "cp", ["police"], referral_id="r1")).rule
         == "LIFECYCLE"
@@ -498,7 +508,7 @@ def test_closed_case_accepts_only_erasure_and_erased_case_nothing() -> None:
             "case.erasure-ordered",
             "ca",
             ["police"],
-            legal_basis="GDPR art 17",
+            legal_basis="erasure-request",
             ordered_by_officer="o",
         ),
     )
@@ -571,12 +581,14 @@ def test_any_sequence_either_applies_or_names_a_rule(age: str, picks: list[int])
     for i in picks:
         etype, sender, op = EVENTS[i]
         p = prop(etype, sender, ["ca", "cp"] if sender != "ca" else ["cp"], **op)
-        before = s.flags
+        before = s.restrictions
         try:
             s = apply(s, p)
         except RuleViolation as v:
             assert v.rule in {"R2", "R3", "R4", "LIFECYCLE", "ROLE", "POLICY"}
             continue
-        assert all(getattr(s.flags, f) >= getattr(before, f) for f in type(before).model_fields)
-        if etype == "return.planning-started" and s.flags.presumed_child:
-            assert s.flags.guardian_appointed and s.flags.best_interests_determined
+        assert all(
+            getattr(s.restrictions, f) >= getattr(before, f) for f in type(before).model_fields
+        )
+        if etype == "return.planning-started" and s.restrictions.child_safeguards:
+            assert s.restrictions.guardian_appointed and s.restrictions.best_interests_determined

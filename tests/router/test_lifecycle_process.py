@@ -9,14 +9,14 @@ from typing import Any
 
 import pytest
 
-from contracts.envelope import CaseFlags
+from contracts.restrictions import Restrictions
 from contracts.vocabulary import Role
 from referral_router.rules.lifecycle import (
     CaseState,
     Proposal,
     RuleViolation,
     check_send,
-    counted_flags,
+    counted,
     derive_deadlines,
     evolve,
 )
@@ -53,7 +53,7 @@ def referred(**extra: Any) -> CaseState:
             referral_id="r1",
             to_agency="shelter",
             service="shelter",
-            consent_override={"legal_basis": "initial assistance"},
+            consent_override={"legal_basis": "public-task"},
         ),
     )
 
@@ -77,7 +77,7 @@ def re_referral(sender: str, to: list[str], **op: Any) -> Proposal:
         "referral_id": "r2",
         "to_agency": "shelter2",
         "service": "shelter",
-        "consent_override": {"legal_basis": "initial assistance"},
+        "consent_override": {"legal_basis": "public-task"},
         "replaces_referral_id": "r1",
         **op,
     }
@@ -322,28 +322,28 @@ def test_a_presumed_child_s_screening_opens_the_guardian_deadline() -> None:
 
 def test_an_age_assessment_finding_an_adult_ends_the_presumption() -> None:
     s = child()
-    assert s.flags.child_safeguards
+    assert s.restrictions.child_safeguards
     for outcome in ("inconclusive",):
-        assert apply(s, assessed(outcome)).flags.child_safeguards  # the presumption holds
+        assert apply(s, assessed(outcome)).restrictions.child_safeguards  # the presumption holds
     adult = apply(s, assessed("adult"))
-    assert not adult.flags.child_safeguards and adult.age_assessment == "adult"
+    assert not adult.restrictions.child_safeguards and adult.age_assessment == "adult"
     # a child found later (a challenge) brings the safeguards back, for good
     again = apply(adult, assessed("child"))
-    assert again.flags.child_safeguards
-    assert apply(again, assessed("adult")).flags.child_safeguards
+    assert again.restrictions.child_safeguards
+    assert apply(again, assessed("adult")).restrictions.child_safeguards
 
 
 def test_only_child_protection_lifts_the_presumption_a_child_found_counts_from_anyone() -> None:
     s = child()
     assert violation(s, assessed("adult", by="police")).rule == "ROLE"
-    claimed = CaseFlags(presumed_child=True, age_assessed_adult=True)
-    assert not counted_flags(claimed, {Role.FIRST_RESPONDER}).age_assessed_adult
-    assert counted_flags(claimed, {Role.CHILD_PROTECTION}).age_assessed_adult
+    claimed = Restrictions(presumed_child=True, child_safeguards_lifted=True)
+    assert not counted(claimed, {Role.FIRST_RESPONDER}).child_safeguards_lifted
+    assert counted(claimed, {Role.CHILD_PROTECTION}).child_safeguards_lifted
     rogue = assessed("adult", by="police")
     kept = evolve(s, rogue, claimed, {})  # recorded from a sender that may not emit it
-    assert kept.flags.child_safeguards
-    found = CaseFlags(age_assessed_child=True)
-    assert counted_flags(found, {Role.FIRST_RESPONDER}).age_assessed_child
+    assert kept.restrictions.child_safeguards
+    found = Restrictions(child_safeguards_confirmed=True)
+    assert counted(found, {Role.FIRST_RESPONDER}).child_safeguards_confirmed
 
 
 def returning_child(*events: Proposal) -> CaseState:
@@ -413,9 +413,9 @@ def test_a_complicity_finding_counts_from_anyone_a_clearance_only_from_tracers()
     s = child()
     rogue_clear = traced("family-cleared", by="police")
     assert violation(s, rogue_clear).rule == "ROLE"
-    assert evolve(s, rogue_clear, CaseFlags(), {}).family_check is None
+    assert evolve(s, rogue_clear, Restrictions(), {}).family_check is None
     rogue_alarm = traced("family-complicit", by="police")
-    assert evolve(s, rogue_alarm, CaseFlags(), {}).family_check == "family-complicit"
+    assert evolve(s, rogue_alarm, Restrictions(), {}).family_check == "family-complicit"
 
 
 def test_only_the_agency_receiving_the_return_agrees_its_plan() -> None:
@@ -659,7 +659,7 @@ def test_a_new_case_links_to_an_earlier_closed_one_without_reopening_it() -> Non
     assert "not closed" in violation_with(s, link(), earlier).message
     closed = replace(earlier, closed=True)
     check_send(s, link(), XA, earlier_case=closed)
-    linked = evolve(s, link(), CaseFlags(), {})
+    linked = evolve(s, link(), Restrictions(), {})
     assert linked.linked_to == {"case-earlier01"}
     assert closed.closed and not closed.erased  # nothing of the earlier case changed
     erased = replace(earlier, erased=True)

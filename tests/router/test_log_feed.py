@@ -1,20 +1,27 @@
 """The log read from memory: the feed holds what the store committed, says when it does
 not (a gap: another writer), wakes those waiting for an entry; the log API serves the
-same page from it as from the store, and a long poll answers as soon as an entry comes."""
+same page from it as from the store, and a long poll answers as soon as an entry comes.
+A forwarding (R10) goes the same way to the relay, published once whichever way it is
+read, and a rebuilt case file keeps it."""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
+from uuid import uuid4
 
 import pytest
 
+from contracts.kafka_binding import FORWARDING_CONTENT_TYPE, content_type
 from contracts.node_api import InboxPage
+from contracts.sealing import Forwarding
 from contracts.vocabulary import Role
+from referral_router.sending.relay import OutboxRelay
 from referral_router.store.case_store import RECEIVED, SENT, CaseStore
-from referral_router.store.feed import LogFeed
+from referral_router.store.feed import FORWARDED, LogFeed
+from referral_router.transport.base import Message, Position
 from tests.agencies import clear_envelope, new_case
 from tests.bus.running import RunningBus
 from tests.router.test_http_api import screen
@@ -124,3 +131,88 @@ def test_a_long_poll_answers_when_an_entry_is_recorded(bus: RunningBus) -> None:
         case = future.result(30)
     assert [i["case"] for i in page.json()["items"]] == [case]
     assert waited < 10  # answered when the event arrived, not at the end of the wait
+
+
+def forward(store: CaseStore, case: str, to: str) -> Forwarding:
+    """Record a forwarding of the case's first event to `to` (signature not checked here)."""
+    file = store.case_file(case)
+    assert file is not None
+    (_, sent), *_ = store.envelopes(case)
+    fw = Forwarding(
+        id=uuid4(),
+        time=sent.time,
+        forwarder=sent.sender,
+        recipient=to,
+        original=sent,
+        signature={"alg": "Ed25519", "kid": "k", "sig": "s"},
+    )
+    store.record_forwarded(file, [fw])
+    return fw
+
+
+class Published:
+    """A transport that keeps what is published (the relay's side of it only)."""
+
+    def __init__(self) -> None:
+        self.messages: list[Message] = []
+
+    async def ensure_topics(self, names: Iterable[str], partitions: int) -> None:
+        return None
+
+    async def publish_many(self, messages: Sequence[Message]) -> list[Position]:
+        self.messages += messages
+        return []
+
+
+class NoGrants:
+    def grant_of(self, case: str, recipient: str, kid: str | None) -> bytes | None:
+        return None
+
+    def grant_for_forwarding(self, forwarding: Forwarding) -> bytes | None:
+        return None
+
+
+def test_a_forwarding_is_in_the_feed_for_the_relay_and_not_in_the_log_api(
+    store: CaseStore,
+) -> None:
+    feed = LogFeed(store)
+    case = record(store)
+    fw = forward(store, case, "clinic")
+    page = feed.after(0, 10)
+    assert page is not None
+    entries, _ = page
+    assert [e.direction for e in entries] == [SENT, FORWARDED]
+    assert entries[1].forwarding == fw and entries[1].item == b""
+    stored = store.outbox_page(0, 10)
+    assert stored is not None and [e.position for e in stored.entries] == [
+        e.position for e in entries
+    ]
+
+
+@pytest.mark.parametrize("from_memory", [True, False])
+async def test_the_relay_publishes_a_forwarding_once_from_memory_or_the_store(
+    store: CaseStore, from_memory: bool
+) -> None:
+    feed = LogFeed(store) if from_memory else None
+    case = record(store)
+    fw = forward(store, case, "clinic")
+    transport = Published()
+    relay = OutboxRelay(store, transport, lambda _: "XA", NoGrants(), feed=feed)  # type: ignore[arg-type]
+    assert await relay.publish_pending() == 2  # the envelope, then the forwarding
+    assert not await relay.publish_pending()  # nothing twice
+    kinds = [content_type(m.headers) for m in transport.messages]
+    assert kinds.count(FORWARDING_CONTENT_TYPE) == 1
+    (passed_on,) = [m for m in transport.messages if content_type(m.headers) == kinds[-1]]
+    assert passed_on.value == fw.canonical_bytes() and passed_on.topic.endswith("clinic")
+
+
+def test_a_rebuilt_case_file_keeps_its_forwardings(store: CaseStore) -> None:
+    case = record(store)
+    forward(store, case, "clinic")
+    forward(store, case, "asylum-office")
+    cached = store.case_file(case)
+    assert cached is not None
+    rebuilt = store.replay()[cached.id]
+    assert rebuilt.version == cached.version
+    assert rebuilt.forwardings == cached.forwardings and len(rebuilt.forwardings) == 2
+    assert rebuilt.state.forwarded_to == {"clinic", "asylum-office"} == cached.state.forwarded_to

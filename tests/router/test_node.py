@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from contracts.envelope import CaseFlags, Envelope
+from contracts.envelope import Envelope
 from contracts.events import (
     AsylumLodged,
     CaseScreened,
@@ -21,6 +21,7 @@ from contracts.events import (
     RiskAssessed,
 )
 from contracts.policy import load_policy
+from contracts.restrictions import Restrictions
 from contracts.vocabulary import DataCategory, Role, ServiceKind
 from referral_router.rules.lifecycle import RuleViolation, UnknownCase
 from referral_router.rules.roster import UnknownAgency
@@ -178,7 +179,7 @@ def test_a_rule_refusal_appends_nothing_and_keeps_no_answer(open_node: Any) -> N
     assert n.store.log() == [] and n.sealer.sealed == []
     # The refused request left no answer behind: corrected, the same key is accepted.
     fixed = n.node.submit(screen(("authority", "child-protection"), age="unknown"), "k")
-    assert fixed.status_code == 201 and fixed.body["flags"]["presumed_child"] is True
+    assert fixed.status_code == 201 and fixed.body["restrictions"]["presumed_child"] is True
 
 
 def test_each_recipient_is_sealed_for_what_the_agreement_lets_it_read(open_node: Any) -> None:
@@ -213,12 +214,12 @@ def test_an_erasure_order_goes_to_every_known_party_but_a_barred_consulate(
         case,
         "asylum.lodged",
         clear_part(AsylumLodged()),
-        flags=CaseFlags(asylum_lodged=True),
+        restrictions=Restrictions(no_origin_contact=True),
     )
     receive(n.store, lodged, XA.roster().roles(("asylum", "authority", "gone-agency")))
     order = Submission(
         "case.erasure-ordered",
-        ErasureOrdered(legal_basis="GDPR article 17", ordered_by_officer="ca-1"),
+        ErasureOrdered(legal_basis="erasure-request", ordered_by_officer="ca-1"),
         ("police",),
         case,
     )

@@ -12,9 +12,10 @@ from typing import Any
 
 import pytest
 
-from contracts.envelope import CaseFlags, Envelope, dataschema_for
+from contracts.envelope import Envelope, dataschema_for
 from contracts.kafka_binding import ENVELOPE_CONTENT_TYPE, decode, encode
-from contracts.sealing import GrantInvalid, PublicKeyLookup, SignatureInvalid
+from contracts.restrictions import Restrictions
+from contracts.sealing import Forwarding, GrantInvalid, PublicKeyLookup, SignatureInvalid
 from contracts.vocabulary import Role
 from referral_router.receiving.provenance import Admitted, Domestic, Refused
 from referral_router.receiving.reception import Outcome, Reception
@@ -81,6 +82,7 @@ class FakeSealing:
     erased: list[tuple[str, list[str]]] = field(default_factory=list)
     #: How many of the accepted grants were kept durably before the last commit.
     kept: int = 0
+    passed_on: list[tuple[str, list[str]]] = field(default_factory=list)
 
     def accept_grant(
         self, grant: bytes, case: str, sender: str, signing_keys: PublicKeyLookup | None = None
@@ -97,6 +99,10 @@ class FakeSealing:
 
     def keep_new_keys(self) -> None:
         self.kept = len(self.accepted)
+
+    def pass_on_order(self, order: Envelope, holders: Iterable[str]) -> list[Forwarding]:
+        self.passed_on.append((order.subject, sorted(holders)))
+        return []
 
 
 @pytest.fixture
@@ -189,8 +195,8 @@ def _asylum_before(case: str) -> list[Envelope]:
             case,
             "asylum.lodged",
             sender="asylum",
-            operational={"refugee": False},
-            flags=CaseFlags(asylum_lodged=True),
+            operational={},
+            restrictions=Restrictions(no_origin_contact=True),
         ),
     ]
 
@@ -250,7 +256,7 @@ DEAD_LETTER_CASES: list[tuple[str, Any, Any, str, str]] = [
         ),
         _asylum_before,
         "R4",
-        "asylum is lodged",
+        "no contact with the country of origin",
     ),
 ]
 
@@ -385,7 +391,7 @@ def test_an_erasure_order_destroys_the_keys_before_it_is_recorded(
         case,
         "case.erasure-ordered",
         sender="authority",
-        operational={"legal_basis": "GDPR art. 17", "ordered_by_officer": "ca-1"},
+        operational={"legal_basis": "erasure-request", "ordered_by_officer": "ca-1"},
     )
     assert reception.apply(record(order, 1, grant=None)).outcome is Outcome.APPLIED
     assert sealing.erased == [(case, ["case.screened"])]  # the order was not recorded yet

@@ -7,9 +7,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from contracts.envelope import CaseFlags
 from contracts.kafka_binding import ENVELOPE_CONTENT_TYPE, encode
 from contracts.policy import load_policy
+from contracts.restrictions import Restrictions
 from contracts.vocabulary import Role
 from referral_router.receiving.provenance import Domestic
 from referral_router.receiving.reception import Outcome, Reception
@@ -120,19 +120,19 @@ def test_the_origin_side_remembers_a_refused_asylum_case_across_a_restart(
         case,
         "risk.assessed",
         sender="authority",
-        operational={"serious_risk": False, "assessed_by_officer": "ca-1"},
-        flags=CaseFlags(asylum_lodged=True),
+        operational={"assessed_by_officer": "ca-1"},
+        restrictions=Restrictions(no_origin_contact=True),
     )
     got = node(store, consulate).apply(record(flagged, 0))
     assert got.letter is not None and got.letter.rule == "R4"
     assert store.origin_barred(case)
     store.close()
     store = open_store(tmp_path / "s.db")
-    unflagged = flagged.model_copy(update={"id": envelope(case).id, "flags": CaseFlags()})
+    unflagged = flagged.model_copy(update={"id": envelope(case).id, "restrictions": Restrictions()})
     got = node(store, consulate).apply(record(unflagged, 1))
     assert got.letter is not None and got.letter.rule == "R4"
     assert "takes nothing more" in got.letter.reason
-    elsewhere = flagged.model_copy(update={"subject": new_case(), "flags": CaseFlags()})
+    elsewhere = flagged.model_copy(update={"subject": new_case(), "restrictions": Restrictions()})
     assert node(store, consulate).apply(record(elsewhere, 2)).outcome is Outcome.APPLIED
     assert logged(store) == [("received", str(elsewhere.id))]
     store.close()

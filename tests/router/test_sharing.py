@@ -46,7 +46,7 @@ def test_consent_scope_persists_per_recipient_until_withdrawn() -> None:
 
 def test_an_override_with_a_legal_basis_persists_after_withdrawal() -> None:
     s = apply(screened(), consent("c1", ["shelter"], ["identity"]))
-    s = apply(s, _referral(consent_override={"legal_basis": "initial assistance act s.3"}))
+    s = apply(s, _referral(consent_override={"legal_basis": "public-task"}))
     s = apply(s, prop("consent.withdrawn", "police", ["ca"], consent_id="c1"))
     later = prop("reflection.started", "imm", ["shelter"], decided_by_officer="o")
     assert consent_caps(s, later) == {"shelter": None}

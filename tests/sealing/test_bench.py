@@ -9,4 +9,4 @@ def test_bench_reports_seal_open_and_floor() -> None:
     r = run(recipients=3, n_events=5)
     for key in ("seal_us", "open_us", "floor_seal_us", "floor_open_us", "seal_ratio", "open_ratio"):
         assert r[key] > 0
-    assert r["recipients"] == 3 and r["categories"] == 4
+    assert r["recipients"] == 3 and r["categories"] == 5

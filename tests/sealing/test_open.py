@@ -69,12 +69,18 @@ def test_consulate_without_entitlement_gets_nothing(world: World, referral) -> N
     opened = open_envelope(referral, "consulate-e", world["consulate-e"].store.get, world.lookup)
     assert opened.opened == frozenset()
     personal = {k for k, v in opened.values.items() if isinstance(v, Withheld)}
-    assert personal == {"full_name", "needs", "medical_notes", "pickup_location"}
+    assert personal == {
+        "full_name",
+        "needs",
+        "medical_notes",
+        "pickup_location",
+        "override_explanation",
+    }
     assert world["consulate-e"].store.current(referral.subject, "police-a", "consulate-e") is None
 
 
 def test_consulate_barred_after_asylum_even_for_return(world: World) -> None:
-    ent = world.entitlements("return.planning-started", ["consulate-e"], asylum_lodged=True)
+    ent = world.entitlements("return.planning-started", ["consulate-e"], no_origin_contact=True)
     assert ent["consulate-e"] == frozenset()
 
 
@@ -86,6 +92,7 @@ def test_a_stranger_with_no_key_sees_only_clear_fields(world: World, referral) -
         DataCategory.LOCATION,
         DataCategory.HEALTH,
         DataCategory.SERVICE,
+        DataCategory.DECISION,
     }
 
 

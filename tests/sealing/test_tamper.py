@@ -118,7 +118,7 @@ CLEAR = [
     "datacontenttype",
     "sender",
     "recipients",
-    "flags",
+    "restrictions",
     "operational",
     "deadlines",
 ]

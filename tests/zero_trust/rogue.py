@@ -1,9 +1,9 @@
 """A registered agency whose node ignores its own rules.
 
 It holds the agency's real keys (so every signature verifies) but skips `check_send`
-and everything else its router would do: it seals for whomever it likes, sets any clear
-flags, deadlines and time, and publishes straight to the recipients' inbox topics. What
-stops it is each receiving node alone.
+and everything else its router would do: it seals for whomever it likes, sets any
+restrictions, deadlines and time, and publishes straight to the recipients' inbox
+topics. What stops it is each receiving node alone.
 """
 
 from __future__ import annotations
@@ -14,11 +14,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from contracts.directory import Directory, KeyUse
-from contracts.envelope import CaseFlags, Envelope, dataschema_for, source_for
+from contracts.envelope import Envelope, dataschema_for, source_for
 from contracts.events import CATALOGUE, DataCategory, split_by_category
 from contracts.kafka_binding import encode
 from contracts.keystore import AgencyKeys
 from contracts.policy import load_policy
+from contracts.restrictions import Restrictions
 from contracts.sealing import CaseKey, SigningKey, grant_case_key, new_case_key, seal
 from contracts.versions import model_for
 from contracts.vocabulary import PERSONAL_CATEGORIES
@@ -55,7 +56,7 @@ class RogueSender:
         payload: Mapping[str, Any],
         directory: Directory,
         *,
-        flags: CaseFlags | None = None,
+        restrictions: Restrictions | None = None,
         deadlines: Mapping[str, datetime] | None = None,
         time: datetime | None = None,
         event_id: uuid.UUID | None = None,
@@ -80,7 +81,7 @@ class RogueSender:
             dataschema=dataschema_for(event_type, version),
             sender=self.agency_id,
             recipients=tuple(recipients),
-            flags=flags or CaseFlags(),
+            restrictions=restrictions or Restrictions(),
             operational=clear,
         )
         if deadlines is None:

@@ -24,9 +24,9 @@ from typing import Any
 import pytest
 
 from contracts.directory import KeyUse
-from contracts.envelope import CaseFlags
 from contracts.kafka_binding import encode
 from contracts.keystore import rotated
+from contracts.restrictions import Restrictions
 from contracts.vocabulary import Role
 from nrm.embedded import AgencySpec
 from registry.models import KeyInput
@@ -309,7 +309,7 @@ def test_the_consulate_refuses_a_flagged_envelope_and_remembers_it(world: World)
         case,
         ["consulate"],
         {"serious_risk": False, "assessed_by_officer": "ca-1"},
-        flags=CaseFlags(asylum_lodged=True),
+        restrictions=Restrictions(no_origin_contact=True),
     )
     world.refused("consulate", flagged, "R4", case, before)
     unflagged = world.attack(
@@ -340,7 +340,7 @@ def test_the_gateway_of_the_country_of_origin_opens_nothing_after_asylum(world: 
         case,
         ["gateway"],
         {**RETURN_PLAN, "reception_needs": "insulin"},
-        flags=CaseFlags(asylum_lodged=True),
+        restrictions=Restrictions(no_origin_contact=True),
     )
     world.refused("gateway", env, "R4", case, before)
     assert b"Hostile Test Person" not in world.view("gateway", case)
@@ -451,7 +451,7 @@ def test_nothing_is_kept_of_an_event_for_an_erased_case(world: World) -> None:
         case,
         "case.erasure-ordered",
         ["police"],
-        {"legal_basis": "GDPR art. 17", "ordered_by_officer": "ca-1"},
+        {"legal_basis": "erasure-request", "ordered_by_officer": "ca-1"},
     )
     assert erased.status_code == 201, erased.text
     world.settle()
@@ -478,7 +478,7 @@ def test_a_pushed_deadline_is_refused(world: World) -> None:
             "to_agency": world.id("authority"),
             "service": "identification",
             "urgent": True,
-            "consent_override": {"legal_basis": "NRM act s.4", "authorised_by_officer": "po-1"},
+            "consent_override": {"legal_basis": "public-task", "authorised_by_officer": "po-1"},
         },
         time=now,
         deadlines={"referral-answer": now + timedelta(days=30)},
@@ -495,14 +495,14 @@ def test_a_relaxing_flag_from_a_sender_who_cannot_establish_it_does_not_count(
         "police",
         case,
         "authority",
-        flags=CaseFlags(guardian_appointed=True, best_interests_determined=True),
+        restrictions=Restrictions(guardian_appointed=True, best_interests_determined=True),
     )
     world.settle()
     with world.bus.client(world.id("authority")) as c:
         view = c.get(f"/v1/cases/{case}").json()
     assert str(env.id) in [e["event_id"] for e in view["events"]]  # applied: a legal event
-    assert view["flags"]["guardian_appointed"] is False
-    assert view["flags"]["best_interests_determined"] is False
+    assert view["restrictions"]["guardian_appointed"] is False
+    assert view["restrictions"]["best_interests_determined"] is False
 
 
 def test_grants_of_refused_records_are_never_kept(world: World, tmp_path: Path) -> None:
@@ -542,7 +542,7 @@ def test_a_decline_in_an_older_version_naming_no_officer_is_refused(world: World
         "referral_id": "r-imm",
         "to_agency": world.id("imm"),
         "service": "legal-aid",
-        "consent_override": {"legal_basis": "initial assistance", "authorised_by_officer": "p"},
+        "consent_override": {"legal_basis": "public-task", "authorised_by_officer": "p"},
     }
     r = world.post("police", case, "referral.requested", ["imm"], referral)
     assert r.status_code == 201, r.text

@@ -1,5 +1,5 @@
-"""An agency system's client of its own node: screen and append events, read a case,
-page the inbox, follow the notifier's stream.
+"""An agency system's client of its own node: screen and append events, pass a case on,
+read a case and its disclosure record, page the inbox, follow the notifier's stream.
 
 Writes carry an Idempotency-Key, made here when the caller gives none and kept across
 retries, so a write whose answer was lost is repeated safely: the node answers the
@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 
 from contracts.endpoints import router_audience
-from contracts.node_api import CaseView, EventReceipt, InboxItem, InboxPage
+from contracts.node_api import CaseView, EventReceipt, ForwardReceipt, InboxItem, InboxPage
 from nrm_client.credentials import Credentials
 from nrm_client.errors import Unauthenticated, Unavailable, error_from
 from nrm_client.retries import RETRY_STATUSES, RetryPolicy
@@ -97,16 +97,49 @@ class AgencyClient:
         body = {"type": event_type, "recipients": list(recipients), "payload": _payload(payload)}
         return self._write(f"/v1/cases/{case}/events", body, idempotency_key)
 
+    def forward(
+        self,
+        case: str,
+        to: str,
+        *,
+        officer: str,
+        consent_id: str | None = None,
+        consent_override: Mapping[str, str] | None = None,
+        event_ids: Sequence[str] | None = None,
+        idempotency_key: str | None = None,
+    ) -> ForwardReceipt:
+        """Pass the case on to agency `to` (R10), on the person's consent naming it or an
+        override with a legal-basis code (R9); the receipt lists, per event, what `to`
+        can open."""
+        body: dict[str, Any] = {"to": to, "forwarded_by_officer": officer}
+        if consent_id is not None:
+            body["consent_id"] = consent_id
+        if consent_override is not None:
+            body["consent_override"] = dict(consent_override)
+        if event_ids is not None:
+            body["event_ids"] = list(event_ids)
+        response = self._post(f"/v1/cases/{case}/forward", body, idempotency_key)
+        return ForwardReceipt.model_validate_json(response.content)
+
     def _write(self, path: str, body: dict[str, Any], key: str | None) -> EventReceipt:
+        return EventReceipt.model_validate_json(self._post(path, body, key).content)
+
+    def _post(self, path: str, body: dict[str, Any], key: str | None) -> httpx.Response:
         headers = {"Idempotency-Key": key or str(uuid.uuid4())}
-        response = self.request("POST", path, json=body, headers=headers)
-        return EventReceipt.model_validate_json(response.content)
+        return self.request("POST", path, json=body, headers=headers)
 
     # -- reads ------------------------------------------------------------------------
 
     def case(self, case: str) -> CaseView:
         """The case as this agency may see it: unentitled fields say `withheld`."""
         return CaseView.model_validate_json(self.request("GET", f"/v1/cases/{case}").content)
+
+    def disclosure_record(self, case: str) -> dict[str, Any]:
+        """Every disclosure of the case's personal data on the bus (GDPR art. 15(1)(c)):
+        who received which categories when, on what basis, passed on to whom. A
+        competent authority's node produces it."""
+        answer: dict[str, Any] = self.request("GET", f"/v1/cases/{case}/disclosure-record").json()
+        return answer
 
     def inbox(self, after: int = 0, *, page_size: int = 100) -> Iterator[InboxItem]:
         """Every event received after position `after`, oldest first, page by page to

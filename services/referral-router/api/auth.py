@@ -92,7 +92,7 @@ def any_agency(request: Request, authorization: Authorization = None, proof: Pro
     return authenticated_agency(request, authorization, proof)
 
 
-LOG_READ, ESCALATE = "log:read", "escalate"
+LOG_READ, ESCALATE, ERASE_RETENTION = "log:read", "escalate", "erase:retention"
 
 
 @dataclass(frozen=True)
@@ -101,22 +101,24 @@ class Submitter:
 
     agency_id: str
     notifier: bool = False
+    #: The notifier token's scopes (none for the agency itself).
+    scopes: frozenset[str] = frozenset()
 
 
 def _own_or_notifier(
-    request: Request, authorization: str | None, proof: str | None, scope: str
+    request: Request, authorization: str | None, proof: str | None, *scopes: str
 ) -> Submitter:
-    """The node's notifier when the token claims to be its (then with `scope`), else the
-    node's own agency."""
+    """The node's notifier when the token claims to be its (then with one of `scopes`),
+    else the node's own agency."""
     check: Authenticator | None = getattr(request.app.state, "check_notifier", None)
     notifier: str | None = getattr(request.app.state, "notifier_id", None)
     token = (authorization or "").partition(" ")[2].strip()
     if check is None or notifier is None or token_issuer(token) != notifier:
         return Submitter(_own(request, authorization, proof))
     verified = _verified(check, request, authorization, proof)
-    if scope not in verified.scope:
-        raise AuthError(403, f"the notifier's token lacks the scope {scope!r}")
-    return Submitter(node_of(request).agency_id, notifier=True)
+    if verified.scope.isdisjoint(scopes):
+        raise AuthError(403, f"the notifier's token lacks the scope {' or '.join(scopes)!r}")
+    return Submitter(node_of(request).agency_id, notifier=True, scopes=verified.scope)
 
 
 async def log_reader(
@@ -129,8 +131,9 @@ async def log_reader(
 async def submitter(
     request: Request, authorization: Authorization = None, proof: Proof = None
 ) -> Submitter:
-    """The agency, or its notifier with `escalate` (the route allows it escalations only)."""
-    return _own_or_notifier(request, authorization, proof, ESCALATE)
+    """The agency, or its notifier with `escalate` or `erase:retention` (the route allows
+    it escalations, and erasure orders when a retention period ended, only)."""
+    return _own_or_notifier(request, authorization, proof, ESCALATE, ERASE_RETENTION)
 
 
 Caller = Annotated[str, Depends(own_agency)]

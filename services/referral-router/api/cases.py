@@ -1,9 +1,10 @@
-"""The routes an agency's own systems call: screen, append (one event or a batch), read a
-case, page (or follow) the log.
+"""The routes an agency's own systems call: screen, append (one event or a batch), pass a
+case on, read a case, page (or follow) the log.
 
 Every route is async: commands are decided on the event loop and appended through the
-node's group commit (`sending.intake`), reads of the store run on the node's store
-thread, and the log is served from memory when it holds what is asked (`store.feed`).
+node's group commit (`sending.intake`), reads of the store and passing a case on run on
+the node's store thread, and the log is served from memory when it holds what is asked
+(`store.feed`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from fastapi.responses import JSONResponse, Response
 from contracts.agency_token import AuthError
 from contracts.envelope import CASE_PSEUDONYM_PATTERN
 from contracts.examples import openapi_examples
+from contracts.legal_basis import ErasureBasis
 from contracts.node_api import (
     AppendEvent,
     BatchAnswer,
@@ -25,16 +27,28 @@ from contracts.node_api import (
     CaseView,
     DeadLetterPage,
     EventReceipt,
+    ForwardCase,
+    ForwardReceipt,
     InboxPage,
     ScreenCase,
 )
+from contracts.policy import RETENTION_OFFICER
 from contracts.problems import openapi_responses
 from referral_router import telemetry
-from referral_router.api.auth import Appender, Caller, LogReader, Node
+from referral_router.api.auth import (
+    ERASE_RETENTION,
+    ESCALATE,
+    Appender,
+    Caller,
+    LogReader,
+    Node,
+    Submitter,
+)
 from referral_router.api.batch import batch_item
 from referral_router.api.errors import ERROR_RESPONSES, problem_of_exception
 from referral_router.sending.intake import BatchItem, Intake
 from referral_router.sending.node import AgencyNode, Receipt, Submission
+from referral_router.sending.passing_on import Forwarder, PassOn, pass_case_on
 from referral_router.store.feed import FeedEntry, LogFeed
 
 CasePseudonym = Annotated[str, Path(pattern=CASE_PSEUDONYM_PATTERN)]
@@ -104,9 +118,10 @@ async def append_event(
     key: IdempotencyKey = None,
 ) -> Any:
     """Append one lifecycle event; the rules decide whether it may happen now. The
-    node's notifier may append `case.escalated` (R8) and nothing else."""
-    if caller.notifier and body.type != "case.escalated":
-        raise AuthError(403, "the notifier may append case.escalated only")
+    node's notifier may append `case.escalated` (R8), and an erasure order when a closed
+    case's retention period ended, and nothing else."""
+    if caller.notifier:
+        notifier_may_append(caller, body.type, body.payload)
     sub = Submission(body.type, body.payload, tuple(body.recipients), case)
     return _created(await intake.submit(sub, key))
 
@@ -131,6 +146,54 @@ async def append_batch(body: BatchRequest, intake: Taking, _: Caller) -> Any:
             results.append({"index": index, "status": found.status, "problem": found.body()})
     accepted = sum(1 for r in results if r["status"] == 201)
     return {"accepted": accepted, "refused": len(results) - accepted, "results": results}
+
+
+def notifier_may_append(caller: Submitter, event_type: str, payload: object) -> None:
+    """The notifier's events, each under its token's scope: escalations (`escalate`), and
+    erasure orders on `retention-expired` by the retention's system id (`erase:retention`)."""
+    if event_type == "case.escalated" and ESCALATE in caller.scopes:
+        return
+    retention = (
+        getattr(payload, "legal_basis", None) == ErasureBasis.RETENTION_EXPIRED
+        and getattr(payload, "ordered_by_officer", None) == RETENTION_OFFICER
+    )
+    if event_type == "case.erasure-ordered" and retention and ERASE_RETENTION in caller.scopes:
+        return
+    raise AuthError(
+        403,
+        "the notifier may append case.escalated (scope escalate) and case.erasure-ordered "
+        "on retention-expired (scope erase:retention) only",
+    )
+
+
+def forwarder_of(request: Request) -> Forwarder:
+    forwarder: Forwarder = request.app.state.forwarder
+    return forwarder
+
+
+@cases.post("/cases/{case}/forward", status_code=201, response_model=ForwardReceipt)
+async def forward_case(
+    case: CasePseudonym,
+    body: ForwardCase,
+    node: Node,
+    intake: Taking,
+    _: Caller,
+    forwarder: Annotated[Forwarder, Depends(forwarder_of)],
+    key: IdempotencyKey = None,
+) -> Any:
+    """Pass the case on to another agency (R10): the events this node received, each
+    with the data keys it holds that the agreement lets the new recipient open, never
+    re-encrypted; on the person's consent naming it, or an override (R9). Runs on the
+    node's store thread, as every write does: never beside a group commit."""
+    req = PassOn(
+        case,
+        body.to,
+        body.forwarded_by_officer,
+        body.consent_id,
+        body.consent_override,
+        tuple(body.event_ids) if body.event_ids is not None else None,
+    )
+    return _created(await intake.thread.run(pass_case_on, node, forwarder, req, key))
 
 
 @cases.get("/cases/{case}", response_model=CaseView)
@@ -193,7 +256,11 @@ async def _log_page(
         if page is None:
             return await intake.thread.run(node.inbox, after, limit, direction)
         entries, end = page
-        items = [e for e in entries if direction is None or e.direction == direction]
+        items = [
+            e
+            for e in entries
+            if e.forwarding is None and (direction is None or e.direction == direction)
+        ]
         if items or left <= 0 or len(entries) == limit:
             next_after = entries[-1].position if len(entries) == limit else None
             return Response(_page_json(node.agency_id, items, next_after), media_type=_JSON)

@@ -3,16 +3,18 @@
 Only agencies whose directory record holds the `oversight` role, and the node's own
 agency, may call it. What it serves is what an independent verifier needs and nothing
 more: signed checkpoints, inclusion and consistency proofs, the stored envelopes (clear
-attributes and ciphertext: the store holds no plaintext) and the decisions with the
-deciding agency and officer (R7). A competent authority's node also serves the victim
-statistics it alone can count (aggregates, small cells suppressed). Errors are problems
-with precise 4xx codes, answered by the node's error table (`install_error_handlers`),
-which an app mounting it installs.
+attributes and ciphertext: the store holds no plaintext), the decisions with the
+deciding agency and officer (R7), and the erasures upcoming and executed (retention).
+A competent authority's node also serves the victim statistics it alone can count
+(aggregates, small cells suppressed). Errors are problems with precise 4xx codes,
+answered by the node's error table (`install_error_handlers`), which an app mounting it
+installs.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -21,6 +23,7 @@ from fastapi.responses import PlainTextResponse
 from contracts.agency_token import AuthError
 from contracts.directory import Directory
 from contracts.problems import openapi_responses
+from contracts.retention import erasures
 from contracts.vocabulary import Role
 from referral_router.api.auth import any_agency
 from referral_router.audit.log import AuditLog, AuditRangeError
@@ -117,6 +120,22 @@ def decisions(audit: Audit, _: Caller, start: Start = 0, limit: Limit = 100) -> 
     items = [{"leaf": idx, **d.as_json()} for idx, d in found]
     nxt = found[-1][0] + 1 if len(found) == limit else None
     return {"items": items, "next": nxt}
+
+
+@oversight_router.get("/erasures")
+def erasure_list(audit: Audit, _: Caller) -> Any:
+    """Erasures from this node's log: closed cases whose retention period runs (upcoming,
+    or overdue once it passed) and the erasure orders executed, with their legal basis.
+    Clear parts only: the same list before and after an erasure."""
+    envelopes = (e.envelope.model_dump(mode="json") for e in _every_envelope(audit))
+    return erasures(envelopes, datetime.now(UTC))
+
+
+def _every_envelope(audit: AuditLog) -> Any:
+    after = 0
+    while batch := audit.store.log(after=after, limit=MAX_PAGE):
+        yield from batch
+        after = batch[-1].position
 
 
 @oversight_router.get("/victim-statistics")

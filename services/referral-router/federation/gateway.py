@@ -7,7 +7,9 @@ How an event crosses, from country A to country B:
    open: return events only). The gateway node verifies and stores it: the crossing is
    in A's log.
 2. The gateway's pump reads its store; for each return-planning event it applies the
-   border rules (`contracts.federation.check_outbound`: R2, R4), believes A's federation
+   border rules (`contracts.federation.check_outbound`: R2, R4, from the case's routing
+   restrictions; the country of return, sealed as identity, is opened with the
+   gateway's own wrap and must be the peer), believes A's federation
    document (own anchor) and B's (the anchor A imported), and for each of B's published
    counterparts re-wraps with `contracts.sealing.forward` only the categories that B's
    federation agreement AND B's directory allow (never more than the gateway itself
@@ -47,7 +49,7 @@ from pydantic import ValidationError
 
 from contracts.agency_token import AuthError, ReplayCache
 from contracts.directory import Directory
-from contracts.envelope import CaseFlags, Envelope
+from contracts.envelope import Envelope
 from contracts.federation import (
     FEDERATED_EVENT_TYPES,
     FRESHNESS,
@@ -62,11 +64,13 @@ from contracts.federation import (
 )
 from contracts.need_to_know import CaseContext
 from contracts.problems import problem
+from contracts.restrictions import Restrictions
 from contracts.sealing import (
     Forwarding,
     SealingError,
     Verified,
     forward,
+    open_category,
     parse_forwarding,
 )
 from contracts.sealing.keys import b64d, b64e
@@ -168,7 +172,9 @@ class Gateway:
             fed = self.trust.federation(self.peer)
             case = self.store.case_file(env.subject)
             check_outbound(
-                env.type, border_flags(case, env), case.state.serious_risk if case else None
+                env.type,
+                border_restrictions(case, env),
+                case.state.risk_assessed if case else False,
             )
             mine = self.trust.peer_document(fed).peer(self.country)
             if mine is None:
@@ -178,8 +184,9 @@ class Gateway:
                     "federation has ended on their side",
                 )
             receivers = mine.receivers(env.type)
+            verified = self.seal.verify_recorded(env)
             if env.type == "return.planning-started":
-                dest = env.operational.get("destination_country")
+                dest = self._destination(verified)
                 named = str(env.operational.get("counterpart_agency"))
                 if dest != self.peer:
                     raise BorderRefused(
@@ -195,7 +202,6 @@ class Gateway:
                     "FEDERATION", f"{self.peer} publishes no counterpart for {env.type}"
                 )
             peer_dir = self.trust.peer_directory(fed)
-            verified = self.seal.verify_recorded(env)
         except BorderRefused as r:
             self._refuse(entry, r.rule, r.reason)
             return
@@ -212,8 +218,8 @@ class Gateway:
         recipient: str,
     ) -> None:
         env = entry.envelope
-        asylum = border_flags(self.store.case_file(env.subject), env).asylum_lodged
-        ctx = CaseContext(event_type=env.type, asylum_lodged=asylum)
+        barred = border_restrictions(self.store.case_file(env.subject), env).no_origin_contact
+        ctx = CaseContext(event_type=env.type, no_origin_contact=barred)
         entitled = mine.allowed(recipient, env.type) & peer_dir.entitled(recipient, ctx)
         encryption = peer_dir.current_encryption_key(recipient)
         if encryption is None:
@@ -250,6 +256,21 @@ class Gateway:
             self._refuse(entry, rule, reason, recipient)
             return
         self.ledger.record("out", self.peer, env, recipient, wrapped(fw))
+
+    def _destination(self, verified: Verified) -> str:
+        """The country of return of a plan, opened with the gateway's own wrap (it is
+        identity: sealed, and the gateway's agreement lets it open return events)."""
+        try:
+            identity = open_category(
+                verified, DataCategory.IDENTITY, self.agency_id, self.seal.case_keys.get
+            )
+        except SealingError as exc:
+            raise BorderRefused(
+                "FEDERATION",
+                f"the country of return is sealed from this gateway ({type(exc).__name__}): "
+                f"it cannot confirm the plan leads to {self.peer}",
+            ) from None
+        return str(identity.get("destination_country"))
 
     def stamp(self, forwarding: bytes) -> DeliveryStamp:
         """This delivery attempt, signed with the gateway node's key (a retry: a new one)."""
@@ -343,14 +364,14 @@ def _refusal(error: str, detail: str, rule: str | None = None) -> tuple[int, dic
     return found.status, found.body()
 
 
-def border_flags(case: CaseFile | None, env: Envelope) -> CaseFlags:
-    """The facts the border rules weigh: the gateway node's own view of the case (derived
-    by provenance: protections from anyone) and the flags of the event crossing. Only the
-    competent authority may address the gateway with return planning, so the relaxing
-    R2 facts in that event are its own attestation; the gateway node refused the event
-    had anyone else sent it."""
-    own = case.state.flags if case is not None else CaseFlags()
-    return own.merged(env.flags)
+def border_restrictions(case: CaseFile | None, env: Envelope) -> Restrictions:
+    """The restrictions the border rules weigh: the gateway node's own view of the case
+    (derived by provenance: protections from anyone) and those of the event crossing.
+    Only the competent authority may address the gateway with return planning, so the
+    relaxing R2 restrictions in that event are its own attestation; the gateway node
+    refused the event had anyone else sent it."""
+    own = case.state.restrictions if case is not None else Restrictions()
+    return own.merged(env.restrictions)
 
 
 def wrapped(fw: Forwarding) -> frozenset[DataCategory]:

@@ -18,7 +18,6 @@ from contracts.envelope import Envelope
 from contracts.federation import BorderRefused, check_inbound
 from contracts.kafka_binding import decode_forwarding, encode_forwarding
 from contracts.sealing import Forwarding, SealingError, forwardable, verify
-from referral_router.federation.ledgers import ForwardingStore
 from referral_router.federation.trust import Trust
 from referral_router.receiving.provenance import (
     Admitted,
@@ -29,6 +28,7 @@ from referral_router.receiving.provenance import (
 )
 from referral_router.receiving.reception import Received, Reception, stream_of
 from referral_router.rules.roster import Pinned, Roster, UnknownAgency
+from referral_router.sealing.forwardings import ForwardingStore
 from referral_router.sealing.node_seal import arrival_lookup
 from referral_router.transport.base import Record
 
@@ -84,7 +84,7 @@ class CrossBorder:
             source_country=origin,
             forwarder=fw.forwarder,
             recipient=fw.recipient,
-            flags=env.flags,
+            restrictions=env.restrictions,
             wrapped=forwardable(verified, fw.recipient),
         )
         return Admitted(

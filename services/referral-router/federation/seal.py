@@ -15,8 +15,8 @@ from contracts.sealing import (
 )
 from contracts.sealing.core import payload_model
 from contracts.vocabulary import DataCategory
-from referral_router.federation.ledgers import ForwardingStore
 from referral_router.federation.trust import PeerTrust
+from referral_router.sealing.forwardings import ForwardingStore
 from referral_router.sealing.node_seal import NodeSeal, recorded_lookup
 
 log = logging.getLogger("nrm.gateway")
@@ -26,8 +26,9 @@ class FederatedSeal:
     """A node's sealer that also opens events received across the border.
 
     Installed as `AgencyNode.sealer` on the nodes of a federated country: events that
-    arrived by forwarding are opened through their forwarding (the wraps this node got),
-    everything else goes to the node's own `NodeSeal` unchanged."""
+    arrived by forwarding from a peer country are opened through their forwarding (the
+    wraps this node got, believed through the peer's directory), everything else goes to
+    the node's own `NodeSeal` unchanged."""
 
     def __init__(self, inner: NodeSeal, forwardings: ForwardingStore, trust: PeerTrust) -> None:
         self.inner = inner
@@ -45,10 +46,13 @@ class FederatedSeal:
         self.forwardings.delete_case(case)
         return self.inner.erase(case)
 
+    def passed_on_by(self, envelope: Envelope) -> str | None:
+        return self.inner.passed_on_by(envelope)
+
     def open(self, envelope: Envelope) -> dict[str, Any]:
         data = self.forwardings.get(str(envelope.id), self.inner.agency_id)
-        if data is None:
-            return self.inner.open(envelope)
+        if data is None or envelope.country == self.inner.roster.directory.country:
+            return self.inner.open(envelope)  # its own, or passed on within the country
         fw = parse_forwarding(data)
         directory = self.trust.last_directory(fw.original.country)
         if directory is not None:

@@ -12,11 +12,16 @@ other content is a replay, refused), the receive rules (`rules.admission`: autho
 parties, R4, deadlines by this node's own policy), then the case-key grant, in that
 order, so that nothing (no key, no forwarding, no change to the view of the case) is
 kept of a record that is not applied.
+
+An erasure order, once applied (its keys destroyed first), is passed on without a key
+to every agency this node knows holds the case and the order did not name: those it
+passed the case on to (R10) and the parties it knows; each of them does the same, so
+the order reaches every holder, known to the authority or not.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
@@ -29,7 +34,7 @@ from contracts.envelope import Envelope, parse_dataschema
 from contracts.kafka_binding import MalformedMessage, content_type
 from contracts.need_to_know import origin_side
 from contracts.policy import CountryPolicy
-from contracts.sealing import PublicKeyLookup
+from contracts.sealing import Forwarding, PublicKeyLookup
 from contracts.versions import clear_part_model
 from contracts.vocabulary import Role
 from referral_router.receiving.provenance import Admitted, Provenance, Refused
@@ -64,6 +69,10 @@ class Sealing(Protocol):
     def keep_new_keys(self) -> None:
         """Durably keep the keys of the grants taken so far (one transaction)."""
         ...
+
+    def pass_on_order(
+        self, order: Envelope | Forwarding, holders: Iterable[str]
+    ) -> list[Forwarding]: ...
 
 
 @dataclass(frozen=True)
@@ -180,6 +189,10 @@ class Reception:
             for kind in self.provenances.values():
                 kind.forget(envelope.subject)
         case.record(envelope, RECEIVED, admitted.roles)
+        if envelope.type == "case.erasure-ordered":
+            holders = case.state.forwarded_to | case.state.parties
+            for fw in self.sealing.pass_on_order(admitted.forwarding or envelope, holders):
+                case.record_forwarding(fw)
         cases[envelope.subject] = case
         return Received(Outcome.APPLIED, stream, record.offset, envelope)
 
@@ -188,7 +201,13 @@ class Reception:
         signed: its deadlines are this node's own, or it is refused)."""
         envelope = admitted.envelope
         roles = self.roles()
-        own = self.policy is not None and self.policy.country == envelope.country
+        # deadlines of this country's events are recomputed here; those of a peer's, and
+        # of an event passed on (set for others, checked by the forwarder), are the sender's
+        own = (
+            self.policy is not None
+            and self.policy.country == envelope.country
+            and admitted.forwarding is None
+        )
         me = Receiver(self.agency_id, roles, self.policy if own else None)
         subject = envelope.subject
         try:
@@ -199,10 +218,10 @@ class Reception:
                 me,
                 envelope.deadlines,
                 received_by=admitted.received_by,
-                asylum_known=subject in barred or self.store.origin_barred(subject),
+                origin_barred=subject in barred or self.store.origin_barred(subject),
             )
         except RuleViolation as v:
-            if v.rule == "R4" and origin_side(roles) and envelope.flags.asylum_lodged:
+            if v.rule == "R4" and origin_side(roles) and envelope.restrictions.no_origin_contact:
                 barred.setdefault(subject, OriginBarred(case=subject, event_id=str(envelope.id)))
             raise Refused(v.rule, v.message) from None
 

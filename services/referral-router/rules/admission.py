@@ -11,8 +11,10 @@ checks, on its own:
   event legitimately brings it in (`contracts.authority.Joins`), and only events that
   may open a case open one;
 - R4 on the country of origin's side: a consulate's, counterpart's or gateway's node
-  refuses every envelope of a case it knows to be an asylum case, including from an
-  earlier envelope it refused for that reason (events may arrive in any order);
+  refuses every envelope of a case it knows may not contact the country of origin
+  (`no_origin_contact`: an asylum claim, refugee status or a serious risk, it never
+  learns which), including from an earlier envelope it refused for that reason (events
+  may arrive in any order);
 - deadlines (R3, R8): those its own country sets are recomputed from its policy file,
   and a sender's that differ are refused;
 - time: an envelope may not claim a time after it reached the transport (beyond a small
@@ -25,7 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from contracts.authority import Joins, authority
+from contracts.authority import Joins, authority, justice
 from contracts.need_to_know import origin_side
 from contracts.policy import CountryPolicy
 from referral_router.rules.lifecycle import (
@@ -33,6 +35,7 @@ from referral_router.rules.lifecycle import (
     Proposal,
     Roles,
     RuleViolation,
+    barred_from_origin,
     check_common,
     check_decline_reason,
     derive_deadlines,
@@ -43,7 +46,8 @@ DEFAULT_SKEW = timedelta(minutes=2)
 
 #: deadline -> the rule a wrong value would break: a reflection that ends early lets a
 #: return happen during it (R3); a guardian due later leaves a child without one (R2); an
-#: answer due later delays the escalation (R8).
+#: answer due later delays the escalation (R8); a retention period longer than the
+#: policy's keeps personal data too long (POLICY).
 DEADLINE_RULES: Mapping[str, str] = {
     "reflection-ends": "R3",
     "reflection-reminder": "R3",
@@ -57,6 +61,7 @@ DEADLINE_RULES: Mapping[str, str] = {
     "residence-renewal": "R8",
     "outcome-information": "R8",
     "retaliation-found": "R8",
+    "retention-ends": "POLICY",
 }
 
 
@@ -78,31 +83,37 @@ def check_receive(
     deadlines: Mapping[str, datetime],
     *,
     received_by: str | None = None,
-    asylum_known: bool = False,
+    origin_barred: bool = False,
 ) -> dict[str, datetime]:
     """Every rule a receiver decides from its own view; returns the deadlines to record.
 
     `received_by`: whom the event reached on this side, if not this node itself (for an
-    event forwarded across a border, the gateway that received it and passed it on).
-    `asylum_known`: this node refused an envelope of the case earlier because it carried
-    the asylum flag (events may arrive in any order).
+    event forwarded across a border or passed on by an agency, the one that received or
+    sent it and forwarded it; an erasure order may be passed on by any holder).
+    `origin_barred`: this node refused an envelope of the case earlier because it
+    carried `no_origin_contact` (events may arrive in any order).
     """
     addressee = received_by or me.agency_id
-    if addressee not in p.recipients:
+    # brought by another agency (a gateway, or one passing the case on), not addressed here
+    brought = received_by if received_by not in (None, me.agency_id) else None
+    passed_on = brought is not None and (
+        brought == p.sender or p.event_type == "case.erasure-ordered"
+    )
+    if addressee not in p.recipients and not passed_on:
         raise RuleViolation("R6", f"{addressee} is not a recipient of the event")
     check_common(state, p)
-    check_party(state, p, me.agency_id)
-    asylum = (
-        asylum_known
-        or state.flags.asylum_lodged
-        or p.flags.asylum_lodged
-        or p.event_type == "asylum.lodged"
-    )
-    if origin_side(me.roles) and asylum:
+    check_party(state, p, me.agency_id, brought_by=brought)
+    if origin_side(me.roles) and (origin_barred or barred_from_origin(state, p)):
         raise RuleViolation(
             "R4",
-            "asylum is lodged in this case: this node, on the country of origin's side, "
-            "takes nothing more of it",
+            "no contact with the country of origin applies to this case: this node, on the "
+            "country of origin's side, takes nothing more of it",
+        )
+    if origin_side(me.roles) and justice(p.event_type):
+        raise RuleViolation(
+            "R4",
+            f"{p.event_type} is a justice event: this node, on the country of origin's "
+            "side, takes none, whoever sent or passed it on",
         )
     if p.event_type in ("referral.accepted", "referral.declined"):
         ref = state.referrals.get(str(p.operational["referral_id"]))
@@ -118,8 +129,10 @@ def check_receive(
     return check_deadlines(state, p, me.policy, deadlines)
 
 
-def check_party(state: CaseState, p: Proposal, me: str) -> None:
-    """R6 in a case: only its parties, as this node knows them, add to it."""
+def check_party(state: CaseState, p: Proposal, me: str, brought_by: str | None = None) -> None:
+    """R6 in a case: only its parties, as this node knows them, add to it. An event passed
+    on to this node (`brought_by`: the agency that forwarded it) is brought by that
+    agency, which must then be a party, as the sender of any event must."""
     row = authority(p.event_type)
     if not state.exists:
         if not row.opens_case:
@@ -129,7 +142,7 @@ def check_party(state: CaseState, p: Proposal, me: str) -> None:
                 "a case here",
             )
         return  # the agency that opens a case to this node is its first party here
-    if p.sender in state.parties:
+    if p.sender in state.parties or (brought_by is not None and brought_by in state.parties):
         return
     if row.joins is Joins.ALWAYS:
         return

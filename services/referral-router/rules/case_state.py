@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
-from contracts.envelope import CaseFlags
+from contracts.restrictions import Restrictions
 from contracts.vocabulary import Role
 
 #: The roles of one agency, as the directory lists them.
@@ -102,7 +102,7 @@ class CaseState:
     pseudonym: str = ""
     originator: str = ""
     screened: bool = False
-    flags: CaseFlags = field(default_factory=CaseFlags)
+    restrictions: Restrictions = field(default_factory=Restrictions)
     referrals: Mapping[str, Referral] = field(default_factory=dict)
     consents: Mapping[str, Consent] = field(default_factory=dict)
     #: Every agency this node knows takes part: senders and recipients of the events it
@@ -110,13 +110,18 @@ class CaseState:
     parties: frozenset[str] = frozenset()
     #: R9: recipients a referral shared with on an override with a recorded legal basis.
     overrides: frozenset[str] = frozenset()
+    #: R10: agencies this node passed the case on to (an erasure order follows them).
+    forwarded_to: frozenset[str] = frozenset()
     identification: str | None = None  # None | reasonable-grounds | conclusive
     #: Identification decisions in order; reviews of them by id.
     decisions: tuple[Decision, ...] = ()
     reviews: Mapping[str, Review] = field(default_factory=dict)
     reflection: Reflection | None = None
-    serious_risk: bool | None = None  # None until a risk assessment
-    return_in_best_interests: bool | None = None
+    #: R4: an agency that may assess the risk of return did (a serious risk found sets
+    #: `no_origin_contact`, so an assessment without it found none).
+    risk_assessed: bool = False
+    #: R2: when child protection last determined the child's best interests (a finding
+    #: against return sets `no_return`, for good).
     best_interests_at: datetime | None = None
     age_assessment: str | None = None  # the latest outcome, from child protection
     family_check: str | None = None  # the latest complicity finding (ComplicityCheck)
@@ -168,8 +173,8 @@ class Proposal:
     recipients: Mapping[str, Roles]
     time: datetime
     operational: Mapping[str, Any]
-    #: The envelope's clear case flags, as its sender claims them.
-    flags: CaseFlags = field(default_factory=CaseFlags)
+    #: The envelope's routing restrictions, as its sender claims them.
+    restrictions: Restrictions = field(default_factory=Restrictions)
 
 
 def require(cond: bool, rule: str, message: str) -> None:

@@ -2,10 +2,14 @@
 of events (docs/domain.md). No I/O: the router feeds it clear envelope data and the policy.
 
 Every node keeps its own view of a case (the events it sent or received) and derives the
-case's state from those events and the authority of their senders (`evolve`): a fact
-that relaxes a protection (a guardian appointed, a best-interests determination, a risk
-assessment that found no serious risk) counts only from a sender that may establish it;
-a fact that adds one (presumed child, asylum lodged, serious risk) counts from anyone.
+case's state from those events and the authority of their senders (`evolve`): a
+restriction that relaxes a protection (a guardian appointed, a best-interests
+determination made) or a risk assessment counts only from a sender that may establish
+it; a restriction that adds one (child safeguards, no contact with the country of
+origin, no return) counts from anyone. The facts behind restrictions (asylum, refugee
+status, a serious risk, a best-interests finding) travel sealed: the sending node, which
+holds the payload, sets the restrictions (`contracts.restrictions.set_by`), and no rule
+here reads a fact that only some recipients may open.
 The sending node checks a new event against its view with `check_send`; a receiving
 node checks with `rules.admission.check_receive`. Both apply `check_common`, so the
 authority table (`contracts.authority`), R7's officers and R4's addressing rules hold at
@@ -21,19 +25,8 @@ from dataclasses import replace
 from datetime import date, datetime
 from typing import Any
 
-from contracts.authority import (
-    PROTECTIVE_FLAGS,
-    RELAXING_FLAGS,
-    authority,
-    justice,
-    may_emit,
-    origin_contact,
-    vouchers,
-)
-from contracts.envelope import CaseFlags
+from contracts.authority import authority, justice, may_emit, origin_contact, vouchers
 from contracts.events import (
-    AgeAssessmentOutcome,
-    AgeStatus,
     ComplicityCheck,
     DeclineReason,
     FeedbackKind,
@@ -42,6 +35,13 @@ from contracts.events import (
 )
 from contracts.need_to_know import origin_side
 from contracts.policy import CountryPolicy
+from contracts.restrictions import (
+    PROTECTIVE,
+    RELAXING,
+    Restrictions,
+    age_assessed,
+    presumed_child,
+)
 from contracts.vocabulary import Role
 from referral_router.rules.case_state import (
     CaseState,
@@ -72,50 +72,40 @@ from referral_router.rules.remedies import (
     rights_explained,
 )
 
-PRESUMED_CHILD_AGES = frozenset({AgeStatus.CHILD, AgeStatus.UNKNOWN, AgeStatus.DISPUTED})
 
-
-def event_flags(p: Proposal) -> CaseFlags:
-    """The flags an event itself establishes, if its sender may (protective ones always)."""
-    op = p.operational
+def event_restrictions(p: Proposal) -> Restrictions:
+    """The restrictions an event's clear part itself establishes, whatever its sender
+    wrote: protective ones always, relaxing ones if its sender may establish them."""
     match p.event_type:
         case "case.screened":
-            return CaseFlags(presumed_child=presumed_child(op.get("age_status")))
+            return Restrictions(presumed_child=presumed_child(p.operational.get("age_status")))
         case "asylum.lodged":
-            return CaseFlags(asylum_lodged=True)
+            return Restrictions(no_origin_contact=True)
         case "age.assessed":
-            outcome = op.get("outcome")
-            if outcome == AgeAssessmentOutcome.CHILD:
-                return CaseFlags(age_assessed_child=True)  # protective: from anyone
-            adult = outcome == AgeAssessmentOutcome.ADULT
-            return CaseFlags(age_assessed_adult=adult and may_emit(p.sender_roles, p.event_type))
+            found = age_assessed(p.operational.get("outcome"))
+            if found.child_safeguards_lifted and not may_emit(p.sender_roles, p.event_type):
+                return Restrictions()  # relaxing: only from child protection
+            return found  # a child found is protective: from anyone
     established = authority(p.event_type).establishes
     if established and may_emit(p.sender_roles, p.event_type):
-        return CaseFlags(**dict.fromkeys(established, True))
-    return CaseFlags()
+        return Restrictions(**dict.fromkeys(established, True))
+    return Restrictions()
 
 
-def presumed_child(age_status: object) -> bool:
-    """R2: an age that is child, unknown or disputed, or not stated at all (fail safe)."""
-    try:
-        return AgeStatus(age_status) in PRESUMED_CHILD_AGES
-    except ValueError:
-        return True
-
-
-def counted_flags(claimed: CaseFlags, sender_roles: Iterable[Role]) -> CaseFlags:
-    """Of an envelope's clear flags, those this node believes: protective ones from
+def counted(claimed: Restrictions, sender_roles: Iterable[Role]) -> Restrictions:
+    """Of an envelope's restrictions, those this node believes: protective ones from
     anyone (fail safe), relaxing ones only from a sender that may establish them."""
     roles = frozenset(sender_roles)
-    kept = {f: True for f in PROTECTIVE_FLAGS if getattr(claimed, f)}
-    kept |= {f: True for f in RELAXING_FLAGS if getattr(claimed, f) and vouchers(f) & roles}
-    return CaseFlags(**kept)
+    kept = {f: True for f in PROTECTIVE if getattr(claimed, f)}
+    kept |= {f: True for f in RELAXING if getattr(claimed, f) and vouchers(f) & roles}
+    return Restrictions(**kept)
 
 
-def derive_flags(state: CaseState, p: Proposal) -> CaseFlags:
-    """The case flags after `p`, as its sender writes them into the envelope: flags only
-    ever turn on, and only as the sender's view (derived by provenance) holds them."""
-    return state.flags.merged(event_flags(p))
+def derive_restrictions(state: CaseState, p: Proposal) -> Restrictions:
+    """The case's restrictions after `p`, as its sender writes them into the envelope:
+    they only ever turn on, as the sender's view (derived by provenance) holds them, with
+    those the event sets from its own facts (`p.restrictions` at the sender)."""
+    return state.restrictions.merged(p.restrictions).merged(event_restrictions(p))
 
 
 def derive_deadlines(state: CaseState, p: Proposal, policy: CountryPolicy) -> dict[str, datetime]:
@@ -161,6 +151,8 @@ def derive_deadlines(state: CaseState, p: Proposal, policy: CountryPolicy) -> di
             }
         case "return.completed" | "reintegration.monitored":
             return {"post-return-monitoring": policy.monitoring_due(p.time)}
+        case "case.closed":
+            return {"retention-ends": policy.retention_ends(p.time, str(op["reason_code"]))}
     return {}
 
 
@@ -202,28 +194,38 @@ def check_officer(p: Proposal) -> None:
 
 def check_origin_addressing(state: CaseState, p: Proposal) -> None:
     """R4: only the competent authority (or the origin's side among itself) addresses the
-    country of origin, and nothing of a case with a lodged asylum claim goes there."""
+    country of origin, and nothing of a case under `no_origin_contact` goes there."""
     origin = sorted(a for a, roles in p.recipients.items() if origin_side(roles))
     if not origin:
         return
     require(
-        not justice(p.event_type),
+        not (p.event_type and justice(p.event_type)),
         "R4",
         f"{p.event_type} is a justice event: it never goes to a consulate or to a "
         f"counterpart or gateway of the country of origin ({', '.join(origin)})",
     )
-    asylum = state.flags.asylum_lodged or p.flags.asylum_lodged or p.event_type == "asylum.lodged"
     require(
-        not asylum,
+        not barred_from_origin(state, p),
         "R4",
-        "asylum is lodged: no event of this case may go to a consulate or to a counterpart "
-        f"or gateway of the country of origin ({', '.join(origin)})",
+        "no contact with the country of origin applies to this case: no event of it may go "
+        f"to a consulate or to a counterpart or gateway of the country of origin "
+        f"({', '.join(origin)})",
     )
     require(
         origin_contact(p.sender_roles) or origin_side(p.sender_roles),
         "R4",
         "only the competent authority may address the country of origin "
         f"({', '.join(origin)}): it is told of every asylum claim, {p.sender} may not be",
+    )
+
+
+def barred_from_origin(state: CaseState, p: Proposal) -> bool:
+    """R4 whoever sends: the case may not contact the country of origin, as this node's
+    view, the event's own restrictions or the event itself (an asylum claim) say."""
+    return (
+        state.restrictions.no_origin_contact
+        or p.restrictions.no_origin_contact
+        or p.event_type == "asylum.lodged"
     )
 
 
@@ -280,21 +282,29 @@ def _referral_requested(
     require(to != p.sender, "LIFECYCLE", "an agency cannot refer a case to itself")
     if op.get("replaces_referral_id") is not None:
         _re_referral(state, p, str(op["replaces_referral_id"]), str(op["service"]))
-    # R9: sharing personal data needs recorded consent for that recipient, or an override.
-    if op.get("consent_override"):
+    check_consent_for(state, to, op.get("consent_id"), op.get("consent_override"), "referral")
+
+
+def check_consent_for(
+    state: CaseState, to: str, consent_id: object, override: object, what: str
+) -> None:
+    """R9: sharing personal data with `to` (a referral, or passing the case on) needs the
+    person's recorded, active consent naming it, or an override with a legal basis."""
+    if override:
         return
-    cid = op.get("consent_id")
     require(
-        cid is not None,
+        consent_id is not None,
         "R9",
-        f"referral to {to} needs the person's recorded consent (consent_id) or a "
+        f"{what} to {to} needs the person's recorded consent (consent_id) or a "
         "consent_override with a legal basis",
     )
-    consent = state.consents.get(str(cid))
-    require(consent is not None, "R9", f"no consent {cid} is recorded for this case")
+    consent = state.consents.get(str(consent_id))
+    require(consent is not None, "R9", f"no consent {consent_id} is recorded for this case")
     assert consent is not None
-    require(consent.active, "R9", f"consent {cid} was withdrawn")
-    require(to in consent.recipients, "R9", f"consent {cid} does not cover sharing with {to}")
+    require(consent.active, "R9", f"consent {consent_id} was withdrawn")
+    require(
+        to in consent.recipients, "R9", f"consent {consent_id} does not cover sharing with {to}"
+    )
 
 
 def _re_referral(state: CaseState, p: Proposal, replaced: str, service: str) -> None:
@@ -395,23 +405,29 @@ def _return_planning(
     state: CaseState, p: Proposal, op: Mapping[str, Any], policy: CountryPolicy
 ) -> None:
     require(state.return_stage is None, "LIFECYCLE", "return planning already started")
-    if state.flags.child_safeguards:
+    r = state.restrictions
+    if r.child_safeguards:
         require(
-            state.flags.guardian_appointed and state.flags.best_interests_determined,
+            r.guardian_appointed and r.best_interests_determined,
             "R2",
             "no return is planned for a presumed child before a guardian is appointed and a "
             "best-interests determination is made",
         )
-        require(
-            state.return_in_best_interests is not False,
-            "R2",
-            "the best-interests determination found return not in the child's interests",
-        )
     require(
-        state.serious_risk is False,
+        not r.no_return,
+        "R2",
+        "the best-interests determination found return not in the child's interests",
+    )
+    require(
+        not r.no_origin_contact,
         "R4",
-        "return needs a risk assessment that found no serious risk"
-        + (" (none recorded)" if state.serious_risk is None else " (serious risk found)"),
+        "no contact with the country of origin applies to this case (an asylum claim, "
+        "refugee status or a serious risk of harm on return): no return is planned",
+    )
+    require(
+        state.risk_assessed,
+        "R4",
+        "return needs a risk assessment that found no serious risk (none recorded)",
     )
 
 
@@ -433,7 +449,7 @@ def check_family(state: CaseState) -> None:
     family was not complicit; if it found them complicit, or could not tell, or found
     no family, only a best-interests determination made after that finding, in favour
     of return, lets the return go on (to care other than that family)."""
-    if not state.flags.child_safeguards:
+    if not state.restrictions.child_safeguards:
         return
     require(
         state.family_check is not None,
@@ -449,7 +465,7 @@ def check_family(state: CaseState) -> None:
         and state.best_interests_at >= state.family_checked_at
     )
     require(
-        after and state.return_in_best_interests is True,
+        after and not state.restrictions.no_return,
         "R2",
         f"the family check found {state.family_check}: return needs a best-interests "
         "determination made after it that finds return in the child's interests",
@@ -516,28 +532,25 @@ _SEND_RULES = {
 
 
 def evolve(
-    state: CaseState, p: Proposal, flags: CaseFlags, deadlines: Mapping[str, datetime]
+    state: CaseState, p: Proposal, restrictions: Restrictions, deadlines: Mapping[str, datetime]
 ) -> CaseState:
     """The state after a recorded event. Never raises: recorded events are facts.
 
-    `flags` are the envelope's clear flags: counted by provenance (`counted_flags`). An
-    event whose sender may not emit its type (recorded before the authority table, or by
-    a node that skipped it) adds only protections: never a relaxing fact, a party, a
-    closure or an erasure.
+    `restrictions` are the envelope's: counted by provenance (`counted`). An event whose
+    sender may not emit its type (recorded before the authority table, or by a node that
+    skipped it) adds only protections: never a relaxing restriction, a risk assessment,
+    a party, a closure or an erasure.
     """
     op = p.operational
+    believed = counted(restrictions, p.sender_roles).merged(event_restrictions(p))
     s = _changed(
         state,
-        flags=state.flags.merged(counted_flags(flags, p.sender_roles)).merged(event_flags(p)),
+        restrictions=state.restrictions.merged(believed),
         event_ids=state.event_ids | {p.event_id},
         last_event_at=p.time,
     )
     if not may_emit(p.sender_roles, p.event_type):
         match p.event_type:
-            case "risk.assessed" if op.get("serious_risk") is True:
-                s = _changed(s, serious_risk=True)
-            case "best-interests.determined" if op.get("return_in_best_interests") is False:
-                s = _changed(s, return_in_best_interests=False)
             case "family.traced" if op.get("complicity") == ComplicityCheck.FAMILY_COMPLICIT:
                 s = _changed(
                     s, family_check=ComplicityCheck.FAMILY_COMPLICIT, family_checked_at=p.time
@@ -608,13 +621,9 @@ def evolve(
         case "reflection.ended" if s.reflection is not None:
             s = _changed(s, reflection=replace(s.reflection, ended=True))
         case "risk.assessed":
-            s = _changed(s, serious_risk=bool(op["serious_risk"]))
+            s = _changed(s, risk_assessed=True)
         case "best-interests.determined":
-            s = _changed(
-                s,
-                return_in_best_interests=bool(op["return_in_best_interests"]),
-                best_interests_at=p.time,
-            )
+            s = _changed(s, best_interests_at=p.time)
         case "age.assessed":
             s = _changed(s, age_assessment=str(op["outcome"]))
         case "family.traced":
@@ -687,15 +696,17 @@ __all__ = [
     "Roles",
     "RuleViolation",
     "UnknownCase",
+    "barred_from_origin",
     "check_common",
+    "check_consent_for",
     "check_decline_reason",
     "check_family",
     "check_link",
     "check_send",
-    "counted_flags",
+    "counted",
     "derive_deadlines",
-    "derive_flags",
-    "event_flags",
+    "derive_restrictions",
+    "event_restrictions",
     "evolve",
     "presumed_child",
 ]

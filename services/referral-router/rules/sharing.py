@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from contracts.need_to_know import consent_bound
-from contracts.vocabulary import DataCategory
+from contracts.vocabulary import DataCategory, Role
 from referral_router.rules.lifecycle import CaseState, Proposal
 
 #: recipient -> the most it may receive; None: no cap beyond the agreement.
@@ -28,22 +28,40 @@ def consent_caps(state: CaseState, p: Proposal) -> Caps:
     referred = str(op["to_agency"]) if p.event_type == "referral.requested" else None
     caps: Caps = {}
     for agency, roles in p.recipients.items():
-        if not consent_bound(roles):
-            caps[agency] = None
-            continue
         if agency == referred:
-            if op.get("consent_override"):
-                caps[agency] = None
-                continue
-            named = state.consents.get(str(op.get("consent_id")))
-            if named is not None and named.active and agency in named.recipients:
-                caps[agency] = _categories(named.categories)
-                continue
-        if agency in state.overrides:
-            caps[agency] = None
-            continue
-        caps[agency] = _categories(state.consented(agency))
+            caps[agency] = referral_cap(
+                state, agency, roles, op.get("consent_id"), op.get("consent_override")
+            )
+        else:
+            caps[agency] = standing_cap(state, agency, roles)
     return caps
+
+
+def referral_cap(
+    state: CaseState,
+    agency: str,
+    roles: frozenset[Role],
+    consent_id: object,
+    override: object,
+) -> frozenset[DataCategory] | None:
+    """What a referral (or a passing on, R10) to `agency` may share, on the consent or
+    override it names: a consented one no more than that consent."""
+    if not consent_bound(roles) or override:
+        return None
+    named = state.consents.get(str(consent_id))
+    if named is not None and named.active and agency in named.recipients:
+        return _categories(named.categories)
+    return standing_cap(state, agency, roles)
+
+
+def standing_cap(
+    state: CaseState, agency: str, roles: frozenset[Role]
+) -> frozenset[DataCategory] | None:
+    """What any event may share with `agency`: its active consents' categories, unless
+    an earlier referral to it recorded an override, or its roles need no consent."""
+    if not consent_bound(roles) or agency in state.overrides:
+        return None
+    return _categories(state.consented(agency))
 
 
 def capped(

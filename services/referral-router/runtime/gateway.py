@@ -26,12 +26,11 @@ from fastapi import FastAPI
 
 from contracts.directory import TrustAnchor
 from contracts.federation import BorderRefused
-from contracts.kafka_binding import FORWARDING_CONTENT_TYPE
 from referral_router.api.errors import install_error_handlers
 from referral_router.federation.api import create_border_app, create_gateway_app
 from referral_router.federation.gateway import Gateway
 from referral_router.federation.inbound import CrossBorder, FederatedInbox
-from referral_router.federation.ledgers import CrossingLedger, ForwardingStore
+from referral_router.federation.ledgers import CrossingLedger
 from referral_router.federation.seal import FederatedSeal
 from referral_router.federation.trust import PeerTrust, PeerUnreachable
 from referral_router.runtime.node import NodeRuntime
@@ -62,16 +61,14 @@ class GatewayRuntime:
         self._peers: dict[str, httpx.Client] = {}  # pinned clients, by peer certificate
         self.trust = PeerTrust(country, anchor, registry_url, self._fetch)
         self.ledger = CrossingLedger(folder / "crossings.db")
-        self._stores: list[ForwardingStore] = []
         inboxes: dict[str, FederatedInbox] = {}
         for agency, rt in nodes.items():
             if rt is gateway_node:
                 continue
-            store = ForwardingStore(rt.settings.case_keys_path.parent / "forwardings.db")
-            self._stores.append(store)
-            rt.reception.believe(FORWARDING_CONTENT_TYPE, CrossBorder(agency, self.trust, store))
+            # forwardings from the peer go where the node keeps those of its own country
+            rt.passed_on.foreign = CrossBorder(agency, self.trust, rt.forwardings)
             inboxes[agency] = FederatedInbox(rt.reception)
-            rt.node.sealer = FederatedSeal(rt.seal, store, self.trust)
+            rt.node.sealer = FederatedSeal(rt.seal, rt.forwardings, self.trust)
         self.gateway = Gateway(
             country,
             peer,
@@ -172,5 +169,3 @@ class GatewayRuntime:
         for client in self._peers.values():
             client.close()
         self.ledger.close()
-        for store in self._stores:
-            store.close()

@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import logging
 import ssl
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,7 +24,7 @@ from contracts.agency_token import (
     issue_token,
 )
 from contracts.directory import KeyUse
-from contracts.kafka_binding import ENVELOPE_CONTENT_TYPE
+from contracts.kafka_binding import ENVELOPE_CONTENT_TYPE, FORWARDING_CONTENT_TYPE
 from contracts.keystore import AgencyKeys
 from contracts.policy import load_policy
 from referral_router import telemetry
@@ -35,10 +35,13 @@ from referral_router.console.app import Console
 from referral_router.console.settings import PREFIX as CONSOLE_PREFIX
 from referral_router.console.settings import ConsoleSettings
 from referral_router.receiving.inbox import InboxLoop
+from referral_router.receiving.passed_on import PassedOn
 from referral_router.receiving.provenance import Domestic
 from referral_router.receiving.reception import Reception
 from referral_router.rules.roster import DirectorySource, Roster
+from referral_router.runtime.peer_parts import PeerParts
 from referral_router.sealing.case_keys import SqliteCaseKeyStore
+from referral_router.sealing.forwardings import ForwardingStore
 from referral_router.sealing.node_seal import NodeSeal
 from referral_router.sending.intake import Intake
 from referral_router.sending.node import AgencyNode
@@ -76,6 +79,9 @@ class NodeSettings:
     max_in_flight: int = 256
     console: ConsoleSettings | None = None  # the web console under /console; None: off
     public_url: str | None = None  # the base URL clients call, behind a proxy (DPoP htu)
+    #: agency -> its router's base URL, to ask for its part of a disclosure record;
+    #: None: the router URLs of the directory.
+    peers: Callable[[], Mapping[str, str]] | None = None
     #: The notifier's identity: its tokens may read the log and append escalations.
     notifier: FixedParty | None = None
     extra: dict[str, str] = field(default_factory=dict)
@@ -98,17 +104,24 @@ class NodeRuntime:
         self.feed = LogFeed(self.store)
         self.roster = Roster(directory)
         self.case_keys = SqliteCaseKeyStore(settings.case_keys_path, settings.master_key)
-        self.seal = NodeSeal(settings.agency_id, keys, self.roster, self.case_keys)
+        #: Forwardings this node received (R10, and across a border once federated).
+        self.forwardings = ForwardingStore(settings.case_keys_path.parent / "forwardings.db")
+        self.seal = NodeSeal(
+            settings.agency_id, keys, self.roster, self.case_keys, self.forwardings
+        )
         policy = load_policy(settings.country)
         self.node = AgencyNode(
             settings.agency_id, settings.country, self.store, self.roster, self.seal, policy
         )
         domestic = Domestic(settings.agency_id, self.roster, self.seal)
+        self.passed_on = PassedOn(
+            settings.agency_id, settings.country, self.roster, self.seal, self.forwardings
+        )
         self.reception = Reception(
             settings.agency_id,
             self.store,
             self.seal,
-            {ENVELOPE_CONTENT_TYPE: domestic},
+            {ENVELOPE_CONTENT_TYPE: domestic, FORWARDING_CONTENT_TYPE: self.passed_on},
             roles=lambda: self.roster.roles_of(settings.agency_id),
             policy=policy,
         )
@@ -155,6 +168,8 @@ class NodeRuntime:
             intake=self.intake,
             feed=self.feed,
             notifier=notifier,
+            forwarder=self.seal,
+            peer_parts=PeerParts(settings.agency_id, keys, settings.peers or self._directory_urls),
         )
         self._keys = keys
         self.console = (
@@ -187,6 +202,10 @@ class NodeRuntime:
         pair = self._keys.current(KeyUse.SIGNING)
         audience = self.settings.console.peer_audience.format(agency=agency_id)
         return issue_token(self.settings.agency_id, pair.key_id, pair.ed25519(), audience)
+
+    def _directory_urls(self) -> dict[str, str]:
+        """Every agency's router URL as the directory lists it."""
+        return {a.id: a.endpoints.router_url for a in self.roster.directory.agencies}
 
     def _country_of(self, agency_id: str) -> str:
         record = self.roster.directory.agency(agency_id)
@@ -242,5 +261,6 @@ class NodeRuntime:
         if self.audit is not None:
             self.audit.close()
         self.case_keys.close()
+        self.forwardings.close()
         self.store.close()
         log.debug("node %s stopped: stores closed", self.settings.agency_id)

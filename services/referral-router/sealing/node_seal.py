@@ -3,27 +3,33 @@
 The pure format lives in `contracts.sealing`; this adapter decides which case keys exist
 (one per case and reader, made on first use), hands the relay a case-key grant for a
 recipient's first event (grants travel beside the envelope, never in the log), takes
-grants in at the receiving node, and destroys a case's keys on an erasure order. A
-country's gateway node uses the same keys and grants to forward across the border.
+grants in at the receiving node, and destroys a case's keys on an erasure order. It
+passes received events on (R10: re-wrapping data keys it holds, never re-encrypting) and
+opens events passed on to it through the forwardings kept beside its store. A country's
+gateway node uses the same keys and grants to forward across the border.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from uuid import uuid4
 
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from contracts.directory import Directory, KeyUse, PublicKeyRecord
+from contracts.directory import AgencyStatus, Directory, KeyUse, PublicKeyRecord
 from contracts.envelope import Envelope
 from contracts.events import EventPayload
 from contracts.keystore import AgencyKeys
+from contracts.need_to_know import origin_side
 from contracts.sealing import (
     CaseKey,
     CaseKeyGrant,
+    Forwarding,
+    ForwardingBasis,
     GrantInvalid,
     HpkeKeyPair,
     KeyOutOfTime,
@@ -32,15 +38,19 @@ from contracts.sealing import (
     UnknownSigningKey,
     Verified,
     accept_grant,
+    forward,
+    forwardable,
     grant_case_key,
     new_case_key,
     open_envelope,
+    parse_forwarding,
     seal,
     verify,
 )
 from contracts.vocabulary import DataCategory
 from referral_router.rules.roster import Roster
 from referral_router.sealing.case_keys import SqliteCaseKeyStore
+from referral_router.sealing.forwardings import ForwardingStore
 
 #: A record may reach the transport this much before its key's `valid_from` (clocks of
 #: the broker and the registry differ a little); a key's end is never stretched.
@@ -89,12 +99,19 @@ class NodeSeal:
     """Seals what this node sends, opens what it may read, keeps the case keys."""
 
     def __init__(
-        self, agency_id: str, keys: AgencyKeys, roster: Roster, case_keys: SqliteCaseKeyStore
+        self,
+        agency_id: str,
+        keys: AgencyKeys,
+        roster: Roster,
+        case_keys: SqliteCaseKeyStore,
+        forwardings: ForwardingStore | None = None,
     ) -> None:
         self.agency_id = agency_id
         self.keys = keys
         self.roster = roster
         self.case_keys = case_keys
+        #: Forwardings this node received (R10): how it opens the events they carry.
+        self.forwardings = forwardings
         signing = keys.current(KeyUse.SIGNING)
         self.signer = SigningKey(agency_id, signing.key_id, signing.ed25519())
         #: Clock skew tolerated between the transport and the registry at a key's start.
@@ -212,6 +229,12 @@ class NodeSeal:
             key = self._current.get((case, reader))
         return key if key is not None and key.key_id == kid else None
 
+    def grant_for_forwarding(self, fw: Forwarding) -> bytes | None:
+        """A grant of the case key a forwarding's wraps are under, the first time."""
+        wrap = fw.wraps.get(fw.recipient)
+        kid = str(wrap.get("kid")) if wrap is not None else None
+        return self.grant_of(fw.original.subject, fw.recipient, kid)
+
     def grant(self, key: CaseKey, to: PublicKeyRecord) -> bytes:
         """`key` sealed to its reader's encryption key `to`, from whichever country's
         directory lists the reader, and signed by this node."""
@@ -223,6 +246,61 @@ class NodeSeal:
             time=datetime.now(UTC),
         ).to_bytes()
 
+    # --- passing on (R10) -----------------------------------------------------------
+
+    def held(self, envelope: Envelope) -> tuple[Verified, frozenset[DataCategory]]:
+        """A recorded event, verified, and the categories this node holds wraps for: the
+        most it can ever pass on."""
+        verified = self.verify_recorded(envelope)
+        return verified, forwardable(verified, self.agency_id)
+
+    def forward(
+        self,
+        verified: Verified,
+        to: str,
+        entitled: frozenset[DataCategory],
+        time: datetime,
+        basis: ForwardingBasis | None = None,
+    ) -> Forwarding:
+        """Pass a verified event on to `to`: the data keys of `entitled` that this node
+        holds, re-wrapped under the pairwise key (case, this node, `to`); signed."""
+        return forward(
+            verified,
+            forwarder=self.signer,
+            recipient=to,
+            entitled=entitled,
+            case_key_lookup=self.case_keys.get,
+            new_case_key=self.case_key(verified.envelope.subject, to) if entitled else None,
+            id=uuid4(),
+            time=time,
+            basis=basis,
+        )
+
+    def pass_on_order(
+        self, source: Envelope | Forwarding, holders: Iterable[str]
+    ) -> list[Forwarding]:
+        """An erasure order this node applied (addressed to it, or passed on to it),
+        passed on without any key to agencies it knows hold the case and the order did
+        not name: those it passed the case on to, and the case's other parties it knows.
+        Never to the country of origin's side (only the competent authority addresses
+        it), nor to an unknown or inactive agency. Made after this node's keys are gone:
+        nothing is wrapped."""
+        directory = self.roster.directory
+        verified = verify(source, self.recorded_signing_key)
+        order = verified.envelope
+        skip = {self.agency_id, order.sender, *order.recipients}
+        if isinstance(source, Forwarding):
+            skip.add(source.forwarder)
+        out = []
+        for agency in sorted(set(holders) - skip):
+            record = directory.agency(agency)
+            if record is None or record.status is not AgencyStatus.ACTIVE:
+                continue
+            if origin_side(record.roles):
+                continue
+            out.append(self.forward(verified, agency, frozenset(), datetime.now(UTC)))
+        return out
+
     # --- receiving -----------------------------------------------------------------
 
     def verify(self, envelope: Envelope, arrived: datetime) -> Verified:
@@ -230,6 +308,26 @@ class NodeSeal:
         valid when the record reached the transport (`arrived`), whatever the envelope
         claims (a key rotated out or reported compromised by then does not count)."""
         return verify(envelope, self.signing_keys_at(arrived))
+
+    def verify_forwarding(self, fw: Forwarding, arrived: datetime) -> Verified:
+        """A forwarding from an agency of this country (R10): the forwarder's signature by
+        a key valid when the record reached the transport; the original sender's by a key
+        valid when it signed the event (the forwarder received and checked it then)."""
+        directory = self.roster.directory
+        at_arrival = self.signing_keys_at(arrived)
+
+        def lookup(agency_id: str, key_id: str, claimed: datetime) -> ed25519.Ed25519PublicKey:
+            if agency_id == fw.forwarder:
+                return at_arrival(agency_id, key_id, claimed)
+            record = directory.signing_key(agency_id, key_id, claimed)
+            if record is None:
+                raise KeyOutOfTime(
+                    f"{agency_id}/{key_id} was not valid when the event was signed "
+                    f"({claimed.isoformat()})"
+                )
+            return record.ed25519()
+
+        return verify(fw, lookup)
 
     def verify_recorded(self, envelope: Envelope) -> Verified:
         """An envelope this node recorded earlier: its key was judged when it arrived."""
@@ -271,14 +369,25 @@ class NodeSeal:
     # --- reading and erasing -------------------------------------------------------
 
     def open(self, envelope: Envelope) -> dict[str, Any]:
-        """Every field: opened, or {'withheld': category, ...} when this node may not."""
-        opened = open_envelope(
-            envelope, self.agency_id, self.case_keys.get, self.recorded_signing_key
-        )
+        """Every field: opened, or {'withheld': category, ...} when this node may not. An
+        event passed on to this node opens through the forwarding that brought it."""
+        item: Envelope | Forwarding = envelope
+        data = self.forwardings.get(str(envelope.id), self.agency_id) if self.forwardings else None
+        if data is not None:
+            item = parse_forwarding(data)
+        opened = open_envelope(item, self.agency_id, self.case_keys.get, self.recorded_signing_key)
         return opened.to_json()
 
+    def passed_on_by(self, envelope: Envelope) -> str | None:
+        """The agency whose forwarding brought this event to this node, if any."""
+        data = self.forwardings.get(str(envelope.id), self.agency_id) if self.forwardings else None
+        return parse_forwarding(data).forwarder if data is not None else None
+
     def erase(self, case: str) -> int:
-        """Crypto-shredding: destroy every case key this node holds for the case."""
+        """Crypto-shredding: destroy every case key this node holds for the case, and the
+        forwardings kept beside its envelopes."""
+        if self.forwardings is not None:
+            self.forwardings.delete_case(case)
         with self._lock:
             self._granted = {m for m in self._granted if m[0] != case}
             for k in [k for k in self._current if k[0] == case]:

@@ -119,7 +119,7 @@ class Intake:
             for attempt in (1, 2):
                 if idempotency_key is not None:
                     earlier = await self.thread.run(
-                        self.node.earlier_answer, sub, idempotency_key, fingerprint
+                        self.node.earlier_answer, idempotency_key, fingerprint
                     )
                     if earlier is not None:
                         return earlier
@@ -200,7 +200,7 @@ class Intake:
         for n, item in keyed:
             try:
                 key = item.idempotency_key
-                got = self.node.earlier_answer(item.submission, key, fingerprints[n])
+                got = self.node.earlier_answer(key, fingerprints[n])
             except Exception as exc:
                 out[n] = exc
                 continue

@@ -31,6 +31,7 @@ from contracts.envelope import Envelope, dataschema_for, source_for
 from contracts.events import EventPayload, split_by_category
 from contracts.need_to_know import CaseContext, origin_side
 from contracts.policy import CountryPolicy
+from contracts.restrictions import set_by
 from contracts.vocabulary import DataCategory
 from referral_router import telemetry
 from referral_router.rules.lifecycle import (
@@ -39,7 +40,7 @@ from referral_router.rules.lifecycle import (
     UnknownCase,
     check_send,
     derive_deadlines,
-    derive_flags,
+    derive_restrictions,
 )
 from referral_router.rules.roster import Roster
 from referral_router.rules.sharing import capped, consent_caps
@@ -71,6 +72,10 @@ class Sealer(Protocol):
     ) -> Envelope: ...
 
     def open(self, envelope: Envelope) -> dict[str, Any]: ...
+
+    def passed_on_by(self, envelope: Envelope) -> str | None:
+        """The agency that passed this event on to this node (R10), if one did."""
+        ...
 
     def erase(self, case: str) -> int: ...
 
@@ -158,7 +163,7 @@ class AgencyNode:
         concurrent one on the same case is decided again once, on the newer state."""
         fingerprint = request_fingerprint(sub) if idempotency_key is not None else None
         for attempt in (1, 2):
-            earlier = self.earlier_answer(sub, idempotency_key, fingerprint)
+            earlier = self.earlier_answer(idempotency_key, fingerprint)
             if earlier is not None:
                 return earlier
             case = self.store.case_file(sub.case) if sub.case else None
@@ -169,21 +174,6 @@ class AgencyNode:
             if attempt == 2 or not isinstance(failure, IntegrityError):
                 raise failure
         raise AssertionError("unreachable")
-
-    def earlier_answer(
-        self, sub: Submission, idempotency_key: str | None, fingerprint: str | None = None
-    ) -> Receipt | None:
-        """The first answer to a request with this Idempotency-Key, if there was one."""
-        if idempotency_key is None:
-            return None
-        earlier = self.store.idempotent_answer(self.agency_id, idempotency_key)
-        if earlier is None:
-            return None
-        if earlier.request_hash != (fingerprint or request_fingerprint(sub)):
-            raise IdempotencyConflict(
-                "this Idempotency-Key was already used for a different request"
-            )
-        return Receipt(earlier.status_code, earlier.body)
 
     def decide(
         self,
@@ -220,7 +210,7 @@ class AgencyNode:
         )
         envelope = envelope.model_copy(
             update={
-                "flags": derive_flags(case.state, proposal),
+                "restrictions": derive_restrictions(case.state, proposal),
                 "deadlines": derive_deadlines(case.state, proposal, self.policy),
             }
         )
@@ -273,6 +263,21 @@ class AgencyNode:
                 telemetry.event_appended(self.agency_id, d.envelope, d.traceparent)
         return [failures.get(i) for i in range(len(decisions))]
 
+    def earlier_answer(self, key: str | None, fingerprint: str | None) -> Receipt | None:
+        """The first answer to a request retried with the same Idempotency-Key; a key
+        used for a different request is refused. `fingerprint`: the request's, given
+        whenever `key` is."""
+        if key is None:
+            return None
+        earlier = self.store.idempotent_answer(self.agency_id, key)
+        if earlier is None:
+            return None
+        if earlier.request_hash != fingerprint:
+            raise IdempotencyConflict(
+                "this Idempotency-Key was already used for a different request"
+            )
+        return Receipt(earlier.status_code, earlier.body)
+
     def _earlier_case(self, p: Proposal) -> CaseState | None:
         """For a link to an earlier case (re-trafficking): that case as this node holds
         it, only read, never reopened."""
@@ -282,13 +287,14 @@ class AgencyNode:
         return earlier.state if earlier is not None else None
 
     def _to_every_party(self, case: CaseFile, sub: Submission) -> Submission:
-        """An erasure order reaches every agency this node knows took part in the case
-        (except the country of origin's side, barred by R4), so every node destroys its
-        keys."""
+        """An erasure order reaches every agency this node knows took part in the case, and
+        every one it passed the case on to (except the country of origin's side, barred
+        by R4), so every node destroys its keys."""
         parties: dict[str, None] = dict.fromkeys(sub.recipients)
         parties.update(dict.fromkeys(sorted(case.parties)))
+        parties.update(dict.fromkeys(sorted(case.state.forwarded_to)))
         parties.pop(self.agency_id, None)
-        barred = case.state.flags.asylum_lodged
+        barred = case.state.restrictions.no_origin_contact
         directory = self.roster.directory
         keep = [
             a
@@ -309,7 +315,8 @@ class AgencyNode:
             dataschema=dataschema_for(sub.event_type),
             sender=self.agency_id,
             recipients=sub.recipients,
-            flags=state.flags,
+            # what the event's own facts set (sealed ones too: this node holds the payload)
+            restrictions=state.restrictions.merged(set_by(sub.payload)),
             operational=clear,
         )
 
@@ -325,7 +332,7 @@ class AgencyNode:
             event_type=p.event_type,
             case_originator=state.originator or self.agency_id,
             service_providers=frozenset(providers),
-            asylum_lodged=envelope.flags.asylum_lodged,
+            no_origin_contact=envelope.restrictions.no_origin_contact,
         )
         entitled = {r: self.roster.entitled(r, ctx) for r in sub.recipients}
         return capped(entitled, consent_caps(state, p))
@@ -351,11 +358,14 @@ class AgencyNode:
                     "operational": env.operational,
                     "deadlines": env.deadlines,
                     "fields": self.sealer.open(env),
+                    "forwarded_by": self.sealer.passed_on_by(env)
+                    if direction == RECEIVED
+                    else None,
                 }
             )
         return {
             "case": pseudonym,
-            "flags": s.flags,
+            "restrictions": s.restrictions,
             "identification": s.identification,
             "reflection_ends": s.reflection.ends if s.reflection else None,
             "return_stage": s.return_stage,
@@ -373,6 +383,17 @@ class AgencyNode:
                 for r in s.referrals.values()
             ],
             "events": events,
+            "forwarded": [
+                {
+                    "forwarding_id": fw["id"],
+                    "to": fw["recipient"],
+                    "event_id": fw["original"]["id"],
+                    "type": fw["original"]["type"],
+                    "time": fw["time"],
+                    "shared": sorted(fw["wraps"].get(fw["recipient"], {}).get("keys", {})),
+                }
+                for fw in case.forwardings
+            ],
         }
 
     def inbox(self, after: int, limit: int, direction: str | None = RECEIVED) -> dict[str, Any]:
@@ -397,7 +418,7 @@ def _receipt_body(env: Envelope, shared: Mapping[str, frozenset[DataCategory]]) 
         "time": env.time.isoformat(),
         "recipients": list(env.recipients),
         "deadlines": {k: v.isoformat() for k, v in env.deadlines.items()},
-        "flags": env.flags.model_dump(),
+        "restrictions": env.restrictions.model_dump(),
         "shared": {r: sorted(shared.get(r, ())) for r in env.recipients},
     }
 

@@ -1,9 +1,10 @@
 """The outbox relay: the sending half of the node's conversation with the transport.
 
 The store is the outbox. The relay publishes every envelope this node sent, in store
-order, one record per recipient to that recipient's inbox topic, and only then records
-its position durably. A crash in between republishes: at-least-once on the wire, made
-exactly-once in effect by each receiver's tracking records and event-id check.
+order, one record per recipient to that recipient's inbox topic, and every forwarding it
+made (R10) to its one recipient's, and only then records its position durably. A crash
+in between republishes: at-least-once on the wire, made exactly-once in effect by each
+receiver's tracking records and event-id check.
 """
 
 from __future__ import annotations
@@ -16,8 +17,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
+from contracts.kafka_binding import encode_forwarding
+from contracts.sealing import Forwarding
 from referral_router import telemetry
-from referral_router.store.case_store import SENT, CaseStore, CommittedEnvelope, Cursor
+from referral_router.store.case_store import (
+    SENT,
+    CaseStore,
+    CommittedEnvelope,
+    Cursor,
+    LoggedForwarding,
+)
 from referral_router.store.feed import FeedEntry, LogFeed
 from referral_router.store.thread import StoreThread
 from referral_router.transport.base import Message, Transport
@@ -44,15 +53,19 @@ class Granting(Protocol):
 
     def grant_of(self, case: str, recipient: str, kid: str | None) -> bytes | None: ...
 
+    def grant_for_forwarding(self, forwarding: Forwarding) -> bytes | None: ...
+
 
 @dataclass(eq=False)
 class OutboxRelay:
-    """Publishes this node's sent envelopes to their recipients' inboxes.
+    """Publishes this node's sent envelopes to their recipients' inboxes, and its
+    forwardings (R10) to each one's recipient.
 
     New envelopes come from the log feed (memory) when it holds them and from the store
     otherwise (after a restart, or when it fell far behind); store reads and the position
     write run on the store thread. Each envelope is encoded once, whatever its number of
-    recipients: only the grant and the trace header differ between its records."""
+    recipients: only the grant and the trace header differ between its records. A
+    forwarding comes the same two ways, so each is published once, in log order."""
 
     store: CaseStore
     transport: Transport
@@ -99,6 +112,13 @@ class OutboxRelay:
         sent = 0
         spans = telemetry.PublishBatch()
         for entry in entries:
+            if entry.forwarding is not None:
+                fw = entry.forwarding
+                grant = self.granting.grant_for_forwarding(fw)
+                topic = inbox_topic(self.country_of(fw.recipient), fw.recipient)
+                messages.append(Message(topic, *encode_forwarding(fw, grant)))
+                sent += 1
+                continue
             out = entry.outgoing
             if out is None:
                 continue
@@ -143,16 +163,16 @@ class OutboxRelay:
         return sent
 
     def _from_store(self) -> tuple[list[FeedEntry], int]:
-        page = self.store.log_page(self.position, self.batch_size)
+        page = self.store.outbox_page(self.position, self.batch_size)
         if page is None:
             return [], self.position
-        entries = [
-            FeedEntry.of(
-                CommittedEnvelope(e.position, e.direction, e.envelope.model_dump(mode="json"))
-            )
-            for e in page.entries
-            if e.direction == SENT
-        ]
+        entries = []
+        for e in page.entries:
+            if isinstance(e, LoggedForwarding):
+                entries.append(FeedEntry.forwarded(e.position, e.forwarding))
+            elif e.direction == SENT:
+                data = e.envelope.model_dump(mode="json")
+                entries.append(FeedEntry.of(CommittedEnvelope(e.position, e.direction, data)))
         return entries, page.end
 
     async def run(self, stop: asyncio.Event) -> None:

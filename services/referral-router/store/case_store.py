@@ -1,16 +1,18 @@
 """The node's append-only event store: one case file per case, built with eventsourcing.
 
-A case file is the sequence of signed envelopes this node sent or received for one case;
-its state is the pure `lifecycle.CaseState`. The store's notification log (every recorded
-envelope in commit order) is at once the outbox the relay publishes from, the inbox the
-agency's systems page through, and the leaf order of the node's verifiable log.
+A case file is the sequence of signed envelopes this node sent or received for one case,
+and the forwardings it made of them (R10: passing the case on); its state is the pure
+`lifecycle.CaseState`. The store's notification log (every recorded envelope in commit
+order) is at once the outbox the relay publishes from, the inbox the agency's systems
+page through, and the leaf order of the node's verifiable log; the forwardings are in
+the same append-only log, under their own topic (the relay publishes them too).
 
 What the store just wrote it never reads back. Case files stay in memory once saved
 (eventsourcing's cache without fast-forwarding: this process is the case file's writer;
 a replica that wrote it meanwhile makes the next save conflict, and the stale copy is
 forgotten), and every transaction tells its listeners what it committed (`Committed`),
-so the relay, the audit log and the log API take new envelopes from memory instead of
-decoding them from the store again.
+so the relay, the audit log and the log API take new envelopes and forwardings from
+memory instead of decoding them from the store again.
 """
 
 from __future__ import annotations
@@ -31,8 +33,11 @@ from eventsourcing.application import AggregateNotFoundError, Application, Proce
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError, Recording, Tracking
 
-from contracts.envelope import CaseFlags, Envelope
+from contracts.envelope import Envelope
+from contracts.restrictions import Restrictions
+from contracts.sealing import Forwarding
 from contracts.vocabulary import Role
+from referral_router.rules.forwarding import forwarded
 from referral_router.rules.lifecycle import CaseState, Proposal, evolve
 
 log = logging.getLogger("nrm.store")
@@ -61,10 +66,10 @@ def dead_letter_id(source: str, position: int) -> UUID:
 RoleMap = Mapping[str, frozenset[Role]]
 
 
-@functools.lru_cache(maxsize=64)
-def _flags(**flags: bool) -> CaseFlags:
-    """A stored envelope's flags (a handful of combinations, each validated once)."""
-    return CaseFlags(**flags)
+@functools.lru_cache(maxsize=256)
+def _restrictions(**restrictions: bool) -> Restrictions:
+    """A stored envelope's restrictions (a handful of combinations, each validated once)."""
+    return Restrictions(**restrictions)
 
 
 def _stored_proposal(data: Mapping[str, Any], roles: RoleMap) -> Proposal:
@@ -78,7 +83,7 @@ def _stored_proposal(data: Mapping[str, Any], roles: RoleMap) -> Proposal:
         recipients={r: roles.get(r, frozenset()) for r in data["recipients"]},
         time=_utc(data["time"]),
         operational=data["operational"],
-        flags=_flags(**data.get("flags", {})),
+        restrictions=_restrictions(**data.get("restrictions", {})),
     )
 
 
@@ -96,7 +101,7 @@ def proposal_of(envelope: Envelope, roles: RoleMap) -> Proposal:
         recipients={r: roles.get(r, frozenset()) for r in envelope.recipients},
         time=envelope.time,
         operational=envelope.operational,
-        flags=envelope.flags,
+        restrictions=envelope.restrictions,
     )
 
 
@@ -130,6 +135,15 @@ class CaseFile(Aggregate):
             assert isinstance(aggregate, CaseFile)
             aggregate._record(self.envelope, self.roles)
 
+    class ForwardingRecorded(Aggregate.Event):
+        """This node passed one of the case's events on (R10): the signed forwarding."""
+
+        forwarding: dict[str, Any]
+
+        def apply(self, aggregate: Aggregate) -> None:
+            assert isinstance(aggregate, CaseFile)
+            aggregate._forwarded(self.forwarding)
+
     def __init__(self, pseudonym: str) -> None:
         self.pseudonym = pseudonym
         self.state = CaseState(pseudonym=pseudonym)
@@ -137,11 +151,14 @@ class CaseFile(Aggregate):
         #: goes to all of them).
         self.parties: frozenset[str] = frozenset()
         self._canonical: dict[str, bytes] = {}
+        #: The forwardings this node made of the case's events (R10), as stored: a tuple,
+        #: never changed in place, so a copy of the file shares it.
+        self.forwardings: tuple[dict[str, Any], ...] = ()
 
     def __deepcopy__(self, memo: dict[int, Any]) -> CaseFile:
-        """The repository copies cached case files on every read. The state and the
-        parties are never changed in place, so a copy shares them: only the pending
-        events are new."""
+        """The repository copies cached case files on every read. The state, the parties
+        and the forwardings are never changed in place, so a copy shares them: only the
+        pending events are new."""
         clone = copy.copy(self)
         clone._pending_events = list(self._pending_events)
         clone._canonical = dict(self._canonical)
@@ -167,10 +184,17 @@ class CaseFile(Aggregate):
         # Already encoded by sealing (sent) or verification (received): no new work.
         self._canonical[str(envelope.id)] = envelope.canonical_bytes()
 
+    def record_forwarding(self, forwarding: Forwarding) -> None:
+        self.trigger_event(self.ForwardingRecorded, forwarding=forwarding.model_dump(mode="json"))
+
+    def _forwarded(self, forwarding: dict[str, Any]) -> None:
+        self.state = forwarded(self.state, str(forwarding["recipient"]))
+        self.forwardings = (*self.forwardings, forwarding)
+
     def _record(self, envelope: dict[str, Any], roles: dict[str, str]) -> None:
         proposal = _stored_proposal(envelope, {k: _roles_of(v) for k, v in roles.items()})
         deadlines = {k: _utc(v) for k, v in envelope.get("deadlines", {}).items()}
-        self.state = evolve(self.state, proposal, proposal.flags, deadlines)
+        self.state = evolve(self.state, proposal, proposal.restrictions, deadlines)
         self.parties = self.parties.union((proposal.sender, *proposal.recipients))
 
     def pending(self, event_id: str) -> dict[str, Any] | None:
@@ -179,10 +203,6 @@ class CaseFile(Aggregate):
             if isinstance(e, CaseFile.EnvelopeRecorded) and e.envelope["id"] == event_id:
                 return e.envelope
         return None
-
-    def recorded(self, event_id: str) -> dict[str, Any] | None:
-        """The stored JSON of one of the case's envelopes, by event id."""
-        return next((data for _, data in self.entries if data["id"] == event_id), None)
 
 
 @dataclass
@@ -240,8 +260,9 @@ def origin_barred_id(pseudonym: str) -> UUID:
 @dataclass
 class OriginBarred(Aggregate, created_event_name="Learned"):
     """R4 on the country of origin's side: this node refused an envelope of the case
-    because asylum is lodged, and takes nothing more of it, whatever arrives later and in
-    whatever order. Kept apart from the case file: a refused envelope changes no view."""
+    because it may not contact the country of origin, and takes nothing more of it,
+    whatever arrives later and in whatever order. Kept apart from the case file: a
+    refused envelope changes no view."""
 
     case: str
     event_id: str
@@ -253,11 +274,28 @@ class OriginBarred(Aggregate, created_event_name="Learned"):
 
 
 @dataclass(frozen=True)
+class LoggedForwarding:
+    """One forwarding this node made (R10), at its position in the log."""
+
+    position: int
+    forwarding: Forwarding
+
+
+@dataclass(frozen=True)
 class LogPage:
     """Envelopes of the log after a reader's position, and where the reader continues
     once it has handled them all."""
 
     entries: list[LoggedEnvelope]
+    end: int
+
+
+@dataclass(frozen=True)
+class OutboxPage:
+    """What this node has to publish after the relay's position: envelopes (sent and
+    received: the relay skips the latter) and forwardings, in log order."""
+
+    entries: list[LoggedEnvelope | LoggedForwarding]
     end: int
 
 
@@ -307,14 +345,25 @@ class CommittedEnvelope:
 
 
 @dataclass(frozen=True)
+class CommittedForwarding:
+    """A forwarding (R10) as one transaction just wrote it: its position and its JSON
+    form (`Forwarding.model_dump(mode="json")`, what the store holds)."""
+
+    position: int
+    data: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
 class Committed:
     """What one transaction of the store wrote: the log positions `first`..`last` (every
-    record, envelopes or not) and the envelopes among them, in log order. A listener that
-    has seen everything up to `first - 1` can follow the log from memory alone."""
+    record, envelopes or not) and the envelopes and forwardings among them, each in log
+    order. A listener that has seen everything up to `first - 1` can follow the log from
+    memory alone."""
 
     first: int
     last: int
     envelopes: tuple[CommittedEnvelope, ...]
+    forwardings: tuple[CommittedForwarding, ...] = ()
 
 
 #: Told of every transaction the store commits, on the committing thread.
@@ -386,6 +435,18 @@ class CaseStore(Application[UUID]):
     ) -> None:
         """Append a sent envelope (and the idempotent answer) in one transaction."""
         case.record(envelope, SENT, roles)
+        self.save(case, answer)
+
+    def record_forwarded(
+        self,
+        case: CaseFile,
+        forwardings: Sequence[Forwarding],
+        answer: IdempotentRequest | None = None,
+    ) -> None:
+        """Append the forwardings of a case passed on (and the idempotent answer) in one
+        transaction: the relay publishes them from here."""
+        for fw in forwardings:
+            case.record_forwarding(fw)
         self.save(case, answer)
 
     def save(self, *objs: Any, **kwargs: Any) -> list[Recording[UUID]]:
@@ -503,8 +564,17 @@ class CaseStore(Application[UUID]):
 
     def envelopes(self, pseudonym: str) -> list[tuple[str, Envelope]]:
         """The case's envelopes, oldest first, with their direction (from the store)."""
+        return [(direction, env) for direction, env, _ in self.history(pseudonym)]
+
+    def history(self, pseudonym: str) -> list[tuple[str, Envelope, RoleMap]]:
+        """The case's envelopes, oldest first, each with its direction and the roles its
+        agencies held when it was recorded (from the store)."""
         return [
-            (e.direction, Envelope.model_validate(e.envelope))
+            (
+                e.direction,
+                Envelope.model_validate(e.envelope),
+                {k: _roles_of(v) for k, v in e.roles.items()},
+            )
             for e in self.events.get(case_file_id(pseudonym))
             if isinstance(e, CaseFile.EnvelopeRecorded)
         ]
@@ -515,11 +585,12 @@ class CaseStore(Application[UUID]):
         JSON is decoded as plain JSON (what a case file's state needs is plain), the
         aggregates' version checks kept."""
         opened, recorded = _topic(CaseFile.Opened), _topic(CaseFile.EnvelopeRecorded)
+        forwarding = _topic(CaseFile.ForwardingRecorded)
         files: dict[UUID, CaseFile] = {}
         start = 1
         while True:
             notes = self.recorder.select_notifications(
-                start=start, limit=page, topics=[opened, recorded]
+                start=start, limit=page, topics=[opened, recorded, forwarding]
             )
             if not notes:
                 return files
@@ -536,7 +607,10 @@ class CaseStore(Application[UUID]):
                 if case is None or n.originator_version != case.version + 1:
                     raise IntegrityError(f"case file {oid} breaks off at {n.originator_version}")
                 state = self._plain_state(n.state)
-                case._record(state["envelope"], state["roles"])
+                if n.topic == forwarding:
+                    case._forwarded(state["forwarding"])
+                else:
+                    case._record(state["envelope"], state["roles"])
                 case.version = n.originator_version
             start = notes[-1].id + 1
 
@@ -575,16 +649,41 @@ class CaseStore(Application[UUID]):
     ) -> list[LoggedEnvelope]:
         """Recorded envelopes after position `after` (up to `upto`), in commit order."""
         out: list[LoggedEnvelope] = []
+        for entry in self._entries(after, limit, upto, forwardings=False):
+            assert isinstance(entry, LoggedEnvelope)
+            out.append(entry)
+        return out
+
+    def _entries(
+        self, after: int, limit: int, upto: int | None, *, forwardings: bool
+    ) -> list[LoggedEnvelope | LoggedForwarding]:
+        topics = [_topic(CaseFile.EnvelopeRecorded)]
+        if forwardings:
+            topics.append(_topic(CaseFile.ForwardingRecorded))
+        out: list[LoggedEnvelope | LoggedForwarding] = []
         notes = self.recorder.select_notifications(
-            start=after + 1, limit=limit, stop=upto, topics=[_topic(CaseFile.EnvelopeRecorded)]
+            start=after + 1, limit=limit, stop=upto, topics=topics
         )
         for n in notes:
             event = self.mapper.to_domain_event(n)
+            if isinstance(event, CaseFile.ForwardingRecorded):
+                out.append(LoggedForwarding(n.id, Forwarding.model_validate(event.forwarding)))
+                continue
             assert isinstance(event, CaseFile.EnvelopeRecorded)
             out.append(
                 LoggedEnvelope(n.id, event.direction, Envelope.model_validate(event.envelope))
             )
         return out
+
+    def outbox_page(self, after: int, limit: int) -> OutboxPage | None:
+        """The next envelopes and forwardings for the relay at `after`; None when nothing
+        was recorded since."""
+        upto = self.max_position()
+        if upto <= after:
+            return None
+        entries = self._entries(after, limit, upto, forwardings=True)
+        end = entries[-1].position if len(entries) == limit else upto
+        return OutboxPage(entries, end)
 
     def log_page(self, after: int, limit: int) -> LogPage | None:
         """The next envelopes for a reader of the log at `after`; None when nothing was
@@ -663,7 +762,12 @@ def _committed(recordings: Sequence[Recording[UUID]], canonical: Mapping[str, by
         for r in recordings
         if isinstance(e := r.domain_event, CaseFile.EnvelopeRecorded)
     )
-    return Committed(min(ids), max(ids), envelopes)
+    forwardings = tuple(
+        CommittedForwarding(r.notification.id, f.forwarding)
+        for r in recordings
+        if isinstance(f := r.domain_event, CaseFile.ForwardingRecorded)
+    )
+    return Committed(min(ids), max(ids), envelopes, forwardings)
 
 
 __all__: Sequence[str] = [
@@ -674,10 +778,13 @@ __all__: Sequence[str] = [
     "CommitListener",
     "Committed",
     "CommittedEnvelope",
+    "CommittedForwarding",
     "Cursor",
     "DeadLetter",
     "IdempotentRequest",
     "LogPage",
     "LoggedEnvelope",
+    "LoggedForwarding",
     "OriginBarred",
+    "OutboxPage",
 ]

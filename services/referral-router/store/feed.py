@@ -11,7 +11,8 @@ process on the same store) leaves a gap.
 An entry is kept as its readers need it, encoded once when it is committed: the log
 API's item as JSON, and for an envelope this node sent, the record the relay publishes
 (`Encoded`). Bytes, not nested dictionaries: thousands of entries held cost the garbage
-collector almost nothing to walk.
+collector almost nothing to walk. A forwarding this node made (R10) is an entry too, for
+the relay only: the log API lists envelopes.
 """
 
 from __future__ import annotations
@@ -25,7 +26,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from contracts.kafka_binding import Encoded
-from referral_router.store.case_store import SENT, CaseStore, Committed, CommittedEnvelope
+from contracts.sealing import Forwarding
+from referral_router.store.case_store import (
+    SENT,
+    CaseStore,
+    Committed,
+    CommittedEnvelope,
+)
+
+#: The direction of a forwarding's entry: neither sent nor received, but passed on.
+FORWARDED = "forwarded"
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,9 +63,12 @@ class FeedEntry:
     direction: str
     event_id: str
     #: The log API's item, JSON without its closing brace (the item's trace context,
-    #: known only later, is added when it is served).
+    #: known only later, is added when it is served); empty for a forwarding, which the
+    #: log API does not list.
     item: bytes
     outgoing: Outgoing | None = None
+    #: A forwarding this node made (R10): the relay publishes it to its one recipient.
+    forwarding: Forwarding | None = None
 
     @classmethod
     def of(cls, e: CommittedEnvelope) -> FeedEntry:
@@ -86,6 +99,10 @@ class FeedEntry:
                 tuple((r, str(w.get("kid"))) for r, w in wraps.items()),
             )
         return cls(e.position, e.direction, str(d["id"]), text[:-1].encode(), outgoing)
+
+    @classmethod
+    def forwarded(cls, position: int, fw: Forwarding) -> FeedEntry:
+        return cls(position, FORWARDED, str(fw.id), b"", forwarding=fw)
 
 
 @dataclass(eq=False)
@@ -121,6 +138,12 @@ class LogFeed:
     def _committed(self, c: Committed) -> None:
         """A store listener (runs on the committing thread)."""
         entries = [FeedEntry.of(e) for e in c.envelopes]
+        if c.forwardings:
+            entries += [
+                FeedEntry.forwarded(f.position, Forwarding.model_validate(f.data))
+                for f in c.forwardings
+            ]
+            entries.sort(key=lambda e: e.position)
         with self._lock:
             if c.last <= self._to:  # told late: the feed already starts after it
                 return
