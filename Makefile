@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench venv clean
+.PHONY: demo demo-processes test lint bench images venv clean
 
 venv: $(STAMP)
 
@@ -17,6 +17,13 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/nrm demo
 	$(BIN)/nrm demo --cross-border
+
+# The same two demos with every piece its own OS process on Apache Kafka (each country
+# its own broker): needs Java 17 and Maven for Kafka's jars (deploy/fetch-kafka.sh).
+demo-processes: $(STAMP)
+	bash deploy/fetch-kafka.sh
+	$(BIN)/nrm demo --processes
+	$(BIN)/nrm demo --cross-border --processes
 
 test: $(STAMP)
 	bash deploy/test-services.sh
@@ -31,5 +38,11 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/nrm bench --quick
 
+# The container images, built offline with podman (deploy/images.py).
+images: $(STAMP)
+	bash deploy/fetch-kafka.sh
+	bash deploy/ensure-containers.sh
+	$(BIN)/python deploy/images.py build
+
 clean:
-	rm -rf $(VENV) .nrm-data results
+	rm -rf $(VENV) .nrm-data results deploy/.images

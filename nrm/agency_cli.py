@@ -326,14 +326,18 @@ def _emit(text: str, out: Path | None, what: str) -> int:
     return 0
 
 
-def cmd_public(args: argparse.Namespace) -> int:
+def public_part(keystore: Path) -> str:
     """The keystore's public part alone (no KDF parameters, no ciphertext): what another
     service is given of this identity, e.g. the notifier's keys for nodes and registry."""
-    doc = json.loads(_read(args.keystore))
+    doc = json.loads(_read(keystore))
     public = {k: doc[k] for k in ("format", "agency_id", "public") if k in doc}
-    load_public(args.keystore)  # refuses anything that is not a keystore
-    text = json.dumps(public, indent=2) + "\n"
-    return _emit(text, args.out, f"public keys of {public['agency_id']}")
+    load_public(keystore)  # refuses anything that is not a keystore
+    return json.dumps(public, indent=2) + "\n"
+
+
+def cmd_public(args: argparse.Namespace) -> int:
+    text = public_part(args.keystore)
+    return _emit(text, args.out, f"public keys of {json.loads(text)['agency_id']}")
 
 
 def cmd_registry_serve(args: argparse.Namespace) -> int:

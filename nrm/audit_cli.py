@@ -20,6 +20,7 @@ import argparse
 import hashlib
 import json
 import os
+import ssl
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -116,6 +117,13 @@ def with_local_defaults(args: argparse.Namespace) -> argparse.Namespace:
     return args
 
 
+def _trust() -> ssl.SSLContext | bool:
+    """HTTPS trust for registry and nodes: the local CA in NRM_CA_FILE, else the system's."""
+    from nrm.serving import verify_context
+
+    return verify_context()
+
+
 def load_directory(args: argparse.Namespace) -> Directory:
     """The directory, believed only if the pinned anchor signed it."""
     anchor = _anchor(args)
@@ -123,7 +131,9 @@ def load_directory(args: argparse.Namespace) -> Directory:
         raw = _read(args.directory)
     elif args.registry:
         try:
-            r = httpx.get(args.registry.rstrip("/") + "/v1/directory", timeout=15.0)
+            r = httpx.get(
+                args.registry.rstrip("/") + "/v1/directory", timeout=15.0, verify=_trust()
+            )
             r.raise_for_status()
         except httpx.HTTPError as exc:
             raise CliError(f"registry at {args.registry}: {exc}") from None
@@ -158,7 +168,7 @@ class NodeClient:
     def __init__(self, target: NodeTarget, keys: AgencyKeys, audience: str, timeout: float):
         self.target = target
         self._keys = keys
-        self._http = httpx.Client(base_url=target.url, timeout=timeout)
+        self._http = httpx.Client(base_url=target.url, timeout=timeout, verify=_trust())
         if target.agency is None:
             target.agency = self._agency_from_readyz()
         self._audience = audience.format(agency=target.agency)
@@ -391,7 +401,7 @@ def _witness(given: str, args: argparse.Namespace) -> NoteVerifier:
     text = given
     if given.startswith(("http://", "https://")):
         try:
-            text = httpx.get(given, timeout=args.timeout).raise_for_status().text
+            text = httpx.get(given, timeout=args.timeout, verify=_trust()).raise_for_status().text
         except httpx.HTTPError as exc:
             raise CliError(f"--witness {given}: {exc}") from None
     elif not given.strip().startswith("{") and Path(given).is_file():

@@ -28,19 +28,23 @@ log = logging.getLogger("nrm.broker")
 DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
 
 
-def deploy_kafka() -> ModuleType:
-    """deploy/kafka.py, loaded by path: deploy/ holds scripts, not a package."""
-    name = "nrm_deploy_kafka"
+def deploy_module(script: str) -> ModuleType:
+    """deploy/<script>.py, loaded by path: deploy/ holds scripts, not a package."""
+    name = f"nrm_deploy_{script}"
     if name in sys.modules:
         return sys.modules[name]
-    path = DEPLOY / "kafka.py"
+    path = DEPLOY / f"{script}.py"
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None or not path.exists():
-        raise RuntimeError(f"starting a broker needs {path} (a source checkout)")
+        raise RuntimeError(f"this needs {path} (a source checkout)")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
+
+
+def deploy_kafka() -> ModuleType:
+    return deploy_module("kafka")
 
 
 @dataclass

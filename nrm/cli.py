@@ -16,8 +16,10 @@ COMMAND_MODULES: tuple[str, ...] = (
     "nrm.bench_cli",
     "nrm.notifier_cli",
     "nrm.node_cli",
+    "nrm.gateway_cli",
     "nrm.federation_cli",
     "nrm.officer_cli",
+    "nrm.topology_cli",
     "nrm.pki_cli",
 )
 

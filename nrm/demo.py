@@ -18,13 +18,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, TextIO
+from uuid import uuid4
 
 from fastapi import FastAPI, Request
 
 from contracts import webhook_signature as signature
 from contracts.events import CATALOGUE
 from contracts.policy import load_policy
-from nrm.embedded import CountryBus
+from nrm.embedded import CountryAccess, CountryBus
 
 CANARY = "CANARY-7f3a"  # seeded into personal fields; tests scan every byte for it
 
@@ -394,14 +395,17 @@ class DemoFailed(Exception):
 
 
 async def play(
-    bus: CountryBus, out: TextIO, steps: list[Step] | None = None, name: str = "demo"
+    bus: CountryAccess, out: TextIO, steps: list[Step] | None = None, name: str = "demo"
 ) -> str:
-    """Play the scenario; returns the case pseudonym. Raises DemoFailed on a surprise."""
+    """Play the scenario; returns the case pseudonym. Raises DemoFailed on a surprise.
+    Each play is a case of its own, also on a bus that played it before (its requests'
+    idempotency keys are this play's)."""
     case = ""
     say = _printer(out)
     labels: dict[str, str] = {}
+    run = uuid4().hex[:12]
     for i, step in enumerate(steps or scenario(), 1):
-        key = {"Idempotency-Key": f"{name}-{i}"}
+        key = {"Idempotency-Key": f"{name}-{run}-{i}"}
         payload = _resolved(step.payload, labels)
         async with bus.client(step.agency) as client:
             if step.event_type == "case.screened":
@@ -435,7 +439,7 @@ async def play(
     return case
 
 
-async def timeline(bus: CountryBus, case: str, out: TextIO) -> dict[str, list[dict[str, Any]]]:
+async def timeline(bus: CountryAccess, case: str, out: TextIO) -> dict[str, list[dict[str, Any]]]:
     """Per agency: each event it holds, and which fields it opened or found withheld."""
     say = _printer(out)
     say(f"\nPer-agency timeline of {case} (what each node holds and could open):")
@@ -509,7 +513,7 @@ class WebhookReceiver:
             self.deliveries.append((agency, json.loads(body), authentic, body))
 
 
-async def subscribe_systems(bus: CountryBus, receiver: WebhookReceiver, out: TextIO) -> None:
+async def subscribe_systems(bus: CountryAccess, receiver: WebhookReceiver, out: TextIO) -> None:
     url = await bus.serve(receiver.app)
     for agency in ("safe-house", "child-protection", "nrm-authority", "border-police"):
         sub = await bus.subscribe(agency, f"{url}/hook/{agency}", sorted(CATALOGUE))
@@ -518,7 +522,7 @@ async def subscribe_systems(bus: CountryBus, receiver: WebhookReceiver, out: Tex
 
 
 async def escalation(
-    bus: CountryBus,
+    bus: CountryAccess,
     case: str,
     out: TextIO,
     timeout: float = 30.0,
@@ -593,7 +597,7 @@ def _printer(out: TextIO) -> Callable[[str], None]:
     return say
 
 
-async def run_demo(bus: CountryBus, out: TextIO) -> str:
+async def run_demo(bus: CountryAccess, out: TextIO) -> str:
     """The whole demo on a started bus: subscriptions, the case, an escalation, the
     notifications that arrived, and every agency's view. Returns the case pseudonym."""
     receiver = WebhookReceiver()
@@ -608,7 +612,7 @@ async def run_demo(bus: CountryBus, out: TextIO) -> str:
     return case
 
 
-async def play_second(bus: CountryBus, out: TextIO) -> str:
+async def play_second(bus: CountryAccess, out: TextIO) -> str:
     """The second case, then the decline nobody re-routed escalating (R8)."""
     _printer(out)("\nA second case: a disputed age, a decline, a negative decision reviewed")
     case = await play(bus, out, second_scenario(), name="demo-second")

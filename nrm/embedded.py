@@ -30,7 +30,8 @@ import logging
 import os
 import secrets
 import socket
-from collections.abc import Sequence
+import ssl
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -41,7 +42,7 @@ import uvicorn
 
 from contracts import endpoints
 from contracts.agency_token import FixedParty, issue_token
-from contracts.directory import KeyUse
+from contracts.directory import KeyUse, TrustAnchor
 from contracts.directory_client import DirectoryClient
 from contracts.endpoints import router_audience
 from contracts.keystore import AgencyKeys, generate_agency_keys, open_keystore, seal_keystore
@@ -53,8 +54,10 @@ from nrm.pki import LOCAL_NAMES, OPERATOR, LocalCA, agency, service
 from nrm.serving import ServerTls, verify_context
 from referral_router.console.officers import OfficerBook
 from referral_router.console.settings import ConsoleSettings
+from referral_router.federation.trust import PeerTrust
 from referral_router.runtime.directory_memory import SerialMemory
 from referral_router.runtime.node import NodeRuntime, NodeSettings, sqlite_store_env
+from referral_router.runtime.registries import RegistryFetch
 from referral_router.transport.base import Transport
 from referral_router.transport.factory import open_transport
 from registry.api import create_app as create_registry_app
@@ -63,6 +66,7 @@ from registry.application import Registry, RegistryConfig
 log = logging.getLogger("nrm.embedded")
 
 OPERATOR_ID = "registry-operator"
+REGISTRY_SIGNING = "registry-signing"  # the keystore of the registry's directory key
 
 
 @dataclass(frozen=True)
@@ -99,6 +103,49 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+async def register_agencies(
+    registry_url: str,
+    country: str,
+    agencies: Sequence[AgencySpec],
+    keychain: Keychain,
+    operator_token: Callable[[], str],
+    verify: ssl.SSLContext | bool = True,
+) -> dict[str, AgencyKeys]:
+    """Register each agency with its keystore's public keys, as the operator; one
+    registered on an earlier run is kept as the registry has it. Returns their keys."""
+    keys: dict[str, AgencyKeys] = {}
+    async with httpx.AsyncClient(base_url=registry_url, timeout=30, verify=verify) as client:
+        for spec in agencies:
+            keys[spec.id] = own = keychain.keys(spec.id)
+            body = {
+                "id": spec.id,
+                "name": spec.name,
+                "country": country,
+                "roles": [str(r) for r in spec.roles],
+                "services": [str(s) for s in spec.services],
+                "endpoints": {
+                    "router_url": f"http://127.0.0.1/{spec.id}",
+                    "webhook_url": f"http://127.0.0.1/{spec.id}/webhook",
+                },
+                "keys": [
+                    {
+                        "key_id": p.key_id,
+                        "use": str(p.use),
+                        "alg": str(p.alg),
+                        "public_key": p.public_record().public_key,
+                    }
+                    for p in (own.current(KeyUse.SIGNING), own.current(KeyUse.ENCRYPTION))
+                ],
+            }
+            headers = {"Authorization": f"Bearer {operator_token()}"}
+            resp = await client.post("/v1/agencies", json=body, headers=headers)
+            if resp.status_code == 409 and "already" in resp.text:
+                continue  # registered on an earlier run: the registry keeps it
+            if resp.status_code != 201:
+                raise RuntimeError(f"registering {spec.id}: {resp.status_code} {resp.text}")
+    return keys
 
 
 def demo_officer(agency_id: str) -> str:
@@ -168,9 +215,206 @@ class Served:
     server: uvicorn.Server
     task: asyncio.Task[None]
 
+    async def stop(self) -> None:
+        self.server.should_exit = True
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await self.task
+
+
+async def serve_app(app: Any, port: int, tls: ServerTls | None = None) -> Served:
+    """Serve an ASGI app on 127.0.0.1:`port` in this process's loop, among others: the
+    caller, not each server, owns SIGINT and SIGTERM (`nrm.serving`); returns once it
+    listens (or raises its error, e.g. port in use)."""
+    server = serving.server(app, "127.0.0.1", port, tls)
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.01)
+    return Served(f"{serving.scheme(tls)}://127.0.0.1:{port}", server, task)
+
+
+class CountryAccess:
+    """What callers of a running country's bus use, whether its pieces run in this
+    process (`CountryBus`) or each as its own (`nrm.topology.CountryProcesses`): the
+    operator's and the agencies' tokens, clients of the nodes' APIs, subscriptions, and
+    the registry's verified directory. A subclass sets the attributes below."""
+
+    country: str
+    root: Path  # the country folder
+    agencies: Sequence[AgencySpec]
+    registry_url: str
+    urls: dict[str, str]
+    keychain: Keychain
+    agency_keys: dict[str, AgencyKeys]
+    operator_keys: AgencyKeys
+    #: How often a node asks the registry for a newer directory (a suspension, a rotated
+    #: or compromised key reaches every node within it).
+    directory_refresh: timedelta = timedelta(seconds=5)
+    #: The agencies whose nodes run (what a node is depends on the topology).
+    nodes: Mapping[str, Any]
+    #: Shifts the notifier's domain clock (deadlines), so a demo can show an escalation.
+    clock_offset: timedelta
+    #: What a client of the registry (and of HTTPS nodes) trusts: the local CA, or the
+    #: system's CAs (True).
+    verify: ssl.SSLContext | bool = True
+    #: The notifier's own keys (never an agency's): the nodes accept its scoped tokens.
+    notifier_keys: AgencyKeys
+
+    async def settle(self, timeout: float = 10.0) -> None:
+        """Until every node has published what it stored and applied its inbox."""
+        raise NotImplementedError
+
+    async def serve(self, app: Any) -> str:
+        """Serve an ASGI app beside the bus (e.g. the agencies' webhook receiver)."""
+        raise NotImplementedError
+
+    async def stop(self) -> None:
+        raise NotImplementedError
+
+    def anchor(self) -> TrustAnchor:
+        """The registry's trust anchor: the public half of its directory-signing key."""
+        signing = self.keychain.keys(REGISTRY_SIGNING).current(KeyUse.SIGNING)
+        return TrustAnchor.for_key(self.country, signing.key_id, signing.ed25519().public_key())
+
+    @property
+    def registry_audience(self) -> str:
+        return f"nrm-registry:{self.country}"
+
+    def operator_token(self) -> str:
+        pair = self.operator_keys.current(KeyUse.SIGNING)
+        return issue_token(OPERATOR_ID, pair.key_id, pair.ed25519(), self.registry_audience)
+
+    def endpoints(self) -> endpoints.Endpoints:
+        """Where this bus listens, for `nrm token`, `nrm url`, `nrm audit` and clients."""
+        notifier_url: str | None = getattr(self, "notifier_url", None)
+        notifier = (
+            endpoints.Service(url=notifier_url, audience=endpoints.notifier_audience(self.country))
+            if notifier_url is not None
+            else None
+        )
+        return endpoints.Endpoints(
+            country=self.country,
+            pid=os.getpid(),
+            registry=endpoints.Service(url=self.registry_url, audience=self.registry_audience),
+            notifier=notifier,
+            nodes={
+                spec.id: endpoints.Node(
+                    url=self.urls[spec.id],
+                    audience=router_audience(spec.id),
+                    roles=tuple(str(r) for r in spec.roles),
+                )
+                for spec in self.agencies
+                if spec.id in self.urls
+            },
+        )
+
+    def write_endpoints(self) -> Path:
+        """The trust anchor and the address book, in the country folder; the address
+        book goes when the bus stops."""
+        (self.root / endpoints.ANCHOR_FILE).write_text(
+            self.anchor().model_dump_json(indent=2) + "\n"
+        )
+        path = self.root / endpoints.FILE_NAME
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(self.endpoints().dumps())
+        os.replace(tmp, path)
+        self._endpoints_file = path
+        return path
+
+    def forget_endpoints(self) -> None:
+        """The address book goes with the bus (the anchor stays: it is public)."""
+        endpoints_file: Path | None = getattr(self, "_endpoints_file", None)
+        if endpoints_file is not None:
+            endpoints_file.unlink(missing_ok=True)
+
+    async def _register_agencies(self) -> None:
+        """This country's agencies registered by the operator (kept from an earlier run)."""
+        self.agency_keys.update(
+            await register_agencies(
+                self.registry_url,
+                self.country,
+                self.agencies,
+                self.keychain,
+                self.operator_token,
+                self.verify,
+            )
+        )
+
+    @property
+    def notifier_party(self) -> FixedParty:
+        """The notifier as the registry and the nodes know it: its id and public keys."""
+        keys = self.notifier_keys
+        return FixedParty(keys.agency_id, tuple(p.public_record() for p in keys.pairs))
+
+    def keystore(self, agency_id: str) -> tuple[Path, str]:
+        """An agency's keystore file and its passphrase (the oversight tools open it)."""
+        return self.keychain.path(agency_id), self.keychain.passphrase
+
+    async def subscribe(
+        self, agency_id: str, webhook_url: str, event_types: Sequence[str]
+    ) -> dict[str, Any]:
+        """Register a webhook subscription in the registry (as the operator); returns it
+        with its secret, which the registry shows this once."""
+        async with httpx.AsyncClient(
+            base_url=self.registry_url, timeout=30, verify=self.verify
+        ) as client:
+            resp = await client.post(
+                f"/v1/agencies/{agency_id}/subscriptions",
+                json={"webhook_url": webhook_url, "event_types": list(event_types)},
+                headers={"Authorization": f"Bearer {self.operator_token()}"},
+            )
+        if resp.status_code != 201:
+            raise RuntimeError(f"subscribing {agency_id}: {resp.status_code} {resp.text}")
+        result: dict[str, Any] = resp.json()
+        return result
+
+    def directory_client(self, memory: SerialMemory | None = None) -> DirectoryClient:
+        """A client of the registry's directory; with `memory`, a node's, which never
+        takes a directory older than the last one it accepted, restarts included."""
+        url = f"{self.registry_url}/v1/directory"
+
+        def fetch() -> bytes:
+            resp = httpx.get(url, timeout=10, verify=self.verify)
+            resp.raise_for_status()
+            return resp.content
+
+        return DirectoryClient(
+            fetch,
+            self.anchor(),
+            refresh_every=self.directory_refresh,
+            last_seen=memory.load() if memory else None,
+            remember=memory.remember if memory else None,
+        )
+
+    def token(self, agency_id: str, node: str | None = None) -> str:
+        """A short-lived token for `agency_id` calling `node`'s router (its own by
+        default; an oversight body calls other nodes' audit APIs)."""
+        pair = self.agency_keys[agency_id].current(KeyUse.SIGNING)
+        return issue_token(
+            agency_id,
+            pair.key_id,
+            pair.ed25519(),
+            router_audience(node or agency_id),
+            now=datetime.now(UTC),
+        )
+
+    def client(self, agency_id: str) -> httpx.AsyncClient:
+        """An HTTP client of `agency_id`'s router that signs a fresh token per request."""
+
+        async def auth(request: httpx.Request) -> None:
+            request.headers["Authorization"] = f"Bearer {self.token(agency_id)}"
+
+        return httpx.AsyncClient(
+            base_url=self.urls[agency_id],
+            timeout=30,
+            verify=self.verify,
+            event_hooks={"request": [auth]},
+        )
+
 
 @dataclass
-class CountryBus:
+class CountryBus(CountryAccess):
     """One country's registry, nodes and transport, running in this process."""
 
     country: str
@@ -182,6 +426,8 @@ class CountryBus:
     #: How often each node asks the registry for a newer directory (a suspension, a
     #: rotated or compromised key reaches every node within it).
     directory_refresh: timedelta = timedelta(seconds=5)
+    #: Nodes take forwardings from peer countries this registry federates with.
+    federated: bool = False
     kafka: SecuredKafka | None = None
     #: Serve the registry over HTTPS with a certificate of this CA (other processes,
     #: `nrm node serve` above all, reach it); the in-process parts stay on HTTP.
@@ -190,6 +436,7 @@ class CountryBus:
     urls: dict[str, str] = field(default_factory=dict)
     _served: list[Served] = field(default_factory=list)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    _closers: list[Callable[[], None]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         #: Shifts the notifier's clock (deadlines), so a demo can show an escalation.
@@ -278,32 +525,8 @@ class CountryBus:
         self.notifier_url = (await self._serve(self.notifier.app)).url
         self._tasks.append(asyncio.create_task(self.notifier.run(), name="notifier"))
 
-    async def subscribe(
-        self, agency_id: str, webhook_url: str, event_types: Sequence[str]
-    ) -> dict[str, Any]:
-        """Register a webhook subscription in the registry (as the operator); returns it
-        with its secret, which the registry shows this once."""
-        async with httpx.AsyncClient(
-            base_url=self.registry_url, timeout=30, verify=self.verify
-        ) as client:
-            resp = await client.post(
-                f"/v1/agencies/{agency_id}/subscriptions",
-                json={"webhook_url": webhook_url, "event_types": list(event_types)},
-                headers={"Authorization": f"Bearer {self.operator_token()}"},
-            )
-        if resp.status_code != 201:
-            raise RuntimeError(f"subscribing {agency_id}: {resp.status_code} {resp.text}")
-        result: dict[str, Any] = resp.json()
-        return result
-
-    @property
-    def notifier_party(self) -> FixedParty:
-        """The notifier as the registry and the nodes know it: its id and public keys."""
-        keys = self.notifier_keys
-        return FixedParty(keys.agency_id, tuple(p.public_record() for p in keys.pairs))
-
     async def _start_registry(self) -> None:
-        reg_keys = self.keychain.keys("registry-signing")
+        reg_keys = self.keychain.keys(REGISTRY_SIGNING)
         op_keys = self.keychain.keys(OPERATOR_ID)
         self.operator_keys = op_keys
         self.notifier_keys = self.keychain.keys(f"notifier-{self.country.lower()}")
@@ -323,64 +546,6 @@ class CountryBus:
             tls = ServerTls(self.https.ensure(service("registry"), names=LOCAL_NAMES))
         served = await self._serve(create_registry_app(self.registry), tls)
         self.registry_url = served.url
-
-    def operator_token(self) -> str:
-        pair = self.operator_keys.current(KeyUse.SIGNING)
-        return issue_token(
-            OPERATOR_ID, pair.key_id, pair.ed25519(), self.registry_config.token_audience
-        )
-
-    async def _register_agencies(self) -> None:
-        async with httpx.AsyncClient(
-            base_url=self.registry_url, timeout=30, verify=self.verify
-        ) as client:
-            for spec in self.agencies:
-                keys = self.keychain.keys(spec.id)
-                self.agency_keys[spec.id] = keys
-                body = {
-                    "id": spec.id,
-                    "name": spec.name,
-                    "country": self.country,
-                    "roles": [str(r) for r in spec.roles],
-                    "services": [str(s) for s in spec.services],
-                    "endpoints": {
-                        "router_url": f"http://127.0.0.1/{spec.id}",
-                        "webhook_url": f"http://127.0.0.1/{spec.id}/webhook",
-                    },
-                    "keys": [
-                        {
-                            "key_id": p.key_id,
-                            "use": str(p.use),
-                            "alg": str(p.alg),
-                            "public_key": p.public_record().public_key,
-                        }
-                        for p in (keys.current(KeyUse.SIGNING), keys.current(KeyUse.ENCRYPTION))
-                    ],
-                }
-                headers = {"Authorization": f"Bearer {self.operator_token()}"}
-                resp = await client.post("/v1/agencies", json=body, headers=headers)
-                if resp.status_code == 409 and "already" in resp.text:
-                    continue  # registered on an earlier run: the registry keeps it
-                if resp.status_code != 201:
-                    raise RuntimeError(f"registering {spec.id}: {resp.status_code} {resp.text}")
-
-    def directory_client(self, memory: SerialMemory | None = None) -> DirectoryClient:
-        """A client of the registry's directory; with `memory`, a node's, which never
-        takes a directory older than the last one it accepted, restarts included."""
-        url = f"{self.registry_url}/v1/directory"
-
-        def fetch() -> bytes:
-            resp = httpx.get(url, timeout=10, verify=self.verify)
-            resp.raise_for_status()
-            return resp.content
-
-        return DirectoryClient(
-            fetch,
-            self.registry_config.anchor(),
-            refresh_every=self.directory_refresh,
-            last_seen=memory.load() if memory else None,
-            remember=memory.remember if memory else None,
-        )
 
     async def _start_node(self, spec: AgencySpec) -> None:
         folder = self.root / "nodes" / spec.id
@@ -402,8 +567,15 @@ class CountryBus:
         )
         client = self.directory_client(SerialMemory(folder / "directory-serial.json"))
         await asyncio.to_thread(client.refresh)
+        peers = None
+        if self.federated:  # each node its own beliefs, as when it runs as its own process
+            fetch = RegistryFetch(verify=self.verify)
+            self._closers.append(fetch.close)
+            anchor = self.registry_config.anchor()
+            peers = PeerTrust(self.country, anchor, self.registry_url, fetch)
+        keys = self.agency_keys[spec.id]
         transport = self._node_transport(spec.id)
-        runtime = NodeRuntime(settings, self.agency_keys[spec.id], client, transport)
+        runtime = NodeRuntime(settings, keys, client, transport, peers)
         await runtime.start()
         self.nodes[spec.id] = runtime
         if runtime.console is not None:
@@ -443,80 +615,11 @@ class CountryBus:
     async def _serve(
         self, app: Any, tls: ServerTls | None = None, port: int | None = None
     ) -> Served:
-        """A server among many in one process: the bus, not each server, owns SIGINT and
-        SIGTERM and stops them all in order (`nrm.serving`)."""
-        port = port or self._next_port()
-        server = serving.server(app, "127.0.0.1", port, tls)
-        task = asyncio.create_task(server.serve())
-        while not server.started:
-            if task.done():
-                task.result()  # raises the server's error (e.g. port in use)
-            await asyncio.sleep(0.01)
-        served = Served(f"{serving.scheme(tls)}://127.0.0.1:{port}", server, task)
+        served = await serve_app(app, port or self._next_port(), tls)
         self._served.append(served)
         return served
 
     # --- use -----------------------------------------------------------------------
-
-    def endpoints(self) -> endpoints.Endpoints:
-        """Where this bus listens, for `nrm token`, `nrm url`, `nrm audit` and clients."""
-        notifier = (
-            endpoints.Service(url=self.notifier_url, audience=self.notifier_audience)
-            if self.notifier is not None
-            else None
-        )
-        return endpoints.Endpoints(
-            country=self.country,
-            pid=os.getpid(),
-            registry=endpoints.Service(
-                url=self.registry_url, audience=self.registry_config.token_audience
-            ),
-            notifier=notifier,
-            nodes={
-                spec.id: endpoints.Node(
-                    url=self.urls[spec.id],
-                    audience=router_audience(spec.id),
-                    roles=tuple(str(r) for r in spec.roles),
-                )
-                for spec in self.agencies
-                if spec.id in self.urls
-            },
-        )
-
-    def write_endpoints(self) -> Path:
-        """The trust anchor and the address book, in the country folder; the address
-        book goes when the bus stops."""
-        (self.root / endpoints.ANCHOR_FILE).write_text(
-            self.registry_config.anchor().model_dump_json(indent=2) + "\n"
-        )
-        path = self.root / endpoints.FILE_NAME
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(self.endpoints().dumps())
-        os.replace(tmp, path)
-        self._endpoints_file = path
-        return path
-
-    def token(self, agency_id: str, node: str | None = None) -> str:
-        """A short-lived token for `agency_id` calling `node`'s router (its own by
-        default; an oversight body calls other nodes' audit APIs)."""
-        pair = self.agency_keys[agency_id].current(KeyUse.SIGNING)
-        return issue_token(
-            agency_id,
-            pair.key_id,
-            pair.ed25519(),
-            router_audience(node or agency_id),
-            now=datetime.now(UTC),
-        )
-
-    def client(self, agency_id: str) -> httpx.AsyncClient:
-        """An HTTP client of `agency_id`'s router that signs a fresh token per request."""
-
-        async def auth(request: httpx.Request) -> None:
-            request.headers["Authorization"] = f"Bearer {self.token(agency_id)}"
-
-        return httpx.AsyncClient(
-            base_url=self.urls[agency_id], timeout=30, event_hooks={"request": [auth]}
-        )
 
     async def settle(self, timeout: float = 10.0) -> None:
         """Wait until every node has published what it sent and drained its inbox."""
@@ -535,9 +638,7 @@ class CountryBus:
     # --- stop ----------------------------------------------------------------------
 
     async def stop(self) -> None:
-        endpoints_file: Path | None = getattr(self, "_endpoints_file", None)
-        if endpoints_file is not None:
-            endpoints_file.unlink(missing_ok=True)
+        self.forget_endpoints()
         if self.notifier is not None:
             await self.notifier.stop()
         for runtime in self.nodes.values():
@@ -551,10 +652,11 @@ class CountryBus:
         for served in self._served:  # all at once: each takes a tick of its loop to see it
             served.server.should_exit = True
         for served in reversed(self._served):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await served.task
+            await served.stop()
         for transport in self.transports.values():
             await transport.close()
         if self.transport is not None:
             await self.transport.close()
+        for close in self._closers:
+            close()
         self.registry.close()

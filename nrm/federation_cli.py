@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -66,55 +68,72 @@ def _cross_border(args: argparse.Namespace) -> int:
 OVERSIGHT = {"XA": "rapporteur", "XB": "xb-rapporteur"}
 
 
+@contextlib.contextmanager
+def _environment(**values: str | None) -> Iterator[None]:
+    """`values` set in this process's environment for the block (None: unset), then the
+    environment as it was (tests run more buses after this)."""
+    before = {name: os.environ.get(name) for name in values}
+    try:
+        for name, value in values.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 async def audit_both_sides(pair: Any, data: Path, out: TextIO) -> None:
     """Each country's oversight body verifies its own nodes' logs with `nrm audit verify`;
     then every crossing is shown in both countries' logs: the same leaf, proven included
     under a checkpoint that the holding node signed."""
     from nrm.cli import main as nrm
     from nrm.demo import DemoFailed
+    from nrm.federation_demo import crossings
 
     print("\nAudit, by each country's oversight body:", file=out)
     for country, bus in pair.buses.items():
         anchor = data / f"{country}-anchor.json"
-        anchor.write_text(bus.registry_config.anchor().model_dump_json())
+        anchor.write_text(bus.anchor().model_dump_json())
+        keystore, passphrase = bus.keystore(OVERSIGHT[country])
         args = ["audit", "verify", "--anchor", str(anchor), "--registry", bus.registry_url,
-                "--keystore", str(bus.keychain.folder / f"{OVERSIGHT[country]}.keystore"),
+                "--keystore", str(keystore),
                 "--audience", "nrm-router:{agency}", "--state", str(data / f"{country}-state.json"),
                 "--fresh", "--quiet", "--grace", "30"]  # fmt: skip
         for agency, url in bus.urls.items():
             args += ["--node", f"{agency}={url}"]
-        before = os.environ.get("NRM_KEYSTORE_PASSPHRASE")
-        os.environ["NRM_KEYSTORE_PASSPHRASE"] = bus.keychain.passphrase
-        try:
+        trust = getattr(bus, "trust_file", None)  # HTTPS nodes: the country's CA
+        with _environment(NRM_KEYSTORE_PASSPHRASE=passphrase, NRM_CA_FILE=trust):
             code = await asyncio.to_thread(nrm, args)
-        finally:  # the caller's environment as it was (tests run more buses after this)
-            if before is None:
-                os.environ.pop("NRM_KEYSTORE_PASSPHRASE", None)
-            else:
-                os.environ["NRM_KEYSTORE_PASSPHRASE"] = before
         verdict = "every log verified" if code == 0 else f"FAILED (exit {code})"
         print(f"  {country}: nrm audit verify over {len(bus.urls)} nodes: {verdict}", file=out)
         if code != 0:
             raise DemoFailed(f"{country}'s audit did not verify")
-    crossings = [c for c in pair.gateways["XA"].ledger.list(limit=1000) if c.outcome == "crossed"]
+    crossed = [c for c in await crossings(pair, "XA") if c["outcome"] == "crossed"]
     directories = {
         country: await asyncio.to_thread(bus.directory_client().refresh)
         for country, bus in pair.buses.items()
     }
-    for crossing in crossings:
+    for crossing in crossed:
         held = []
         for country, bus in pair.buses.items():
             for agency, url in bus.urls.items():
                 leaf = await _proven_leaf(bus, OVERSIGHT[country], agency, url,
-                                          crossing.event_id, directories[country])  # fmt: skip
+                                          crossing["event_id"], directories[country])  # fmt: skip
                 if leaf is not None:
                     held.append((country, agency, leaf))
         countries = {c for c, _, _ in held}
         if countries != {"XA", "XB"} or len({h for _, _, h in held}) != 1:
-            raise DemoFailed(f"crossing {crossing.event_id} is not the same leaf in both logs")
+            raise DemoFailed(f"crossing {crossing['event_id']} is not the same leaf in both logs")
         where = ", ".join(f"{c}/{a}" for c, a, _ in held)
         print(
-            f"  {crossing.event_type:<26} one leaf {held[0][2][:16]}... proven in {where}", file=out
+            f"  {crossing['event_type']:<26} one leaf {held[0][2][:16]}... proven in {where}",
+            file=out,
         )
 
 
@@ -129,7 +148,7 @@ async def _proven_leaf(
     def auth() -> dict[str, str]:
         return {"Authorization": f"Bearer {bus.token(oversight, agency)}"}
 
-    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+    async with httpx.AsyncClient(base_url=url, timeout=30, verify=bus.verify) as client:
         size = (await client.post("/v1/audit/checkpoints", headers=auth())).json()["size"]
         note = (await client.get("/v1/audit/checkpoint", headers=auth())).text
         resp = await client.get(
@@ -146,7 +165,9 @@ async def _proven_leaf(
     return str(proof["leaf_hash"])
 
 
-async def run_demo(data: Path, kafka: SecuredKafka | None, out: TextIO) -> int:
+async def run_demo(data: Path, kafka: SecuredKafka | None, out: TextIO, pair: Any = None) -> int:
+    """The cross-border story on two federated buses: embedded ones on `kafka` (None:
+    SQLite), or `pair` (e.g. `nrm.topology.FederatedProcesses`, not yet started)."""
     from nrm.demo import DemoFailed
     from nrm.federation_demo import (
         DESTINATION,
@@ -158,7 +179,7 @@ async def run_demo(data: Path, kafka: SecuredKafka | None, out: TextIO) -> int:
         play,
     )
 
-    pair = FederatedBuses(data, kafka)
+    pair = pair or FederatedBuses(data, kafka)
     print("Starting two federated buses: XA (destination) and XB (origin) ...", file=out)
     await pair.start()
     try:

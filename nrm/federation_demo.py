@@ -92,7 +92,7 @@ class FederatedBuses:
         specs = {DESTINATION: self.xa_agencies, ORIGIN: self.xb_agencies}
         ports: dict[str, int] = {}
         for country, agencies in specs.items():
-            bus = CountryBus(country, self.data_dir, agencies, kafka=self.kafka)
+            bus = CountryBus(country, self.data_dir, agencies, kafka=self.kafka, federated=True)
             await bus.start()
             self.buses[country] = bus
             ca = pki.LocalCA.open_or_init(bus.root / "pki", country)
@@ -107,9 +107,8 @@ class FederatedBuses:
                 self.peer_of(country),
                 bus.root / "gateway",
                 bus.registry_url,
-                bus.registry_config.anchor(),
+                bus.anchor(),
                 bus.nodes[GATEWAY[country]],
-                bus.nodes,
                 self.gateway_tls[country],
             )
             pinned = await asyncio.to_thread(gw.pinned_peer_certificate)
@@ -127,7 +126,7 @@ class FederatedBuses:
         """`country`'s operator imports the peer's anchor and publishes its counterparts."""
         peer = self.buses[self.peer_of(country)]
         body = {
-            "anchor": peer.registry_config.anchor().model_dump(mode="json"),
+            "anchor": peer.anchor().model_dump(mode="json"),
             "registry_url": peer.registry_url,
             "gateway_url": self.gateway_urls[peer.country],
             "peer_gateway": GATEWAY[peer.country],
@@ -155,7 +154,9 @@ class FederatedBuses:
     ) -> httpx.Response:
         bus = self.buses[country]
         headers = {"Authorization": f"Bearer {bus.operator_token()}"}
-        async with httpx.AsyncClient(base_url=bus.registry_url, timeout=30) as client:
+        async with httpx.AsyncClient(
+            base_url=bus.registry_url, timeout=30, verify=bus.verify
+        ) as client:
             resp = await client.request(method, path, json=body, params=params, headers=headers)
         if resp.status_code >= 400:
             raise DemoFailed(f"{country} registry {method} {path}: {resp.status_code} {resp.text}")
@@ -169,12 +170,16 @@ class FederatedBuses:
         while loop.time() < deadline:
             for bus in self.buses.values():
                 await bus.settle(timeout=max(1.0, deadline - loop.time()))
-            pending = sum(g.pending() for g in self.gateways.values())
+            pending = await self.gateways_pending()
             quiet = quiet + 1 if pending == 0 else 0
             if quiet >= 2:
                 return
             await asyncio.sleep(0.2)
         raise TimeoutError("the federated buses did not settle")
+
+    async def gateways_pending(self) -> int:
+        """Return events the gateways received and have not carried across yet."""
+        return sum(g.pending() for g in self.gateways.values())
 
     async def stop(self) -> None:
         for gw in self.gateways.values():
@@ -400,7 +405,10 @@ async def play(
 async def crossings(pair: FederatedBuses, country: str) -> list[dict[str, Any]]:
     """The gateway's crossings, asked as the gateway agency itself (its local door)."""
     token = pair.buses[country].token(GATEWAY[country])
-    async with httpx.AsyncClient(base_url=pair.admin_urls[country], timeout=30) as client:
+    bus = pair.buses[country]
+    async with httpx.AsyncClient(
+        base_url=pair.admin_urls[country], timeout=30, verify=bus.verify
+    ) as client:
         resp = await client.get(
             "/v1/federation/crossings", headers={"Authorization": f"Bearer {token}"}
         )

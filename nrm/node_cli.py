@@ -31,6 +31,18 @@ needs no files but its secrets:
                                 ``POSTGRES_PASSWORD`` (or ``POSTGRES_PASSWORD_FILE``) and
                                 optional ``POSTGRES_SCHEMA`` apply
 ``NRM_CASE_KEYS``               case key store (SQLite, default ``<NRM_DATA_DIR>/case-keys.db``)
+``NRM_AUDIT_LOG``               the node's verifiable log (Merkle tree, checkpoints; SQLite,
+                                default ``<NRM_DATA_DIR>/audit.db``); ``off``: none
+``NRM_CHECKPOINT_INTERVAL``     seconds between signed checkpoints (default 60)
+``NRM_LOG_ORIGIN``              origin domain of the log's checkpoints (default
+                                ``nrm.example``; origin ``<domain>/<country>/<agency>``)
+``NRM_WITNESS_URL``             the witness that cosigns checkpoints (default
+                                ``NRM_REGISTRY_URL``: the registry); ``off``: none
+``NRM_WITNESS_AUDIENCE``        its token audience (default ``nrm-registry:<country>``)
+``NRM_FEDERATION``              ``on`` (default): take forwardings from peer countries this
+                                country's registry federates with off the inbox; ``off``
+``NRM_FORWARDINGS``             forwardings received across a border (SQLite, default
+                                ``<NRM_DATA_DIR>/forwardings.db``)
 ``NRM_HOST`` / ``NRM_PORT``     where the HTTP API listens (default 127.0.0.1:8500)
 ``NRM_TLS_CERT_FILE``           serve HTTPS with this certificate chain, PEM (the
                                 agency's ``nrm pki`` file holds chain and key); unset: HTTP
@@ -54,7 +66,8 @@ needs no files but its secrets:
                                 ``<NRM_DATA_DIR>/directory-serial.json``
 ``NRM_KAFKA_SESSION_TIMEOUT_MS`` consumer group session timeout (default 10000); with
 ``NRM_KAFKA_HEARTBEAT_MS``      the heartbeat interval (default 3000): faster failover
-``NRM_OTEL_EXPORTER``           ``none`` | ``console`` | ``otlp`` (referral_router.telemetry)
+``NRM_OTEL_EXPORTER``           ``none`` | ``console`` | ``otlp`` (referral_router.telemetry;
+                                ``NRM_OTEL_SERVICE_NAME`` and the OTLP ``OTEL_*`` apply)
 ``NRM_CONSOLE``                 ``on`` (default) serves the web console under /console;
                                 ``off`` does not
 ``NRM_CONSOLE_DB``              officers, sessions, verdicts (default
@@ -72,7 +85,8 @@ needs no files but its secrets:
 Several processes with the same agency id and the same PostgreSQL store are replicas:
 they share the agency's consumer group (Kafka splits the inbox partitions between them)
 and each receipt is tracked in the shared store, so nothing is applied twice.
-The health routes are ``/healthz`` (process up) and ``/readyz`` (store and directory).
+The health routes are ``/healthz`` (process up) and ``/readyz`` (store and directory,
+with the relay and inbox lags).
 SIGTERM and SIGINT stop the node cleanly: HTTP first, then its loops, the consumer
 group and the store (checkpointed and closed).
 """
@@ -86,9 +100,11 @@ import logging
 import os
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from contracts.endpoints import router_audience
 from nrm import logs, serving
@@ -127,6 +143,13 @@ class NodeConfig:
     console_secure_cookies: bool = False
     directory_refresh: float = 300.0
     directory_max_age: float = 3600.0
+    audit_log: Path | None = None
+    checkpoint_interval: float = 60.0
+    log_origin: str = "nrm.example"
+    witness_url: str | None = None
+    witness_audience: str | None = None
+    federation: bool = True
+    forwardings: Path | None = None
     tls: ServerTls | None = None
     max_body: int = DEFAULT_MAX_BODY
     ca_file: Path | None = None
@@ -177,6 +200,7 @@ def config_from_env(env: dict[str, str] | None = None) -> NodeConfig:
     env = dict(os.environ if env is None else env)
     agency = _need(env, "NRM_AGENCY_ID")
     data_dir = Path(env.get("NRM_DATA_DIR") or ".nrm-node")
+    registry_url = _need(env, "NRM_REGISTRY_URL").rstrip("/")
     kafka: dict[str, object] = {}
     if env.get("NRM_KAFKA_SESSION_TIMEOUT_MS"):
         kafka["session_timeout_ms"] = int(_number(env, "NRM_KAFKA_SESSION_TIMEOUT_MS", 10_000))
@@ -189,7 +213,7 @@ def config_from_env(env: dict[str, str] | None = None) -> NodeConfig:
         agency_id=agency,
         country=_need(env, "NRM_COUNTRY"),
         transport_url=transport_url,
-        registry_url=_need(env, "NRM_REGISTRY_URL").rstrip("/"),
+        registry_url=registry_url,
         anchor_file=Path(_need(env, "NRM_TRUST_ANCHOR")),
         keystore=Path(_need(env, "NRM_KEYSTORE")),
         passphrase_env=env.get("NRM_KEYSTORE_PASSPHRASE_ENV") or "NRM_KEYSTORE_PASSPHRASE",
@@ -214,11 +238,29 @@ def config_from_env(env: dict[str, str] | None = None) -> NodeConfig:
         or bool(env.get("NRM_TLS_CERT_FILE")),  # served over HTTPS: Secure cookies
         directory_refresh=_number(env, "NRM_DIRECTORY_REFRESH", 300.0),
         directory_max_age=_number(env, "NRM_DIRECTORY_MAX_AGE", 3600.0),
+        audit_log=_optional_path(env, "NRM_AUDIT_LOG", data_dir / "audit.db"),
+        checkpoint_interval=_number(env, "NRM_CHECKPOINT_INTERVAL", 60.0),
+        log_origin=env.get("NRM_LOG_ORIGIN") or "nrm.example",
+        witness_url=_switch(env, "NRM_WITNESS_URL", registry_url),
+        witness_audience=env.get("NRM_WITNESS_AUDIENCE") or None,
+        federation=_switch(env, "NRM_FEDERATION", "on") == "on",
+        forwardings=Path(env.get("NRM_FORWARDINGS") or data_dir / "forwardings.db"),
         tls=ServerTls.from_env(env),
         max_body=int(_number(env, "NRM_MAX_BODY_BYTES", DEFAULT_MAX_BODY)),
         ca_file=Path(env[CA_FILE_ENV]) if env.get(CA_FILE_ENV) else None,
         notifier_keys=Path(env["NRM_NOTIFIER_KEYS"]) if env.get("NRM_NOTIFIER_KEYS") else None,
     )
+
+
+def _switch(env: dict[str, str], name: str, default: str) -> str | None:
+    """A setting that is on by default and ``off`` turns off (None)."""
+    value = (env.get(name) or "").strip() or default
+    return None if value.lower() == "off" else value
+
+
+def _optional_path(env: dict[str, str], name: str, default: Path) -> Path | None:
+    value = _switch(env, name, str(default))
+    return Path(value) if value else None
 
 
 def _peers(text: str) -> dict[str, str] | None:
@@ -263,8 +305,27 @@ def master_key(path: Path) -> bytes:
     return key
 
 
-async def serve(cfg: NodeConfig, stop: asyncio.Event | None = None) -> None:
-    """Run the node until SIGINT/SIGTERM (or `stop`): HTTP API, relay and inbox loop."""
+@dataclass
+class OpenNode:
+    """A started node of this process: its runtime, and what closes with it."""
+
+    cfg: NodeConfig
+    runtime: Any  # referral_router.runtime.node.NodeRuntime
+    anchor: Any  # contracts.directory.TrustAnchor
+    closers: list[Callable[[], Any]]
+
+    async def close(self) -> None:
+        await self.runtime.stop()
+        for close in reversed(self.closers):
+            result = close()
+            if asyncio.iscoroutine(result):
+                await result
+
+
+async def open_node(cfg: NodeConfig) -> OpenNode:
+    """Keys, the verified directory (waiting for the registry up to the startup
+    timeout), store, audit log, witnessing, console, federation beliefs and transport: a
+    started node whose loops are not yet running."""
     import httpx
 
     from contracts.directory import TrustAnchor
@@ -272,8 +333,10 @@ async def serve(cfg: NodeConfig, stop: asyncio.Event | None = None) -> None:
     from nrm.agency_cli import load_keys, load_party
     from referral_router import telemetry
     from referral_router.console.settings import ConsoleSettings
+    from referral_router.federation.trust import PeerTrust
     from referral_router.runtime.directory_memory import SerialMemory
     from referral_router.runtime.node import NodeRuntime, NodeSettings
+    from referral_router.runtime.registries import RegistryFetch
     from referral_router.transport.base import TransportError
     from referral_router.transport.factory import open_transport
     from referral_router.transport.kafka import KafkaTransport
@@ -321,7 +384,14 @@ async def serve(cfg: NodeConfig, stop: asyncio.Event | None = None) -> None:
         case_keys_path=cfg.case_keys,
         master_key=master_key(cfg.master_key_file),
         audience=cfg.audience,
+        audit_path=cfg.audit_log,
+        checkpoint_interval=cfg.checkpoint_interval,
+        log_origin_domain=cfg.log_origin,
+        witness_url=cfg.witness_url,
+        witness_audience=cfg.witness_audience,
+        witness_verify=verify,
         poll_interval=cfg.poll_interval,
+        forwardings_path=cfg.forwardings,
         console=(
             ConsoleSettings(
                 book_path=cfg.console_db,
@@ -336,13 +406,20 @@ async def serve(cfg: NodeConfig, stop: asyncio.Event | None = None) -> None:
         public_url=cfg.public_url,
         notifier=load_party(cfg.notifier_keys) if cfg.notifier_keys else None,
     )
+    closers: list[Callable[[], Any]] = []
+    peers = None
+    if cfg.federation:
+        registries = RegistryFetch(verify=verify)
+        closers.append(registries.close)
+        peers = PeerTrust(cfg.country, anchor, cfg.registry_url, registries)
     transport = open_transport(cfg.transport_url, **cfg.kafka)
+    closers.append(transport.close)
     if isinstance(transport, KafkaTransport):
         try:  # a plaintext listener is named now, not retried forever
             await transport.check_tls()
         except TransportError as exc:
             raise CliError(str(exc)) from None
-    runtime = NodeRuntime(settings, keys, directory, transport)
+    runtime = NodeRuntime(settings, keys, directory, transport, peers)
     while True:  # the operator's provisioning may not have made our topics and ACLs yet
         try:
             await runtime.start()
@@ -352,36 +429,68 @@ async def serve(cfg: NodeConfig, stop: asyncio.Event | None = None) -> None:
                 raise CliError(f"the broker refuses this node: {exc}") from None
             log.warning("waiting for the broker to know this node: %s", exc)
             await asyncio.sleep(2.0)
-    loops = asyncio.create_task(runtime.run(), name=f"node-{cfg.agency_id}")
-    stop = stop or asyncio.Event()
-    loops.add_done_callback(lambda _: stop.set())  # the loops never end on their own
+    return OpenNode(cfg, runtime, anchor, closers)
+
+
+async def serve(cfg: NodeConfig, stop: asyncio.Event | None = None) -> None:
+    """Run the node until SIGINT/SIGTERM (or `stop`): HTTP API, relay and inbox loop."""
+    node = await open_node(cfg)
     where = f"{serving.scheme(cfg.tls)}://{cfg.host}:{cfg.port}"
     print(f"node {cfg.agency_id} ({cfg.country}) on {where}", flush=True)
-    if runtime.console is not None:
+    if node.runtime.console is not None:
         print(f"console on {where}/console/ (nrm officer add)", flush=True)
     try:
-        served = serving.server(runtime.app, cfg.host, cfg.port, cfg.tls, cfg.max_body)
-        await serving.serve_until_stopped(served, stop)
+        served = serving.server(node.runtime.app, cfg.host, cfg.port, cfg.tls, cfg.max_body)
     except RuntimeError as exc:
+        await node.close()
         raise CliError(str(exc)) from None
+    await run_until_stopped(node, [served], stop)
+
+
+async def run_until_stopped(
+    node: OpenNode,
+    servers: list[serving.QuietServer],
+    stop: asyncio.Event | None = None,
+    beside: Any = None,
+) -> None:
+    """Run `servers` and the node's loops (and `beside`, which has `start()` and
+    `stop()`, e.g. a gateway) until SIGINT/SIGTERM or `stop`; then stop the servers,
+    `beside`, the node and its transport, in that order."""
+    from referral_router import telemetry
+
+    stop = stop or asyncio.Event()
+    serving.stop_on_signals(stop)
+    loops = asyncio.create_task(node.runtime.run(), name=f"node-{node.cfg.agency_id}")
+    loops.add_done_callback(lambda _: stop.set())  # the loops never end on their own
+    https = [asyncio.create_task(s.serve(), name="http") for s in servers]
+    for http in https:
+        http.add_done_callback(lambda _: stop.set())  # a server that fails stops it all
+    if beside is not None:
+        beside.start()
+    try:
+        await stop.wait()
     finally:
-        await runtime.stop()
+        for server in servers:
+            server.should_exit = True
+        for http in https:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(http, 10)
+        if beside is not None:
+            await beside.stop()
+        await node.close()
         loops.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await loops
-        await transport.close()
         telemetry.shutdown()
-        log.info("node %s stopped", cfg.agency_id)
+        log.info("node %s stopped", node.cfg.agency_id)
+    failed = [h.exception() for h in https if h.done() and not h.cancelled() and h.exception()]
+    if failed:
+        raise CliError(f"HTTP server failed: {failed[0]}")
 
 
 def cmd_node_serve(args: argparse.Namespace) -> int:
     logs.setup_from(args)
-    env = dict(os.environ)
-    if args.port is not None:
-        env["NRM_PORT"] = str(args.port)
-    if args.host is not None:
-        env["NRM_HOST"] = args.host
-    cfg = config_from_env(env)
+    cfg = config_from_env(env_with_options(args))
     try:
         asyncio.run(serve(cfg))
     except KeyboardInterrupt:
@@ -389,19 +498,42 @@ def cmd_node_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    node = subparsers.add_parser("node", help="run one agency's router node")
-    sub = node.add_subparsers(dest="node_command", metavar="COMMAND", required=True)
+def add_serve_command(
+    subparsers: argparse._SubParsersAction,  # type: ignore[type-arg]
+    noun: str,
+    help: str,
+    description: str,
+    handler: Callable[[argparse.Namespace], int],
+) -> argparse.ArgumentParser:
+    """`nrm <noun> serve`, configured by NRM_* variables (its description lists them),
+    with --host, --port and the logging options."""
+    command = subparsers.add_parser(noun, help=f"run {help}")
+    sub = command.add_subparsers(dest=f"{noun}_command", metavar="COMMAND", required=True)
     p = sub.add_parser(
         "serve",
-        help="serve one agency's node (configured by NRM_* environment variables)",
-        description=__doc__,
+        help=f"serve {help} (configured by NRM_* environment variables)",
+        description=description,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--host", help="overrides NRM_HOST")
     p.add_argument("--port", type=int, help="overrides NRM_PORT")
     logs.add_options(p)
-    p.set_defaults(handler=cmd_node_serve)
+    p.set_defaults(handler=handler)
+    return p
+
+
+def env_with_options(args: argparse.Namespace) -> dict[str, str]:
+    """This process's environment with --host and --port applied."""
+    env = dict(os.environ)
+    if args.port is not None:
+        env["NRM_PORT"] = str(args.port)
+    if args.host is not None:
+        env["NRM_HOST"] = args.host
+    return env
+
+
+def add_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    add_serve_command(subparsers, "node", "one agency's router node", __doc__, cmd_node_serve)
 
 
 def main(argv: list[str] | None = None) -> int:

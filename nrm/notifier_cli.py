@@ -12,13 +12,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import httpx
 
+from contracts.agency_token import system_clock
 from contracts.directory import TrustAnchor
 from contracts.directory_client import DirectoryClient
+from contracts.endpoints import router_audience
 from notifier import NotifierRuntime, NotifierSettings, RetryPolicy, ServedAgency
 from nrm import logs, serving
 from nrm.agency_cli import DEFAULT_REGISTRY_URL, load_keys, load_public
@@ -27,6 +32,8 @@ from nrm.serving import add_tls_arguments
 from referral_router import telemetry
 
 DEFAULT_DB = Path(".nrm-data/notifier.sqlite")
+
+log = logging.getLogger("nrm.notifier")
 
 
 DEFAULT_IDENTITY_PASSPHRASE_ENV = "NRM_NOTIFIER_PASSPHRASE"
@@ -42,7 +49,30 @@ def _served(spec: str) -> ServedAgency:
     if not (sep and agency_id and router_url.startswith(("http://", "https://"))):
         raise CliError(f"--agency {spec!r}: expected ID@ROUTER_URL")
     # nrm node serve's default audience (NRM_AUDIENCE), not the URL it is reached by
-    return ServedAgency(agency_id, router_url, router_audience=f"nrm-router:{agency_id}")
+    return ServedAgency(agency_id, router_url, router_audience=router_audience(agency_id))
+
+
+def shifted_clock(path: Path) -> Callable[[], datetime]:
+    """Domain time moved by the seconds written in `path` (read on each change of the
+    file; missing or empty: no shift). For demos and drills that must see a deadline
+    pass without waiting for it; tokens and signatures keep the system clock."""
+    seen: list[tuple[float, float]] = [(-1.0, 0.0)]
+
+    def now() -> datetime:
+        try:
+            stamp = path.stat().st_mtime
+        except OSError:
+            return system_clock()
+        if stamp != seen[0][0]:
+            text = path.read_text().strip()
+            try:
+                seen[0] = (stamp, float(text) if text else 0.0)
+            except ValueError:
+                log.warning("%s: %r is not a number of seconds; clock not shifted", path, text)
+                seen[0] = (stamp, 0.0)
+        return system_clock() + timedelta(seconds=seen[0][1])
+
+    return now
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -72,9 +102,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         operator_id=operator.agency_id if operator else None,
         operator_keys=operator.records if operator else (),
         retry=RetryPolicy(max_attempts=args.max_attempts),
+        subscription_refresh_seconds=args.subscription_refresh,
         verify=verify,
     )
-    runtime = NotifierRuntime(settings, agencies, directory.current, identity)
+    clock = shifted_clock(args.domain_clock_file) if args.domain_clock_file else system_clock
+    runtime = NotifierRuntime(settings, agencies, directory.current, identity, clock=clock)
     telemetry.setup_from_env("nrm-notifier")  # webhook deliveries continue nodes' traces
     tls = serving.tls_from_args(args)
     server = serving.server(runtime.app, args.host, args.port, tls, args.max_body)
@@ -124,6 +156,19 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignor
     p.add_argument("--audience", help="this API's token audience (default: its URL)")
     p.add_argument("--max-attempts", type=int, default=8)
     logs.add_options(p)
+    p.add_argument(
+        "--subscription-refresh",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="how often each agency's subscriptions are read from the registry",
+    )
+    p.add_argument(
+        "--domain-clock-file",
+        type=Path,
+        help="demos and drills only: seconds to add to the domain clock (deadlines), read "
+        "from this file whenever it changes",
+    )
     p.add_argument(
         "--ca-file",
         type=Path,

@@ -123,6 +123,7 @@ async def _provision(args: argparse.Namespace) -> int:
 
     from contracts.directory import TrustAnchor
     from contracts.directory_client import DirectoryClient
+    from nrm import serving
     from nrm.broker import keep_provisioned
     from nrm.serving import verify_context
     from referral_router.transport.access import plan
@@ -162,7 +163,9 @@ async def _provision(args: argparse.Namespace) -> int:
         )
         if args.watch:
             print(f"following the directory every {args.watch:g} s; Ctrl-C stops", flush=True)
-            await keep_provisioned(operator, client.refresh, asyncio.Event(), args.watch)
+            stop = asyncio.Event()
+            serving.stop_on_signals(stop)  # SIGTERM as Ctrl-C: the operator's client closed
+            await keep_provisioned(operator, client.refresh, stop, args.watch)
     finally:
         await operator.close()
     return 0

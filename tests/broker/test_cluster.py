@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
-from nrm.broker import SecuredKafka, start_local
+from nrm.broker import SecuredKafka
 from nrm.pki import OPERATOR, agency
 from referral_router.transport.kafka_access import provision
 from referral_router.transport.topics import consumer_group, inbox_topic
+from tests.plugins.kafka_broker import secured_kafka
 
 from . import directories
 
@@ -28,15 +28,8 @@ pytestmark = pytest.mark.kafka
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecuredKafka]:
-    root: Path = tmp_path_factory.mktemp("kafka-cluster")
-    try:
-        kafka = start_local(root, brokers=3)
-    except Exception as e:
-        pytest.fail(f"the three-broker cluster did not start: {e}", pytrace=False)
-    try:
+    with secured_kafka(tmp_path_factory.mktemp("kafka-cluster"), brokers=3) as kafka:
         yield kafka
-    finally:
-        kafka.stop()
 
 
 async def test_three_voters_replicate_three_times_and_require_two_in_sync(

@@ -1,31 +1,30 @@
 """Canary: a marker seeded into every free-text field of the demo scenario (the personal
 fields, and the explanation of a consent override, whose legal basis is now a code)
 appears only in the views of entitled agencies, never in clear: not in any byte the bus
-wrote (stores, transport, key stores, registry, notifier), in any webhook notification,
-in its logs, nor in any listing an API serves of the clear parts (inbox, log, dead
-letters, audit leaves and decisions, erasures, disclosure records)."""
+wrote (stores, transport, key stores, registry, notifier, and on the process topology the
+broker's log segments and every process's log), in any webhook notification, in its logs,
+nor in any listing an API serves of the clear parts (inbox, log, dead letters, audit
+leaves and decisions, erasures, disclosure records)."""
 
 from __future__ import annotations
 
 import asyncio
 import io
 import logging
-from pathlib import Path
 
 import pytest
 
 from nrm.demo import CANARY, run_demo, timeline
-from tests.bus.running import RunningBus, running_bus
+from tests.bus.running import Running
 
 
-def test_canary_only_in_entitled_views(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_canary_only_in_entitled_views(running: Running, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
-    with running_bus(tmp_path) as bus:
-        out = io.StringIO()
-        case = bus.run(run_demo(bus.bus, out), timeout=180)  # fails on a leak in a webhook
-        views = bus.run(timeline(bus.bus, case, out), timeout=60)
-        bus.run(asyncio.sleep(0.5))
-        listings = clear_listings(bus, case)
+    out = io.StringIO()
+    case = running.run(run_demo(running.bus, out), timeout=240)  # fails on a leak in a webhook
+    views = running.run(timeline(running.bus, case, out), timeout=60)
+    running.run(asyncio.sleep(0.5))
+    listings = clear_listings(running, case)
     # Positive control: entitled agencies do open the marked fields.
     opened = {a: str(evs) for a, evs in views.items()}
     assert CANARY in opened["child-protection"]
@@ -40,17 +39,20 @@ def test_canary_only_in_entitled_views(tmp_path: Path, caplog: pytest.LogCapture
     assert f"12 Hidden Lane {CANARY}" in opened["safe-house"]
     assert views["consulate-xb"] == []  # R4: nothing after asylum, nothing before either
     assert "case.escalated" in out.getvalue() and "signed, verified" in out.getvalue()
-    # Every byte written under the data folder, and every log line: no marker in clear.
-    files = [p for p in tmp_path.rglob("*") if p.is_file()]
+    # Every byte the bus wrote (its data, and on processes the broker's segments and
+    # every process's log), and every log line here: no marker in clear.
+    files = [p for p in running.written.rglob("*") if p.is_file()]
     names = {p.name for p in files}
-    assert {"bus.db", "store.db", "notifier.db", "audit.db", "case-keys.db"} <= names
+    assert {"store.db", "notifier.db", "audit.db", "case-keys.db"} <= names
+    segments = [p for p in files if p.suffix == ".log" and p.parent.name.startswith("nrm.XA.")]
+    assert "bus.db" in names or segments  # the transport's bytes are among them
     marker = CANARY.encode()
     leaks = [str(p) for p in files if marker in p.read_bytes()]
     assert leaks == []
     assert CANARY not in caplog.text
 
 
-def clear_listings(bus: RunningBus, case: str) -> dict[str, str]:
+def clear_listings(bus: Running, case: str) -> dict[str, str]:
     """Every API listing of clear parts, on every node, as an oversight body or the
     node's own agency reads it: where -> the answer's text."""
     out: dict[str, str] = {}
@@ -63,7 +65,7 @@ def clear_listings(bus: RunningBus, case: str) -> dict[str, str]:
         "/v1/audit/erasures",
         f"/v1/cases/{case}/disclosures",
     ]
-    for agency in bus.bus.nodes:
+    for agency in bus.agencies:
         with bus.client(agency) as c:
             assert c.post("/v1/audit/checkpoints").status_code == 201  # the log caught up
             for path in paths:

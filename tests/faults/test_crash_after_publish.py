@@ -60,7 +60,9 @@ def test_kill_between_publish_and_position_record_delivers_exactly_once(
             return None  # the sender died under us: not accepted, not promised
 
     with ThreadPoolExecutor(8) as pool:  # a burst, so the fatal batch holds several
-        accepted += [e for e in pool.map(submit, range(16)) if e]
+        answers = list(pool.map(submit, range(16)))
+    accepted += [e for e in answers if e]
+    unanswered = answers.count(None)
     code = sender.wait_exit(30)
     assert code == 9, sender.tail()
     assert accepted, "no event was accepted before the crash"
@@ -72,7 +74,11 @@ def test_kill_between_publish_and_position_record_delivers_exactly_once(
     with country.client(receiver) as rc:
         wait_for(lambda: set(received_ids(rc)) >= set(accepted), 60, "every accepted event")
         got = received_ids(rc)
-    assert sorted(got) == sorted(accepted), "an event was lost or applied twice"
+    assert len(got) == len(set(got)), "an event was applied twice"
+    assert set(accepted) <= set(got), "an accepted event was lost"
+    # A request whose answer the crash swallowed may have been stored and published just
+    # before it: it may arrive (once), never promised; nothing else may.
+    assert len(set(got) - set(accepted)) <= unanswered
 
     topic = inbox_topic("XA", receiver_spec.id)
     on_topic = asyncio.run(_records_on(kafka_broker, topic))

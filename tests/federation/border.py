@@ -1,6 +1,8 @@
 """Two countries' gateways and counterpart nodes in one process, for the gateway's unit
 tests: real keys, stores and sealing; beliefs (`Trust`) held in memory instead of asked
-of registries, and the peer's gateway called directly instead of over HTTP."""
+of registries, the peer's gateway called directly instead of over HTTP, and each
+country's bus a list of published records that `Border.take` hands to the counterpart's
+reception, as its inbox loop would."""
 
 from __future__ import annotations
 
@@ -26,13 +28,14 @@ from contracts.restrictions import Restrictions, set_by
 from contracts.sealing import SigningKey
 from contracts.vocabulary import DataCategory, Role
 from referral_router.federation.gateway import Gateway
-from referral_router.federation.inbound import CrossBorder, FederatedInbox
+from referral_router.federation.inbound import CrossBorder
 from referral_router.federation.ledgers import CrossingLedger
 from referral_router.federation.trust import PeerUnreachable
 from referral_router.receiving.provenance import Domestic
 from referral_router.receiving.reception import Received, Reception
 from referral_router.sealing.forwardings import ForwardingStore
-from referral_router.transport.base import Record
+from referral_router.transport.base import Message, Position, Record, TransportError
+from referral_router.transport.topics import inbox_topic
 from tests.agencies import (
     Country,
     NodeParts,
@@ -137,7 +140,6 @@ class Counterpart:
     parts: NodeParts
     reception: Reception
     forwardings: ForwardingStore
-    inbox: FederatedInbox
 
 
 def signer(where: Country, agency: str) -> SigningKey:
@@ -165,6 +167,8 @@ class Border:
     trust: dict[str, Beliefs] = field(init=False)
     #: When set, XA's gateway gets this answer from XB's instead of XB's own.
     xb_answers: tuple[int, dict[str, Any]] | None = None
+    #: When set, a country's bus refuses what its gateway publishes (a broker outage).
+    bus_down: bool = False
 
     def __post_init__(self) -> None:
         own = {c: document(c) for c in ("XA", "XB")}
@@ -191,11 +195,13 @@ class Border:
                 self.nodes[c].seal,
                 self.trust[c],
                 self._send_to(peer),
-                {self.counterparts[c].parts.agency_id: self.counterparts[c].inbox},
+                self._deliver_in(c),
                 self.ledgers[c],
             )
             for c, peer in (("XA", "XB"), ("XB", "XA"))
         }
+        self.published: dict[str, list[Record]] = {"XA": [], "XB": []}
+        self._next = {"XA": 0, "XB": 0}
         self._offset = 0
 
     def _counterpart(self, code: str, where: Country, agency: str) -> Counterpart:
@@ -204,7 +210,39 @@ class Border:
         forwardings = ForwardingStore(parts.folder / "forwardings.db")
         crossing = CrossBorder(agency, self.trust[code], forwardings)
         reception.believe(FORWARDING_CONTENT_TYPE, crossing)
-        return Counterpart(parts, reception, forwardings, FederatedInbox(reception))
+        return Counterpart(parts, reception, forwardings)
+
+    def _deliver_in(self, code: str) -> Any:
+        def deliver(m: Message) -> Position:
+            if self.bus_down:
+                raise TransportError("no broker answers")
+            offset = self._next[code]
+            self._next[code] += 1
+            now = time.time_ns() // 1_000_000  # the transport stamps its append time
+            record = Record(m.topic, 0, offset, m.key, m.value, m.headers, now, True)
+            self.published[code].append(record)
+            return Position(m.topic, 0, offset)
+
+        return deliver
+
+    def take(self, code: str) -> list[Received]:
+        """The counterpart node of `code` applies what was published on its inbox topic
+        since the last take (its inbox loop's work); nothing else is on that bus."""
+        cp = self.counterparts[code]
+        topic = inbox_topic(code, cp.parts.agency_id)
+        records, self.published[code] = self.published[code], []
+        assert all(r.topic == topic for r in records), [r.topic for r in records]
+        return cp.reception.apply_batch(records) if records else []
+
+    def put_on_inbox(self, code: str, key: bytes, value: bytes, headers: Any) -> Received:
+        """A record put on the counterpart's inbox topic past the gateway's door (any
+        registered agency of `code` may write to it), applied by the counterpart."""
+        topic = inbox_topic(code, self.counterparts[code].parts.agency_id)
+        offset = self._next[code]
+        self._next[code] += 1
+        now = time.time_ns() // 1_000_000
+        record = Record(topic, 0, offset, key, value, tuple(headers), now, True)
+        return self.counterparts[code].reception.apply(record)
 
     def _send_to(self, peer: str) -> Any:
         def send(url: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:

@@ -1,9 +1,12 @@
 """The gateway alone, both ways: real keys, stores and sealing, beliefs held in memory
 (`tests.federation.border`). Outbound refusals are dead letters in the gateway node's
-store; inbound deliveries go through the counterpart node's reception, so a forgery, a
-border rule or a receive rule ends as a dead letter there, and a repeat as a duplicate.
-At the door, before any of that, a delivery that is stale, replayed or not stamped by
-the peer's gateway is refused and nothing is looked up or recorded."""
+store. Inbound, the door refuses a forgery or a border rule before anything reaches the
+bus (a dead letter in the receiving gateway node's store); what it takes it publishes on
+the counterpart's inbox topic, whose reception believes it by the same check (so a
+forgery put on the topic past the door is refused there too), applies its receive rules
+and knows a repeat as a duplicate. At the door, before any of that, a delivery that is
+stale, replayed or not stamped by the peer's gateway is refused and nothing is looked up
+or recorded."""
 
 from __future__ import annotations
 
@@ -26,7 +29,7 @@ from contracts.events import (
     RiskAssessed,
 )
 from contracts.federation import FRESHNESS, CounterpartGrant, stamp_delivery
-from contracts.kafka_binding import encode
+from contracts.kafka_binding import encode, encode_forwarding
 from contracts.restrictions import Restrictions
 from contracts.sealing import (
     SigningKey,
@@ -42,7 +45,6 @@ from contracts.vocabulary import DataCategory
 from referral_router.receiving.reception import Outcome
 from referral_router.sealing.node_seal import recorded_lookup
 from referral_router.store.case_store import RECEIVED
-from referral_router.transport.base import Record
 from tests.agencies import clear_envelope, clear_part, new_case, node_parts
 from tests.federation.border import GATEWAY, XA, XB, Border, document, signer
 
@@ -101,6 +103,9 @@ def test_a_return_event_crosses_into_the_counterpart_store(border: Border) -> No
     assert gateway.pending() > 0
     assert gateway.pump() == 1  # the risk assessment stays home
     assert gateway.pending() == 0
+    assert counterpart_log(border) == []  # on XB's bus, not yet taken off the inbox
+    (received,) = border.take("XB")
+    assert (received.outcome, received.source) == ("applied", f"nrm.XB.inbox.{CP}:0")
     assert counterpart_log(border) == [(RECEIVED, str(env.id))]
     # The forwarding is kept beside it: the counterpart opens the agreed categories.
     cp = border.counterparts["XB"]
@@ -242,7 +247,12 @@ def test_an_unreachable_peer_stops_the_pump_and_the_event_crosses_later(border: 
     border.trust["XA"].unreachable = False
     assert gateway.pump() == 0 and gateway.pending() > 0  # the peer answers 503: retry
     border.xb_answers = None
+    border.bus_down = True  # XB's gateway cannot publish: it answers 503, nothing kept
+    assert gateway.pump() == 0 and gateway.pending() > 0
+    assert border.ledgers["XB"].list() == [] and border.published["XB"] == []
+    border.bus_down = False
     assert gateway.pump() == 1 and gateway.pending() == 0
+    border.take("XB")
     assert counterpart_log(border) == [(RECEIVED, str(env.id))]
 
 
@@ -358,7 +368,7 @@ INBOUND_REFUSALS: list[tuple[str, Callable[[str], Any], str, str]] = [
 @pytest.mark.parametrize(
     ("make", "rule", "reason"), [pytest.param(*c[1:], id=c[0]) for c in INBOUND_REFUSALS]
 )
-def test_an_inbound_refusal_is_dead_lettered_at_the_counterpart_node(
+def test_an_inbound_refusal_is_refused_at_the_door_and_again_past_it(
     border: Border, make: Callable[[str], Any], rule: str, reason: str
 ) -> None:
     case = new_case()
@@ -366,14 +376,24 @@ def test_an_inbound_refusal_is_dead_lettered_at_the_counterpart_node(
     status, answer = border.gateways["XB"].receive(body(fw))
     assert (status, answer["error"], answer["rule"]) == (403, "border-refused", rule)
     assert f"event {fw.original.id}: " in answer["detail"] and reason in answer["detail"]
-    cp = border.counterparts["XB"]
-    ((_, letter),) = cp.parts.store.dead_letters()
-    assert letter.rule == rule and letter.reason in answer["detail"]
-    assert letter.source == "federation:XA:0"
-    assert cp.parts.store.log() == [] and cp.parts.store.case_file(case) is None
-    assert cp.forwardings.get(str(fw.original.id), CP) is None  # nothing kept beside it
+    assert border.published["XB"] == []  # nothing reached XB's bus
+    ((_, letter),) = border.nodes["XB"].store.dead_letters()  # XB's gateway node keeps it
+    assert (letter.rule, letter.event_id) == (rule, str(fw.original.id))
+    assert letter.reason in answer["detail"]
+    assert letter.source == f"border-in:XA:{CP}"
     (line,) = border.ledgers["XB"].list()
     assert (line.direction, line.outcome, line.rule) == ("in", "refused", rule)
+    # A registered XB agency may write to the counterpart's inbox topic: the same
+    # forwarding put there past the door is refused by the node, by the same rule.
+    cp = border.counterparts["XB"]
+    received = border.put_on_inbox("XB", *encode_forwarding(fw))
+    assert received.letter is not None and (received.letter.rule, received.outcome) == (
+        rule,
+        "dead-lettered",
+    )
+    assert reason in received.letter.reason
+    assert cp.parts.store.log() == [] and cp.parts.store.case_file(case) is None
+    assert cp.forwardings.get(str(fw.original.id), CP) is None  # nothing kept beside it
 
 
 def test_keys_beyond_the_peers_agreement_are_refused_on_arrival(border: Border) -> None:
@@ -397,9 +417,9 @@ def test_keys_beyond_the_peers_agreement_are_refused_on_arrival(border: Border) 
     assert border.gateways["XA"].pump() == 1
     ((_, letter),) = border.nodes["XA"].store.dead_letters()
     assert letter.rule == "R5" and "service" in letter.reason
-    ((_, there),) = border.counterparts["XB"].parts.store.dead_letters()
+    ((_, there),) = border.nodes["XB"].store.dead_letters()  # refused at XB's door
     assert (there.rule, there.event_id) == ("R5", str(env.id))
-    assert counterpart_log(border) == []
+    assert border.published["XB"] == [] and counterpart_log(border) == []
     assert border.counterparts["XB"].forwardings.get(str(env.id), CP) is None
 
 
@@ -417,10 +437,12 @@ def test_the_counterpart_node_applies_its_receive_rules_to_what_crosses(border: 
         country="XB",
     )
     status, answer = border.gateways["XA"].receive(body(fw))
-    assert (status, answer["rule"]) == (403, "ROLE")
-    assert "counterpart" in answer["detail"]
+    assert (status, answer["outcome"]) == (202, "delivered")  # signatures and border: good
+    (received,) = border.take("XA")
+    assert received.outcome == "dead-lettered"
     ((_, letter),) = border.counterparts["XA"].parts.store.dead_letters()
     assert (letter.rule, letter.sender) == ("ROLE", "xb-rapporteur")
+    assert "counterpart" in letter.reason
 
 
 def carried_once(border: Border) -> list[dict[str, Any]]:
@@ -446,23 +468,27 @@ def test_a_repeated_delivery_is_a_duplicate_and_its_grant_is_not_taken(border: B
     # The same forwarding again, freshly stamped, with a grant of another key for the pair.
     other = new_case_key(case, GATEWAY["XA"], CP)
     grant = border.nodes["XA"].seal.grant(other, XB.directory.current_encryption_key(CP))
-    again = body(parse_forwarding(b64d(first["forwarding"])), grant)
-    status, answer = xb.receive(again)
-    assert (status, answer["outcome"]) == (202, "duplicate")
+    status, answer = xb.receive(body(parse_forwarding(b64d(first["forwarding"])), grant))
+    assert (status, answer["outcome"]) == (202, "duplicate")  # the door knows it crossed
+    assert [r.outcome for r in border.take("XB")] == ["applied"]
+    # Past the door, on the inbox topic: the node knows it too, and takes no grant.
+    again = encode_forwarding(parse_forwarding(b64d(first["forwarding"])), grant)
+    repeated = border.put_on_inbox("XB", *again)
+    assert repeated.outcome == "duplicate"
     cp = border.counterparts["XB"]
     assert cp.parts.seal.case_keys.get(case, GATEWAY["XA"], CP, other.key_id) is None
     assert counterpart_log(border) == [(RECEIVED, str(env.id))]
     assert [c.outcome for c in border.ledgers["XB"].list()] == ["crossed"]
-    assert cp.parts.store.cursor("federation:XA:0").position == 2
+    assert cp.parts.store.cursor(f"nrm.XB.inbox.{CP}:0").position == 2  # both tracked
 
 
 def test_the_door_answers_no_node_malformed_and_unreachable(border: Border) -> None:
     case = new_case()
     lost = hand_made(signer(XA, "nrm-authority"), signer(XA, GATEWAY["XA"]), case, to="nobody-here")
     xb = border.gateways["XB"]
-    status, answer = xb.receive(body(lost))
-    assert (status, answer["rule"]) == (403, "R6")
-    assert "nobody-here has no node behind this gateway" in answer["detail"]
+    status, answer = xb.receive(body(lost))  # its inbox topic is never written to
+    assert (status, answer["rule"]) == (403, "FEDERATION")
+    assert "nobody-here is not a counterpart for return.planning-started" in answer["detail"]
     for malformed in ({"forwarding": "not base64url!"}, {}):
         status, answer = xb.receive(malformed)
         assert (status, answer["error"]) == (400, "malformed-forwarding")
@@ -471,19 +497,21 @@ def test_the_door_answers_no_node_malformed_and_unreachable(border: Border) -> N
     fine = hand_made(signer(XA, "nrm-authority"), signer(XA, GATEWAY["XA"]), case)
     status, answer = xb.receive(body(fine))
     assert (status, answer["error"]) == (503, "unavailable")
-    cp = border.counterparts["XB"]
-    assert cp.parts.store.dead_letters() == [] and cp.parts.store.log() == []
-    assert cp.parts.store.cursor("federation:XA:0").position == 0  # nothing decided
+    assert border.published["XB"] == [] and border.ledgers["XB"].list()[-1].event_id != str(
+        fine.original.id
+    )  # nothing decided, nothing on the bus
     border.trust["XB"].unreachable = False
-    assert xb.receive(body(fine))[1]["outcome"] == "applied"
+    assert xb.receive(body(fine))[1]["outcome"] == "delivered"
+    assert [r.outcome for r in border.take("XB")] == ["applied"]
 
 
 def test_a_delivery_replayed_after_erasure_leaves_nothing_that_opens_the_case(
     border: Border,
 ) -> None:
     """XB erases the case at the counterpart: case keys and kept forwardings go. A captured
-    delivery replayed afterwards is a duplicate (recorded before) or refused with ERASED
-    (never recorded), and in neither case is its grant or forwarding kept."""
+    delivery replayed afterwards is a duplicate at the door (it crossed before) or refused
+    with ERASED by the node (it never crossed), and in neither case is its grant or
+    forwarding kept."""
     case = new_case()
     assessed(border, case)
     env = planned(border, case)
@@ -496,6 +524,7 @@ def test_a_delivery_replayed_after_erasure_leaves_nothing_that_opens_the_case(
 
     border.gateways["XA"].send = capture
     assert border.gateways["XA"].pump() == 1
+    border.take("XB")
     completed, grant = border.authored(
         ReturnCompleted(voluntary=True, confirmed_by_officer="ca-1", travel_details="flight XB-9"),
         "return.completed",
@@ -521,10 +550,7 @@ def test_a_delivery_replayed_after_erasure_leaves_nothing_that_opens_the_case(
         "xb-authority", [CP], case, "case.erasure-ordered", clear_part(order), country="XB"
     )
     sealed = author.seal.seal(clear, order, {})
-    key, value, headers = encode(sealed)
-    now = int(datetime.now(UTC).timestamp() * 1000)
-    record = Record("nrm.XB.inbox.reintegration-office", 0, 0, key, value, headers, now, True)
-    assert cp.reception.apply(record).outcome is Outcome.APPLIED
+    assert border.put_on_inbox("XB", *encode(sealed)).outcome is Outcome.APPLIED
     author.close()
     assert case not in cp.parts.seal.case_keys.cases()
     assert cp.forwardings.get(str(env.id), CP) is None
@@ -535,7 +561,9 @@ def test_a_delivery_replayed_after_erasure_leaves_nothing_that_opens_the_case(
     status, answer = xb.receive(restamped)  # a peer gateway sending it again, freshly
     assert (status, answer["outcome"]) == (202, "duplicate")
     status, answer = xb.receive(completion_body)
-    assert (status, answer["rule"]) == (403, "ERASED")
+    assert (status, answer["outcome"]) == (202, "delivered")  # the door has no case state
+    (refused,) = border.take("XB")
+    assert refused.letter is not None and refused.letter.rule == "ERASED"
     assert case not in cp.parts.seal.case_keys.cases()
     for replayed in (planning_body, completion_body):
         fw = parse_forwarding(b64d(str(replayed["forwarding"])))

@@ -11,6 +11,7 @@ behaviour the suite exists to prove.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import sys
 from collections.abc import Iterator
@@ -40,14 +41,44 @@ def load_deploy_module(name: str) -> ModuleType:
 def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """A running `nrm.broker.SecuredKafka`: ``.bootstrap``, ``.url``, ``.operator_tls``,
     ``.tls_for(agency)``, ``.pki``, ``.restart(pause_seconds)``, ``.stop()``."""
+    with secured_kafka(tmp_path_factory.mktemp("kafka-broker")) as broker:
+        yield broker
+
+
+@pytest.fixture
+def fresh_kafka_broker(tmp_path: Path) -> Iterator[Any]:
+    """A secured broker of this test's own, under its tmp_path: topics and consumer groups
+    no other test touched (a bus of processes names its topics by country and agency
+    alone, and its log segments are files a test may scan)."""
+    with secured_kafka(tmp_path / "kafka") as broker:
+        yield broker
+
+
+@contextlib.contextmanager
+def secured_kafka(root: Path, country: str = "XA", brokers: int = 1) -> Iterator[Any]:
+    """`nrm.broker.start_local` for one test (its CA under `root/pki`), stopped after it;
+    a failure to start fails the test (never a skip)."""
     from nrm.broker import start_local
 
-    root = tmp_path_factory.mktemp("kafka-broker")
     try:
-        broker = start_local(root)
+        broker = start_local(root, country, brokers)
     except Exception as e:  # any cause must fail the test loudly
         pytest.fail(f"Kafka broker could not start: {e}", pytrace=False)
     try:
         yield broker
     finally:
         broker.stop()
+
+
+@contextlib.contextmanager
+def deploy_service(module: str, start: str, *args: object) -> Iterator[Any]:
+    """`deploy/<module>.py`'s `start(*args)` for one test, stopped after it; a failure to
+    start fails the test (never a skip)."""
+    try:
+        handle = getattr(load_deploy_module(module), start)(*args)
+    except Exception as e:
+        pytest.fail(f"{module} could not start: {e}", pytrace=False)
+    try:
+        yield handle
+    finally:
+        handle.stop()

@@ -10,19 +10,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.plugins.kafka_broker import load_deploy_module
+from tests.plugins.kafka_broker import deploy_service
 
 
 @pytest.fixture(scope="session")
 def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     """Connection parameters: ``.host .port .user .password .dbname .dsn .env()``."""
-    deploy_postgres = load_deploy_module("postgres")
-    data_dir = tmp_path_factory.mktemp("postgres")
-    try:
-        handle = deploy_postgres.start_postgres(data_dir)
-    except Exception as e:  # any cause must fail the test loudly
-        pytest.fail(f"PostgreSQL could not start: {e}", pytrace=False)
-    try:
-        yield handle
-    finally:
-        handle.stop()
+    with deploy_service("postgres", "start_postgres", tmp_path_factory.mktemp("postgres")) as h:
+        yield h

@@ -280,3 +280,29 @@ async def test_delete_before_removes_delivered_records(
     await consumer.start()
     received = await drain(consumer, lambda got: len(got) >= 3)
     assert [r.value for r in received] == [b"v4", b"v5", b"v6"]
+
+
+async def test_lag_counts_what_the_group_has_not_committed(
+    transport: Transport, names: Names, members: list[Consumer]
+) -> None:
+    """The backlog a status page shows: every uncommitted record on every partition, read
+    or not; committing brings it down, new records raise it."""
+    topic = names.topic("lag")
+    await transport.ensure_topics([topic], partitions=3)
+    await transport.publish_many(_case_messages(topic, cases=5, per_case=2))
+    consumer = transport.consumer(names.group("lag"), [topic])
+    members.append(consumer)
+    await consumer.start()
+    assert await consumer.lag() == 10
+    received = await drain(consumer, lambda got: len(got) >= 10)
+    assert await consumer.lag() == 10  # read is not done: nothing committed yet
+    first = next_offsets(received[:4])
+    await consumer.commit(first)
+    assert await consumer.lag() == 10 - sum(
+        o - min(r.offset for r in received if (r.topic, r.partition) == tp)
+        for tp, o in first.items()
+    )
+    await consumer.commit(next_offsets(received))
+    assert await consumer.lag() == 0
+    await transport.publish_many(_case_messages(topic, cases=1, per_case=3))
+    assert await consumer.lag() == 3

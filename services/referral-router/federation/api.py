@@ -120,6 +120,11 @@ def create_gateway_app(
         items = [c.as_json() for c in ledger.list(after, limit)]
         return {"items": items, "next_after": items[-1]["seq"] if items else after}
 
+    @app.get("/readyz", tags=["ops"])
+    def readyz() -> dict[str, Any]:
+        """Ready, with the return events received and not yet carried across (`pending`)."""
+        return {"status": "ready", "peer": gateway.peer, "pending": gateway.pending()}
+
     _health(app)
     openapi_auth.install(app)
     return app

@@ -15,17 +15,19 @@ How an event crosses, from country A to country B:
    federation agreement AND B's directory allow (never more than the gateway itself
    could open: R10). Ciphertexts are never re-encrypted; a case-key grant for the
    counterpart rides beside the forwarding, never in a log.
-3. B's gateway (`Gateway.receive`) hands the forwarding to the counterpart's node
-   (`federation.inbound`), whose reception takes it like any record of its inbox: both
-   signatures verified against A's directory, which B believes only through the anchor
-   B imported, `check_inbound`, the duplicate check and the receive rules; then A's
+3. B's gateway (`Gateway.receive`) checks the forwarding at its door as the counterpart
+   node will (`federation.inbound.admit_forwarding`: both signatures verified against
+   A's directory, which B believes only through the anchor B imported, and
+   `check_inbound`), then publishes it, with its grant, on the counterpart's inbox topic
+   of B's own transport: it never calls into a node. The node's inbox loop takes it like
+   any record: the same check again, the duplicate check and the receive rules; then A's
    original envelope is recorded in the node's own store (the crossing is in B's log),
    with the forwarding's key wraps kept beside it so that `FederatedSeal` can open
    exactly the agreed categories.
 
-Anything refused is recorded with its rule and reason: as a dead letter in the sending
-gateway node's store or in the receiving node's, and in each gateway's crossing ledger
-(clear data only).
+Anything refused is recorded with its rule and reason: as a dead letter in the store of
+the gateway node that refused it (outbound, or at the door) or of the counterpart node
+(its receive rules), and in each gateway's crossing ledger (clear data only).
 
 Each delivery carries a stamp (`contracts.federation.DeliveryStamp`) the sending gateway
 signs: which forwarding, when, with a fresh nonce. The door refuses, before it asks any
@@ -39,10 +41,11 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar
 from uuid import uuid4
 
 from pydantic import ValidationError
@@ -62,6 +65,7 @@ from contracts.federation import (
     stamp_delivery,
     verify_stamp,
 )
+from contracts.kafka_binding import encode_forwarding
 from contracts.need_to_know import CaseContext
 from contracts.problems import problem
 from contracts.restrictions import Restrictions
@@ -75,9 +79,10 @@ from contracts.sealing import (
 )
 from contracts.sealing.keys import b64d, b64e
 from contracts.vocabulary import DataCategory
+from referral_router.federation.inbound import admit_forwarding
 from referral_router.federation.ledgers import CrossingLedger
 from referral_router.federation.trust import PeerUnreachable, Trust
-from referral_router.receiving.reception import Outcome, Received
+from referral_router.receiving.provenance import Refused
 from referral_router.sealing.node_seal import NodeSeal
 from referral_router.store.case_store import (
     RECEIVED,
@@ -87,6 +92,8 @@ from referral_router.store.case_store import (
     DeadLetter,
     LoggedEnvelope,
 )
+from referral_router.transport.base import Message, Position, TransportError
+from referral_router.transport.topics import inbox_topic
 
 log = logging.getLogger("nrm.gateway")
 
@@ -94,10 +101,9 @@ log = logging.getLogger("nrm.gateway")
 Send = Callable[[str, dict[str, Any]], tuple[int, dict[str, Any]]]
 
 
-class Inbox(Protocol):
-    """A node behind this gateway, as the inbound door reaches it."""
-
-    def deliver(self, fw: Forwarding, grant: bytes | None) -> Received: ...
+#: Publishes one record on this country's transport and returns where it was stored;
+#: blocking (the door runs in a worker thread); a `TransportError` when it cannot.
+Deliver = Callable[[Message], Position]
 
 
 @dataclass(eq=False)
@@ -105,7 +111,8 @@ class Gateway:
     """One country's gateway to one peer: the outbound pump and the inbound door.
 
     The pump reads the gateway node's store and forwards with the gateway node's
-    sealing; the door hands forwardings to the nodes behind it (`inboxes`)."""
+    sealing; the door publishes forwardings on the counterpart nodes' inbox topics
+    (`deliver`)."""
 
     batch_size: ClassVar[int] = 100
 
@@ -115,9 +122,10 @@ class Gateway:
     seal: NodeSeal
     trust: Trust
     send: Send
-    inboxes: Mapping[str, Inbox]
+    deliver: Deliver
     ledger: CrossingLedger
     cursor: Cursor = field(init=False)
+    _door: threading.Lock = field(init=False, default_factory=threading.Lock)
     #: Nonces of deliveries accepted within the freshness window: a replay is refused.
     replays: ReplayCache = field(default_factory=ReplayCache)
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
@@ -283,12 +291,15 @@ class Gateway:
     # --- inbound -------------------------------------------------------------------
 
     def receive(self, body: Mapping[str, Any]) -> tuple[int, dict[str, Any]]:
-        """Hand one forwarding from the peer's gateway to the node it is for. Blocking.
+        """Check one forwarding from the peer's gateway and publish it on its
+        counterpart's inbox topic. Blocking.
 
-        202 applied or duplicate; else a problem (`contracts.problems`): 400 malformed,
-        403 a delivery refused at the door (stale, replayed, not the peer gateway's) or
-        refused by a rule (with `rule`), 503 when a registry could not be asked (the
-        sender retries)."""
+        202 delivered to this country's bus (the node applies it, or dead-letters it by
+        its receive rules), or duplicate when it was delivered before; else a problem
+        (`contracts.problems`): 400 malformed, 403 a delivery refused at the door (stale,
+        replayed, not the peer gateway's) or refused by a rule (with `rule`), 503 when a
+        registry or the bus could not be reached (the sender retries; nothing was
+        recorded)."""
         try:
             raw = b64d(str(body["forwarding"]))
             fw = parse_forwarding(raw)
@@ -307,21 +318,30 @@ class Gateway:
             return _refusal("border-refused", r.reason, r.rule)
         except PeerUnreachable as exc:
             return _refusal("unavailable", str(exc))
-        inbox = self.inboxes.get(fw.recipient)
-        if inbox is None:
-            return self._refused_in(fw, "R6", f"{fw.recipient} has no node behind this gateway")
         try:
-            received = inbox.deliver(fw, grant)
+            admit_forwarding(fw, grant, fw.recipient, self.trust, self.clock())
+        except Refused as r:
+            return self._refused_in(fw, r.rule, r.reason)
         except PeerUnreachable as exc:
             return _refusal("unavailable", str(exc))
-        if received.letter is not None:
-            return self._refused_in(fw, received.letter.rule, received.letter.reason)
-        if received.outcome is Outcome.APPLIED:
-            self.ledger.record("in", env.country, env, fw.recipient, wrapped(fw))
+        answer = {"event_id": str(env.id), "recipient": fw.recipient}
+        if self.ledger.crossed("in", str(env.id), fw.recipient):
+            return 202, {"outcome": "duplicate", **answer}  # on the bus already, durably
+        key, value, headers = encode_forwarding(fw, grant)
+        topic = inbox_topic(self.country, fw.recipient)
+        try:
+            position = self.deliver(Message(topic, key, value, headers))
+        except TransportError as exc:
+            log.warning("border %s <- %s: the bus did not take %s: %s", self.country,
+                        env.country, env.id, exc)  # fmt: skip
+            return _refusal("unavailable", f"this country's bus did not take it: {exc}")
+        self.ledger.record("in", env.country, env, fw.recipient, wrapped(fw))
         return 202, {
-            "outcome": str(received.outcome),
-            "event_id": str(env.id),
-            "recipient": fw.recipient,
+            "outcome": "delivered",
+            **answer,
+            "topic": position.topic,
+            "partition": position.partition,
+            "offset": position.offset,
         }
 
     def _admit(self, forwarding: bytes, origin: str, stamp: DeliveryStamp) -> None:
@@ -351,11 +371,17 @@ class Gateway:
         verify_stamp(stamp, key.ed25519())
 
     def _refused_in(self, fw: Forwarding, rule: str, reason: str) -> tuple[int, dict[str, Any]]:
+        """A refusal at the door: a ledger line, and a dead letter in the gateway node's
+        store (its own stream of refusals per origin), so operators find it as any other."""
         env = fw.original
         log.warning(
             "border %s <- %s refused %s (%s): %s", self.country, env.country, env.id, rule, reason
         )
         self.ledger.record("in", env.country, env, fw.recipient, rule=rule, reason=reason)
+        source = f"border-in:{env.country}:{fw.recipient}"
+        with self._door:
+            position = self.store.cursor(source).position
+            self.store.record_dead_letter(DeadLetter.record(source, position, rule, reason, env))
         return _refusal("border-refused", f"event {env.id}: {reason}", rule)
 
 

@@ -85,6 +85,16 @@ class CrossingLedger:
                 ),
             )
 
+    def crossed(self, direction: str, event_id: str, agency: str) -> bool:
+        """Whether the event already crossed this way for `agency`."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT 1 FROM crossings WHERE direction = ? AND event_id = ? AND agency = ? "
+                "AND outcome = 'crossed' LIMIT 1",
+                (direction, event_id, agency),
+            ).fetchone()
+        return row is not None
+
     def list(self, after: int = 0, limit: int = 100) -> list[Crossing]:
         with self._lock:
             rows = self._db.execute(

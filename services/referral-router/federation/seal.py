@@ -5,8 +5,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from contracts.directory import Directory
 from contracts.envelope import Envelope
 from contracts.events import categories_of
+from contracts.federation import BorderRefused
 from contracts.sealing import (
     SealingError,
     Withheld,
@@ -15,7 +17,7 @@ from contracts.sealing import (
 )
 from contracts.sealing.core import payload_model
 from contracts.vocabulary import DataCategory
-from referral_router.federation.trust import PeerTrust
+from referral_router.federation.trust import PeerTrust, PeerUnreachable
 from referral_router.sealing.forwardings import ForwardingStore
 from referral_router.sealing.node_seal import NodeSeal, recorded_lookup
 
@@ -54,7 +56,7 @@ class FederatedSeal:
         if data is None or envelope.country == self.inner.roster.directory.country:
             return self.inner.open(envelope)  # its own, or passed on within the country
         fw = parse_forwarding(data)
-        directory = self.trust.last_directory(fw.original.country)
+        directory = self._directory(fw.original.country)
         if directory is not None:
             try:
                 opened = open_envelope(
@@ -64,6 +66,18 @@ class FederatedSeal:
             except SealingError as exc:
                 log.warning("cannot open forwarded event %s: %s", envelope.id, exc)
         return _all_withheld(envelope)
+
+    def _directory(self, country: str) -> Directory | None:
+        """The peer's last verified directory; after a restart, asked afresh (through the
+        federation our registry publishes), or None while it cannot be had."""
+        known = self.trust.last_directory(country)
+        if known is not None:
+            return known
+        try:
+            return self.trust.peer_directory(self.trust.federation(country))
+        except (BorderRefused, PeerUnreachable) as exc:
+            log.warning("no directory of %s to open forwarded events: %s", country, exc)
+            return None
 
 
 def _all_withheld(envelope: Envelope) -> dict[str, Any]:

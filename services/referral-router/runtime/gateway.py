@@ -1,8 +1,11 @@
-"""One running gateway: wires `Gateway` to HTTP, to the country's nodes, and runs its pump.
+"""One running gateway: wires `Gateway` to HTTP and to its country's bus, and runs its pump.
 
-The gateway is its own small component beside a country's nodes: it reads its gateway
-node's store, talks HTTP to its own registry, the peer's registry and the peer's gateway,
-and delivers into the counterpart nodes' stores (same host in the embedded bus).
+The gateway is the gateway agency's own node (`NodeRuntime`, which receives the return
+events its country's agencies address to it) plus the border: the pump reads that node's
+store and posts forwardings to the peer's gateway; the door checks what the peer posts
+and publishes it on the counterpart's inbox topic with the node's transport, so the
+counterpart node (a process of its own, or in the same process in the embedded bus)
+takes it through its inbox like any record. It never calls into another node.
 
 Between the two gateways: mutual TLS with `tls` (this gateway's key and certificate, from
 its country's CA), each side trusting exactly the certificate its federation agreement
@@ -17,7 +20,6 @@ import asyncio
 import contextlib
 import logging
 import ssl
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -29,17 +31,17 @@ from contracts.federation import BorderRefused
 from referral_router.api.errors import install_error_handlers
 from referral_router.federation.api import create_border_app, create_gateway_app
 from referral_router.federation.gateway import Gateway
-from referral_router.federation.inbound import CrossBorder, FederatedInbox
 from referral_router.federation.ledgers import CrossingLedger
-from referral_router.federation.seal import FederatedSeal
 from referral_router.federation.trust import PeerTrust, PeerUnreachable
 from referral_router.runtime.node import NodeRuntime
+from referral_router.runtime.registries import RegistryFetch
+from referral_router.transport.base import DeliveryTimeoutError, Message, Position
 
 log = logging.getLogger("nrm.gateway")
 
 
 class GatewayRuntime:
-    """Gateway of `country` towards `peer`, over the nodes of `country`."""
+    """Gateway of `country` towards `peer`, on the gateway agency's node."""
 
     def __init__(
         self,
@@ -49,26 +51,20 @@ class GatewayRuntime:
         registry_url: str,
         anchor: TrustAnchor,
         gateway_node: NodeRuntime,
-        nodes: Mapping[str, NodeRuntime],
         tls: Path,
         poll_interval: float = 0.1,
+        delivery_timeout: float = 30.0,
         registry_verify: ssl.SSLContext | bool = True,
     ) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         self.poll_interval = poll_interval
+        self.delivery_timeout = delivery_timeout
+        self.node = gateway_node
         self.tls = tls
-        self._http = httpx.Client(timeout=10, verify=registry_verify)
+        self._fetch = RegistryFetch(verify=registry_verify)
         self._peers: dict[str, httpx.Client] = {}  # pinned clients, by peer certificate
         self.trust = PeerTrust(country, anchor, registry_url, self._fetch)
         self.ledger = CrossingLedger(folder / "crossings.db")
-        inboxes: dict[str, FederatedInbox] = {}
-        for agency, rt in nodes.items():
-            if rt is gateway_node:
-                continue
-            # forwardings from the peer go where the node keeps those of its own country
-            rt.passed_on.foreign = CrossBorder(agency, self.trust, rt.forwardings)
-            inboxes[agency] = FederatedInbox(rt.reception)
-            rt.node.sealer = FederatedSeal(rt.seal, rt.forwardings, self.trust)
         self.gateway = Gateway(
             country,
             peer,
@@ -76,7 +72,7 @@ class GatewayRuntime:
             gateway_node.seal,
             self.trust,
             self._send,
-            inboxes,
+            self._deliver,
             self.ledger,
         )
         self.border_app: FastAPI = create_border_app(self.gateway)
@@ -90,15 +86,7 @@ class GatewayRuntime:
             install_error_handlers(app)
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-
-    def _fetch(self, url: str) -> bytes:
-        try:
-            resp = self._http.get(url)
-        except httpx.HTTPError as exc:
-            raise PeerUnreachable(f"{url}: {type(exc).__name__}") from exc
-        if resp.status_code >= 400:
-            raise PeerUnreachable(f"{url}: HTTP {resp.status_code}")
-        return resp.content
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def pinned_peer_certificate(self) -> str:
         """The peer gateway's certificate as our registry's federation agreement names it:
@@ -141,7 +129,23 @@ class GatewayRuntime:
             answer = {"reason": resp.text[:200]}
         return resp.status_code, answer if isinstance(answer, dict) else {"reason": str(answer)}
 
+    def _deliver(self, message: Message) -> Position:
+        """Publish from the door's worker thread on the gateway node's transport, whose
+        loop is the one the gateway started on."""
+        if self._loop is None:
+            raise RuntimeError("the gateway is not started")
+        future = asyncio.run_coroutine_threadsafe(
+            self.node.transport.publish_many([message]), self._loop
+        )
+        try:
+            (position,) = future.result(self.delivery_timeout)
+        except TimeoutError:
+            future.cancel()
+            raise DeliveryTimeoutError(f"not acknowledged in {self.delivery_timeout}s") from None
+        return position
+
     def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
         self._task = asyncio.create_task(self.run(), name=f"gateway-{self.gateway.country}")
 
     async def run(self) -> None:
@@ -165,7 +169,7 @@ class GatewayRuntime:
         if self._task is not None:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.wait_for(self._task, timeout=10)
-        self._http.close()
+        self._fetch.close()
         for client in self._peers.values():
             client.close()
         self.ledger.close()

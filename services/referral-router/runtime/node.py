@@ -34,6 +34,9 @@ from referral_router.audit.witnessing import witnessing_for
 from referral_router.console.app import Console
 from referral_router.console.settings import PREFIX as CONSOLE_PREFIX
 from referral_router.console.settings import ConsoleSettings
+from referral_router.federation.inbound import CrossBorder
+from referral_router.federation.seal import FederatedSeal
+from referral_router.federation.trust import PeerTrust
 from referral_router.receiving.inbox import InboxLoop
 from referral_router.receiving.passed_on import PassedOn
 from referral_router.receiving.provenance import Domestic
@@ -82,13 +85,19 @@ class NodeSettings:
     #: agency -> its router's base URL, to ask for its part of a disclosure record;
     #: None: the router URLs of the directory.
     peers: Callable[[], Mapping[str, str]] | None = None
+    #: Where the forwardings this node received are kept (default: beside the case keys):
+    #: its own country's (R10), and a peer's once federated.
+    forwardings_path: Path | None = None
     #: The notifier's identity: its tokens may read the log and append escalations.
     notifier: FixedParty | None = None
     extra: dict[str, str] = field(default_factory=dict)
 
 
 class NodeRuntime:
-    """Builds a node from its settings, keys, directory and transport; runs its loops."""
+    """Builds a node from its settings, keys, directory and transport; runs its loops.
+
+    With `peer_trust` (what this country's registry says of its federations), the node
+    also takes forwardings from a peer country's gateway off its inbox and opens them."""
 
     def __init__(
         self,
@@ -96,6 +105,7 @@ class NodeRuntime:
         keys: AgencyKeys,
         directory: DirectorySource,
         transport: Transport,
+        peer_trust: PeerTrust | None = None,
     ) -> None:
         self.settings = settings
         self.transport = transport
@@ -105,7 +115,9 @@ class NodeRuntime:
         self.roster = Roster(directory)
         self.case_keys = SqliteCaseKeyStore(settings.case_keys_path, settings.master_key)
         #: Forwardings this node received (R10, and across a border once federated).
-        self.forwardings = ForwardingStore(settings.case_keys_path.parent / "forwardings.db")
+        self.forwardings = ForwardingStore(
+            settings.forwardings_path or settings.case_keys_path.parent / "forwardings.db"
+        )
         self.seal = NodeSeal(
             settings.agency_id, keys, self.roster, self.case_keys, self.forwardings
         )
@@ -125,6 +137,9 @@ class NodeRuntime:
             roles=lambda: self.roster.roles_of(settings.agency_id),
             policy=policy,
         )
+        if peer_trust is not None:
+            self.passed_on.foreign = CrossBorder(settings.agency_id, peer_trust, self.forwardings)
+            self.node.sealer = FederatedSeal(self.seal, self.forwardings, peer_trust)
         self.relay = OutboxRelay(
             self.store, transport, self._country_of, self.seal, feed=self.feed, thread=self.thread
         )
@@ -194,6 +209,13 @@ class NodeRuntime:
             thread=self.thread,
         )
         self._stopping = asyncio.Event()
+        self.app.state.lags = self.lags
+
+    async def lags(self) -> dict[str, int]:
+        """What `/readyz` and `nrm status` show: events stored but not yet published
+        (relay) and records on the inbox topic not yet applied and committed (inbox)."""
+        relay = await asyncio.to_thread(self.relay.pending)
+        return {"relay": relay, "inbox": await self._consumer.lag()}
 
     def _peer_token(self, agency_id: str) -> str:
         """A one-time token for this node's agency calling `agency_id`'s node (the

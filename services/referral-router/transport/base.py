@@ -126,6 +126,11 @@ class Consumer(Protocol):
         """Partitions this member owns as of its last poll (or start)."""
         ...
 
+    async def lag(self) -> int:
+        """Records on the subscribed topics beyond the group's committed offsets, over
+        every partition (owned by this member or not): the group's backlog."""
+        ...
+
     async def stop(self) -> None:
         """Leave the group without committing: uncommitted records go to the next owner."""
         ...

@@ -129,6 +129,17 @@ class InProcessConsumer:
     def assignment(self) -> frozenset[TopicPartition]:
         return self._owned
 
+    async def lag(self) -> int:
+        return await asyncio.to_thread(self._lag)
+
+    def _lag(self) -> int:
+        log, behind = self._t._log, 0
+        for topic in self._topics:
+            for partition in range(log.partitions(topic) or 0):
+                tp = (topic, partition)
+                behind += max(0, log.end_offset(tp) - (log.committed(self.group_id, tp) or 0))
+        return behind
+
     async def stop(self) -> None:
         member, self._member = self._member, None
         if member is not None:

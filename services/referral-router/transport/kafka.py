@@ -311,6 +311,8 @@ class KafkaConsumer:
         topics: tuple[str, ...],
     ):
         self.group_id = group_id
+        self._topics = topics
+        self._connection = dict(connection)
         s = settings
         self._consumer = AIOKafkaConsumer(
             *topics,
@@ -324,6 +326,8 @@ class KafkaConsumer:
             request_timeout_ms=max(s.request_timeout_ms, s.session_timeout_ms + 5_000),
         )
         self._started = False
+        self._settings = settings
+        self._offsets: AIOKafkaConsumer | None = None
 
     async def start(self) -> None:
         if not self._started:
@@ -360,7 +364,46 @@ class KafkaConsumer:
     def assignment(self) -> frozenset[TopicPartition]:
         return frozenset((tp.topic, tp.partition) for tp in self._consumer.assignment())
 
+    async def lag(self) -> int:
+        """End offsets less committed ones (the log start where the group never
+        committed), as `kafka-consumer-groups --describe` counts them."""
+        tps = [
+            KafkaTopicPartition(topic, p)
+            for topic in self._topics
+            for p in sorted(self._consumer.partitions_for_topic(topic) or ())
+        ]
+        if not tps:
+            return 0
+        try:
+            offsets = await self._offsets_client()
+            ends = await offsets.end_offsets(tps)
+            starts = await offsets.beginning_offsets(tps)
+            committed = [await self._consumer.committed(tp) for tp in tps]
+        except KafkaError as e:
+            raise TransportError(f"lag of {self.group_id}: {e!r}") from e
+        return sum(
+            max(0, ends[tp] - (done if done is not None else starts[tp]))
+            for tp, done in zip(tps, committed, strict=True)
+        )
+
+    async def _offsets_client(self) -> AIOKafkaConsumer:
+        """A group-less client for the partitions' end offsets: asked on the member's own
+        connection, they would queue behind its long-polling fetch (up to half a second)."""
+        if self._offsets is None:
+            options = {**self._connection, "client_id": f"{self._connection['client_id']}-offsets"}
+            client = AIOKafkaConsumer(  # the member's TLS identity, a client id of its own
+                **options,  # type: ignore[arg-type]
+                enable_auto_commit=False,
+            )
+            await client.start()
+            self._offsets = client
+        return self._offsets
+
     async def stop(self) -> None:
+        offsets, self._offsets = self._offsets, None
+        if offsets is not None:
+            with contextlib.suppress(asyncio.CancelledError):  # a group-less consumer's stop
+                await offsets.stop()
         if self._started:
             self._started = False
             await self._consumer.stop()
