@@ -115,3 +115,57 @@ def canonical_json_with(checked: Mapping[str, Any], key: str, value: Any, value_
         return ("{" + members + "}").encode("utf-8")
     except UnicodeEncodeError:  # lone surrogate in `checked`
         return rfc8785.dumps({**checked, key: value})
+
+
+def canonical_json_pair(value: Mapping[str, Any], key: str) -> tuple[bytes, bytes]:
+    """(canonical JSON of `value` without `key`, canonical JSON of `value`) from one pass:
+    the members before and after `key` are encoded once and serve both (an envelope's
+    signed bytes, and the bytes its log leaf hashes). `key` must be in `value`."""
+    member = value[key]
+    head: dict[str, Any] = {}
+    tail: dict[str, Any] = {}
+    fast = type(key) is str and key.isascii() and (type(member) is str or _fast_ok(member))
+    if fast:
+        for k, v in value.items():
+            if k == key:
+                continue
+            if type(k) is not str or not k.isascii() or (type(v) is not str and not _fast_ok(v)):
+                fast = False
+                break
+            if k < key:  # ASCII: code point order is RFC 8785's UTF-16 order
+                head[k] = v
+            else:
+                tail[k] = v
+    if fast:
+        try:
+            h = _encode(head)[1:-1] if head else ""
+            t = _encode(tail)[1:-1] if tail else ""
+            m = _encode_str(key) + ":" + _encode(member)
+            without = "{" + ",".join(p for p in (h, t) if p) + "}"
+            whole = "{" + ",".join(p for p in (h, m, t) if p) + "}"
+            return without.encode("utf-8"), whole.encode("utf-8")
+        except UnicodeEncodeError:  # lone surrogate: the reference encoder decides
+            pass
+    rest = {k: v for k, v in value.items() if k != key}
+    return canonical_json(rest), canonical_json(value)
+
+
+def canonical_json_insert(
+    canonical: bytes, key: str, value_json: str, after: Mapping[str, Any]
+) -> bytes | None:
+    """`canonical` (the canonical JSON of an object without `key`) with the member `key`
+    (whose canonical JSON text is `value_json`) added, given `after`: every member of the
+    object whose name sorts after `key`. None when that cannot be done by splicing (the
+    caller then encodes the whole object)."""
+    if not after or type(key) is not str or not key.isascii() or not _fast_ok(dict(after)):
+        return None
+    if any(k <= key for k in after):
+        return None
+    try:
+        tail = ("," + _encode(dict(after))[1:]).encode("utf-8")
+    except UnicodeEncodeError:
+        return None
+    if not canonical.endswith(tail):
+        return None
+    member = ("," + _encode_str(key) + ":" + value_json).encode("utf-8")
+    return canonical[: -len(tail)] + member + tail

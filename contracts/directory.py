@@ -17,6 +17,7 @@ import re
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any, Literal
 
 import rfc8785
@@ -243,7 +244,7 @@ class PublicKeyRecord(BaseModel):
     def ed25519(self) -> ed25519.Ed25519PublicKey:
         if self.alg is not KeyAlg.ED25519:
             raise KeyMaterialError(f"key {self.key_id} is not an Ed25519 key")
-        return ed25519.Ed25519PublicKey.from_public_bytes(self.raw())
+        return _ed25519_key(self.public_key)
 
     def hpke(self) -> hpke.MLKEM768X25519PublicKey:
         if self.alg is not KeyAlg.MLKEM768_X25519:
@@ -263,6 +264,12 @@ class PublicKeyRecord(BaseModel):
             and (self.valid_until is None or at < self.valid_until)
             and (self.compromised_at is None or at < self.compromised_at)
         )
+
+
+@lru_cache(maxsize=4096)
+def _ed25519_key(public_key: str) -> ed25519.Ed25519PublicKey:
+    """The key object of a registered key (immutable): built once, not per signature."""
+    return ed25519.Ed25519PublicKey.from_public_bytes(b64url_decode(public_key))
 
 
 class Endpoints(BaseModel):
@@ -376,10 +383,11 @@ class Directory(BaseModel):
     def _cached(self, name: str, source: object, build: Callable[[], Any]) -> Any:
         """Memoised per source object, so a model_copy with new contents never sees stale
         indexes (cached_property values would be copied along with __dict__)."""
-        hit = self._memo.get(name)
+        memo = self.__pydantic_private__["_memo"]  # type: ignore[index]  # hot: skip __getattr__
+        hit = memo.get(name)
         if hit is None or hit[0] is not source:
             hit = (source, build())
-            self._memo[name] = hit
+            memo[name] = hit
         return hit[1]
 
     @property

@@ -114,6 +114,14 @@ class DirectoryClient:
                 raise DirectoryUnavailable(f"no verified directory: {exc}") from exc
             return self._directory
 
+    def refresh_due(self) -> bool:
+        """Whether `current` (or `check_fresh`) would ask the registry now: the one
+        moment they do I/O. No I/O itself, so an event loop can ask first."""
+        now = self._clock()
+        confirmed = self._confirmed_at
+        due = confirmed is None or now - confirmed >= self.refresh_every
+        return self._directory is None or (due and (self._next_attempt or now) <= now)
+
     def cached(self) -> Directory:
         """The last good directory, without asking the registry (no I/O: safe on an event
         loop); the first one is fetched if there is none yet."""

@@ -9,13 +9,14 @@ into the verifiable log. Its clear part (attributes, `restrictions`, `operationa
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
-from contracts.canonical import canonical_json
+from contracts.canonical import canonical_json_pair
 from contracts.events import CATALOGUE, OLDER_VERSIONS, latest_version
 from contracts.justification import justified
 from contracts.restrictions import Restrictions
@@ -125,6 +126,9 @@ class Envelope(BaseModel):
         description="The sender's signature over the canonical form of the rest.",
         json_schema_extra=justified("R6: every receiver and auditor verifies the sender"),
     )
+    #: (signing bytes, canonical bytes), computed once: the envelope is frozen, and a copy
+    #: with changes (`model_copy(update=...)`) starts without them.
+    _canonical: tuple[bytes, bytes] | None = PrivateAttr(default=None)
 
     @field_validator("type")
     @classmethod
@@ -159,16 +163,47 @@ class Envelope(BaseModel):
     def country(self) -> str:
         return self.source.split("/")[2]
 
+    def __eq__(self, other: object) -> bool:
+        """Equal when every field is (the remembered encodings do not count)."""
+        if not isinstance(other, Envelope):
+            return NotImplemented
+        return type(self) is type(other) and self.__dict__ == other.__dict__
+
     def unsigned(self) -> Envelope:
         return self.model_copy(update={"signature": None})
 
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Any:
+        copy = super().model_copy(update=update, deep=deep)
+        if update:
+            copy._private()["_canonical"] = None
+        return copy
+
+    def _private(self) -> dict[str, Any]:
+        # Straight to pydantic's store of private attributes: its attribute hook costs
+        # more than the encoding it would save.
+        private: dict[str, Any] = self.__pydantic_private__  # type: ignore[assignment]
+        return private
+
+    def _canonical_pair(self) -> tuple[bytes, bytes]:
+        private = self._private()
+        pair: tuple[bytes, bytes] | None = private.get("_canonical")
+        if pair is None:
+            pair = canonical_json_pair(self.model_dump(mode="json"), "signature")
+            private["_canonical"] = pair
+        return pair
+
+    def known_canonical(self, signing: bytes, canonical: bytes) -> None:
+        """Remember the bytes whoever built this envelope already encoded (sealing does):
+        they are not encoded again."""
+        self._private()["_canonical"] = (signing, canonical)
+
     def signing_bytes(self) -> bytes:
         """RFC 8785 canonical JSON of everything but the signature: what is signed."""
-        return canonical_json(self.model_dump(mode="json", exclude={"signature"}))
+        return self._canonical_pair()[0]
 
     def canonical_bytes(self) -> bytes:
         """RFC 8785 canonical JSON of the whole envelope: what the verifiable log hashes."""
-        return canonical_json(self.model_dump(mode="json"))
+        return self._canonical_pair()[1]
 
     @classmethod
     def from_canonical(cls, data: bytes) -> Envelope:

@@ -18,6 +18,7 @@ byte for byte, so both signatures still verify) and its grant rides in the same 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,19 +60,40 @@ def encode(
     envelope: Envelope, grant: bytes | None = None, traceparent: str | None = None
 ) -> tuple[bytes, bytes, Headers]:
     """(key, value, headers) for the envelope."""
-    data = envelope.model_dump(mode="json")
-    headers: list[tuple[str, bytes]] = [
-        (f"ce_{name}", str(data[name]).encode()) for name in CE_ATTRIBUTES
-    ]
-    headers.append(("ce_sender", envelope.sender.encode()))
-    headers.append(("ce_recipients", ",".join(envelope.recipients).encode()))
-    headers.append((CONTENT_TYPE_HEADER, ENVELOPE_CONTENT_TYPE.encode()))
-    if traceparent:
-        headers.append((TRACE_HEADER, traceparent.encode()))
-    if grant is not None:
-        headers.append((GRANT_HEADER, grant))
-    value = json.dumps({k: data[k] for k in VALUE_MEMBERS}, separators=(",", ":")).encode()
-    return envelope.subject.encode(), value, tuple(headers)
+    return Encoded.of(envelope.model_dump(mode="json")).record(grant, traceparent)
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """An envelope encoded once, for as many recipients as it has: the key, the value and
+    the headers every record of it shares; `record` adds what differs per recipient."""
+
+    key: bytes
+    value: bytes
+    headers: Headers
+
+    @classmethod
+    def of(cls, data: Mapping[str, Any]) -> Encoded:
+        """From the envelope's JSON form (`Envelope.model_dump(mode="json")`)."""
+        headers: list[tuple[str, bytes]] = [
+            (f"ce_{name}", str(data[name]).encode()) for name in CE_ATTRIBUTES
+        ]
+        headers.append(("ce_sender", str(data["sender"]).encode()))
+        headers.append(("ce_recipients", ",".join(data["recipients"]).encode()))
+        headers.append((CONTENT_TYPE_HEADER, ENVELOPE_CONTENT_TYPE.encode()))
+        value = json.dumps({k: data[k] for k in VALUE_MEMBERS}, separators=(",", ":")).encode()
+        return cls(str(data["subject"]).encode(), value, tuple(headers))
+
+    def record(
+        self, grant: bytes | None = None, traceparent: str | None = None
+    ) -> tuple[bytes, bytes, Headers]:
+        """(key, value, headers) of one recipient's record."""
+        extra: list[tuple[str, bytes]] = []
+        if traceparent:
+            extra.append((TRACE_HEADER, traceparent.encode()))
+        if grant is not None:
+            extra.append((GRANT_HEADER, grant))
+        return self.key, self.value, (*self.headers, *extra) if extra else self.headers
 
 
 def content_type(headers: Headers) -> str:

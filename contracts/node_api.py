@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from contracts.envelope import AGENCY_ID_PATTERN
+from contracts.envelope import AGENCY_ID_PATTERN, CASE_PSEUDONYM_PATTERN
 from contracts.events import (
     CATALOGUE,
     EVENT_ID_PATTERN,
@@ -22,6 +22,7 @@ from contracts.events import (
     CaseScreened,
     ConsentOverride,
 )
+from contracts.problems import Problem
 from contracts.restrictions import Restrictions
 
 AgencyId = Annotated[str, Field(pattern=AGENCY_ID_PATTERN)]
@@ -219,3 +220,54 @@ class DeadLetterView(BaseModel):
 class DeadLetterPage(BaseModel):
     items: list[DeadLetterView]
     next_after: int | None
+
+
+#: Events in one batch request, at most.
+MAX_BATCH = 500
+
+
+class BatchEvent(BaseModel):
+    """One event of a batch. `case.screened` opens a new case (no `case`); any other type
+    names its case, or with `case_of` the index of an earlier event of the same batch
+    whose case it continues (a case opened in the batch has no pseudonym yet)."""
+
+    model_config = ConfigDict(extra="forbid")
+    type: str = Field(description="An event type of the catalogue.")
+    recipients: Recipients
+    payload: dict[str, Any] = Field(description="The event type's payload (see its schema).")
+    case: str | None = Field(default=None, pattern=CASE_PSEUDONYM_PATTERN)
+    case_of: int | None = Field(default=None, ge=0, lt=MAX_BATCH)
+    idempotency_key: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=128,
+        pattern=r"^[\x21-\x7e]+$",
+        description="As the Idempotency-Key header of a single request, for this event.",
+    )
+
+
+class BatchRequest(BaseModel):
+    """Events to append: each is checked on its own, and all that pass in one transaction."""
+
+    model_config = ConfigDict(extra="forbid")
+    events: list[dict[str, Any]] = Field(
+        min_length=1,
+        max_length=MAX_BATCH,
+        description="Each a BatchEvent; one that is malformed is refused alone (422).",
+        json_schema_extra={"items": BatchEvent.model_json_schema()},
+    )
+
+
+class BatchResult(BaseModel):
+    """One event's outcome: its receipt (status 201), or its problem."""
+
+    model_config = ConfigDict(extra="allow")
+    index: int
+    status: int
+    problem: Problem | None = None
+
+
+class BatchAnswer(BaseModel):
+    accepted: int
+    refused: int
+    results: list[BatchResult]

@@ -160,6 +160,11 @@ CODES: dict[str, ProblemKind] = {
         "A service this one depends on did not answer",
         "retry later: nothing was recorded",
     ),
+    "overloaded": ProblemKind(
+        503,
+        "The service has as much work in hand as it takes",
+        "retry after the seconds the Retry-After header gives: nothing was recorded",
+    ),
 }
 
 #: Framework errors by HTTP status; any other status maps to bad-request or internal-error.

@@ -88,9 +88,10 @@ class Restrictions(BaseModel):
         )
 
     def merged(self, other: Restrictions) -> Restrictions:
-        return Restrictions(
-            **{k: getattr(self, k) or getattr(other, k) for k in type(self).model_fields}
-        )
+        mine, theirs = self.__dict__, other.__dict__
+        union = {k: mine[k] or theirs[k] for k in mine}
+        # Both were validated, and so is any union of their restrictions: no need to again.
+        return self if union == mine else Restrictions.model_construct(**union)
 
     def names(self) -> frozenset[str]:
         """The restrictions in force."""

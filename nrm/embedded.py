@@ -649,6 +649,8 @@ class CountryBus(CountryAccess):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        for served in self._served:  # all at once: each takes a tick of its loop to see it
+            served.server.should_exit = True
         for served in reversed(self._served):
             await served.stop()
         for transport in self.transports.values():

@@ -57,7 +57,7 @@ needs no files but its secrets:
 ``NRM_AUDIENCE``                token audience (default ``nrm-router:<agency>``)
 ``NRM_PUBLIC_URL``              base URL clients call, when a proxy stands in front
                                 (DPoP proofs name it; default: the request's own URL)
-``NRM_POLL_INTERVAL``           seconds between idle relay/inbox rounds (default 0.05)
+``NRM_POLL_INTERVAL``           longest wait of one inbox poll, in seconds (default 1)
 ``NRM_STARTUP_TIMEOUT``         seconds to wait for the registry at start (default 60)
 ``NRM_DIRECTORY_REFRESH``       seconds between directory refreshes (default 300)
 ``NRM_DIRECTORY_MAX_AGE``       seconds a directory may go unconfirmed by the registry
@@ -225,7 +225,7 @@ def config_from_env(env: dict[str, str] | None = None) -> NodeConfig:
         port=int(_number(env, "NRM_PORT", DEFAULT_PORT)),
         audience=env.get("NRM_AUDIENCE") or router_audience(agency),
         public_url=env.get("NRM_PUBLIC_URL") or None,
-        poll_interval=_number(env, "NRM_POLL_INTERVAL", 0.05),
+        poll_interval=_number(env, "NRM_POLL_INTERVAL", 1.0),
         startup_timeout=_number(env, "NRM_STARTUP_TIMEOUT", 60.0),
         kafka=kafka,
         console_db=(

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import os
 import signal
@@ -212,8 +213,20 @@ def stop_on_signals(stop: asyncio.Event) -> None:
             loop.add_signal_handler(sig, stop.set)
 
 
+def settle_heap() -> None:
+    """Move everything alive once a service has started (modules, schemas, the directory)
+    out of the garbage collector's sight: a long-running service then pays for
+    collecting what it allocates while working, not for re-scanning what it built."""
+    gc.collect()
+    gc.freeze()
+    # Young collections less often: a request allocates hundreds of short-lived objects,
+    # and collecting every 700 allocations mostly re-finds them alive mid-request.
+    gc.set_threshold(20_000, 20, 50)
+
+
 async def serve_until_stopped(served: QuietServer, stop: asyncio.Event | None = None) -> None:
     """Run `served` until a signal (or `stop`), then let it finish its open requests."""
+    settle_heap()
     stop = stop or asyncio.Event()
     stop_on_signals(stop)
     http = asyncio.create_task(served.serve(), name="http")

@@ -34,7 +34,7 @@ from cryptography.exceptions import InvalidSignature, InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from pydantic import BaseModel, ValidationError
 
-from contracts.canonical import canonical_json_with
+from contracts.canonical import canonical_json_insert, canonical_json_with
 from contracts.envelope import Envelope, parse_dataschema
 from contracts.events import (
     CATALOGUE,
@@ -357,9 +357,16 @@ def seal(
         )
         signed = canonical_json_with(body, "sealed", sealed, sealed_json)
     signature = _sig_dict(signer, signed)
-    return envelope.model_copy(
+    out: Envelope = envelope.model_copy(
         update={"operational": ops, "sealed": sealed, "signature": signature}
     )
+    # The whole envelope's canonical bytes (what its log leaf hashes) are the signed bytes
+    # with the signature spliced in: they are not encoded a second time.
+    after = {k: v for k, v in body.items() if k > "signature"}
+    whole = canonical_json_insert(signed, "signature", canonical_json(signature).decode(), after)
+    if whole is not None:
+        out.known_canonical(signed, whole)
+    return out
 
 
 # ---------------------------------------------------------------------------- verify

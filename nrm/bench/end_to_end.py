@@ -1,52 +1,134 @@
 """End to end: from the sender's HTTP request to the envelope committed in each receiver's
-store, through a whole embedded bus (registry, 11 nodes, transport) in this process.
+store, through a whole bus (registry, nodes, notifier, transport).
 
-Arrival is timed by wrapping each receiving node's `CaseStore.save_tracked` on the
-instance (the benchmark's hook; production code is untouched): the hook notes the time
-once the store's transaction (a whole partition batch: group commit) has committed. The
-load comes from a separate process (`loader`), on the same monotonic clock. A delivery's
-latency is arrival minus the moment the sender's HTTP request went out, so it includes the
-HTTP accept, sealing, the outbox relay, the transport, verification and the receiver's
-append.
+The load comes from a separate process (`loader`), on the machine's monotonic clock. An
+arrival is the moment a receiver's store committed the envelope: on the embedded bus a
+commit listener on each receiving node's store notes it (the store's own API, no change
+to the path measured); on the process topology the bench follows each receiver's log
+with long polls, as a notifier does, and notes when the entry shows (an upper bound: the
+poll's answer is included). A delivery's latency is arrival minus the moment the
+request was due, so it includes the HTTP accept, sealing, the group commit, the outbox
+relay, the transport, verification and the receiver's append, and any queue the bus
+built (no coordinated omission).
+
+CPU is the bus's own: this process's time on the embedded bus (the loader is another
+process), the sum over every process of the bus (registry, nodes, notifier; not the
+Kafka broker, reported apart) on the process topology.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
+
+import httpx
 
 from contracts.endpoints import router_audience
-from nrm.bench.common import latency_summary, rss_mb
+from nrm.bench.common import latency_summary, percentile, rss_mb
 from nrm.bench.workload import COUNTRY, RECIPIENTS, SENDER, agencies
 from nrm.broker import SecuredKafka
-from nrm.embedded import CountryBus
-from referral_router.store.case_store import CaseFile
+from nrm.embedded import CountryBus, Keychain
+from referral_router.store.case_store import RECEIVED, Committed
+
+
+class Bus(Protocol):
+    """What the benchmark needs of a running bus, embedded or a process per piece."""
+
+    urls: dict[str, str]
+    keychain: Keychain
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    def token(self, agency_id: str, node: str | None = None) -> str: ...
+
+
+class Arrivals:
+    """When each (receiver, event id) was committed at the receiver."""
+
+    def __init__(self) -> None:
+        self.at: dict[tuple[str, str], float] = {}
+
+    def listener(self, agency: str) -> Callable[[Committed], None]:
+        def committed(c: Committed) -> None:
+            now = time.monotonic()
+            for e in c.envelopes:
+                if e.direction == RECEIVED:
+                    self.at.setdefault((agency, str(e.data["id"])), now)
+
+        return committed
+
+    async def follow(self, bus: Bus, agency: str, stop: asyncio.Event) -> None:
+        """Long-poll `agency`'s log for received entries until `stop`."""
+        after = 0
+        async with httpx.AsyncClient(base_url=bus.urls[agency], timeout=40) as client:
+            while not stop.is_set():
+                try:
+                    r = await client.get(
+                        "/v1/log",
+                        params={"after": after, "limit": 500, "wait": 10, "direction": RECEIVED},
+                        headers={"Authorization": f"Bearer {bus.token(agency)}"},
+                    )
+                except httpx.HTTPError:
+                    await asyncio.sleep(0.2)
+                    continue
+                now = time.monotonic()
+                if r.status_code != 200:
+                    await asyncio.sleep(0.2)
+                    continue
+                for item in r.json()["items"]:
+                    self.at.setdefault((agency, item["event_id"]), now)
+                    after = max(after, int(item["position"]))
 
 
 class BusUnderTest:
-    """A running bus with arrival hooks on every recipient and a loader process."""
+    """A running bus with arrivals noted at every recipient, and a loader process."""
 
-    def __init__(self, data_dir: Path, kafka: SecuredKafka | None) -> None:
-        self.data_dir = data_dir
-        self.on_kafka = kafka is not None
-        self.bus = CountryBus(COUNTRY, data_dir, agencies=agencies(), kafka=kafka)
-        self.arrivals: dict[tuple[str, str], float] = {}
+    def __init__(
+        self,
+        bus: Bus,
+        kind: str,
+        cpu: Callable[[], float],
+        sender_cpu: Callable[[], float] | None = None,
+        follow: bool = False,
+    ) -> None:
+        self.bus = bus
+        self.kind = kind
+        self.cpu = cpu
+        self.sender_cpu = sender_cpu
+        self.arrivals = Arrivals()
+        self._follow = follow
+        self._followers: list[asyncio.Task[None]] = []
+        self._stop_following = asyncio.Event()
         self._loader: asyncio.subprocess.Process | None = None
 
-    @property
-    def kind(self) -> str:
-        return "kafka" if self.on_kafka else "embedded"
+    @classmethod
+    def embedded(cls, data_dir: Path, kafka: SecuredKafka | None) -> BusUnderTest:
+        """The whole bus in this process (SQLite transport, or the secured Kafka)."""
+        bus = CountryBus(COUNTRY, data_dir, agencies=agencies(), kafka=kafka)
+        return cls(bus, "kafka" if kafka is not None else "embedded", _own_cpu)
 
     async def start(self) -> None:
         await self.bus.start()
+        nodes = getattr(self.bus, "nodes", None)
         for agency in RECIPIENTS:
-            self._hook(agency)
+            if self._follow or nodes is None:
+                self._followers.append(
+                    asyncio.create_task(
+                        self.arrivals.follow(self.bus, agency, self._stop_following)
+                    )
+                )
+            else:
+                nodes[agency].store.on_commit(self.arrivals.listener(agency))
         config = {
             "base_url": self.bus.urls[SENDER],
             "sender": SENDER,
@@ -68,27 +150,6 @@ class BusUnderTest:
         if not ready:
             raise RuntimeError("the load generator did not start")
 
-    def _hook(self, agency: str) -> None:
-        store = self.bus.nodes[agency].store
-        original: Callable[..., bool] = store.save_tracked
-        arrivals = self.arrivals
-
-        def timed(source: str, position: int, *objs: Any) -> bool:
-            event_ids = [
-                str(e.envelope["id"])
-                for obj in objs
-                for e in getattr(obj, "pending_events", ())
-                if isinstance(e, CaseFile.EnvelopeRecorded)
-            ]
-            applied = original(source, position, *objs)
-            if applied:
-                now = time.monotonic()
-                for event_id in event_ids:
-                    arrivals[(agency, event_id)] = now
-            return applied
-
-        store.save_tracked = timed  # type: ignore[method-assign]
-
     async def _load(self, cmd: dict[str, Any]) -> dict[str, Any]:
         proc = self._loader
         assert proc is not None and proc.stdin is not None and proc.stdout is not None
@@ -103,82 +164,88 @@ class BusUnderTest:
     async def run(
         self,
         recipients: int,
-        n_events: int,
+        n_requests: int,
         rate: float | None,
         concurrency: int = 32,
         tick: Callable[[int], None] | None = None,
         max_seconds: float | None = None,
+        batch: int | None = None,
+        label: str | None = None,
     ) -> dict[str, Any]:
-        """One measurement: `n_events` at `rate` events/s (None: saturation), offering for
-        at most `max_seconds`. Latency counts from when a request was due, so a bus that
-        falls behind a fixed load is charged for the queue it builds (no coordinated
-        omission); at saturation "due" is when a lane became free."""
+        """One measurement: `n_requests` at `rate` requests/s (None: saturation), offering
+        for at most `max_seconds`; each request one event, or `batch` events. Latency
+        counts from when a request was due; at saturation "due" is when a lane was free."""
         readers = list(RECIPIENTS[:recipients])
-        cpu0 = os.times()
-        load = asyncio.create_task(
-            self._load(
-                {
-                    "n": n_events,
-                    "rate": rate,
-                    "concurrency": concurrency,
-                    "recipients": readers,
-                    "max_seconds": max_seconds,
-                }
-            )
-        )
-        # Follow deliveries while the load runs, for the progress bar.
-        shown, before = 0, len(self.arrivals)
-        while not load.done():
+        cpu0, sender0 = self.cpu(), self.sender_cpu() if self.sender_cpu else 0.0
+        cmd = {
+            "n": n_requests,
+            "rate": rate,
+            "concurrency": concurrency,
+            "recipients": readers,
+            "max_seconds": max_seconds,
+            "batch": batch,
+        }
+        load = asyncio.create_task(self._load(cmd))
+        shown, before = 0, len(self.arrivals.at)
+        while not load.done():  # follow deliveries while the load runs, for the progress bar
             await asyncio.sleep(0.2)
             if tick:
-                now = min((len(self.arrivals) - before) // recipients, n_events)
+                now = (len(self.arrivals.at) - before) // recipients
                 tick(now - shown)
                 shown = now
         out = load.result()
-        sent = [r for r in out["results"] if r[4] == 201]
-        errors = [r for r in out["results"] if r[4] != 201]
-        wanted = [(a, r[3]) for r in sent for a in readers]
-        deadline = time.monotonic() + 60 + n_events / 50
+        accepted = [r for r in out["results"] if r[4] == 201]
+        wanted = [(a, eid) for r in accepted for eid in r[3] for a in readers]
+        deadline = time.monotonic() + 60 + len(wanted) / 50
         while time.monotonic() < deadline:
-            missing = sum(1 for k in wanted if k not in self.arrivals)
-            if not missing:
+            if all(k in self.arrivals.at for k in wanted):
                 break
             await asyncio.sleep(0.01)
-        cpu1 = os.times()
-        send_at = {r[3]: r for r in sent}
+        cpu1, sender1 = self.cpu(), self.sender_cpu() if self.sender_cpu else 0.0
+        due_of = {eid: r[0] for r in accepted for eid in r[3]}
         latencies: list[float] = []
-        per_event_last: dict[str, float] = {}
+        last_at: dict[str, float] = {}
+        arrived = {k: self.arrivals.at[k] for k in wanted if k in self.arrivals.at}
         for agency, eid in wanted:
-            t = self.arrivals.get((agency, eid))
+            t = arrived.get((agency, eid))
             if t is None:
                 continue
-            latencies.append(t - send_at[eid][0])
-            per_event_last[eid] = max(per_event_last.get(eid, 0.0), t)
-        accept = [r[2] - r[1] for r in sent]
+            latencies.append(t - due_of[eid])
+            last_at[eid] = max(last_at.get(eid, 0.0), t)
+        for key in wanted:  # what this run waited for is not kept: memory stays flat
+            self.arrivals.at.pop(key, None)
+        events_accepted = sum(len(r[3]) for r in accepted)
         first = min((r[1] for r in out["results"]), default=0.0)
-        last = max(per_event_last.values(), default=first)
-        window = max(last - first, 1e-9)
-        done = len(per_event_last)
+        window = max(max(last_at.values(), default=first) - first, 1e-9)
+        shed = [r for r in out["results"] if r[4] in (429, 503)]
+        dropped = [r for r in out["results"] if r[4] == 599]
+        failed = [r for r in out["results"] if r[4] not in (201, 429, 503, 599)]
         if tick:
             tick(max(0, len(out["results"]) - shown))
-        busy_s = (cpu1.user + cpu1.system) - (cpu0.user + cpu0.system)
         row: dict[str, Any] = {
             "transport": self.kind,
+            "label": label or ("batch" if batch else "saturation" if rate is None else "fixed"),
             "recipients": recipients,
-            "offered_events_per_s": rate or "saturation",
-            "events": len(out["results"]),
-            "accepted": len(sent),
-            "errors": len(errors),
-            "first_error": errors[0][3] if errors else None,
+            "offered_events_per_s": round(rate * (batch or 1), 1) if rate else "saturation",
+            "batch": batch,
+            "requests": len(out["results"]),
+            "accepted": events_accepted,
+            "shed": len(shed),
+            "shed_without_retry_after": sum(1 for r in shed if not r[5]),
+            "dropped": len(dropped),
+            "errors": len(failed),
+            "first_error": (failed or dropped or [[None] * 4])[0][3],
             "delivered": len(latencies),
             "missing": len(wanted) - len(latencies),
-            "events_per_s": round(done / window, 1),
+            "events_per_s": round(len(last_at) / window, 1),
             "deliveries_per_s": round(len(latencies) / window, 1),
-            "accept_p50_ms": latency_summary(accept)["p50_ms"],
-            "accept_p99_ms": latency_summary(accept)["p99_ms"],
+            "accept_p50_ms": _ms(percentile([r[2] - r[1] for r in accepted], 50)),
+            "accept_p99_ms": _ms(percentile([r[2] - r[0] for r in accepted], 99)),
+            "shed_p99_ms": _ms(percentile([r[2] - r[1] for r in shed], 99)),
             **latency_summary(latencies),
             "late_sends": sum(1 for r in out["results"] if r[1] - r[0] > 0.01) if rate else 0,
-            "bus_cpu_s": round(busy_s, 2),
+            "bus_cpu_s": round(cpu1 - cpu0, 2),
+            "sender_cpu_s": round(sender1 - sender0, 2) if self.sender_cpu else None,
             "loader_cpu_s": out["loader_cpu_s"],
             "window_s": round(window, 2),
             "rss_mb": rss_mb(),
@@ -186,9 +253,15 @@ class BusUnderTest:
         return row
 
     def store_position(self, agency: str) -> int:
-        return self.bus.nodes[agency].store.max_position()
+        nodes = getattr(self.bus, "nodes", {})
+        return int(nodes[agency].store.max_position()) if agency in nodes else 0
 
     async def stop(self) -> None:
+        self._stop_following.set()
+        for task in self._followers:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
         proc = self._loader
         if proc is not None and proc.returncode is None:
             assert proc.stdin is not None
@@ -202,31 +275,77 @@ class BusUnderTest:
         await self.bus.stop()
 
 
-#: (recipients, offered events/s or None for saturation, events, max seconds offering)
-Measurement = tuple[int, float | None, int, float | None]
+def _own_cpu() -> float:
+    t = os.times()
+    return t.user + t.system
+
+
+def _ms(seconds: float) -> float:
+    return round(seconds * 1000, 2)
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One row: `requests` requests (one event each, or `batch` events) to `recipients`
+    at `rate` requests/s, or at `of_saturation` times the saturation rate this run
+    measured for 3 recipients, or as fast as the bus takes them (neither); offering
+    for at most `seconds`."""
+
+    label: str
+    recipients: int
+    requests: int
+    rate: float | None = None
+    of_saturation: float | None = None
+    seconds: float | None = None
+    batch: int | None = None
 
 
 def plan(quick: bool) -> list[Measurement]:
-    """What to measure: fixed loads are capped in time, saturation in events."""
+    """What to measure, in order (saturation for 3 recipients first: the rates of the
+    half-saturation and overload rows are shares of it)."""
     if quick:
-        return [(1, None, 40, None), (3, 50.0, 40, 0.8), (3, None, 40, None), (10, None, 20, None)]
-    out: list[Measurement] = []
-    for r in (1, 3, 10):
-        out += [(r, 200.0, 1000, 5.0), (r, 1000.0, 5000, 5.0), (r, None, 5000, 6.0)]
-    return out
+        return [
+            Measurement("saturation", 3, 40),
+            Measurement("light", 3, 10, rate=10.0, seconds=1.0),
+            Measurement("half-saturation", 3, 30, of_saturation=0.5, seconds=1.0),
+            Measurement("overload", 3, 60, of_saturation=3.0, seconds=1.0),
+            Measurement("batch", 3, 2, batch=40),
+            Measurement("saturation", 1, 30),
+        ]
+    return [
+        Measurement("saturation", 3, 3000, seconds=8.0),
+        Measurement("light", 3, 200, rate=10.0, seconds=20.0),
+        Measurement("half-saturation", 3, 3000, of_saturation=0.5, seconds=10.0),
+        Measurement("overload", 3, 20000, of_saturation=3.0, seconds=10.0),
+        Measurement("batch", 3, 20, seconds=8.0, batch=200),
+        Measurement("saturation", 1, 3000, seconds=6.0),
+        Measurement("saturation", 10, 1000, seconds=6.0),
+    ]
 
 
 async def run_plan(
     but: BusUnderTest,
-    measurements: list[Measurement],
+    measurements: Sequence[Measurement],
     tick: Callable[[int], None] | None = None,
     warmup: int = 20,
 ) -> list[dict[str, Any]]:
     """Warm the bus up (connections, topics, first grants), then play each measurement."""
-    for r in sorted({m[0] for m in measurements}):
+    for r in sorted({m.recipients for m in measurements}):
         await but.run(r, warmup, None, concurrency=8)
-    rows = []
-    for recipients, rate, n, seconds in measurements:
-        concurrency = 64 if rate else 32
-        rows.append(await but.run(recipients, n, rate, concurrency, tick, seconds))
+    rows: list[dict[str, Any]] = []
+    saturation = 0.0
+    for m in measurements:
+        rate = m.rate
+        if m.of_saturation is not None:
+            rate = max(1.0, m.of_saturation * saturation)
+        # Open loop: enough lanes that the bus, not the loader, sets the pace. Batches go
+        # one after another, as a bulk import sends them: a second batch in work at once
+        # would be shed whenever the node cannot finish both within its queue bound.
+        concurrency = 1 if m.batch else min(1024, max(64, int(rate * 2))) if rate else 32
+        row = await but.run(
+            m.recipients, m.requests, rate, concurrency, tick, m.seconds, m.batch, m.label
+        )
+        if m.label == "saturation" and m.recipients == 3:
+            saturation = float(row["events_per_s"])
+        rows.append(row)
     return rows

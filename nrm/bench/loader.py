@@ -3,13 +3,15 @@
 Why a separate process: an agency's systems are not inside the bus, and an HTTP client in
 the bus's own interpreter would take the GIL from the nodes it measures. The loader reads
 one JSON command per stdin line, plays it against the sender's router, and answers with
-one JSON line: per request, when it was sent and answered (CLOCK_MONOTONIC, comparable
-with the bus process), the event id and the status.
+one JSON line: per request, when it was due, sent and answered (CLOCK_MONOTONIC,
+comparable with every process of this machine), the event ids and the status.
 
-Two modes: a fixed offered load (open loop: request i is due at t0 + i/rate, whatever
-the answers) and saturation (closed loop: `concurrency` requests always in flight).
-No two requests in flight touch the same case: concurrent appends to one case are
-refused by the store's optimistic concurrency, which is not what is being measured.
+Modes: a fixed offered load (open loop: request i is due at t0 + i/rate, whatever the
+answers, with up to `concurrency` requests in flight) and saturation (closed loop:
+`concurrency` requests always in flight); with `batch`, each request is a
+`POST /v1/events:batch` of that many events instead of one event. No two requests in
+flight touch the same case: concurrent appends to one case are refused by the store's
+optimistic concurrency, which is not what is being measured.
 """
 
 from __future__ import annotations
@@ -28,6 +30,9 @@ from contracts.agency_token import issue_token
 from contracts.directory import KeyUse
 from nrm.bench.workload import EVENTS_PER_CASE, follow_up, screened_payload
 from nrm.embedded import Keychain
+
+#: A result: [due, sent, answered, event ids (or the error), status, Retry-After or None]
+Result = list[Any]
 
 
 class _Slot:
@@ -51,14 +56,54 @@ class Loader:
     def _token(self) -> str:
         return issue_token(self.sender, self.key_id, self.private, self.audience)
 
+    def _single(self, slot: _Slot, recipients: list[str]) -> tuple[str, dict[str, Any]]:
+        self.seq += 1
+        if slot.case is None or slot.count >= EVENTS_PER_CASE:
+            slot.case, slot.count = None, 0
+            return "/v1/cases", {"recipients": recipients, "payload": screened_payload(self.seq)}
+        event_type, payload = follow_up(self.seq)
+        return f"/v1/cases/{slot.case}/events", {
+            "type": event_type,
+            "recipients": recipients,
+            "payload": payload,
+        }
+
+    def _batch(self, size: int, recipients: list[str]) -> dict[str, Any]:
+        """`size` events: whole cases (a screening, then its follow-ups by `case_of`)."""
+        events: list[dict[str, Any]] = []
+        opened = 0
+        for i in range(size):
+            self.seq += 1
+            if i % EVENTS_PER_CASE == 0:
+                opened = i
+                events.append(
+                    {
+                        "type": "case.screened",
+                        "recipients": recipients,
+                        "payload": screened_payload(self.seq),
+                    }
+                )
+            else:
+                event_type, payload = follow_up(self.seq)
+                events.append(
+                    {
+                        "type": event_type,
+                        "recipients": recipients,
+                        "payload": payload,
+                        "case_of": opened,
+                    }
+                )
+        return {"events": events}
+
     async def run(self, cmd: dict[str, Any]) -> dict[str, Any]:
         n: int = cmd["n"]
         rate: float | None = cmd.get("rate")
         concurrency: int = cmd.get("concurrency", 32)
         recipients: list[str] = cmd["recipients"]
+        batch: int | None = cmd.get("batch")
         #: a fixed load stops offering after this long, even if the bus fell behind
         max_seconds: float = cmd.get("max_seconds") or float("inf")
-        results: list[list[Any]] = []
+        results: list[Result] = []
         free: asyncio.Queue[_Slot] = asyncio.Queue()
         for _ in range(concurrency):
             free.put_nowait(_Slot())
@@ -67,33 +112,31 @@ class Loader:
         async with httpx.AsyncClient(base_url=self.base_url, timeout=60, limits=limits) as client:
 
             async def one(slot: _Slot, due: float) -> None:
-                self.seq += 1
-                seq = self.seq
                 headers = {"Authorization": f"Bearer {self._token()}"}
-                if slot.case is None or slot.count >= EVENTS_PER_CASE:
-                    url = "/v1/cases"
-                    body: dict[str, Any] = {
-                        "recipients": recipients,
-                        "payload": screened_payload(seq),
-                    }
-                    slot.case, slot.count = None, 0
+                if batch:
+                    url, body = "/v1/events:batch", self._batch(batch, recipients)
                 else:
-                    event_type, payload = follow_up(seq)
-                    url = f"/v1/cases/{slot.case}/events"
-                    body = {"type": event_type, "recipients": recipients, "payload": payload}
+                    url, body = self._single(slot, recipients)
                 t_send = time.monotonic()
                 try:
                     resp = await client.post(url, json=body, headers=headers)
                     status, data = resp.status_code, resp.json()
+                    retry_after = resp.headers.get("retry-after")
                 except Exception as exc:  # a failed request is a result, not a crash
-                    status, data = 599, {"detail": repr(exc)}
+                    status, data, retry_after = 599, {"detail": repr(exc)}, None
                 t_done = time.monotonic()
-                if status == 201:
+                if batch and status == 200:
+                    ids = [r["event_id"] for r in data["results"] if r["status"] == 201]
+                    results.append([due, t_send, t_done, ids, 201, None, len(body["events"])])
+                elif status == 201:
                     slot.case = data["case"]
                     slot.count += 1
-                    results.append([due, t_send, t_done, data["event_id"], status])
+                    results.append([due, t_send, t_done, [data["event_id"]], status, None, 1])
                 else:
-                    results.append([due, t_send, t_done, str(data)[:200], status])
+                    results.append([due, t_send, t_done, str(data)[:200], status, retry_after, 1])
+                    if not rate and retry_after and retry_after.isdigit():
+                        # A closed loop is a well-behaved client: it waits as it is told.
+                        await asyncio.sleep(min(float(retry_after), 5.0))
                 free.put_nowait(slot)
 
             tasks: set[asyncio.Task[None]] = set()

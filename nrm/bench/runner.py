@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from nrm.bench import audit, crypto_floor, end_to_end, growth, store_append
+from nrm.bench import audit, crypto_floor, end_to_end, growth, store_append, targets
 from nrm.bench import transport_baseline as tb
 from nrm.bench.common import Progress, machine_facts, ratio
 from nrm.bench.report import svg, text, write_json
@@ -121,41 +121,48 @@ async def _transports_and_bus(
             if not q:
                 rows.append(await tb.kafka_loop(kafka, 3000, 3, 1000.0))
         doc["transport_baseline"] = rows
-    if "e2e" not in opts.stages and "growth" not in opts.stages:
-        return
-    measurements = end_to_end.plan(q) if "e2e" in opts.stages else []
-    transports: list[tuple[str, SecuredKafka | None]] = [("embedded", None)]
-    if kafka:
-        transports.append(("kafka", kafka))
-    doc["end_to_end"] = []
-    profile = opts.profile if opts.profile is not None else not q
-    for kind, on_kafka in transports:
-        but = end_to_end.BusUnderTest(work / f"bus-{kind}", on_kafka)
-        say(f"end to end on {kind}: starting the bus (registry + 11 nodes)")
+    if "e2e" in opts.stages:
+        transports: list[tuple[str, SecuredKafka | None]] = [("embedded", None)]
+        if kafka:
+            transports.append(("kafka", kafka))
+        doc["end_to_end"] = []
+        profile = opts.profile if opts.profile is not None else not q
+        measurements = end_to_end.plan(q)
+        for kind, on_kafka in transports:
+            but = end_to_end.BusUnderTest.embedded(work / f"bus-{kind}", on_kafka)
+            say(f"end to end on {kind}: starting the bus (registry, 11 nodes, notifier)")
+            await but.start()
+            try:
+                total = sum(m.requests * (m.batch or 1) for m in measurements)
+                bar = Progress(f"e2e {kind}", total, enabled=opts.progress and sys.stderr.isatty())
+                rows = await end_to_end.run_plan(
+                    but, measurements, tick=bar.advance, warmup=10 if q else 20
+                )
+                bar.close()
+                doc["end_to_end"] += rows
+                if profile and kind == "embedded":
+                    doc["profile"] = await _profile(but)
+            finally:
+                await but.stop()
+    if "growth" in opts.stages:
+        if opts.max_events:
+            points = growth.checkpoints(min(10_000, opts.max_events), opts.max_events)
+        else:
+            points = [1_000, 2_000] if q else growth.checkpoints(10_000, 40_000)
+        say(f"growth to {points[-1]:,} events (embedded, one recipient)")
+        but = end_to_end.BusUnderTest.embedded(work / "bus-growth", None)
         await but.start()
         try:
-            total = sum(m[2] if not m[3] else int((m[1] or 60) * m[3]) for m in measurements)
-            bar = Progress(f"e2e {kind}", total, enabled=opts.progress and sys.stderr.isatty())
-            rows = await end_to_end.run_plan(
-                but, measurements, tick=bar.advance, warmup=10 if q else 20
+            gbar = Progress("growth", points[-1], enabled=opts.progress and sys.stderr.isatty())
+            rows = await growth.run(
+                but,
+                points,
+                lambda agency: but.bus.root / "nodes" / agency / "store.db",  # type: ignore[attr-defined]
+                tick=gbar.advance,
+                probe=60 if q else growth.PROBE,
             )
-            bar.close()
-            doc["end_to_end"] += rows
-            if profile and kind == "embedded":
-                doc["profile"] = await _profile(but)
-            if kind == "embedded" and "growth" in opts.stages:
-                sent = sum(r["accepted"] for r in rows)
-                if opts.max_events:
-                    points = growth.checkpoints(min(2_500, opts.max_events), opts.max_events)
-                elif q:
-                    points = [sent + 60, sent + 150]
-                else:
-                    points = growth.checkpoints(2_500, 10_000)
-                gbar = Progress(
-                    "growth", points[-1] - sent, enabled=opts.progress and sys.stderr.isatty()
-                )
-                doc["growth"] = await growth.run(but, points, sent, tick=gbar.advance)
-                gbar.close()
+            gbar.close()
+            doc["growth"] = {"rows": rows, **growth.verdicts(rows)}
         finally:
             await but.stop()
 
@@ -166,7 +173,7 @@ async def _profile(but: end_to_end.BusUnderTest) -> dict[str, Any]:
 
     sampler = Sampler().start()
     try:
-        row = await but.run(3, 2000, None, max_seconds=6.0)
+        row = await but.run(3, 2000, None, max_seconds=6.0, label="profile")
     finally:
         sampler.stop()
     return {
@@ -187,7 +194,7 @@ def _ratios(doc: dict[str, Any]) -> None:
     floor = doc.get("crypto_floor", [])
     for row in doc.get("end_to_end", []):
         base = raw.get((row["transport"], row["recipients"]))
-        if base and row["offered_events_per_s"] == "saturation":
+        if base and row["label"] == "saturation":
             row["ratio_to_raw_throughput"] = ratio(row["events_per_s"], base["events_per_s"])
         done = row["delivered"] / max(row["recipients"], 1)
         if done:
@@ -197,33 +204,6 @@ def _ratios(doc: dict[str, Any]) -> None:
                 row["ratio_cpu_to_crypto_floor"] = ratio(
                     cpu_us, crypto_floor.floor_us(floor, row["recipients"])
                 )
-    targets = []
-    k3 = [
-        r
-        for r in doc.get("end_to_end", [])
-        if r["transport"] == "kafka"
-        and r["recipients"] == 3
-        and r["offered_events_per_s"] == "saturation"
-    ]
-    if k3 and "ratio_to_raw_throughput" in k3[0]:
-        v = k3[0]["ratio_to_raw_throughput"]
-        targets.append(
-            {"target": "Kafka e2e >= 50% of raw aiokafka (3 recip.)", "measured": f"{v:.1%}",
-             "met": v >= 0.5}
-        )  # fmt: skip
-    for r in doc.get("end_to_end", []):
-        if r["offered_events_per_s"] == 1000.0 and r["recipients"] == 3:
-            targets.append(
-                {"target": f"p99 < 50 ms at 1,000 events/s ({r['transport']}, 3 recip.)",
-                 "measured": f"{r['p99_ms']:.0f} ms (achieved {r['events_per_s']:.0f}/s)",
-                 "met": r["p99_ms"] < 50 and r["events_per_s"] >= 950}
-            )  # fmt: skip
-    if doc.get("growth"):
-        g = doc["growth"][-1]
-        est = g["rebuild_1m_events_extrapolated_s"]
-        targets.append(
-            {"target": "rebuild of 1,000,000 events < 120 s",
-             "measured": f"{est:.0f} s (extrapolated from {g['receiver_events']:,} events)",
-             "met": est < 120}
-        )  # fmt: skip
-    doc["targets"] = targets
+        if row.get("sender_cpu_s") is not None and row["accepted"]:
+            row["sender_cpu_us_per_event"] = round(row["sender_cpu_s"] / row["accepted"] * 1e6)
+    doc["targets"] = targets.verdicts(doc)

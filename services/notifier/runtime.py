@@ -24,7 +24,7 @@ import random
 import ssl
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -90,7 +90,12 @@ class NotifierSettings:
     operator_id: str | None = None
     operator_keys: tuple[PublicKeyRecord, ...] = ()
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    #: How often due deadlines and deliveries are looked for (new log entries and new
+    #: notifications wake the notifier at once; this bounds the wait for the clock).
     poll_interval: float = 0.5
+    #: How long one read of a node's log waits for a new entry (a long poll): the
+    #: notifier follows a node with one open request, not a request per poll interval.
+    follow_wait: float = 8.0
     page_size: int = 200
     subscription_refresh_seconds: float = 60.0
     escalation_retry_seconds: float = 30.0
@@ -132,6 +137,7 @@ class NotifierRuntime:
         self._clients: dict[str, httpx.AsyncClient] = {}
         self._stopping = asyncio.Event()
         self._wake = asyncio.Event()
+        self._deadline_locks: dict[str, asyncio.Lock] = {}
         self._running: asyncio.Future[Any] | None = None
         self._traces: OrderedDict[str, str] = OrderedDict()  # notification id -> traceparent
         self._tracer = trace.get_tracer(TRACE_SCOPE, tracer_provider=settings.tracer_provider)
@@ -208,10 +214,11 @@ class NotifierRuntime:
 
     # -- following the node's log ---------------------------------------------------------
 
-    async def follow_once(self, agency_id: str) -> int:
+    async def follow_once(self, agency_id: str, wait: float = 0.0) -> int:
         """Reads the node's log from the stored cursor to its end; returns how many new
-        notifications it made. Refuses to move before subscriptions were ever loaded,
-        so no event passes unnotified."""
+        notifications it made. With `wait`, the first read waits up to that long for a
+        new entry (the node answers as soon as one is recorded). Refuses to move before
+        subscriptions were ever loaded, so no event passes unnotified."""
         if not self.store.known(agency_id):
             raise RuntimeError(f"subscriptions of {agency_id} not loaded yet")
         agency = self.agencies[agency_id]
@@ -219,11 +226,19 @@ class NotifierRuntime:
         audience = agency.router_audience or agency.router_url
         after, created = self.store.cursor(agency_id), 0
         while True:
-            r = await client.get(
+            params: dict[str, Any] = {"after": after, "limit": self.settings.page_size}
+            if wait:
+                params["wait"] = wait
+                wait = 0.0  # only the first read waits; the rest page what is there
+            read = client.get(
                 f"{base}/v1/log",
-                params={"after": after, "limit": self.settings.page_size},
+                params=params,
                 headers=self._token(audience, LOG_READ),
+                timeout=max(10.0, float(params.get("wait", 0)) + 10.0),
             )
+            r = await self._unless_stopping(read) if "wait" in params else await read
+            if r is None:
+                break  # stopping: the cursor stays where it was
             r.raise_for_status()
             page = r.json()
             items: list[dict[str, Any]] = page["items"]
@@ -245,6 +260,22 @@ class NotifierRuntime:
             self._wake.set()
             log.debug("%s: %d new notification(s), log read to %d", agency_id, created, after)
         return created
+
+    async def _unless_stopping(self, read: Awaitable[httpx.Response]) -> httpx.Response | None:
+        """A long poll that `stop()` ends at once (None): it only reads, so dropping it
+        loses nothing, and a stopping notifier need not wait out the poll."""
+        answer = asyncio.ensure_future(read)
+        stopping = asyncio.ensure_future(self._stopping.wait())
+        try:
+            await asyncio.wait({answer, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            if answer.done():
+                return answer.result()
+        finally:
+            stopping.cancel()
+            answer.cancel()  # no-op when it is done
+        with contextlib.suppress(asyncio.CancelledError, httpx.HTTPError):
+            await answer
+        return None
 
     def _remember_trace(self, notification_id: str, traceparent: Any) -> None:
         if isinstance(traceparent, str) and traceparent:
@@ -310,7 +341,13 @@ class NotifierRuntime:
         return []
 
     async def check_deadlines(self, agency_id: str) -> int:
-        """Every open deadline past due: a reminder notification, or one escalation."""
+        """Every open deadline past due: a reminder notification, or one escalation. One
+        pass per agency at a time (the follower and the clock both look)."""
+        lock = self._deadline_locks.setdefault(agency_id, asyncio.Lock())
+        async with lock:
+            return await self._act_on_due(agency_id)
+
+    async def _act_on_due(self, agency_id: str) -> int:
         now, acted = self.now(), 0
         for d in self.store.due_deadlines(agency_id, now.timestamp()):
             if d.action == "remind":
@@ -517,8 +554,9 @@ class NotifierRuntime:
 
     # -- loops --------------------------------------------------------------------------
 
-    async def step(self, agency_id: str) -> int:
-        """One follower pass for one agency; failures are recorded, never raised."""
+    async def step(self, agency_id: str, wait: float = 0.0) -> int:
+        """One follower pass for one agency (its log read waiting up to `wait` for a new
+        entry); failures are recorded, never raised."""
         try:
             loaded = self._subs_loaded.get(agency_id)
             if (
@@ -531,7 +569,7 @@ class NotifierRuntime:
                     self.errors[f"{agency_id}:subscriptions"] = f"{type(exc).__name__}: {exc}"
                     if not self.store.known(agency_id):
                         return 0
-            worked = await self.follow_once(agency_id)
+            worked = await self.follow_once(agency_id, wait)
             worked += await self.check_deadlines(agency_id)
             self.errors.pop(agency_id, None)
             return worked
@@ -548,13 +586,31 @@ class NotifierRuntime:
         return worked
 
     async def _follow_loop(self) -> None:
+        """One follower per served node, each waiting on its node's log (long poll)."""
+        await asyncio.gather(*(self._follow(a) for a in self.agencies))
+
+    async def _follow(self, agency_id: str) -> None:
         while not self._stopping.is_set():
-            worked = 0
-            for agency_id in self.agencies:
-                worked += await self.step(agency_id)
-            if not worked:
+            started = time.monotonic()
+            await self.step(agency_id, self.settings.follow_wait)
+            if agency_id in self.errors or time.monotonic() - started < 0.01:
+                # A failing node (or one that does not wait): do not spin on it.
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stopping.wait(), self.settings.poll_interval)
+
+    async def _deadline_loop(self) -> None:
+        """Deadlines fall due with the clock, not with the log: looked for every
+        `poll_interval` (a query of the notifier's own store per node)."""
+        while not self._stopping.is_set():
+            for agency_id in self.agencies:
+                if self.store.known(agency_id):
+                    try:
+                        await self.check_deadlines(agency_id)
+                    except Exception as exc:
+                        log.warning("deadlines of %s: %s", agency_id, exc)
+                        self.errors[f"{agency_id}:deadlines"] = f"{type(exc).__name__}: {exc}"
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self.settings.poll_interval)
 
     async def _delivery_loop(self) -> None:
         while not self._stopping.is_set():
@@ -573,7 +629,9 @@ class NotifierRuntime:
 
     async def run(self) -> None:
         """Both loops until `stop()`; a failure is recorded and retried, never fatal."""
-        self._running = asyncio.gather(self._follow_loop(), self._delivery_loop())
+        self._running = asyncio.gather(
+            self._follow_loop(), self._deadline_loop(), self._delivery_loop()
+        )
         with contextlib.suppress(asyncio.CancelledError):
             await self._running
 

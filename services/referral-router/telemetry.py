@@ -238,10 +238,11 @@ def context_of(traceparent: str | None) -> otel_context.Context | None:
     return _propagator.extract({TRACE_HEADER: traceparent})
 
 
-def event_appended(agency_id: str, envelope: Envelope) -> None:
-    """The node appended an event it sends: count it, remember the request's trace."""
+def event_appended(agency_id: str, envelope: Envelope, parent: str | None = None) -> None:
+    """The node appended an event it sends: count it, remember the request's trace
+    (`parent`, taken while the request was current; default: the current span's)."""
     _instruments().appended.add(1, {"nrm.agency": agency_id, "nrm.event.type": envelope.type})
-    parent = current_traceparent()
+    parent = parent or current_traceparent()
     if parent:
         with _remembered_lock:
             _remembered[str(envelope.id)] = parent
@@ -286,22 +287,28 @@ class PublishBatch:
 
     def start(self, envelope: Envelope, recipient: str, topic: str) -> str | None:
         """Start the span; returns the traceparent to put in the record's headers."""
+        return self.start_for(str(envelope.id), envelope.sender, envelope.type, recipient, topic)
+
+    def start_for(
+        self, event_id: str, sender: str, event_type: str, recipient: str, topic: str
+    ) -> str | None:
+        """`start`, from the envelope's clear facts."""
         span = tracer().start_span(
             f"publish {topic}",
-            context=_remembered_context(str(envelope.id)),
+            context=_remembered_context(event_id),
             kind=SpanKind.PRODUCER,
             attributes={
                 "messaging.system": "kafka",
                 "messaging.operation.type": "send",
                 "messaging.destination.name": topic,
-                "messaging.message.id": str(envelope.id),
-                "nrm.agency": envelope.sender,
-                "nrm.event.type": envelope.type,
+                "messaging.message.id": event_id,
+                "nrm.agency": sender,
+                "nrm.event.type": event_type,
                 "nrm.recipient": recipient,
             },
         )
         self.spans.append(span)
-        self._agencies[envelope.sender] = self._agencies.get(envelope.sender, 0) + 1
+        self._agencies[sender] = self._agencies.get(sender, 0) + 1
         return current_traceparent(span)
 
     def __enter__(self) -> PublishBatch:

@@ -79,7 +79,7 @@ def test_record_sent_appends_to_the_case_file_and_the_log(store: CaseStore) -> N
     store.record_sent(store.case_file_or_new(case), env, ROLES)
     got = store.case_file(case)
     assert got is not None and got.state.screened
-    assert [(d, e.id) for d, e in got.envelopes()] == [(SENT, env.id)]
+    assert [(d, e.id) for d, e in store.envelopes(case)] == [(SENT, env.id)]
     (entry,) = store.log()
     assert (entry.direction, entry.envelope) == (SENT, env)
     assert store.max_position() == entry.position
@@ -106,7 +106,7 @@ def test_a_cursor_moves_with_what_was_received_and_recognises_a_redelivery(
     assert receive(store, env, source, 7) is False
     got = store.case_file(case)
     assert got is not None
-    assert [(d, e.id) for d, e in got.envelopes()] == [(RECEIVED, env.id)]
+    assert [(d, e.id) for d, e in store.envelopes(case)] == [(RECEIVED, env.id)]
     assert len(store.log()) == 1
     # A later position of the same partition is applied; other partitions are separate.
     second = envelope(
@@ -206,4 +206,23 @@ def test_concurrent_append_to_one_case_is_refused(store: CaseStore) -> None:
             b, envelope(case, "consent.recorded", consent_id="c2", recipients=["police"]), ROLES
         )
     got = store.case_file(case)
-    assert got is not None and isinstance(got, CaseFile) and len(got.entries) == 2
+    assert got is not None and isinstance(got, CaseFile) and len(got.state.event_ids) == 2
+    assert len(store.envelopes(case)) == 2
+
+
+def test_several_stream_positions_commit_in_one_transaction(store: CaseStore) -> None:
+    """A poll of several partitions keeps every partition's position with what it wrote,
+    all or nothing (on both backends: the recorder is taught to store several)."""
+    from eventsourcing.persistence import IntegrityError
+
+    case = new_case()
+    file = store.case_file_or_new(case)
+    file.record(envelope(case, sender="shelter"), RECEIVED, ROLES)
+    assert store.save_positions([("inbox:0", 3), ("inbox:1", 7)], file)
+    assert (store.tracked("inbox:0"), store.tracked("inbox:1")) == (3, 7)
+    before = store.max_position()
+    again = store.case_file_or_new(new_case())
+    again.record(envelope(again.pseudonym, sender="shelter"), RECEIVED, ROLES)
+    with pytest.raises(IntegrityError):  # inbox:1 is at 7 already: a redelivery
+        store.save_positions([("inbox:0", 9), ("inbox:1", 7)], again)
+    assert store.max_position() == before and store.tracked("inbox:0") == 3

@@ -59,6 +59,7 @@ class FakeSealer:
     store: CaseStore
     sealed: list[tuple[str, Entitled]] = field(default_factory=list)
     erased: list[tuple[str, list[str]]] = field(default_factory=list)
+    keeps: int = 0
 
     def seal(self, envelope: Envelope, payload: EventPayload, entitlements: Entitled) -> Envelope:
         self.sealed.append((envelope.type, dict(entitlements)))
@@ -69,8 +70,11 @@ class FakeSealer:
 
     def erase(self, case: str) -> int:
         file = self.store.case_file(case)
-        self.erased.append((case, [e.type for _, e in file.envelopes()] if file else []))
+        self.erased.append((case, [e.type for _, e in self.store.envelopes(case)] if file else []))
         return 1
+
+    def keep_new_keys(self) -> None:
+        self.keeps += 1
 
 
 @dataclass

@@ -420,9 +420,7 @@ def test_replays_apply_nothing_twice_and_go_nowhere_else(world: World) -> None:
     world.settle()
     node = world.bus.bus.nodes[world.id("authority")]
     stored = next(
-        env
-        for _, env in node.store.case_file(case).envelopes()
-        if str(env.id) == sent.json()["event_id"]
+        env for _, env in node.store.envelopes(case) if str(env.id) == sent.json()["event_id"]
     )
     before = world.view("authority", case)
     letters = len(world.letters("authority"))

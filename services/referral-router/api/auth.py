@@ -67,8 +67,20 @@ def _verified(
     )
 
 
-def own_agency(request: Request, authorization: Authorization = None, proof: Proof = None) -> str:
-    """The caller must prove it is this node's own agency."""
+async def _node(request: Request) -> AgencyNode:
+    """`node_of` as a dependency: async, so FastAPI runs it on the event loop."""
+    return node_of(request)
+
+
+async def own_agency(
+    request: Request, authorization: Authorization = None, proof: Proof = None
+) -> str:
+    """The caller must prove it is this node's own agency. Async, like every dependency
+    of the hot routes: no thread hop per request."""
+    return _own(request, authorization, proof)
+
+
+def _own(request: Request, authorization: str | None, proof: str | None) -> str:
     agency = authenticated_agency(request, authorization, proof)
     if agency != node_of(request).agency_id:
         raise AuthError(403, f"this node serves {node_of(request).agency_id}, not {agency}")
@@ -102,21 +114,21 @@ def _own_or_notifier(
     notifier: str | None = getattr(request.app.state, "notifier_id", None)
     token = (authorization or "").partition(" ")[2].strip()
     if check is None or notifier is None or token_issuer(token) != notifier:
-        return Submitter(own_agency(request, authorization, proof))
+        return Submitter(_own(request, authorization, proof))
     verified = _verified(check, request, authorization, proof)
     if verified.scope.isdisjoint(scopes):
         raise AuthError(403, f"the notifier's token lacks the scope {' or '.join(scopes)!r}")
     return Submitter(node_of(request).agency_id, notifier=True, scopes=verified.scope)
 
 
-def log_reader(
+async def log_reader(
     request: Request, authorization: Authorization = None, proof: Proof = None
 ) -> Submitter:
     """The agency, or its notifier with `log:read`: the log holds clear parts only."""
     return _own_or_notifier(request, authorization, proof, LOG_READ)
 
 
-def submitter(
+async def submitter(
     request: Request, authorization: Authorization = None, proof: Proof = None
 ) -> Submitter:
     """The agency, or its notifier with `escalate` or `erase:retention` (the route allows
@@ -127,4 +139,4 @@ def submitter(
 Caller = Annotated[str, Depends(own_agency)]
 LogReader = Annotated[Submitter, Depends(log_reader)]
 Appender = Annotated[Submitter, Depends(submitter)]
-Node = Annotated[AgencyNode, Depends(node_of)]
+Node = Annotated[AgencyNode, Depends(_node)]

@@ -62,7 +62,8 @@ def own_part(node: AgencyNode, case: str) -> dict[str, Any]:
     file = node.store.case_file(case)
     if file is None:
         return node_disclosures(node.agency_id, case, [], [], refused)
-    return node_disclosures(node.agency_id, case, file.history(), file.forwardings, refused)
+    history = node.store.history(case)
+    return node_disclosures(node.agency_id, case, history, file.forwardings, refused)
 
 
 @disclosures.get("/cases/{case}/disclosures")

@@ -23,6 +23,7 @@ from contracts.problems import (
     install,
     openapi_responses,
     problem,
+    problem_of,
 )
 from referral_router.audit.log import AuditLogError
 from referral_router.sending.problems import SUBMISSION_PROBLEMS
@@ -42,6 +43,11 @@ TRANSLATIONS: Translations = {
     AuditLogError: _audit_problem,
     DirectoryError: lambda e: problem("directory-too-old", str(e), rule="DIRECTORY"),
 }
+
+
+def problem_of_exception(exc: BaseException) -> Problem:
+    """The problem a request that raised `exc` is answered with (one of a batch's events)."""
+    return problem_of(exc, TRANSLATIONS)
 
 
 def install_error_handlers(app: FastAPI) -> None:

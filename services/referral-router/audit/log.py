@@ -19,7 +19,7 @@ import contextlib
 import json
 import sqlite3
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,6 +28,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from contracts.audit_verification import Decision, agency_of_origin, decision_of
+from contracts.canonical import canonical_json
 from contracts.transparency import (
     Checkpoint,
     MerkleTree,
@@ -38,7 +39,7 @@ from contracts.transparency import (
     sign_checkpoint,
 )
 from referral_router.audit.levels import SqliteLevelStore
-from referral_router.store.case_store import CaseStore, LoggedEnvelope
+from referral_router.store.case_store import CaseStore, Committed, LoggedEnvelope
 
 Clock = Callable[[], datetime]
 
@@ -175,6 +176,8 @@ class AuditLog:
         for statement in _SCHEMA:
             self._conn.execute(statement)
         self._tree = MerkleTree(SqliteLevelStore(self._conn, "audit_levels"))
+        #: Every store position up to this one is logged (None: not known yet).
+        self._covered: int | None = None
         pinned = self._conn.execute("SELECT value FROM audit_meta WHERE key='origin'").fetchone()
         if pinned is None:
             self._conn.execute("INSERT INTO audit_meta VALUES ('origin', ?)", (origin,))
@@ -202,28 +205,56 @@ class AuditLog:
 
     # --- writing -------------------------------------------------------------------
 
+    def follow(self) -> None:
+        """Append what the store commits as it commits it, from memory (the envelopes'
+        JSON as just written), instead of reading it back; a transaction the log did not
+        see follow on from the last one (another process on the store) makes it catch up
+        from the store first."""
+        self.store.on_commit(self._committed)
+
+    def _committed(self, c: Committed) -> None:
+        with self._lock:
+            if self._covered is not None and c.last <= self._covered:
+                return
+            if self._covered is None or c.first != self._covered + 1:
+                self.catch_up()
+                return
+            self._append([(e.position, e.data, e.canonical) for e in c.envelopes])
+            self._covered = c.last
+
     def catch_up(self) -> int:
         """Append every envelope recorded since the last logged position; returns how
         many. Idempotent, and safe after a crash: a batch commits whole or not at all."""
         added = 0
         with self._lock:
-            while True:
-                (last,) = self._conn.execute(
-                    "SELECT COALESCE(MAX(position), 0) FROM audit_leaves"
-                ).fetchone()
-                batch = self.store.log(after=last, limit=self._batch)
+            upto = self.store.max_position()
+            (last,) = self._conn.execute(
+                "SELECT COALESCE(MAX(position), 0) FROM audit_leaves"
+            ).fetchone()
+            last = max(last, self._covered or 0)
+            while last < upto:
+                batch = self.store.log(after=last, limit=self._batch, upto=upto)
                 if not batch:
-                    return added
-                self._append(batch)
+                    break
+                self._append(
+                    [(e.position, e.envelope.model_dump(mode="json"), None) for e in batch]
+                )
                 added += len(batch)
+                last = batch[-1].position
+            self._covered = max(upto, self._covered or 0)
+            return added
 
-    def _append(self, batch: Sequence[LoggedEnvelope]) -> None:
+    def _append(self, batch: Sequence[tuple[int, Mapping[str, Any], bytes | None]]) -> None:
+        """Leaves for (store position, envelope JSON, its canonical bytes if known)
+        entries, in log order."""
+        if not batch:
+            return
         start = self._tree.size
         rows, decisions = [], []
-        for i, entry in enumerate(batch):
-            h = hash_leaf(entry.envelope.canonical_bytes())
-            rows.append((entry.position, str(entry.envelope.id), h))
-            d = decision_of(entry.envelope.model_dump(mode="json"))
+        for i, (position, data, canonical) in enumerate(batch):
+            h = hash_leaf(canonical or canonical_json(data))
+            rows.append((position, str(data["id"]), h))
+            d = decision_of(data)
             if d is not None:
                 decisions.append((start + i, json.dumps(d.as_json())))
         self._append_leaves(rows, decisions)

@@ -40,6 +40,9 @@ class FederatedSeal:
     def seal(self, envelope: Envelope, payload: Any, entitlements: Any) -> Envelope:
         return self.inner.seal(envelope, payload, entitlements)
 
+    def keep_new_keys(self) -> None:
+        self.inner.keep_new_keys()
+
     def erase(self, case: str) -> int:
         """The case keys, and the forwardings kept beside the case's envelopes."""
         self.forwardings.delete_case(case)

@@ -10,6 +10,7 @@ until the node can check them against a directory the registry confirmed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,7 +18,8 @@ from dataclasses import dataclass, field
 from contracts.directory import DirectoryError
 from referral_router import telemetry
 from referral_router.receiving.reception import Outcome, Reception
-from referral_router.transport.base import Consumer, Message, Transport
+from referral_router.store.thread import StoreThread
+from referral_router.transport.base import CommitFailedError, Consumer, Message, Transport
 from referral_router.transport.topics import dead_letter_topic
 
 log = logging.getLogger("nrm.inbox")
@@ -35,11 +37,22 @@ class InboxLoop:
     delete_interval: float = 1.0
     #: Raises (a `DirectoryError`) while the directory is too old to act on.
     fresh: Callable[[], object] | None = None
+    #: Whether `fresh` would do I/O now (then it runs in a worker thread).
+    due: Callable[[], bool] | None = None
     #: Why the inbox is paused, None while it is not.
     paused: str | None = field(init=False, default=None)
+    #: Offsets go to the transport at most this often while records keep coming (and
+    #: whenever the inbox falls idle). The store's tracking records are what makes a
+    #: record applied once; the group's offset only says where to resume, so resuming a
+    #: little early costs a re-read that reception recognises, never a second apply.
+    commit_interval: float = 0.5
+    #: The store thread the batches are applied on (None: any worker thread).
+    thread: StoreThread | None = None
     #: Records handled since start: lets a caller see the inbox settle.
     handled: int = field(init=False, default=0)
     _delivered: dict[tuple[str, int], int] = field(init=False, default_factory=dict)
+    _uncommitted: dict[tuple[str, int], int] = field(init=False, default_factory=dict)
+    _last_commit: float = field(init=False, default=0.0)
     _last_delete: float = field(init=False, default=0.0)
 
     async def poll_once(self, timeout_ms: int = 200) -> int:
@@ -47,14 +60,17 @@ class InboxLoop:
             return 0
         records = await self.consumer.poll(max_records=500, timeout_ms=timeout_ms)
         if not records:
-            await self._delete_delivered(force=True)
+            await self.flush()
             return 0
         offsets: dict[tuple[str, int], int] = {}
         dead: list[Message] = []
         agency = self.reception.agency_id
         # One transaction per partition for the whole batch (group commit); each record
         # still gets its own span, continuing the sender's trace, once its outcome is known.
-        outcomes = await asyncio.to_thread(self.reception.apply_batch, records)
+        if self.thread is not None:
+            outcomes = await self.thread.run(self.reception.apply_batch, records)
+        else:
+            outcomes = await asyncio.to_thread(self.reception.apply_batch, records)
         for rec, received in zip(records, outcomes, strict=True):
             with telemetry.applying(
                 agency, rec.topic, rec.partition, rec.offset, rec.headers
@@ -89,16 +105,40 @@ class InboxLoop:
         if dead:
             await self.transport.ensure_topics({m.topic for m in dead}, partitions=1)
             await self.transport.publish_many(dead)
-        await self.consumer.commit(offsets)
-        self._delivered.update(offsets)
+        self._uncommitted.update(offsets)
+        if asyncio.get_running_loop().time() - self._last_commit >= self.commit_interval:
+            await self._commit()
         await self._delete_delivered()
         return len(records)
+
+    async def flush(self) -> None:
+        """Commit what was applied and delete what was committed (the inbox is idle)."""
+        await self._commit()
+        await self._delete_delivered(force=True)
+
+    async def _commit(self) -> None:
+        offsets, self._uncommitted = self._uncommitted, {}
+        self._last_commit = asyncio.get_running_loop().time()
+        if not offsets:
+            return
+        try:
+            await self.consumer.commit(offsets)
+        except CommitFailedError:
+            raise  # partitions moved to another member: it resumes from the last commit
+        except BaseException:
+            for tp, o in offsets.items():  # keep them for the next try (a newer one wins)
+                self._uncommitted.setdefault(tp, o)
+            raise
+        self._delivered.update(offsets)
 
     async def _fresh(self, timeout_ms: int) -> bool:
         if self.fresh is None:
             return True
         try:
-            await asyncio.to_thread(self.fresh)
+            if self.due is not None and not self.due():
+                self.fresh()  # no refresh due: no I/O, no thread hop
+            else:
+                await asyncio.to_thread(self.fresh)
         except DirectoryError as exc:
             if self.paused is None:
                 log.warning("inbox of %s paused: %s", self.reception.agency_id, exc)
@@ -109,6 +149,20 @@ class InboxLoop:
             log.warning("inbox of %s resumed: the directory is fresh", self.reception.agency_id)
             self.paused = None
         return True
+
+    async def run(self, stop: asyncio.Event, wait_ms: int = 1000) -> None:
+        """Poll until `stop`: each poll returns as soon as records arrive, or after
+        `wait_ms` with none (so an idle inbox costs a wake-up a second, not a spin). A
+        failure is logged and retried after a pause, never fatal."""
+        while not stop.is_set():
+            try:
+                await self.poll_once(timeout_ms=wait_ms)
+            except Exception:
+                log.exception("inbox of %s failed; retrying", self.reception.agency_id)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), 0.5)
+        with contextlib.suppress(Exception):  # what was applied need not be read again
+            await self._commit()
 
     async def _delete_delivered(self, force: bool = False) -> None:
         """Stored and committed records leave the bus (grants with them), at most once

@@ -21,11 +21,11 @@ the order reaches every holder, known to the authority or not.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol
 
 from eventsourcing.persistence import IntegrityError
 from pydantic import ValidationError
@@ -65,6 +65,10 @@ class Sealing(Protocol):
     ) -> None: ...
 
     def erase(self, case: str) -> int: ...
+
+    def keep_new_keys(self) -> None:
+        """Durably keep the keys of the grants taken so far (one transaction)."""
+        ...
 
     def pass_on_order(
         self, order: Envelope | Forwarding, holders: Iterable[str]
@@ -110,41 +114,48 @@ class Reception:
         return self.apply_batch([record])[0]
 
     def apply_batch(self, records: Sequence[Record]) -> list[Received]:
-        """Apply a poll's records. Per partition, every outcome of the batch and the
-        partition's new position commit in one transaction (group commit); if a concurrent
-        writer (a replica) touched one of its cases, the batch is redone record by record."""
+        """Apply a poll's records: every outcome and every partition's new position in
+        one transaction (group commit). If that conflicts (a replica touched a case, or
+        got to a partition first), each partition is redone alone, and a partition that
+        still conflicts record by record."""
         by_partition: dict[str, list[Record]] = {}
         for rec in records:
             by_partition.setdefault(stream_of(rec.topic, rec.partition), []).append(rec)
-        outcomes: dict[tuple[str, int], Received] = {}
-        for stream, recs in by_partition.items():
-            try:
-                done = self._apply_partition(stream, recs)
-            except IntegrityError:
-                done = [r for rec in recs for r in self._apply_partition(stream, [rec])]
-            for rec, received in zip(recs, done, strict=True):
-                outcomes[(stream, rec.offset)] = received
+        try:
+            outcomes = self._apply(by_partition)
+        except IntegrityError:
+            outcomes = {}
+            for stream, recs in by_partition.items():
+                try:
+                    outcomes.update(self._apply({stream: recs}))
+                except IntegrityError:
+                    for rec in recs:
+                        outcomes.update(self._apply({stream: [rec]}))
         return [outcomes[(stream_of(r.topic, r.partition), r.offset)] for r in records]
 
-    def _apply_partition(self, stream: str, records: Sequence[Record]) -> list[Received]:
-        cursor = self.store.cursor(stream)
+    def _apply(self, partitions: dict[str, list[Record]]) -> dict[tuple[str, int], Received]:
         cases: dict[str, CaseFile] = {}
         letters: list[DeadLetter] = []
-        results: list[Received] = []
-        last: int | None = None
-        next_offset = cursor.position
+        results: dict[tuple[str, int], Received] = {}
+        positions: list[tuple[str, int]] = []
         barred: dict[str, OriginBarred] = {}
-        for rec in records:
-            if rec.offset < next_offset:
-                results.append(Received(Outcome.DUPLICATE, stream, rec.offset))
-                continue
-            last = rec.offset
-            received = self._decide(stream, rec, cases, barred)
-            if received.letter is not None:
-                letters.append(received.letter)
-            results.append(received)
-        if last is not None:
-            cursor.advance(last + 1, *cases.values(), *letters, *barred.values())
+        for stream, records in partitions.items():
+            next_offset = self.store.cursor(stream).position
+            last: int | None = None
+            for rec in records:
+                if rec.offset < next_offset:
+                    results[(stream, rec.offset)] = Received(Outcome.DUPLICATE, stream, rec.offset)
+                    continue
+                last = rec.offset
+                received = self._decide(stream, rec, cases, barred)
+                if received.letter is not None:
+                    letters.append(received.letter)
+                results[(stream, rec.offset)] = received
+            if last is not None:
+                positions.append((stream, last + 1))
+        if positions:
+            self.sealing.keep_new_keys()  # the grants taken, before what they open
+            self.store.save_positions(positions, *cases.values(), *letters, *barred.values())
         return results
 
     def _decide(
@@ -163,7 +174,7 @@ class Reception:
             check_contract(envelope)
             case = cases.get(envelope.subject) or self.store.case_file_or_new(envelope.subject)
             if str(envelope.id) in case.state.event_ids:
-                check_same(case, envelope)
+                check_same(self.store.recorded(case, str(envelope.id)), envelope)
                 return Received(Outcome.DUPLICATE, stream, record.offset, envelope)
             self._admit(case, admitted, barred)
             self._take_grant(admitted)
@@ -239,10 +250,10 @@ class Reception:
         return Received(Outcome.DEAD_LETTERED, stream, record.offset, envelope, letter)
 
 
-def check_same(case: CaseFile, envelope: Envelope) -> None:
-    """A known event id again: a redelivery if the bytes are the ones recorded, a replay
+def check_same(recorded: Mapping[str, Any] | None, envelope: Envelope) -> None:
+    """A known event id again: a redelivery if the bytes are the ones `recorded`, a replay
     under a reused id (refused) if anything differs."""
-    if case.recorded(str(envelope.id)) != envelope.model_dump(mode="json"):
+    if recorded != envelope.model_dump(mode="json"):
         raise Refused(
             "REPLAY",
             f"event {envelope.id} is recorded here with other content: an event id is never reused",

@@ -543,7 +543,7 @@ def evolve(
     """
     op = p.operational
     believed = counted(restrictions, p.sender_roles).merged(event_restrictions(p))
-    s = replace(
+    s = _changed(
         state,
         restrictions=state.restrictions.merged(believed),
         event_ids=state.event_ids | {p.event_id},
@@ -552,19 +552,19 @@ def evolve(
     if not may_emit(p.sender_roles, p.event_type):
         match p.event_type:
             case "family.traced" if op.get("complicity") == ComplicityCheck.FAMILY_COMPLICIT:
-                s = replace(
+                s = _changed(
                     s, family_check=ComplicityCheck.FAMILY_COMPLICIT, family_checked_at=p.time
                 )
         return s
     named = (op.get(name) for name in authority(p.event_type).names)
-    s = replace(
+    s = _changed(
         s,
         originator=state.originator or p.sender,
         parties=s.parties | {p.sender, *p.recipients, *(a for a in named if isinstance(a, str))},
     )
     match p.event_type:
         case "case.screened":
-            s = replace(s, screened=True, originator=p.sender)
+            s = _changed(s, screened=True, originator=p.sender)
         case "referral.requested":
             replaces = op.get("replaces_referral_id")
             ref = Referral(
@@ -577,16 +577,15 @@ def evolve(
                 answer_due=deadlines.get("referral-answer"),
                 replaces=str(replaces) if replaces is not None else None,
             )
-            s = replace(s, referrals={**s.referrals, ref.referral_id: ref})
+            s = _changed(s, referrals={**s.referrals, ref.referral_id: ref})
             if op.get("consent_override"):
-                s = replace(s, overrides=s.overrides | {ref.to_agency})
+                s = _changed(s, overrides=s.overrides | {ref.to_agency})
         case "referral.accepted" | "referral.declined":
             rid = str(op["referral_id"])
             if rid in s.referrals:
                 status = "accepted" if p.event_type == "referral.accepted" else "declined"
-                s = replace(
-                    s, referrals={**s.referrals, rid: replace(s.referrals[rid], status=status)}
-                )
+                answered = replace(s.referrals[rid], status=status)
+                s = _changed(s, referrals={**s.referrals, rid: answered})
         case "consent.recorded":
             c = Consent(
                 consent_id=str(op["consent_id"]),
@@ -594,60 +593,61 @@ def evolve(
                 voluntary_return=bool(op.get("voluntary_return")),
                 categories=frozenset(op.get("categories", ())),
             )
-            s = replace(s, consents={**s.consents, c.consent_id: c})
+            s = _changed(s, consents={**s.consents, c.consent_id: c})
         case "consent.withdrawn":
             cid = str(op["consent_id"])
             if cid in s.consents:
-                s = replace(s, consents={**s.consents, cid: replace(s.consents[cid], active=False)})
+                withdrawn = replace(s.consents[cid], active=False)
+                s = _changed(s, consents={**s.consents, cid: withdrawn})
         case "identification.decided":
             stage, rid = str(op["stage"]), op.get("review_id")
             decisions = (*s.decisions, Decision(p.event_id, stage, p.sender))
-            s = replace(s, identification=stage, decisions=decisions)
+            s = _changed(s, identification=stage, decisions=decisions)
             if rid is not None and str(rid) in s.reviews:
                 answered = replace(s.reviews[str(rid)], answered=True)
-                s = replace(s, reviews={**s.reviews, str(rid): answered})
+                s = _changed(s, reviews={**s.reviews, str(rid): answered})
         case "identification.review-requested":
             about = str(op["decision_event_id"])
             stage = next((d.stage for d in s.decisions if d.event_id == about), "")
             review = Review(str(op["review_id"]), about, stage, p.sender)
-            s = replace(s, reviews={**s.reviews, review.review_id: review})
+            s = _changed(s, reviews={**s.reviews, review.review_id: review})
         case "reflection.started":
             ends = deadlines.get("reflection-ends", p.time)
-            s = replace(s, reflection=Reflection(started=p.time, ends=ends))
+            s = _changed(s, reflection=Reflection(started=p.time, ends=ends))
         case "reflection.extended" if s.reflection is not None:
             ends = deadlines.get("reflection-ends", s.reflection.ends)
             extra = s.reflection.extra_days + int(op["extra_days"])
-            s = replace(s, reflection=replace(s.reflection, ends=ends, extra_days=extra))
+            s = _changed(s, reflection=replace(s.reflection, ends=ends, extra_days=extra))
         case "reflection.ended" if s.reflection is not None:
-            s = replace(s, reflection=replace(s.reflection, ended=True))
+            s = _changed(s, reflection=replace(s.reflection, ended=True))
         case "risk.assessed":
-            s = replace(s, risk_assessed=True)
+            s = _changed(s, risk_assessed=True)
         case "best-interests.determined":
-            s = replace(s, best_interests_at=p.time)
+            s = _changed(s, best_interests_at=p.time)
         case "age.assessed":
-            s = replace(s, age_assessment=str(op["outcome"]))
+            s = _changed(s, age_assessment=str(op["outcome"]))
         case "family.traced":
-            s = replace(s, family_check=str(op["complicity"]), family_checked_at=p.time)
+            s = _changed(s, family_check=str(op["complicity"]), family_checked_at=p.time)
         case "return.planning-started":
             counterpart = str(op["counterpart_agency"])
-            s = replace(s, return_stage="planning", return_counterpart=counterpart)
+            s = _changed(s, return_stage="planning", return_counterpart=counterpart)
         case "return.plan-agreed":
-            s = replace(s, return_stage="agreed")
+            s = _changed(s, return_stage="agreed")
         case "return.completed":
-            s = replace(s, return_stage="completed")
+            s = _changed(s, return_stage="completed")
         case "reintegration.monitored":
-            s = replace(s, monitoring_visits=s.monitoring_visits + 1)
+            s = _changed(s, monitoring_visits=s.monitoring_visits + 1)
         case "residence.granted" | "residence.renewed":
-            s = replace(s, residence="active")
+            s = _changed(s, residence="active")
         case "residence.ended":
-            s = replace(s, residence="ended")
+            s = _changed(s, residence="ended")
         case "proceedings.opened":
             pid = str(op["proceedings_id"])
-            s = replace(s, proceedings={**s.proceedings, pid: Proceedings(pid, p.sender)})
+            s = _changed(s, proceedings={**s.proceedings, pid: Proceedings(pid, p.sender)})
         case "proceedings.concluded" if str(op["proceedings_id"]) in s.proceedings:
             pid = str(op["proceedings_id"])
             done = replace(s.proceedings[pid], concluded_by=p.sender)
-            s = replace(s, proceedings={**s.proceedings, pid: done})
+            s = _changed(s, proceedings={**s.proceedings, pid: done})
         case "complaint.lodged":
             about = op.get("about_agency")
             c = Complaint(
@@ -656,23 +656,34 @@ def evolve(
                 p.sender,
                 str(about) if about is not None else None,
             )
-            s = replace(s, complaints={**s.complaints, c.complaint_id: c})
+            s = _changed(s, complaints={**s.complaints, c.complaint_id: c})
         case "complaint.answered" if str(op["complaint_id"]) in s.complaints:
             cid = str(op["complaint_id"])
-            s = replace(
+            s = _changed(
                 s, complaints={**s.complaints, cid: replace(s.complaints[cid], answered=True)}
             )
         case "compensation.claimed":
-            s = replace(s, compensation={**s.compensation, str(op["forum"]): "claimed"})
+            s = _changed(s, compensation={**s.compensation, str(op["forum"]): "claimed"})
         case "compensation.decided":
-            s = replace(s, compensation={**s.compensation, str(op["forum"]): "decided"})
+            s = _changed(s, compensation={**s.compensation, str(op["forum"]): "decided"})
         case "case.linked":
-            s = replace(s, linked_to=s.linked_to | {str(op["earlier_case"])})
+            s = _changed(s, linked_to=s.linked_to | {str(op["earlier_case"])})
         case "case.closed":
-            s = replace(s, closed=True)
+            s = _changed(s, closed=True)
         case "case.erasure-ordered":
-            s = replace(s, erased=True)
+            s = _changed(s, erased=True)
     return s
+
+
+def _changed(state: CaseState, **changes: Any) -> CaseState:
+    """`dataclasses.replace` for the state evolved on every event: a copy of its fields
+    with `changes`, without re-running `__init__` (the fields were checked when the state
+    was first made, and `changes` are values of the same fields)."""
+    new = object.__new__(CaseState)
+    fields = new.__dict__
+    fields.update(state.__dict__)
+    fields.update(changes)
+    return new
 
 
 #: What other modules take from here (the case's data lives in `rules.case_state`).

@@ -44,6 +44,10 @@ class DirectorySource(Protocol):
 
     def age(self) -> timedelta | None: ...
 
+    def refresh_due(self) -> bool:
+        """Whether `current` or `check_fresh` would do network I/O now."""
+        ...
+
 
 class Pinned:
     """A directory given once and never refreshed (tests, tools): always fresh."""
@@ -63,6 +67,9 @@ class Pinned:
     def age(self) -> timedelta | None:
         return timedelta(0)
 
+    def refresh_due(self) -> bool:
+        return False
+
 
 class Roster:
     """Answers from the newest verified directory the node holds."""
@@ -78,8 +85,13 @@ class Roster:
 
     def fresh(self) -> Directory:
         """The directory, refreshed once due, if fresh enough to act on; raises
-        `DirectoryTooOld` otherwise. Blocking: call it from a worker thread."""
+        `DirectoryTooOld` otherwise. Blocking when a refresh is due (`refresh_due`):
+        then call it from a worker thread."""
         return self.source.check_fresh()
+
+    def refresh_due(self) -> bool:
+        """Whether `fresh` would ask the registry now (no I/O itself)."""
+        return self.source.refresh_due()
 
     def active(self, agency_id: str) -> AgencyRecord:
         record = self.directory.agency(agency_id)

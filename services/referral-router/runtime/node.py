@@ -46,9 +46,12 @@ from referral_router.runtime.peer_parts import PeerParts
 from referral_router.sealing.case_keys import SqliteCaseKeyStore
 from referral_router.sealing.forwardings import ForwardingStore
 from referral_router.sealing.node_seal import NodeSeal
+from referral_router.sending.intake import Intake
 from referral_router.sending.node import AgencyNode
 from referral_router.sending.relay import OutboxRelay
 from referral_router.store.case_store import CaseStore
+from referral_router.store.feed import LogFeed
+from referral_router.store.thread import StoreThread
 from referral_router.transport.base import Transport
 from referral_router.transport.topics import consumer_group, inbox_topic
 
@@ -73,7 +76,10 @@ class NodeSettings:
     witness_url: str | None = None  # the registry, witnessing checkpoints; None: off
     witness_audience: str | None = None  # default nrm-registry:<country>
     witness_verify: ssl.SSLContext | bool = True  # the witness's TLS: local CA or system
-    poll_interval: float = 0.05
+    #: Longest wait for inbox records in one poll (it returns as soon as any arrive).
+    poll_interval: float = 1.0
+    #: Events in work at once; more are refused with 503 and Retry-After.
+    max_in_flight: int = 256
     console: ConsoleSettings | None = None  # the web console under /console; None: off
     public_url: str | None = None  # the base URL clients call, behind a proxy (DPoP htu)
     #: agency -> its router's base URL, to ask for its part of a disclosure record;
@@ -104,6 +110,8 @@ class NodeRuntime:
         self.settings = settings
         self.transport = transport
         self.store = CaseStore(env=dict(settings.store_env))
+        self.thread = StoreThread(settings.agency_id)
+        self.feed = LogFeed(self.store)
         self.roster = Roster(directory)
         self.case_keys = SqliteCaseKeyStore(settings.case_keys_path, settings.master_key)
         #: Forwardings this node received (R10, and across a border once federated).
@@ -132,9 +140,14 @@ class NodeRuntime:
         if peer_trust is not None:
             self.passed_on.foreign = CrossBorder(settings.agency_id, peer_trust, self.forwardings)
             self.node.sealer = FederatedSeal(self.seal, self.forwardings, peer_trust)
-        self.relay = OutboxRelay(self.store, transport, self._country_of, self.seal)
+        self.relay = OutboxRelay(
+            self.store, transport, self._country_of, self.seal, feed=self.feed, thread=self.thread
+        )
+        self.intake = Intake(self.node, self.thread, max_in_flight=settings.max_in_flight)
+        # Tokens are checked on the event loop: against the directory as cached (the
+        # inbox loop and the intake refresh it, off the loop, when a refresh is due).
         self.verifier = TokenVerifier(
-            directory.current, settings.audience, replay_cache=ReplayCache()
+            directory.cached, settings.audience, replay_cache=ReplayCache()
         )
         self.audit = (
             AuditLog(
@@ -146,6 +159,8 @@ class NodeRuntime:
             if settings.audit_path is not None
             else None
         )
+        if self.audit is not None:
+            self.audit.follow()
         self.witnessing = witnessing_for(
             self.audit,
             keys,
@@ -165,6 +180,8 @@ class NodeRuntime:
             self.verifier,
             self.audit,
             public_url=settings.public_url,
+            intake=self.intake,
+            feed=self.feed,
             notifier=notifier,
             forwarder=self.seal,
             peer_parts=PeerParts(settings.agency_id, keys, settings.peers or self._directory_urls),
@@ -183,7 +200,13 @@ class NodeRuntime:
             consumer_group(settings.agency_id), [inbox_topic(settings.country, settings.agency_id)]
         )
         self.inbox = InboxLoop(
-            self.reception, transport, self._consumer, settings.country, fresh=self.roster.fresh
+            self.reception,
+            transport,
+            self._consumer,
+            settings.country,
+            fresh=self.roster.fresh,
+            due=self.roster.refresh_due,
+            thread=self.thread,
         )
         self._stopping = asyncio.Event()
         self.app.state.lags = self.lags
@@ -217,9 +240,15 @@ class NodeRuntime:
         log.debug("node %s consuming %s", self.settings.agency_id, topic)
 
     async def run(self) -> None:
-        """Relay and inbox (and periodic log checkpoints), until stop(): a failure is
-        logged and retried, never fatal."""
+        """Relay and inbox (and periodic log checkpoints), until stop(): each sleeps until
+        there is work (a commit, a record); a failure is logged and retried, never fatal."""
         self._running = asyncio.current_task()
+        tasks = [
+            asyncio.create_task(self.relay.run(self._stopping)),
+            asyncio.create_task(
+                self.inbox.run(self._stopping, int(self.settings.poll_interval * 1000))
+            ),
+        ]
         if self.audit is not None:
             periodic = self.witnessing.run if self.witnessing is not None else self.audit.run
             self._checkpoints = asyncio.create_task(
@@ -227,22 +256,15 @@ class NodeRuntime:
             )
         if self.console is not None:
             self._console = asyncio.create_task(self.console.run(self._stopping))
-        while not self._stopping.is_set():
-            worked = 0
-            try:
-                worked += await self.relay.publish_pending()
-                worked += await self.inbox.poll_once(
-                    timeout_ms=int(self.settings.poll_interval * 1000)
-                )
-            except Exception:
-                log.exception("node %s loop failed; retrying", self.settings.agency_id)
-                await asyncio.sleep(0.5)
-            if not worked:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), self.settings.poll_interval)
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
 
     async def stop(self) -> None:
         self._stopping.set()
+        self.feed.close()  # long polls answer now, so the server stops without waiting
         running = getattr(self, "_running", None)
         if running is not None and running is not asyncio.current_task():
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -257,6 +279,7 @@ class NodeRuntime:
         await self._consumer.stop()
         if self.witnessing is not None:
             self.witnessing.close()
+        self.thread.close()
         if self.audit is not None:
             self.audit.close()
         self.case_keys.close()

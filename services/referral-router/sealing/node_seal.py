@@ -12,6 +12,7 @@ gateway node uses the same keys and grants to forward across the border.
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -116,8 +117,17 @@ class NodeSeal:
         #: Clock skew tolerated between the transport and the registry at a key's start.
         self.skew = ARRIVAL_SKEW
         self._granted: set[tuple[str, str, str]] = set()
-        self._current: dict[tuple[str, str], CaseKey] = {}  # (case, reader) -> key in use
+        #: (case, reader) -> the key in use, most recently used last; at most
+        #: `KEYS_IN_MEMORY`, the rest are read back from the case key store.
+        self._current: OrderedDict[tuple[str, str], CaseKey] = OrderedDict()
+        #: Keys made but not yet durably kept (see `keep_new_keys`).
+        self._unsaved: dict[tuple[str, str], CaseKey] = {}
+        #: Keys granted to this node, verified but not yet durably kept.
+        self._granted_to_me: list[CaseKey] = []
         self._lock = threading.Lock()
+
+    #: How many (case, reader) keys stay in memory: memory stays flat as cases pile up.
+    KEYS_IN_MEMORY = 50_000
 
     # --- sending -------------------------------------------------------------------
 
@@ -129,44 +139,82 @@ class NodeSeal:
     ) -> Envelope:
         case = envelope.subject
         readers = [self.agency_id, *(r for r, cats in entitlements.items() if cats)]
-        keys = self._case_keys(case, readers)
+        # A screening opens a case: no key of it can exist yet, so none is looked up.
+        keys = self._case_keys(case, readers, fresh=envelope.type == "case.screened")
         return seal(
             envelope, payload, signer=self.signer, entitlements=entitlements, case_keys=keys
         )
 
     def case_key(self, case: str, reader: str) -> CaseKey:
-        """The key this node seals or forwards under for one reader of a case."""
-        return self._case_keys(case, [reader])[reader]
+        """The key this node seals or forwards under for one reader of a case, kept
+        durably before it is returned."""
+        key = self._case_keys(case, [reader])[reader]
+        self.keep_new_keys()
+        return key
 
-    def _case_keys(self, case: str, readers: list[str]) -> dict[str, CaseKey]:
-        """The keys this node seals under for (case, reader): from memory, else the store,
-        else new ones, all kept durably in one transaction before first use. The lock
-        guards only the map."""
+    def _case_keys(self, case: str, readers: list[str], fresh: bool = False) -> dict[str, CaseKey]:
+        """The keys this node seals under for (case, reader): from memory, else the store
+        (unless the case is `fresh`), else new ones. New keys are kept durably by
+        `keep_new_keys`, which the node calls before it appends anything sealed under
+        them. The lock guards only the maps."""
         with self._lock:
-            keys = {r: k for r in readers if (k := self._current.get((case, r))) is not None}
-        missing = [r for r in readers if r not in keys]
-        new: list[CaseKey] = []
-        for reader in missing:
-            key = self.case_keys.current(case, self.agency_id, reader)
+            keys = {
+                r: k
+                for r in readers
+                if (k := self._current.get((case, r)) or self._unsaved.get((case, r)))
+            }
+        for reader in readers:
+            if reader in keys:
+                continue
+            key = None if fresh else self.case_keys.current(case, self.agency_id, reader)
             if key is None:
                 key = new_case_key(case, self.agency_id, reader)
-                new.append(key)
+                with self._lock:
+                    self._unsaved[(case, reader)] = key
             keys[reader] = key
-        if new:
-            self.case_keys.put_many(new)  # fsynced: a key is never used before it is kept
         with self._lock:
-            return {r: self._current.setdefault((case, r), k) for r, k in keys.items()}
+            out = {}
+            for r, k in keys.items():
+                out[r] = self._current.setdefault((case, r), k)
+                self._current.move_to_end((case, r))
+            while len(self._current) > self.KEYS_IN_MEMORY:
+                self._current.popitem(last=False)
+            return out
+
+    def keep_new_keys(self) -> None:
+        """Durably keep, in one transaction, every key made since the last call: a key
+        is never used in an appended envelope before it is kept."""
+        with self._lock:
+            new, self._unsaved = self._unsaved, {}
+            granted, self._granted_to_me = self._granted_to_me, []
+        if not new and not granted:
+            return
+        try:
+            self.case_keys.put_many([*granted, *new.values()])  # fsynced
+        except BaseException:
+            with self._lock:
+                for k, v in new.items():
+                    self._unsaved.setdefault(k, v)
+                self._granted_to_me[:0] = granted
+            raise
 
     def grant_for(self, envelope: Envelope, recipient: str) -> bytes | None:
         """A grant of this recipient's case key, the first time this process sends it
         one (after a restart, once more: receivers take a repeated grant harmlessly)."""
-        wraps = envelope.sealed.get("wraps", {})
-        if recipient not in wraps:
+        wrap = envelope.sealed.get("wraps", {}).get(recipient)
+        return self.grant_of(envelope.subject, recipient, str(wrap["kid"]) if wrap else None)
+
+    def grant_of(self, case: str, recipient: str, kid: str | None) -> bytes | None:
+        """`grant_for`, from the case and the case key id the recipient's wrap names
+        (None: the recipient has no wrap, so no grant)."""
+        if kid is None:
             return None
-        marker = (envelope.subject, recipient, str(wraps[recipient].get("kid")))
+        marker = (case, recipient, kid)
         if marker in self._granted:
             return None
-        key = self.case_keys.get(envelope.subject, self.agency_id, recipient, marker[2])
+        key = self._key_in_use(*marker) or self.case_keys.get(
+            case, self.agency_id, recipient, marker[2]
+        )
         if key is None:  # erased since: the envelope stays unopenable, as it should
             return None
         record = self.roster.directory.current_encryption_key(recipient)
@@ -176,21 +224,16 @@ class NodeSeal:
         self._granted.add(marker)
         return grant
 
+    def _key_in_use(self, case: str, reader: str, kid: str) -> CaseKey | None:
+        with self._lock:
+            key = self._current.get((case, reader))
+        return key if key is not None and key.key_id == kid else None
+
     def grant_for_forwarding(self, fw: Forwarding) -> bytes | None:
         """A grant of the case key a forwarding's wraps are under, the first time."""
         wrap = fw.wraps.get(fw.recipient)
-        if wrap is None:
-            return None
-        case, recipient, kid = fw.original.subject, fw.recipient, str(wrap.get("kid"))
-        if (case, recipient, kid) in self._granted:
-            return None
-        key = self.case_keys.get(case, self.agency_id, recipient, kid)
-        record = self.roster.directory.current_encryption_key(recipient)
-        if key is None or record is None:
-            return None
-        grant = self.grant(key, record)
-        self._granted.add((case, recipient, kid))
-        return grant
+        kid = str(wrap.get("kid")) if wrap is not None else None
+        return self.grant_of(fw.original.subject, fw.recipient, kid)
 
     def grant(self, key: CaseKey, to: PublicKeyRecord) -> bytes:
         """`key` sealed to its reader's encryption key `to`, from whichever country's
@@ -301,16 +344,20 @@ class NodeSeal:
         sender: str,
         signing_keys: PublicKeyLookup | None = None,
     ) -> None:
-        """Keep the case key `sender` granted this node for `case`, once the grant is
+        """Take the case key `sender` granted this node for `case`, once the grant is
         shown to be exactly that: signed by `sender` (a key of this country's directory,
-        unless `signing_keys` names another's) and sealed to this node's own key."""
+        unless `signing_keys` names another's) and sealed to this node's own key. It is
+        kept durably by the next `keep_new_keys` (reception calls it before it records
+        the envelope that brought the grant)."""
         parsed = CaseKeyGrant.from_bytes(grant)
         if (parsed.case, parsed.sender) != (case, sender):
             raise GrantInvalid("the grant is for another case or sender than its envelope")
         pair = self.keys.pair(parsed.recipient_key_id)
         hpke_pair = HpkeKeyPair.from_private_bytes(self.agency_id, pair.key_id, pair.private)
         lookup = signing_keys or self.signing_keys_at(datetime.now(UTC))
-        self.case_keys.put(accept_grant(parsed, hpke_pair, lookup))
+        key = accept_grant(parsed, hpke_pair, lookup)
+        with self._lock:
+            self._granted_to_me.append(key)
 
     def recorded_signing_key(
         self, agency_id: str, key_id: str, at: datetime
@@ -343,5 +390,8 @@ class NodeSeal:
             self.forwardings.delete_case(case)
         with self._lock:
             self._granted = {m for m in self._granted if m[0] != case}
-            self._current = {k: v for k, v in self._current.items() if k[0] != case}
-            return self.case_keys.delete_case(case)
+            for k in [k for k in self._current if k[0] == case]:
+                del self._current[k]
+            self._unsaved = {k: v for k, v in self._unsaved.items() if k[0] != case}
+            self._granted_to_me = [k for k in self._granted_to_me if k.case != case]
+        return self.case_keys.delete_case(case)

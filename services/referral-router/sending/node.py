@@ -6,6 +6,11 @@ fresh enough to act on -> known parties (R6) -> rules (authority, R1-R4, R9, lif
 -> what each recipient may open (R5, R4, and R9's consent for every event) -> seal and
 sign -> append to the store, which is the outbox. Nothing is appended unless every step
 passed. Receivers check the same authority table and R4 addressing on their own.
+
+The work is split in two so that many requests can share one transaction: `decide` does
+everything but the append (CPU only, on a case file in memory), `commit` appends any
+number of decisions in one transaction (new case keys first, durably, in one more).
+`submit` is the two in a row; `sending.intake` runs them for concurrent HTTP requests.
 """
 
 from __future__ import annotations
@@ -13,11 +18,14 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 from uuid import uuid4
+
+from eventsourcing.domain import Aggregate
+from eventsourcing.persistence import IntegrityError
 
 from contracts.envelope import Envelope, dataschema_for, source_for
 from contracts.events import EventPayload, split_by_category
@@ -38,6 +46,7 @@ from referral_router.rules.roster import Roster
 from referral_router.rules.sharing import capped, consent_caps
 from referral_router.store.case_store import (
     RECEIVED,
+    SENT,
     CaseFile,
     CaseStore,
     IdempotentRequest,
@@ -70,6 +79,11 @@ class Sealer(Protocol):
 
     def erase(self, case: str) -> int: ...
 
+    def keep_new_keys(self) -> None:
+        """Durably keep every case key made since the last call (before any envelope
+        sealed under one is appended)."""
+        ...
+
 
 class InvalidSubmission(ValueError):
     """A well-formed request the node cannot carry out as asked (answered 422)."""
@@ -93,6 +107,25 @@ class Submission:
 class Receipt:
     status_code: int
     body: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A checked, sealed event ready to append: the case file holding it (pending), the
+    idempotent answer to keep with it, and the receipt to give once it is appended."""
+
+    case: CaseFile
+    envelope: Envelope
+    receipt: Receipt
+    answer: IdempotentRequest | None = None
+    #: An erasure order: the case whose keys are destroyed before it is appended.
+    erase: str | None = None
+    #: The trace of the request that asked for it (the append may run elsewhere).
+    traceparent: str | None = None
+
+    @property
+    def aggregates(self) -> list[Aggregate]:
+        return [self.case] if self.answer is None else [self.case, self.answer]
 
 
 def request_fingerprint(sub: Submission) -> str:
@@ -126,12 +159,31 @@ class AgencyNode:
 
     def submit(self, sub: Submission, idempotency_key: str | None = None) -> Receipt:
         """Validate, rule-check, seal and append one event; retries with the same
-        Idempotency-Key get the first answer and append nothing."""
-        fingerprint = request_fingerprint(sub)
-        earlier = self.earlier_answer(idempotency_key, fingerprint)
-        if earlier is not None:
-            return earlier
+        Idempotency-Key get the first answer and append nothing. An append that meets a
+        concurrent one on the same case is decided again once, on the newer state."""
+        fingerprint = request_fingerprint(sub) if idempotency_key is not None else None
+        for attempt in (1, 2):
+            earlier = self.earlier_answer(idempotency_key, fingerprint)
+            if earlier is not None:
+                return earlier
+            case = self.store.case_file(sub.case) if sub.case else None
+            decision = self.decide(sub, case, idempotency_key, fingerprint)
+            (failure,) = self.commit([decision])
+            if failure is None:
+                return decision.receipt
+            if attempt == 2 or not isinstance(failure, IntegrityError):
+                raise failure
+        raise AssertionError("unreachable")
 
+    def decide(
+        self,
+        sub: Submission,
+        case: CaseFile | None,
+        idempotency_key: str | None = None,
+        fingerprint: str | None = None,
+    ) -> Decision:
+        """Everything but the append, on `case` as the store holds it (None: no such
+        case here). Raises what refuses the event; appends nothing."""
         self.roster.fresh()
         for r in sub.recipients:
             self.roster.active(r)
@@ -139,7 +191,6 @@ class AgencyNode:
             raise InvalidSubmission("an agency does not send events to itself")
 
         pseudonym = sub.case or new_case_pseudonym()
-        case = self.store.case_file(pseudonym)
         if case is None:
             if sub.event_type != "case.screened":
                 raise UnknownCase(pseudonym)
@@ -165,24 +216,57 @@ class AgencyNode:
         )
         entitlements = self._entitlements(case.state, proposal, envelope, sub)
         sealed = self.sealer.seal(envelope, sub.payload, entitlements)
-        if sub.event_type == "case.erasure-ordered":
-            # Keys go first: if the append then fails, a retry records the order; the
-            # data is unreadable either way, which is what the order asked for.
-            self.sealer.erase(pseudonym)
-
+        case.record(sealed, SENT, roles)
         body = _receipt_body(sealed, entitlements)
-        answer = (
-            IdempotentRequest(self.agency_id, idempotency_key, fingerprint, 201, body)
-            if idempotency_key is not None
-            else None
-        )
-        self.store.record_sent(case, sealed, roles, answer)
-        telemetry.event_appended(self.agency_id, sealed)
-        return Receipt(201, body)
+        answer = None
+        if idempotency_key is not None:
+            answer = IdempotentRequest(
+                self.agency_id,
+                idempotency_key,
+                fingerprint or request_fingerprint(sub),
+                201,
+                body,
+            )
+        erase = pseudonym if sub.event_type == "case.erasure-ordered" else None
+        trace = telemetry.current_traceparent()
+        return Decision(case, sealed, Receipt(201, body), answer, erase, trace)
 
-    def earlier_answer(self, key: str | None, fingerprint: str) -> Receipt | None:
+    def commit(self, decisions: Sequence[Decision]) -> list[Exception | None]:
+        """Append decisions in one transaction (group commit); per decision None, or why
+        it was not appended (a concurrent write to its case: IntegrityError). Decisions
+        on one case file (a batch's events of one case) stand or fall together. New case
+        keys are kept first, in one durable transaction of their own."""
+        failures: dict[int, Exception] = {}
+        for i, d in enumerate(decisions):
+            if d.erase is not None:
+                # Keys go first: if the append then fails, a retry records the order; the
+                # data is unreadable either way, which is what the order asked for.
+                try:
+                    self.sealer.erase(d.erase)
+                except Exception as exc:
+                    failures[i] = exc
+        self.sealer.keep_new_keys()
+        groups: dict[int, list[Aggregate]] = {}
+        for i, d in enumerate(decisions):
+            if i not in failures:
+                groups.setdefault(id(d.case), [d.case])
+                if d.answer is not None:
+                    groups[id(d.case)].append(d.answer)
+        conflicts = dict(zip(groups, self.store.save_groups(list(groups.values())), strict=True))
+        for i, d in enumerate(decisions):
+            if i in failures:
+                continue
+            conflict = conflicts[id(d.case)]
+            if conflict is not None:
+                failures[i] = conflict
+            else:
+                telemetry.event_appended(self.agency_id, d.envelope, d.traceparent)
+        return [failures.get(i) for i in range(len(decisions))]
+
+    def earlier_answer(self, key: str | None, fingerprint: str | None) -> Receipt | None:
         """The first answer to a request retried with the same Idempotency-Key; a key
-        used for a different request is refused."""
+        used for a different request is refused. `fingerprint`: the request's, given
+        whenever `key` is."""
         if key is None:
             return None
         earlier = self.store.idempotent_answer(self.agency_id, key)
@@ -207,8 +291,7 @@ class AgencyNode:
         every one it passed the case on to (except the country of origin's side, barred
         by R4), so every node destroys its keys."""
         parties: dict[str, None] = dict.fromkeys(sub.recipients)
-        for _, env in case.envelopes():
-            parties.update(dict.fromkeys((env.sender, *env.recipients)))
+        parties.update(dict.fromkeys(sorted(case.parties)))
         parties.update(dict.fromkeys(sorted(case.state.forwarded_to)))
         parties.pop(self.agency_id, None)
         barred = case.state.restrictions.no_origin_contact
@@ -263,7 +346,7 @@ class AgencyNode:
             raise UnknownCase(pseudonym)
         s = case.state
         events = []
-        for direction, env in case.envelopes():
+        for direction, env in self.store.envelopes(pseudonym):
             events.append(
                 {
                     "event_id": str(env.id),
@@ -360,4 +443,11 @@ def _inbox_item(e: LoggedEnvelope) -> dict[str, Any]:
     }
 
 
-__all__ = ["AgencyNode", "IdempotencyConflict", "InvalidSubmission", "Receipt", "Submission"]
+__all__ = [
+    "AgencyNode",
+    "Decision",
+    "IdempotencyConflict",
+    "InvalidSubmission",
+    "Receipt",
+    "Submission",
+]

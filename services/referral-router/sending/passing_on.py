@@ -103,7 +103,7 @@ def pass_case_on(
         override,
     )
     check_forward(case.state, f)
-    held = {str(env.id): env for _, env in case.envelopes() if passes_on(env, f)}
+    held = {str(env.id): env for _, env in node.store.envelopes(req.case) if passes_on(env, f)}
     chosen = list(held) if req.event_ids is None else list(req.event_ids)
     unknown = sorted(set(chosen) - set(held))
     if unknown:

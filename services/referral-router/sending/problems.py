@@ -9,6 +9,7 @@ from eventsourcing.persistence import IntegrityError
 from contracts.problems import Translations, problem
 from referral_router.rules.lifecycle import RuleViolation, UnknownCase
 from referral_router.rules.roster import UnknownAgency
+from referral_router.sending.intake import Overloaded
 from referral_router.sending.node import IdempotencyConflict, InvalidSubmission
 
 SUBMISSION_PROBLEMS: Translations = {
@@ -20,4 +21,5 @@ SUBMISSION_PROBLEMS: Translations = {
         "concurrent-write", "another event was appended to this case at the same time"
     ),
     InvalidSubmission: lambda e: problem("invalid-request", str(e)),
+    Overloaded: lambda e: problem("overloaded", str(e)),
 }

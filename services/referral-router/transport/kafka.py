@@ -124,6 +124,8 @@ class KafkaTransport(Transport):
         self._ssl = self.settings.tls.context()
         self._producer: AIOKafkaProducer | None = None
         self._producer_lock = asyncio.Lock()
+        self._admin_client: AIOKafkaAdminClient | None = None
+        self._admin_lock = asyncio.Lock()
 
     def client_options(self, role: str = "") -> dict[str, object]:
         """What every aiokafka client of this transport is given: TLS, never plaintext."""
@@ -223,21 +225,33 @@ class KafkaTransport(Transport):
 
     @contextlib.asynccontextmanager
     async def admin(self) -> AsyncIterator[AIOKafkaAdminClient]:
-        """A short-lived admin client: topic creation and deletes are rare."""
-        admin = AIOKafkaAdminClient(
-            **self.client_options("admin"),  # type: ignore[arg-type]
-            request_timeout_ms=self.settings.request_timeout_ms,
-        )
-        await admin.start()
-        try:
-            yield admin
-        finally:
-            await admin.close()
+        """The transport's admin client, started once and kept: a node deletes what it
+        delivered about once a second, and a client per call (TLS handshake, metadata)
+        would cost more than the deletes. One call at a time; after a failure, a new one."""
+        async with self._admin_lock:
+            if self._admin_client is None:
+                admin = AIOKafkaAdminClient(
+                    **self.client_options("admin"),  # type: ignore[arg-type]
+                    request_timeout_ms=self.settings.request_timeout_ms,
+                )
+                await admin.start()
+                self._admin_client = admin
+            try:
+                yield self._admin_client
+            except BaseException:
+                admin, self._admin_client = self._admin_client, None
+                with contextlib.suppress(Exception):
+                    await admin.close()
+                raise
 
     async def close(self) -> None:
         producer, self._producer = self._producer, None
         if producer is not None:
             await producer.stop()
+        admin, self._admin_client = self._admin_client, None
+        if admin is not None:
+            with contextlib.suppress(Exception):
+                await admin.close()
 
     async def _started_producer(self) -> AIOKafkaProducer:
         """The shared producer; while no broker answers, keep trying (the caller's
