@@ -213,7 +213,7 @@ def _urgent_referrals(country: RunningProcesses, count: int) -> list[str]:
                     "service": "guardianship",
                     "urgent": True,
                     "consent_override": {
-                        "legal_basis": "Child Protection Act s.12",
+                        "legal_basis": "child-protection",
                         "authorised_by_officer": "bp-1",
                     },
                 },
