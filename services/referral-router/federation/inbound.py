@@ -57,10 +57,7 @@ class CrossBorder:
     def keep(self, admitted: Admitted) -> None:
         """The forwarding's wraps are this node's only way to open the event."""
         assert admitted.forwarding is not None
-        env = admitted.envelope
-        self.forwardings.put(
-            str(env.id), self.agency_id, admitted.forwarding.canonical_bytes(), env.subject
-        )
+        self.forwardings.keep(admitted.forwarding)
 
     def forget(self, case: str) -> None:
         """An erasure order: the forwardings go with the case keys."""

@@ -119,10 +119,7 @@ class PassedOn:
             self.foreign.keep(admitted)
             return
         assert admitted.forwarding is not None
-        env = admitted.envelope
-        self.forwardings.put(
-            str(env.id), self.agency_id, admitted.forwarding.canonical_bytes(), env.subject
-        )
+        self.forwardings.keep(admitted.forwarding)
 
     def forget(self, case: str) -> None:
         """An erasure order: the forwardings go with the case keys."""

@@ -14,6 +14,8 @@ import sqlite3
 import threading
 from pathlib import Path
 
+from contracts.sealing import Forwarding
+
 
 class ForwardingStore:
     """The forwardings a node received, by (event id, recipient).
@@ -42,6 +44,11 @@ class ForwardingStore:
                 "INSERT OR IGNORE INTO forwardings VALUES (?, ?, ?, ?)",
                 (event_id, recipient, data, case),
             )
+
+    def keep(self, fw: Forwarding) -> None:
+        """Keep a forwarding believed for its recipient."""
+        env = fw.original
+        self.put(str(env.id), fw.recipient, fw.canonical_bytes(), env.subject)
 
     def delete_case(self, case: str) -> int:
         """Forget every forwarding of the case (rows kept before the case column are
