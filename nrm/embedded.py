@@ -261,7 +261,7 @@ class CountryAccess:
     #: The notifier's own keys (never an agency's): the nodes accept its scoped tokens.
     notifier_keys: AgencyKeys
 
-    async def settle(self, timeout: float = 10.0) -> None:
+    async def settle(self, timeout: float = 30.0) -> None:
         """Until every node has published what it stored and applied its inbox."""
         raise NotImplementedError
 
@@ -621,7 +621,7 @@ class CountryBus(CountryAccess):
 
     # --- use -----------------------------------------------------------------------
 
-    async def settle(self, timeout: float = 10.0) -> None:
+    async def settle(self, timeout: float = 30.0) -> None:
         """Wait until every node has published what it sent and drained its inbox."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout

@@ -44,7 +44,7 @@ import os
 import threading
 import weakref
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -238,10 +238,16 @@ def context_of(traceparent: str | None) -> otel_context.Context | None:
     return _propagator.extract({TRACE_HEADER: traceparent})
 
 
-def event_appended(agency_id: str, envelope: Envelope, parent: str | None = None) -> None:
-    """The node appended an event it sends: count it, remember the request's trace
-    (`parent`, taken while the request was current; default: the current span's)."""
+def event_appended(agency_id: str, envelope: Envelope) -> None:
+    """The node appended an event it sends: count it."""
     _instruments().appended.add(1, {"nrm.agency": agency_id, "nrm.event.type": envelope.type})
+
+
+def event_to_append(envelope: Envelope, parent: str | None = None) -> None:
+    """Remember the trace of the request that asks for an event (`parent`, taken while
+    the request was current; default: the current span's) before the event is saved:
+    the relay may publish it as soon as the commit tells it, before the saving thread
+    returns. A save that fails leaves an entry no publication ever asks for."""
     parent = parent or current_traceparent()
     if parent:
         with _remembered_lock:
@@ -259,10 +265,14 @@ def _remembered_context(event_id: str) -> otel_context.Context | None:
 _received: OrderedDict[tuple[str, str], str] = OrderedDict()
 
 
-def _remember_received(agency_id: str, event_id: str, traceparent: str | None) -> None:
+def _remember_received(
+    agency_id: str, event_id: str, traceparent: str | None, *, first: bool = False
+) -> None:
     if not traceparent:
         return
     with _remembered_lock:
+        if first and (agency_id, event_id) in _received:
+            return
         _received[(agency_id, event_id)] = traceparent
         while len(_received) > _MAX_REMEMBERED:
             _received.popitem(last=False)
@@ -325,44 +335,61 @@ class PublishBatch:
                 _instruments().published.add(n, {"nrm.agency": agency})
 
 
-@contextlib.contextmanager
-def applying(
-    agency_id: str, topic: str, partition: int, offset: int, headers: Iterable[tuple[str, bytes]]
-) -> Iterator[Callable[[str, Envelope | None], None]]:
-    """A CONSUMER span around receiving one record, continuing the sender's trace.
+class ApplyBatch:
+    """CONSUMER spans for one poll's records, each continuing its sender's trace.
 
-    Yields ``done(outcome, envelope)`` to record what became of the record."""
-    parent = next((v for k, v in headers if k == TRACE_HEADER), None)
-    ctx = None
-    with contextlib.suppress(UnicodeDecodeError):
-        ctx = context_of(parent.decode("ascii") if parent else None)
-    attrs: dict[str, str | int] = {
-        "messaging.system": "kafka",
-        "messaging.operation.type": "process",
-        "messaging.destination.name": topic,
-        "messaging.destination.partition.id": str(partition),
-        "messaging.kafka.offset": offset,
-        "nrm.agency": agency_id,
-    }
-    with tracer().start_as_current_span(
-        f"apply {topic}", context=ctx, kind=SpanKind.CONSUMER, attributes=attrs
-    ) as span:
+    Started before the batch is applied, and each event's trace remembered then: the
+    node's log serves an applied event, with its trace, as soon as the batch commits,
+    before the outcomes come back to this loop. Ended by `done` once the outcome is known."""
 
-        def done(outcome: str, envelope: Envelope | None) -> None:
-            span.set_attribute("nrm.outcome", outcome)
-            if envelope is not None:
-                span.set_attribute("messaging.message.id", str(envelope.id))
-                span.set_attribute("nrm.event.type", envelope.type)
-                span.set_attribute("nrm.sender", envelope.sender)
-                if outcome == "applied":
-                    _remember_received(agency_id, str(envelope.id), current_traceparent(span))
-            labels = {"nrm.agency": agency_id, "outcome": outcome}
-            _instruments().received.add(1, labels)
-            if outcome == "dead-lettered":
-                span.set_status(Status(StatusCode.ERROR, "dead-lettered"))
-                _instruments().dead_lettered.add(1, {"nrm.agency": agency_id})
+    def __init__(self, agency_id: str, records: Sequence[Any]) -> None:
+        self.agency_id = agency_id
+        self.spans = [self._start(r) for r in records]
 
-        yield done
+    def _start(self, record: Any) -> Span:
+        found = dict(record.headers)
+        ctx = None
+        event_id = None
+        with contextlib.suppress(UnicodeDecodeError, AttributeError):
+            parent = found.get(TRACE_HEADER)
+            ctx = context_of(parent.decode("ascii") if parent else None)
+            event_id = found["ce_id"].decode("ascii") if "ce_id" in found else None
+        span = tracer().start_span(
+            f"apply {record.topic}",
+            context=ctx,
+            kind=SpanKind.CONSUMER,
+            attributes={
+                "messaging.system": "kafka",
+                "messaging.operation.type": "process",
+                "messaging.destination.name": record.topic,
+                "messaging.destination.partition.id": str(record.partition),
+                "messaging.kafka.offset": record.offset,
+                "nrm.agency": self.agency_id,
+            },
+        )
+        if event_id:  # a redelivery keeps the trace of the record that was applied
+            _remember_received(self.agency_id, event_id, current_traceparent(span), first=True)
+        return span
+
+    def done(self, index: int, outcome: str, envelope: Envelope | None) -> None:
+        """Record what became of record `index`, and end its span."""
+        span = self.spans[index]
+        span.set_attribute("nrm.outcome", outcome)
+        if envelope is not None:
+            span.set_attribute("messaging.message.id", str(envelope.id))
+            span.set_attribute("nrm.event.type", envelope.type)
+            span.set_attribute("nrm.sender", envelope.sender)
+        _instruments().received.add(1, {"nrm.agency": self.agency_id, "outcome": outcome})
+        if outcome == "dead-lettered":
+            span.set_status(Status(StatusCode.ERROR, "dead-lettered"))
+            _instruments().dead_lettered.add(1, {"nrm.agency": self.agency_id})
+        span.end()
+
+    def abandon(self) -> None:
+        """The batch could not be applied (it will be polled again): end every span."""
+        for span in self.spans:
+            span.set_status(Status(StatusCode.ERROR, "not applied"))
+            span.end()
 
 
 # --- HTTP ----------------------------------------------------------------------------
@@ -422,11 +449,12 @@ def instrument_app(app: Any, agency_id: str) -> None:
 
 
 __all__ = [
+    "ApplyBatch",
     "PublishBatch",
-    "applying",
     "configure",
     "current_traceparent",
     "event_appended",
+    "event_to_append",
     "instrument_app",
     "setup_from_env",
     "shutdown",

@@ -67,15 +67,17 @@ class InboxLoop:
         agency = self.reception.agency_id
         # One transaction per partition for the whole batch (group commit); each record
         # still gets its own span, continuing the sender's trace, once its outcome is known.
-        if self.thread is not None:
-            outcomes = await self.thread.run(self.reception.apply_batch, records)
-        else:
-            outcomes = await asyncio.to_thread(self.reception.apply_batch, records)
-        for rec, received in zip(records, outcomes, strict=True):
-            with telemetry.applying(
-                agency, rec.topic, rec.partition, rec.offset, rec.headers
-            ) as done:
-                done(received.outcome, received.envelope)
+        spans = telemetry.ApplyBatch(agency, records)
+        try:
+            if self.thread is not None:
+                outcomes = await self.thread.run(self.reception.apply_batch, records)
+            else:
+                outcomes = await asyncio.to_thread(self.reception.apply_batch, records)
+        except BaseException:
+            spans.abandon()
+            raise
+        for index, (rec, received) in enumerate(zip(records, outcomes, strict=True)):
+            spans.done(index, received.outcome, received.envelope)
             if received.outcome is Outcome.DEAD_LETTERED and received.letter is not None:
                 letter = received.letter
                 dead.append(

@@ -252,6 +252,9 @@ class AgencyNode:
                 groups.setdefault(id(d.case), [d.case])
                 if d.answer is not None:
                     groups[id(d.case)].append(d.answer)
+        for i, d in enumerate(decisions):
+            if i not in failures:
+                telemetry.event_to_append(d.envelope, d.traceparent)
         conflicts = dict(zip(groups, self.store.save_groups(list(groups.values())), strict=True))
         for i, d in enumerate(decisions):
             if i in failures:
@@ -260,7 +263,7 @@ class AgencyNode:
             if conflict is not None:
                 failures[i] = conflict
             else:
-                telemetry.event_appended(self.agency_id, d.envelope, d.traceparent)
+                telemetry.event_appended(self.agency_id, d.envelope)
         return [failures.get(i) for i in range(len(decisions))]
 
     def earlier_answer(self, key: str | None, fingerprint: str | None) -> Receipt | None:
