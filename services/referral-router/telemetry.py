@@ -379,6 +379,9 @@ class ApplyBatch:
             span.set_attribute("messaging.message.id", str(envelope.id))
             span.set_attribute("nrm.event.type", envelope.type)
             span.set_attribute("nrm.sender", envelope.sender)
+            if outcome == "applied":  # a record without an id header (a forwarding) too
+                trace_id = current_traceparent(span)
+                _remember_received(self.agency_id, str(envelope.id), trace_id, first=True)
         _instruments().received.add(1, {"nrm.agency": self.agency_id, "outcome": outcome})
         if outcome == "dead-lettered":
             span.set_status(Status(StatusCode.ERROR, "dead-lettered"))
