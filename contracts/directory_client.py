@@ -133,10 +133,14 @@ class DirectoryClient:
         confirmed = self._confirmed_at
         return None if confirmed is None else self._clock() - confirmed
 
-    def check_fresh(self) -> Directory:
+    def check_fresh(self, refresh: bool = True) -> Directory:
         """The directory, if the registry confirmed it within `max_age`; else raise
-        `DirectoryTooOld` (or `DirectoryUnavailable` when there is none)."""
-        directory = self.current()
+        `DirectoryTooOld` (or `DirectoryUnavailable` when there is none). With
+        `refresh=False` the directory held is judged as it is, without asking the
+        registry even when a refresh is due: an event loop's call, whose refresh is a
+        worker's job (a blocking fetch there would stall the node, and deadlock one that
+        serves its registry on the same loop)."""
+        directory = self.current() if refresh else self.cached()
         age = self.age()
         if age is None or age > self.max_age:
             cause = f"; last refresh failed: {self.last_error}" if self.last_error else ""

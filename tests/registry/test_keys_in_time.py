@@ -137,6 +137,37 @@ def test_the_directory_ages_and_is_refused_past_its_maximum(bus: Bus) -> None:
     assert client.age() == timedelta(0)
 
 
+def test_judging_the_held_directory_never_asks_the_registry(bus: Bus) -> None:
+    """What an event loop calls (`refresh=False`) judges the directory held: no fetch
+    even when a refresh is due (a blocking fetch there stalled a node, and deadlocked one
+    serving its registry on the same loop), and still refused past the maximum age."""
+    fetched: list[int] = []
+
+    def fetch() -> bytes:
+        fetched.append(1)
+        return bus.registry.signed_directory().to_bytes()
+
+    client = DirectoryClient(
+        fetch,
+        bus.config.anchor(),
+        refresh_every=timedelta(minutes=5),
+        max_age=timedelta(hours=1),
+        clock=bus.clock,
+    )
+    client.check_fresh()
+    assert len(fetched) == 1
+    bus.clock.advance(30 * 60)
+    assert client.refresh_due()
+    assert client.check_fresh(refresh=False).serial == client.serial
+    assert len(fetched) == 1  # due, but not fetched on this call
+    bus.clock.advance(31 * 60)
+    with pytest.raises(DirectoryTooOld):
+        client.check_fresh(refresh=False)
+    assert len(fetched) == 1
+    client.check_fresh()  # the worker's call refreshes
+    assert len(fetched) == 2 and client.age() == timedelta(0)
+
+
 def test_the_last_serial_survives_a_restart(bus: Bus, tmp_path: Path) -> None:
     memory = SerialMemory(tmp_path / "node" / "directory.json")
     old_wire = bus.registry.signed_directory().to_bytes()

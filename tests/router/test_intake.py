@@ -6,17 +6,20 @@ and nothing is appended before the keys it is sealed under are kept."""
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from contracts.directory import Directory
 from contracts.events import ConsentRecorded, RiskAssessed
 from contracts.policy import load_policy
 from contracts.vocabulary import Role
 from referral_router.rules.lifecycle import RuleViolation
-from referral_router.rules.roster import UnknownAgency
+from referral_router.rules.roster import Roster, UnknownAgency
 from referral_router.sending.intake import BatchItem, Intake, Overloaded
 from referral_router.sending.node import AgencyNode, Receipt, Submission
 from referral_router.store.case_store import SENT, CaseStore, Committed
@@ -170,3 +173,48 @@ async def test_nothing_is_appended_before_its_new_case_keys_are_kept(
         assert "authority" in wraps and "child-protection" in wraps
         for reader, wrap in wraps.items():  # every key an envelope is wrapped under is kept
             assert seal.case_keys.get(case, "authority", reader, wrap["kid"]) is not None
+
+
+class AlwaysDue:
+    """A directory source whose refresh is always due; notes the threads that refresh."""
+
+    def __init__(self, directory: Directory) -> None:
+        self.directory = directory
+        self.refreshed_on: list[int] = []
+
+    def current(self) -> Directory:
+        self.refreshed_on.append(threading.get_ident())
+        return self.directory
+
+    def cached(self) -> Directory:
+        return self.directory
+
+    def check_fresh(self, refresh: bool = True) -> Directory:
+        return self.current() if refresh else self.directory
+
+    def age(self) -> timedelta | None:
+        return timedelta(0)
+
+    def refresh_due(self) -> bool:
+        return True
+
+
+async def test_the_directory_is_never_fetched_on_the_event_loop(tmp_path: Path) -> None:
+    """A refresh may block on the registry (over the network, or deadlock a node whose
+    registry is served on the same loop): deciding a long batch, or a single event,
+    refreshes on the store thread only."""
+    p = node_parts(tmp_path / "authority", XA, "authority")
+    source = AlwaysDue(XA.roster().directory)
+    node = AgencyNode("authority", "XA", p.store, Roster(source), p.seal, load_policy("XA"))
+    thread = StoreThread("authority")
+    try:
+        intake = Intake(node, thread)
+        loop_thread = threading.get_ident()
+        outcomes = await intake.submit_batch([BatchItem(opening()) for _ in range(40)])
+        assert all(isinstance(o, Receipt) for o in outcomes)
+        assert (await intake.submit(opening())).status_code == 201
+        assert len(source.refreshed_on) >= 3  # before the batch, between slices, single
+        assert loop_thread not in source.refreshed_on
+    finally:
+        thread.close()
+        p.close()

@@ -38,8 +38,9 @@ class DirectorySource(Protocol):
         """The last good directory, without network I/O."""
         ...
 
-    def check_fresh(self) -> Directory:
-        """The directory, or raise if the registry has not confirmed it recently enough."""
+    def check_fresh(self, refresh: bool = True) -> Directory:
+        """The directory, or raise if the registry has not confirmed it recently enough
+        (`refresh=False`: judge the one held, no network I/O)."""
         ...
 
     def age(self) -> timedelta | None: ...
@@ -61,7 +62,7 @@ class Pinned:
     def cached(self) -> Directory:
         return self._directory()
 
-    def check_fresh(self) -> Directory:
+    def check_fresh(self, refresh: bool = True) -> Directory:
         return self._directory()
 
     def age(self) -> timedelta | None:
@@ -88,6 +89,12 @@ class Roster:
         `DirectoryTooOld` otherwise. Blocking when a refresh is due (`refresh_due`):
         then call it from a worker thread."""
         return self.source.check_fresh()
+
+    def held_fresh(self) -> Directory:
+        """The directory held, if fresh enough to act on; raises `DirectoryTooOld`
+        otherwise. Never asks the registry (safe on an event loop): refreshing is
+        `fresh`'s job, on a worker thread."""
+        return self.source.check_fresh(refresh=False)
 
     def refresh_due(self) -> bool:
         """Whether `fresh` would ask the registry now (no I/O itself)."""

@@ -171,7 +171,8 @@ class Intake:
         decided: dict[int, Decision] = {}
         for n, item in enumerate(items):
             if n and n % _DECIDE_SLICE == 0:
-                await asyncio.sleep(0)  # let single requests through between slices
+                await self._fresh()  # a long batch refreshes a due directory off the loop
+                await asyncio.sleep(0)  # and lets single requests through between slices
             if outcomes[n] is not None:
                 continue
             try:

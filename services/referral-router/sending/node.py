@@ -167,6 +167,7 @@ class AgencyNode:
             if earlier is not None:
                 return earlier
             case = self.store.case_file(sub.case) if sub.case else None
+            self.roster.fresh()  # this caller may block: refresh here, not in `decide`
             decision = self.decide(sub, case, idempotency_key, fingerprint)
             (failure,) = self.commit([decision])
             if failure is None:
@@ -183,8 +184,10 @@ class AgencyNode:
         fingerprint: str | None = None,
     ) -> Decision:
         """Everything but the append, on `case` as the store holds it (None: no such
-        case here). Raises what refuses the event; appends nothing."""
-        self.roster.fresh()
+        case here). Raises what refuses the event; appends nothing. Runs on the event
+        loop, so it judges the directory held and never fetches one: callers refresh it
+        first where it is due (`Roster.fresh` on a worker)."""
+        self.roster.held_fresh()
         for r in sub.recipients:
             self.roster.active(r)
         if self.agency_id in sub.recipients:
