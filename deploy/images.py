@@ -104,9 +104,10 @@ def source_digest(target: str) -> str:
     return digest.hexdigest()[:16]
 
 
-def label(image: str, key: str) -> str:
+def inspect(image: str, template: str) -> str:
+    """One field of an image (a Go template), or "" when there is no such image."""
     result = subprocess.run(
-        ["podman", "image", "inspect", "--format", f'{{{{index .Labels "{key}"}}}}', image],
+        ["podman", "image", "inspect", "--format", template, image],
         env=podman_env(), text=True, capture_output=True, check=False,
     )  # fmt: skip
     return result.stdout.strip() if result.returncode == 0 else ""
@@ -114,7 +115,8 @@ def label(image: str, key: str) -> str:
 
 def current(target: str, image: str) -> bool:
     """The image exists and was built from its files as they are now."""
-    return label(image, SOURCE_LABEL) == source_digest(target)
+    built_from = inspect(image, f'{{{{index .Labels "{SOURCE_LABEL}"}}}}')
+    return built_from == source_digest(target)
 
 
 def debian_mirror() -> str:
@@ -184,9 +186,14 @@ def build(rebuild: bool = False) -> dict[str, str]:
         ctx = context()
         for target, image in wanted.items():
             print(f"building {image} ...", flush=True)
+            before = inspect(image, "{{.Id}}")
             _run(["podman", "build", "--network=host", "--layers", "--target", target,
-                  "--label", f"{SOURCE_LABEL}={source_digest(target)}",
+                  "--build-arg", f"NRM_SOURCE_DIGEST={source_digest(target)}",
                   "-t", image, "-f", str(ctx / "Dockerfile"), str(ctx)])  # fmt: skip
+            if before and before != inspect(image, "{{.Id}}"):
+                # the stale image, now untagged (kept if a layer of another still uses it)
+                subprocess.run(["podman", "rmi", before], env=podman_env(),
+                               capture_output=True, check=False)  # fmt: skip
     return dict(IMAGES)
 
 
