@@ -46,17 +46,29 @@ from images import build  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
-LONG_RUNNING = ("kafka", "postgres", "registry", "provision", "node-police", "node-authority",
-                "notifier")  # fmt: skip
-#: The private files each long-running service may see (keystores, TLS keys, the CA).
-PRIVATE = {
-    "kafka": {"/tls/broker.pem"},
-    "postgres": set(),
-    "registry": {"/keys/registry.keystore", "/tls/service-registry.pem"},
-    "provision": {"/tls/operator.pem"},
-    "node-police": {"/keys/xa-police.keystore", "/tls/agency-xa-police.pem"},
-    "node-authority": {"/keys/xa-authority.keystore", "/tls/agency-xa-authority.pem"},
-    "notifier": {"/keys/notifier.keystore", "/tls/service-notifier.pem"},
+#: What each long-running service may hold: its compose secrets (in /run/secrets) and its
+#: private files (keystores, TLS keys) in its volumes. Written out here, not read from the
+#: compose file, so that a service given more in the file fails too.
+OWN: dict[str, tuple[set[str], set[str]]] = {
+    "kafka": (set(), {"/tls/broker.pem"}),
+    "postgres": ({"pg_superuser", "pg_registry", "pg_police", "pg_authority"}, set()),
+    "registry": (
+        {"registry_passphrase", "pg_registry"},
+        {"/keys/registry.keystore", "/tls/service-registry.pem"},
+    ),
+    "provision": (set(), {"/tls/operator.pem"}),
+    "node-police": (
+        {"police_passphrase", "pg_police"},
+        {"/keys/xa-police.keystore", "/tls/agency-xa-police.pem"},
+    ),
+    "node-authority": (
+        {"authority_passphrase", "pg_authority"},
+        {"/keys/xa-authority.keystore", "/tls/agency-xa-authority.pem"},
+    ),
+    "notifier": (
+        {"notifier_passphrase"},
+        {"/keys/notifier.keystore", "/tls/service-notifier.pem"},
+    ),
 }
 
 
@@ -140,7 +152,7 @@ def test_each_node_audit_log_verifies(stack: Stack, service: str, agency: str) -
     assert log["agency"] == agency and log["ok"] and log["size"] >= 1
 
 
-@pytest.mark.parametrize("service", LONG_RUNNING)
+@pytest.mark.parametrize("service", OWN)
 def test_every_long_running_service_is_healthy(stack: Stack, service: str) -> None:
     if "healthcheck" in stack.compose.services[service]:
         stack.compose.wait_healthy(service, timeout=90)
@@ -150,15 +162,15 @@ def test_every_long_running_service_is_healthy(stack: Stack, service: str) -> No
     assert state.stdout.strip() == "running"
 
 
-@pytest.mark.parametrize("service", LONG_RUNNING)
+@pytest.mark.parametrize("service", OWN)
 def test_each_container_holds_only_its_own_secrets(stack: Stack, service: str) -> None:
-    given = set(stack.compose.services[service].get("secrets", []))
+    secrets, private_files = OWN[service]
     listed = stack.exec(service, "sh", "-c", "ls /run/secrets 2>/dev/null || true").split()
-    assert set(listed) == given
+    assert set(listed) == secrets
     private = stack.exec(
         service, "sh", "-c", "find /keys /tls /pki /out -type f 2>/dev/null || true"
     ).split()
-    assert set(private) == PRIVATE[service]
+    assert set(private) == private_files
     public = stack.exec(service, "sh", "-c", "find /trust -type f 2>/dev/null || true").split()
     assert all(p == "/trust/ca.pem" or p.endswith(".json") for p in public), public
     inspected = stack.compose.podman(
@@ -167,3 +179,8 @@ def test_each_container_holds_only_its_own_secrets(stack: Stack, service: str) -
     environment = inspected.stdout
     for secret in stack.secrets.iterdir():
         assert secret.read_text().strip() not in environment, f"{secret.name} in {service}'s env"
+
+
+def test_every_long_running_service_of_the_file_is_checked(stack: Stack) -> None:
+    long_running = {n for n, s in stack.compose.services.items() if s.get("restart") != "no"}
+    assert long_running == set(OWN)
