@@ -40,12 +40,28 @@ def load(files: Sequence[Path]) -> dict[str, Any]:
     that ordering needs: depends_on, healthcheck)."""
     import yaml
 
+    class Loader(yaml.SafeLoader):
+        """Reads podman-compose's `!override` and `!reset` tags of override files."""
+
+    Loader.add_constructor("!override", lambda loader, node: _plain(loader, node))
+    Loader.add_constructor("!reset", lambda loader, node: _plain(loader, node))
     services: dict[str, Any] = {}
     for path in files:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml.load(path.read_text(), Loader=Loader) or {}
         for name, service in (data.get("services") or {}).items():
             services.setdefault(name, {}).update(service or {})
     return services
+
+
+def _plain(loader: Any, node: Any) -> Any:
+    """A tagged node's value, as if it had no tag."""
+    import yaml
+
+    if isinstance(node, yaml.SequenceNode):
+        return loader.construct_sequence(node, deep=True)
+    if isinstance(node, yaml.MappingNode):
+        return loader.construct_mapping(node, deep=True)
+    return loader.construct_scalar(node)
 
 
 def conditions(service: dict[str, Any]) -> dict[str, str]:

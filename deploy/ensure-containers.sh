@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Make sure podman, debootstrap and runc exist on this machine (Debian packages), for
 # `make images` (deploy/images.py builds the images offline) and deploy/compose.py (runs
-# docker-compose.yml under podman-compose, a Python package of the test extras); the
-# test suite needs none of them. Idempotent: with the tools
-# present it only says where they are. No service is started or enabled here.
+# docker-compose.yml under podman-compose, a Python package of the test extras), which
+# the suite's compose test uses (deploy/test-services.sh runs this). Idempotent: with the
+# tools present it only says where they are. No service is started or enabled here.
 set -euo pipefail
 
 log() { printf '[ensure-containers] %s\n' "$*" >&2; }

@@ -12,6 +12,7 @@ one Dockerfile (deploy/Dockerfile, one target each)::
     localhost/nrm-postgres:local       PostgreSQL (deploy/postgres-run)
 
 Standard library only. ``python deploy/images.py build`` builds whatever is missing
+or built from files that changed since
 (``--rebuild`` all of it); ``python deploy/images.py remove`` deletes them. Podman runs
 with the configuration these machines need (``containers.conf`` below, through
 ``CONTAINERS_CONF``; see the README's "Containers").
@@ -20,6 +21,7 @@ with the configuration these machines need (``containers.conf`` below, through
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import shutil
 import subprocess
@@ -39,6 +41,13 @@ IMAGES = {
     "postgres": "localhost/nrm-postgres:local",
 }
 KAFKA_VERSION = "4.1.1"
+#: What each image is built from: a change to any of them makes the image stale.
+INPUTS = {
+    "nrm": ("deploy/Dockerfile", "pyproject.toml", "contracts", "services", "nrm", "clients"),
+    "kafka": ("deploy/Dockerfile", "deploy/kafka-run", "deploy/kafka-tool"),
+    "postgres": ("deploy/Dockerfile", "deploy/postgres-run"),
+}
+SOURCE_LABEL = "nrm.source-digest"
 
 #: What podman needs on these machines: no default nofile ulimit (refused), runc (crun
 #: refuses cgroups in hybrid mode), cgroupfs (no systemd).
@@ -80,6 +89,34 @@ def exists(image: str) -> bool:
         ).returncode
         == 0
     )
+
+
+def source_digest(target: str) -> str:
+    """A digest of the files an image is built from (for nrm: its wheel's sources)."""
+    digest = hashlib.sha256()
+    for top in INPUTS[target]:
+        path = ROOT / top
+        files = [path] if path.is_file() else sorted(path.rglob("*"))
+        for file in files:
+            if file.is_file() and "__pycache__" not in file.parts and file.suffix != ".pyc":
+                digest.update(str(file.relative_to(ROOT)).encode() + b"\0")
+                digest.update(file.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def inspect(image: str, template: str) -> str:
+    """One field of an image (a Go template), or "" when there is no such image."""
+    result = subprocess.run(
+        ["podman", "image", "inspect", "--format", template, image],
+        env=podman_env(), text=True, capture_output=True, check=False,
+    )  # fmt: skip
+    return result.stdout.strip() if result.returncode == 0 else ""
+
+
+def current(target: str, image: str) -> bool:
+    """The image exists and was built from its files as they are now."""
+    built_from = inspect(image, f'{{{{index .Labels "{SOURCE_LABEL}"}}}}')
+    return built_from == source_digest(target)
 
 
 def debian_mirror() -> str:
@@ -133,7 +170,7 @@ def context() -> Path:
         subprocess.run(["bash", str(HERE / "fetch-kafka.sh")], check=True)
     shutil.rmtree(CONTEXT, ignore_errors=True)
     CONTEXT.mkdir(parents=True)
-    for name in ("Dockerfile", "kafka-run", "postgres-run"):
+    for name in ("Dockerfile", "kafka-run", "kafka-tool", "postgres-run"):
         shutil.copy2(HERE / name, CONTEXT / name)
     shutil.copytree(libs, CONTEXT / "kafka-libs", ignore=shutil.ignore_patterns(".complete"))
     wheelhouse(CONTEXT / "wheelhouse")
@@ -141,15 +178,22 @@ def context() -> Path:
 
 
 def build(rebuild: bool = False) -> dict[str, str]:
-    """Every image that is missing (all with `rebuild`); returns the names."""
+    """Every image that is missing or older than the files it is built from (all of them
+    with `rebuild`); returns the names."""
     base_image()
-    wanted = {t: i for t, i in IMAGES.items() if rebuild or not exists(i)}
+    wanted = {t: i for t, i in IMAGES.items() if rebuild or not current(t, i)}
     if wanted:
         ctx = context()
         for target, image in wanted.items():
             print(f"building {image} ...", flush=True)
-            _run(["podman", "build", "--network=host", "--target", target,
+            before = inspect(image, "{{.Id}}")
+            _run(["podman", "build", "--network=host", "--layers", "--target", target,
+                  "--build-arg", f"NRM_SOURCE_DIGEST={source_digest(target)}",
                   "-t", image, "-f", str(ctx / "Dockerfile"), str(ctx)])  # fmt: skip
+            if before and before != inspect(image, "{{.Id}}"):
+                # the stale image, now untagged (kept if a layer of another still uses it)
+                subprocess.run(["podman", "rmi", before], env=podman_env(),
+                               capture_output=True, check=False)  # fmt: skip
     return dict(IMAGES)
 
 

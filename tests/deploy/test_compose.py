@@ -30,7 +30,7 @@ from nrm.cli import build_parser
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
 SOURCE_DIRS = ("contracts", "services", "nrm")
-SHELL_HELPERS = {"test", "echo", "true"}
+SHELL_HELPERS = {"test", "echo", "true", "chmod"}
 URL = re.compile(r"https?://127\.0\.0\.1:(\d+)(/[\w/-]*)")
 
 
@@ -247,7 +247,11 @@ def _owner_of(resource: str) -> str:
 
 
 def _volumes(service: dict[str, Any]) -> list[str]:
-    return [str(v).split(":")[0] for v in service.get("volumes", [])]
+    """The named volumes a service mounts (bind mounts are the project's own files)."""
+    sources = [str(v).split(":")[0] for v in service.get("volumes", [])]
+    binds = [v for v in sources if v.startswith((".", "/"))]
+    assert all(b.startswith("./deploy/") and (ROOT / b).is_file() for b in binds), binds
+    return [v for v in sources if v not in binds]
 
 
 def test_no_service_is_given_another_parties_secret(
