@@ -1,4 +1,7 @@
 # The two commands of the README: `make demo` and `make test`. Both build .venv first.
+# `make test` runs the suite in two worker processes (pytest-xdist; a test file stays on
+# one worker, each worker starts its own Kafka and PostgreSQL): most tests wait on
+# brokers, processes and sockets, so two workers finish in about two thirds of the time.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -29,7 +32,7 @@ test: $(STAMP)
 	bash deploy/test-services.sh
 	npm ci --prefix deploy/ajv --no-audit --no-fund --silent
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
