@@ -25,6 +25,7 @@ def _positive(row: dict[str, Any], *keys: str) -> None:
         assert isinstance(row[key], int | float) and row[key] > 0, (key, row)
 
 
+@pytest.mark.slow  # about 2.5 minutes: three buses, one of them 14 processes
 def test_quick_bench_writes_every_stage(
     kafka_broker: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
