@@ -340,6 +340,9 @@ class BusUnderTest:
             "late_sends": sum(1 for r in out["results"] if r[1] - r[0] > 0.01) if rate else 0,
             "bus_cpu_s": round(sum(used.values()), 2),
             "cpu_processes": len(used),
+            # A process gone by the second reading (a crash, a restart): its CPU since the
+            # first is missing from the sum, so the row says so.
+            "cpu_processes_gone": len(set(cpu0) - set(cpu1)),
             "cpu_by_part": parts,
             # The sending node's own process: separable only on the process topology.
             "sender_cpu_s": parts.get("sender"),

@@ -87,6 +87,7 @@ def test_quick_bench_writes_every_stage(
             # the CPU is every bus process's, the sending node's own counted apart.
             assert r["delivered"] == r["accepted"] * r["recipients"], r
             assert r["cpu_processes"] > len(r["cpu_by_part"]) > 1, r
+            assert r["cpu_processes_gone"] == 0, r  # no piece crashed or restarted
             _positive(r, "sender_cpu_s", "sender_cpu_us_per_event")
             _positive(r["cpu_by_part"], "sender", "other nodes")  # the idle may tick 0
             assert {"registry", "notifier", "provisioner"} <= set(r["cpu_by_part"]), r
