@@ -25,6 +25,12 @@ def add_commands(sub: Any) -> None:
     )
     p.add_argument("--no-kafka", action="store_true", help="skip the Kafka stages")
     p.add_argument(
+        "--processes",
+        action="store_true",
+        help="end to end also on a process per piece (as `nrm up --processes`) over Kafka; "
+        "the targets are then judged on it",
+    )
+    p.add_argument(
         "--max-events",
         type=int,
         help="growth: events to send, checkpoints doubling from 2,500 (default 10,000; "
@@ -55,6 +61,8 @@ def _bench(args: argparse.Namespace) -> int:
 
     if args.kafka and args.no_kafka:
         raise CliError("--kafka and --no-kafka contradict each other")
+    if args.processes and args.no_kafka:
+        raise CliError("--processes runs on Kafka: it contradicts --no-kafka")
     if args.kafka and not args.kafka_pki:
         raise CliError("--kafka needs --kafka-pki: the broker speaks TLS with certificates only")
     logging.basicConfig(level=logging.ERROR)
@@ -70,6 +78,7 @@ def _bench(args: argparse.Namespace) -> int:
             profile=args.profile,
             out=args.out,
             progress=not args.no_progress,
+            processes=args.processes,
             stages=tuple(args.only),
         )
     )

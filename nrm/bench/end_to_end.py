@@ -12,8 +12,10 @@ relay, the transport, verification and the receiver's append, and any queue the 
 built (no coordinated omission).
 
 CPU is the bus's own: this process's time on the embedded bus (the loader is another
-process), the sum over every process of the bus (registry, nodes, notifier; not the
-Kafka broker, reported apart) on the process topology.
+process), the sum over every process of the bus (registry, nodes, notifier, the broker's
+provisioner; each read from /proc/<pid>/stat before and after the window) on the process
+topology, where the sending node's process alone is the sender's own CPU. The Kafka
+broker's CPU is reported apart, when the bench runs the broker itself.
 """
 
 from __future__ import annotations
@@ -22,9 +24,10 @@ import asyncio
 import contextlib
 import json
 import os
+import ssl
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -36,7 +39,11 @@ from nrm.bench.common import latency_summary, percentile, rss_mb
 from nrm.bench.workload import COUNTRY, RECIPIENTS, SENDER, agencies
 from nrm.broker import SecuredKafka
 from nrm.embedded import CountryBus, Keychain
+from nrm.supervisor import Supervisor, cpu_seconds
 from referral_router.store.case_store import RECEIVED, Committed
+
+#: Where a bus runs: every piece in this one process, or a process per piece.
+ONE_PROCESS, PROCESSES = "one process", "processes"
 
 
 class Bus(Protocol):
@@ -44,6 +51,7 @@ class Bus(Protocol):
 
     urls: dict[str, str]
     keychain: Keychain
+    verify: ssl.SSLContext | bool
 
     async def start(self) -> None: ...
 
@@ -70,7 +78,9 @@ class Arrivals:
     async def follow(self, bus: Bus, agency: str, stop: asyncio.Event) -> None:
         """Long-poll `agency`'s log for received entries until `stop`."""
         after = 0
-        async with httpx.AsyncClient(base_url=bus.urls[agency], timeout=40) as client:
+        async with httpx.AsyncClient(
+            base_url=bus.urls[agency], timeout=40, verify=bus.verify
+        ) as client:
             while not stop.is_set():
                 try:
                     r = await client.get(
@@ -90,6 +100,64 @@ class Arrivals:
                     after = max(after, int(item["position"]))
 
 
+#: CPU seconds used so far by each process of a bus, by "<piece>:<pid>".
+CpuReading = Callable[[], Mapping[str, float]]
+
+
+class ProcessCpu:
+    """The CPU time of every live process a supervisor runs, read from /proc."""
+
+    def __init__(self, supervisor: Supervisor) -> None:
+        self.supervisor = supervisor
+
+    def __call__(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for child in list(self.supervisor.children.values()):
+            pid = child.pid
+            if pid is None:
+                continue
+            with contextlib.suppress(OSError):  # exited between the two reads
+                out[f"{child.spec.name}:{pid}"] = cpu_seconds(pid)
+        return out
+
+
+def cpu_used(before: Mapping[str, float], after: Mapping[str, float]) -> dict[str, float]:
+    """CPU seconds each process used between two readings; one started in between counts
+    from zero (its whole life is in the window)."""
+    return {key: t - before.get(key, 0.0) for key, t in after.items()}
+
+
+def cpu_by_part(used: Mapping[str, float]) -> dict[str, float]:
+    """Per piece of the bus: the sending node, the other nodes, registry, notifier..."""
+    parts: dict[str, float] = {}
+    for key, seconds in used.items():
+        name = key.rpartition(":")[0]
+        kind, _, agency = name.partition("/")
+        part = "sender" if agency == SENDER else "other nodes" if kind == "node" else name
+        parts[part] = round(parts.get(part, 0.0) + seconds, 2)
+    return parts
+
+
+def _own_cpu() -> dict[str, float]:
+    t = os.times()
+    return {f"bus:{os.getpid()}": t.user + t.system}
+
+
+def _broker_cpu(kafka: SecuredKafka | None) -> Callable[[], float | None]:
+    """The broker's CPU seconds, when this run started the broker (else unknown)."""
+
+    def read() -> float | None:
+        pid = getattr(kafka.handle, "pid", None) if kafka is not None else None
+        if not isinstance(pid, int):
+            return None
+        try:
+            return cpu_seconds(pid)
+        except OSError:
+            return None
+
+    return read
+
+
 class BusUnderTest:
     """A running bus with arrivals noted at every recipient, and a loader process."""
 
@@ -97,14 +165,18 @@ class BusUnderTest:
         self,
         bus: Bus,
         kind: str,
-        cpu: Callable[[], float],
-        sender_cpu: Callable[[], float] | None = None,
+        cpu: CpuReading,
         follow: bool = False,
+        topology: str = ONE_PROCESS,
+        broker_cpu: Callable[[], float | None] | None = None,
+        ca_file: Path | None = None,
     ) -> None:
         self.bus = bus
         self.kind = kind
         self.cpu = cpu
-        self.sender_cpu = sender_cpu
+        self.topology = topology
+        self.broker_cpu = broker_cpu or (lambda: None)
+        self.ca_file = ca_file
         self.arrivals = Arrivals()
         self._follow = follow
         self._followers: list[asyncio.Task[None]] = []
@@ -115,7 +187,25 @@ class BusUnderTest:
     def embedded(cls, data_dir: Path, kafka: SecuredKafka | None) -> BusUnderTest:
         """The whole bus in this process (SQLite transport, or the secured Kafka)."""
         bus = CountryBus(COUNTRY, data_dir, agencies=agencies(), kafka=kafka)
-        return cls(bus, "kafka" if kafka is not None else "embedded", _own_cpu)
+        kind = "kafka" if kafka is not None else "embedded"
+        return cls(bus, kind, _own_cpu, broker_cpu=_broker_cpu(kafka))
+
+    @classmethod
+    def processes(cls, data_dir: Path, kafka: SecuredKafka) -> BusUnderTest:
+        """A process per piece (`nrm up --processes`: registry, each node, notifier,
+        provisioner) on the secured Kafka; arrivals followed through the receivers' logs."""
+        from nrm.topology import CountryProcesses
+
+        bus = CountryProcesses(COUNTRY, data_dir, kafka, agencies=agencies())
+        return cls(
+            bus,
+            "kafka",
+            ProcessCpu(bus.supervisor),
+            follow=True,
+            topology=PROCESSES,
+            broker_cpu=_broker_cpu(kafka),
+            ca_file=kafka.pki.ca_file,
+        )
 
     async def start(self) -> None:
         await self.bus.start()
@@ -134,6 +224,7 @@ class BusUnderTest:
             "sender": SENDER,
             "secrets": str(self.bus.keychain.folder),
             "audience": router_audience(SENDER),
+            "ca_file": str(self.ca_file) if self.ca_file else None,
         }
         self._loader = await asyncio.create_subprocess_exec(
             sys.executable,
@@ -176,7 +267,7 @@ class BusUnderTest:
         for at most `max_seconds`; each request one event, or `batch` events. Latency
         counts from when a request was due; at saturation "due" is when a lane was free."""
         readers = list(RECIPIENTS[:recipients])
-        cpu0, sender0 = self.cpu(), self.sender_cpu() if self.sender_cpu else 0.0
+        cpu0, broker0 = self.cpu(), self.broker_cpu()
         cmd = {
             "n": n_requests,
             "rate": rate,
@@ -201,7 +292,9 @@ class BusUnderTest:
             if all(k in self.arrivals.at for k in wanted):
                 break
             await asyncio.sleep(0.01)
-        cpu1, sender1 = self.cpu(), self.sender_cpu() if self.sender_cpu else 0.0
+        cpu1, broker1 = self.cpu(), self.broker_cpu()
+        used = cpu_used(cpu0, cpu1)
+        parts = cpu_by_part(used) if self.topology == PROCESSES else {}
         due_of = {eid: r[0] for r in accepted for eid in r[3]}
         latencies: list[float] = []
         last_at: dict[str, float] = {}
@@ -224,6 +317,7 @@ class BusUnderTest:
             tick(max(0, len(out["results"]) - shown))
         row: dict[str, Any] = {
             "transport": self.kind,
+            "bus": self.topology,
             "label": label or ("batch" if batch else "saturation" if rate is None else "fixed"),
             "recipients": recipients,
             "offered_events_per_s": round(rate * (batch or 1), 1) if rate else "saturation",
@@ -244,13 +338,44 @@ class BusUnderTest:
             "shed_p99_ms": _ms(percentile([r[2] - r[1] for r in shed], 99)),
             **latency_summary(latencies),
             "late_sends": sum(1 for r in out["results"] if r[1] - r[0] > 0.01) if rate else 0,
-            "bus_cpu_s": round(cpu1 - cpu0, 2),
-            "sender_cpu_s": round(sender1 - sender0, 2) if self.sender_cpu else None,
+            "bus_cpu_s": round(sum(used.values()), 2),
+            "cpu_processes": len(used),
+            # A process gone by the second reading (a crash, a restart): its CPU since the
+            # first is missing from the sum, so the row says so.
+            "cpu_processes_gone": len(set(cpu0) - set(cpu1)),
+            "cpu_by_part": parts,
+            # The sending node's own process: separable only on the process topology.
+            "sender_cpu_s": parts.get("sender"),
+            "broker_cpu_s": (
+                round(broker1 - broker0, 2) if broker0 is not None and broker1 is not None else None
+            ),
             "loader_cpu_s": out["loader_cpu_s"],
             "window_s": round(window, 2),
             "rss_mb": rss_mb(),
         }
         return row
+
+    async def idle(self, seconds: float) -> dict[str, Any]:
+        """What the bus burns with nothing to do (timers, long polls, refreshes), in
+        CPU-seconds per second, per piece when a process each."""
+        await asyncio.sleep(1.0)  # the last measurement's tail (offset commits) settles
+        cpu0, broker0, t0 = self.cpu(), self.broker_cpu(), time.monotonic()
+        await asyncio.sleep(seconds)
+        cpu1, broker1, elapsed = self.cpu(), self.broker_cpu(), time.monotonic() - t0
+        used = cpu_used(cpu0, cpu1)
+        parts = cpu_by_part(used) if self.topology == PROCESSES else {}
+        return {
+            "transport": self.kind,
+            "bus": self.topology,
+            "seconds": round(elapsed, 1),
+            "cpu_s_per_s": round(sum(used.values()) / elapsed, 3),
+            "by_part": {k: round(v / elapsed, 3) for k, v in parts.items()},
+            "broker_cpu_s_per_s": (
+                round((broker1 - broker0) / elapsed, 3)
+                if broker0 is not None and broker1 is not None
+                else None
+            ),
+        }
 
     def store_position(self, agency: str) -> int:
         nodes = getattr(self.bus, "nodes", {})
@@ -273,11 +398,6 @@ class BusUnderTest:
                 proc.kill()
                 await proc.wait()
         await self.bus.stop()
-
-
-def _own_cpu() -> float:
-    t = os.times()
-    return t.user + t.system
 
 
 def _ms(seconds: float) -> float:

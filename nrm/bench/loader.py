@@ -30,6 +30,7 @@ from contracts.agency_token import issue_token
 from contracts.directory import KeyUse
 from nrm.bench.workload import EVENTS_PER_CASE, follow_up, screened_payload
 from nrm.embedded import Keychain
+from nrm.serving import verify_context
 
 #: A result: [due, sent, answered, event ids (or the error), status, Retry-After or None]
 Result = list[Any]
@@ -44,13 +45,22 @@ class _Slot:
 
 
 class Loader:
-    def __init__(self, base_url: str, sender: str, secrets: Path, audience: str) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        sender: str,
+        secrets: Path,
+        audience: str,
+        ca_file: str | None = None,
+    ) -> None:
         pair = Keychain(secrets).keys(sender).current(KeyUse.SIGNING)
         self.sender = sender
         self.key_id = pair.key_id
         self.private = pair.ed25519()
         self.audience = audience
         self.base_url = base_url
+        #: an HTTPS node (the process topology) is trusted through the country's CA
+        self.verify = verify_context(ca_file) if ca_file else True
         self.seq = 0
 
     def _token(self) -> str:
@@ -109,7 +119,9 @@ class Loader:
             free.put_nowait(_Slot())
         limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
         cpu0 = os.times()
-        async with httpx.AsyncClient(base_url=self.base_url, timeout=60, limits=limits) as client:
+        async with httpx.AsyncClient(
+            base_url=self.base_url, timeout=60, limits=limits, verify=self.verify
+        ) as client:
 
             async def one(slot: _Slot, due: float) -> None:
                 headers = {"Authorization": f"Bearer {self._token()}"}
@@ -163,7 +175,11 @@ class Loader:
 
 async def _serve(config: dict[str, Any]) -> None:
     loader = Loader(
-        config["base_url"], config["sender"], Path(config["secrets"]), config["audience"]
+        config["base_url"],
+        config["sender"],
+        Path(config["secrets"]),
+        config["audience"],
+        config.get("ca_file"),
     )
     loop = asyncio.get_running_loop()
     print(json.dumps({"ready": True}), flush=True)

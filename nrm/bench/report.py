@@ -84,17 +84,49 @@ def text(doc: dict[str, Any]) -> str:
         parts.append(
             _table(
                 "End to end (sender HTTP request -> receiver's store; latency from when due)",
-                ["transport", "row", "recip", "offered/s", "events/s", "× raw", "p50 ms",
+                ["transport", "bus", "row", "recip", "offered/s", "events/s", "× raw", "p50 ms",
                  "p99 ms", "accept p99", "cpu µs/ev", "× crypto", "sender µs/ev", "shed",
                  "drop", "err", "miss"],
                 [
-                    [r["transport"], r["label"] + (f" ×{r['batch']}" if r.get("batch") else ""),
+                    [r["transport"], r.get("bus", ""),
+                     r["label"] + (f" ×{r['batch']}" if r.get("batch") else ""),
                      r["recipients"], r["offered_events_per_s"], r["events_per_s"],
                      r.get("ratio_to_raw_throughput", ""), r["p50_ms"], r["p99_ms"],
                      r["accept_p99_ms"], r.get("cpu_us_per_event", ""),
                      r.get("ratio_cpu_to_crypto_floor", ""), r.get("sender_cpu_us_per_event") or "",
                      r["shed"], r["dropped"], r["errors"], r["missing"]]
                     for r in doc["end_to_end"]
+                ],
+            )
+        )  # fmt: skip
+    by_process = [r for r in doc.get("end_to_end", []) if r.get("cpu_by_part")]
+    if by_process:
+        pieces = sorted({k for r in by_process for k in r["cpu_by_part"]})
+        parts.append(
+            _table(
+                "CPU seconds per piece of the bus, a process each (summed over "
+                "/proc/<pid>/stat; the broker apart)",
+                ["row", "recip", "processes", "bus cpu s", *pieces, "broker", "loader"],
+                [
+                    [r["label"], r["recipients"], r["cpu_processes"], r["bus_cpu_s"],
+                     *(r["cpu_by_part"].get(k, 0.0) for k in pieces),
+                     "" if r.get("broker_cpu_s") is None else r["broker_cpu_s"],
+                     r["loader_cpu_s"]]
+                    for r in by_process
+                ],
+            )
+        )  # fmt: skip
+    if doc.get("idle"):
+        pieces = sorted({k for r in doc["idle"] for k in r["by_part"]})
+        parts.append(
+            _table(
+                "Idle bus (CPU-seconds per second with no load; per piece when a process each)",
+                ["transport", "bus", "seconds", "cpu s/s", *pieces, "broker"],
+                [
+                    [r["transport"], r["bus"], r["seconds"], r["cpu_s_per_s"],
+                     *(r["by_part"].get(k, "") for k in pieces),
+                     "" if r["broker_cpu_s_per_s"] is None else r["broker_cpu_s_per_s"]]
+                    for r in doc["idle"]
                 ],
             )
         )  # fmt: skip
@@ -223,6 +255,11 @@ def _bar_panel(
     return out
 
 
+def _series(row: dict[str, Any]) -> str:
+    """A row's series in the chart: its transport, and whether a process per piece."""
+    return row["transport"] + (" processes" if row.get("bus") == "processes" else "")
+
+
 def svg(doc: dict[str, Any]) -> str:
     """Throughput at saturation (end to end beside raw transport) and p99 at fixed loads."""
     e2e = doc.get("end_to_end", [])
@@ -230,13 +267,13 @@ def svg(doc: dict[str, Any]) -> str:
     recips = sorted({r["recipients"] for r in e2e} | {r["recipients"] for r in raw})
     groups = [f"{r} recipient{'s' if r > 1 else ''}" for r in recips]
 
-    def pick(rows: list[dict[str, Any]], transport: str, key: str, label: Any) -> list[float]:
+    def pick(rows: list[dict[str, Any]], series: str, key: str, label: Any) -> list[float]:
         out = []
         for r in recips:
             hit = [
                 x[key]
                 for x in rows
-                if x["transport"] == transport
+                if _series(x) == series
                 and x["recipients"] == r
                 and x.get("label", x["offered_events_per_s"]) == label
             ]
@@ -244,12 +281,13 @@ def svg(doc: dict[str, Any]) -> str:
         return out
 
     thr: dict[str, list[float]] = {}
-    for t in ("embedded", "kafka"):
-        if any(x["transport"] == t for x in e2e + raw):
+    for t in ("embedded", "kafka", "kafka processes"):
+        if any(_series(x) == t for x in e2e):
             thr[f"{t}: end to end"] = pick(e2e, t, "events_per_s", "saturation")
+        if any(_series(x) == t for x in raw):
             thr[f"{t}: raw transport"] = pick(raw, t, "events_per_s", "saturation")
     lat: dict[str, list[float]] = {}
-    for t in ("embedded", "kafka"):
+    for t in ("embedded", "kafka", "kafka processes"):
         for label in ("light", "half-saturation", "overload"):
             vals = pick(e2e, t, "p99_ms", label)
             if any(vals):

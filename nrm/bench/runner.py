@@ -11,6 +11,7 @@ import contextlib
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -33,6 +34,8 @@ class Options:
     profile: bool | None = None  # None: on in full runs
     out: Path = Path("results")
     progress: bool = True
+    #: end to end also on a process per piece (`nrm up --processes`) over Kafka
+    processes: bool = False
     stages: tuple[str, ...] = field(
         default=("crypto", "store", "transport", "e2e", "growth", "audit")
     )
@@ -122,14 +125,27 @@ async def _transports_and_bus(
                 rows.append(await tb.kafka_loop(kafka, 3000, 3, 1000.0))
         doc["transport_baseline"] = rows
     if "e2e" in opts.stages:
-        transports: list[tuple[str, SecuredKafka | None]] = [("embedded", None)]
+        buses: list[tuple[str, Callable[[], end_to_end.BusUnderTest]]] = [
+            ("embedded", lambda: end_to_end.BusUnderTest.embedded(work / "bus-embedded", None))
+        ]
         if kafka:
-            transports.append(("kafka", kafka))
+            buses.append(
+                ("kafka", lambda: end_to_end.BusUnderTest.embedded(work / "bus-kafka", kafka))
+            )
+        if opts.processes and kafka:
+            buses.append(
+                (
+                    "kafka, a process per piece",
+                    lambda: end_to_end.BusUnderTest.processes(work / "bus-processes", kafka),
+                )
+            )
+        elif opts.processes:
+            doc["skipped"].append("process topology (it runs on Kafka only)")
         doc["end_to_end"] = []
         profile = opts.profile if opts.profile is not None else not q
         measurements = end_to_end.plan(q)
-        for kind, on_kafka in transports:
-            but = end_to_end.BusUnderTest.embedded(work / f"bus-{kind}", on_kafka)
+        for kind, make in buses:
+            but = make()
             say(f"end to end on {kind}: starting the bus (registry, 11 nodes, notifier)")
             await but.start()
             try:
@@ -140,6 +156,7 @@ async def _transports_and_bus(
                 )
                 bar.close()
                 doc["end_to_end"] += rows
+                doc.setdefault("idle", []).append(await but.idle(3.0 if q else 10.0))
                 if profile and kind == "embedded":
                     doc["profile"] = await _profile(but)
             finally:

@@ -1,7 +1,9 @@
 """`nrm bench --quick` keeps working: every stage runs and reports positive figures.
 
 No timing is asserted (shared CI machines are noisy); the point is that the benchmark
-runs end to end, on the session's Kafka broker, and its JSON has every expected stage.
+runs end to end, on the session's Kafka broker, and its JSON has every expected stage,
+the process topology's rows included (`--processes`: a process per piece, its CPU read
+from each process and summed).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ def _positive(row: dict[str, Any], *keys: str) -> None:
         assert isinstance(row[key], int | float) and row[key] > 0, (key, row)
 
 
+@pytest.mark.slow  # about 2.5 minutes: three buses, one of them 14 processes
 def test_quick_bench_writes_every_stage(
     kafka_broker: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -38,6 +41,7 @@ def test_quick_bench_writes_every_stage(
             str(tmp_path),
             "--no-progress",
             "--profile",
+            "--processes",
         ]
     )
     assert code == 0
@@ -65,8 +69,10 @@ def test_quick_bench_writes_every_stage(
 
     e2e = doc["end_to_end"]
     labels = {"saturation", "light", "half-saturation", "overload", "batch"}
-    for transport in ("embedded", "kafka"):
-        assert {r["label"] for r in e2e if r["transport"] == transport} == labels
+    buses = {("embedded", "one process"), ("kafka", "one process"), ("kafka", "processes")}
+    for transport, bus in buses:
+        rows = [r for r in e2e if (r["transport"], r["bus"]) == (transport, bus)]
+        assert {r["label"] for r in rows} == labels, (transport, bus)
     for r in e2e:
         # Every request answered: accepted, or (overload) shed with Retry-After; none lost.
         assert r["errors"] == 0 and r["dropped"] == 0 and r["missing"] == 0, r
@@ -76,6 +82,24 @@ def test_quick_bench_writes_every_stage(
             _positive(r, "ratio_to_raw_throughput")
         if r["label"] == "batch":
             assert r["accepted"] == r["requests"] * r["batch"], r
+        if r["bus"] == "processes":
+            # Every event arrived at every recipient (followed through their logs), and
+            # the CPU is every bus process's, the sending node's own counted apart.
+            assert r["delivered"] == r["accepted"] * r["recipients"], r
+            assert r["cpu_processes"] > len(r["cpu_by_part"]) > 1, r
+            assert r["cpu_processes_gone"] == 0, r  # no piece crashed or restarted
+            _positive(r, "sender_cpu_s", "sender_cpu_us_per_event")
+            _positive(r["cpu_by_part"], "sender", "other nodes")  # the idle may tick 0
+            assert {"registry", "notifier", "provisioner"} <= set(r["cpu_by_part"]), r
+            assert r["sender_cpu_s"] < r["bus_cpu_s"], r
+        else:
+            assert r["cpu_processes"] == 1 and r["sender_cpu_s"] is None, r
+
+    idle = {(r["transport"], r["bus"]): r for r in doc["idle"]}
+    assert set(idle) == buses
+    for r in idle.values():
+        _positive(r, "cpu_s_per_s")
+    assert {"sender", "other nodes", "notifier"} <= set(idle[("kafka", "processes")]["by_part"])
 
     growth = doc["growth"]
     assert len(growth["rows"]) >= 2
@@ -91,6 +115,11 @@ def test_quick_bench_writes_every_stage(
         verdicts
     ), doc["targets"]
     assert all(t["met"] in (True, False, None) for t in doc["targets"])
+    # Judged on the topology they are stated for, and saying so.
+    assert all("kafka, processes" in t["target"] for t in doc["targets"][:6]), doc["targets"]
+    batch_target = next(t for t in doc["targets"] if t["target"].startswith("batch"))
+    assert batch_target["met"] in (True, False), batch_target
+    assert "CPU seconds per piece of the bus" in printed
 
 
 def test_bench_without_kafka_says_so(tmp_path: Path) -> None:
