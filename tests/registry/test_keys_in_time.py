@@ -3,6 +3,7 @@ node's directory has an age, a maximum, and a serial it never goes back from."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -106,6 +107,17 @@ def test_an_agency_with_an_origin_role_is_barred_by_it_after_asylum(bus: Bus) ->
     assert d.entitled("xa-liaison", barred) == frozenset()
 
 
+def _hourly_client(bus: Bus, fetch: Callable[[], bytes]) -> DirectoryClient:
+    """A node's directory client: refreshed every 5 minutes, too old after an hour."""
+    return DirectoryClient(
+        fetch,
+        bus.config.anchor(),
+        refresh_every=timedelta(minutes=5),
+        max_age=timedelta(hours=1),
+        clock=bus.clock,
+    )
+
+
 def test_the_directory_ages_and_is_refused_past_its_maximum(bus: Bus) -> None:
     served = [bus.registry.signed_directory().to_bytes()]
     up = [True]
@@ -115,13 +127,7 @@ def test_the_directory_ages_and_is_refused_past_its_maximum(bus: Bus) -> None:
             raise OSError("registry unreachable")
         return served[-1]
 
-    client = DirectoryClient(
-        fetch,
-        bus.config.anchor(),
-        refresh_every=timedelta(minutes=5),
-        max_age=timedelta(hours=1),
-        clock=bus.clock,
-    )
+    client = _hourly_client(bus, fetch)
     client.check_fresh()
     assert client.age() == timedelta(0)
     up[0] = False
@@ -147,13 +153,7 @@ def test_judging_the_held_directory_never_asks_the_registry(bus: Bus) -> None:
         fetched.append(1)
         return bus.registry.signed_directory().to_bytes()
 
-    client = DirectoryClient(
-        fetch,
-        bus.config.anchor(),
-        refresh_every=timedelta(minutes=5),
-        max_age=timedelta(hours=1),
-        clock=bus.clock,
-    )
+    client = _hourly_client(bus, fetch)
     client.check_fresh()
     assert len(fetched) == 1
     bus.clock.advance(30 * 60)
