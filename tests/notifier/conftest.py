@@ -102,6 +102,8 @@ class RouterDouble:
     posted: list[dict[str, Any]] = field(default_factory=list)
     answers: dict[str, dict[str, Any]] = field(default_factory=dict)
     url: str = ""
+    #: how many times the log was read
+    reads: int = 0
 
     def add(
         self,
@@ -152,13 +154,19 @@ class RouterDouble:
             return JSONResponse(refused.body(), refused.status, media_type=MEDIA_TYPE)
 
         @app.get("/v1/log")
-        def log(
+        async def log(
             after: int = Query(0, ge=0),
             limit: int = Query(100, ge=1, le=500),
+            wait: float = Query(0, ge=0, le=30),
             authorization: str | None = Header(None),
         ) -> Any:
             if (refused := check(authorization, "log:read")) is not None:
                 return refused
+            self.reads += 1
+            waited = 0.0  # a long poll, as a node answers one: as soon as an entry is there
+            while waited < wait and not any(i["position"] > after for i in self.items):
+                await asyncio.sleep(0.01)
+                waited += 0.01
             batch = [i for i in self.items if i["position"] > after][:limit]
             return {
                 "items": batch,
@@ -283,7 +291,11 @@ class World:
         return created
 
     def notifier(
-        self, *, retry: RetryPolicy | None = None, db: str = "notifier.sqlite"
+        self,
+        *,
+        retry: RetryPolicy | None = None,
+        db: str = "notifier.sqlite",
+        follow_linger: float = 0.0,
     ) -> NotifierRuntime:
         settings = NotifierSettings(
             db_path=self.tmp / db,
@@ -297,6 +309,7 @@ class World:
             poll_interval=0.05,
             escalation_retry_seconds=0.05,
             sse_poll_seconds=0.05,
+            follow_linger=follow_linger,
         )
         served = ServedAgency(self.router.agency_id, self.router.url)
         return NotifierRuntime(

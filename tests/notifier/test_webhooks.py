@@ -154,6 +154,30 @@ async def test_crash_and_resume_loses_nothing_and_creates_no_duplicates(tmp: Pat
         assert ids == {i["event_id"] for i in w.router.items}
 
 
+async def test_a_burst_is_followed_in_few_reads_when_the_notifier_lingers(tmp: Path) -> None:
+    """A busy node's entries come in a few pages, not a read (and a store transaction)
+    each: after each read the notifier waits `follow_linger` before the next. Nothing is
+    missed: every entry is notified once."""
+    async with world(tmp) as w:
+        sub = await w.subscribe("hook", ["referral.requested"])
+        notifier = w.notifier(follow_linger=0.3)
+        task = asyncio.create_task(notifier.run())
+        try:
+            await eventually(lambda: w.router.reads > 0)
+            before = w.router.reads
+            for i in range(30):  # 30 entries over about 0.6 s
+                w.router.add("referral.requested", CASE, operational={"referral_id": f"r{i}"})
+                await asyncio.sleep(0.02)
+            await eventually(lambda: notifier.store.delivery_counts(sub["id"]) == {"delivered": 30})
+            reads = w.router.reads - before
+        finally:
+            await notifier.stop()
+            await task
+        assert reads <= 6, reads  # about 0.6 s / 0.3 s, and the reads that end the burst
+        keys = [g["idempotency_key"] for g in w.receiver.got("hook")]
+        assert len(keys) == 30 and len(set(keys)) == 30
+
+
 async def test_no_personal_field_in_any_notification(tmp: Path) -> None:
     """Canary: clear and would-be-personal values in the log never reach a body."""
     async with world(tmp) as w:
