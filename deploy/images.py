@@ -113,10 +113,9 @@ def inspect(image: str, template: str) -> str:
     return result.stdout.strip() if result.returncode == 0 else ""
 
 
-def current(target: str, image: str) -> bool:
-    """The image exists and was built from its files as they are now."""
-    built_from = inspect(image, f'{{{{index .Labels "{SOURCE_LABEL}"}}}}')
-    return built_from == source_digest(target)
+def current(image: str, digest: str) -> bool:
+    """The image exists and was built from files whose digest is `digest`."""
+    return inspect(image, f'{{{{index .Labels "{SOURCE_LABEL}"}}}}') == digest
 
 
 def debian_mirror() -> str:
@@ -181,14 +180,15 @@ def build(rebuild: bool = False) -> dict[str, str]:
     """Every image that is missing or older than the files it is built from (all of them
     with `rebuild`); returns the names."""
     base_image()
-    wanted = {t: i for t, i in IMAGES.items() if rebuild or not current(t, i)}
+    digests = {t: source_digest(t) for t in IMAGES}
+    wanted = {t: i for t, i in IMAGES.items() if rebuild or not current(i, digests[t])}
     if wanted:
         ctx = context()
         for target, image in wanted.items():
             print(f"building {image} ...", flush=True)
             before = inspect(image, "{{.Id}}")
             _run(["podman", "build", "--network=host", "--layers", "--target", target,
-                  "--build-arg", f"NRM_SOURCE_DIGEST={source_digest(target)}",
+                  "--build-arg", f"NRM_SOURCE_DIGEST={digests[target]}",
                   "-t", image, "-f", str(ctx / "Dockerfile"), str(ctx)])  # fmt: skip
             if before and before != inspect(image, "{{.Id}}"):
                 # the stale image, now untagged (kept if a layer of another still uses it)

@@ -138,6 +138,17 @@ def cpu_by_part(used: Mapping[str, float]) -> dict[str, float]:
     return parts
 
 
+@dataclass(frozen=True)
+class CpuSpent:
+    """CPU used between two readings of a bus: per process, per piece (a process each),
+    the processes gone by the second reading, and the broker's (None when unknown)."""
+
+    used: dict[str, float]
+    parts: dict[str, float]
+    gone: int
+    broker: float | None
+
+
 def _own_cpu() -> dict[str, float]:
     t = os.times()
     return {f"bus:{os.getpid()}": t.user + t.system}
@@ -148,12 +159,10 @@ def _broker_cpu(kafka: SecuredKafka | None) -> Callable[[], float | None]:
 
     def read() -> float | None:
         pid = getattr(kafka.handle, "pid", None) if kafka is not None else None
-        if not isinstance(pid, int):
-            return None
-        try:
-            return cpu_seconds(pid)
-        except OSError:
-            return None
+        if isinstance(pid, int):
+            with contextlib.suppress(OSError):  # the broker is gone
+                return cpu_seconds(pid)
+        return None
 
     return read
 
@@ -267,7 +276,7 @@ class BusUnderTest:
         for at most `max_seconds`; each request one event, or `batch` events. Latency
         counts from when a request was due; at saturation "due" is when a lane was free."""
         readers = list(RECIPIENTS[:recipients])
-        cpu0, broker0 = self.cpu(), self.broker_cpu()
+        start = self._reading()
         cmd = {
             "n": n_requests,
             "rate": rate,
@@ -292,9 +301,7 @@ class BusUnderTest:
             if all(k in self.arrivals.at for k in wanted):
                 break
             await asyncio.sleep(0.01)
-        cpu1, broker1 = self.cpu(), self.broker_cpu()
-        used = cpu_used(cpu0, cpu1)
-        parts = cpu_by_part(used) if self.topology == PROCESSES else {}
+        spent = self._spent(start, self._reading())
         due_of = {eid: r[0] for r in accepted for eid in r[3]}
         latencies: list[float] = []
         last_at: dict[str, float] = {}
@@ -338,17 +345,15 @@ class BusUnderTest:
             "shed_p99_ms": _ms(percentile([r[2] - r[1] for r in shed], 99)),
             **latency_summary(latencies),
             "late_sends": sum(1 for r in out["results"] if r[1] - r[0] > 0.01) if rate else 0,
-            "bus_cpu_s": round(sum(used.values()), 2),
-            "cpu_processes": len(used),
+            "bus_cpu_s": round(sum(spent.used.values()), 2),
+            "cpu_processes": len(spent.used),
             # A process gone by the second reading (a crash, a restart): its CPU since the
             # first is missing from the sum, so the row says so.
-            "cpu_processes_gone": len(set(cpu0) - set(cpu1)),
-            "cpu_by_part": parts,
+            "cpu_processes_gone": spent.gone,
+            "cpu_by_part": spent.parts,
             # The sending node's own process: separable only on the process topology.
-            "sender_cpu_s": parts.get("sender"),
-            "broker_cpu_s": (
-                round(broker1 - broker0, 2) if broker0 is not None and broker1 is not None else None
-            ),
+            "sender_cpu_s": spent.parts.get("sender"),
+            "broker_cpu_s": None if spent.broker is None else round(spent.broker, 2),
             "loader_cpu_s": out["loader_cpu_s"],
             "window_s": round(window, 2),
             "rss_mb": rss_mb(),
@@ -359,23 +364,37 @@ class BusUnderTest:
         """What the bus burns with nothing to do (timers, long polls, refreshes), in
         CPU-seconds per second, per piece when a process each."""
         await asyncio.sleep(1.0)  # the last measurement's tail (offset commits) settles
-        cpu0, broker0, t0 = self.cpu(), self.broker_cpu(), time.monotonic()
+        start, t0 = self._reading(), time.monotonic()
         await asyncio.sleep(seconds)
-        cpu1, broker1, elapsed = self.cpu(), self.broker_cpu(), time.monotonic() - t0
-        used = cpu_used(cpu0, cpu1)
-        parts = cpu_by_part(used) if self.topology == PROCESSES else {}
+        spent, elapsed = self._spent(start, self._reading()), time.monotonic() - t0
         return {
             "transport": self.kind,
             "bus": self.topology,
             "seconds": round(elapsed, 1),
-            "cpu_s_per_s": round(sum(used.values()) / elapsed, 3),
-            "by_part": {k: round(v / elapsed, 3) for k, v in parts.items()},
+            "cpu_s_per_s": round(sum(spent.used.values()) / elapsed, 3),
+            "by_part": {k: round(v / elapsed, 3) for k, v in spent.parts.items()},
             "broker_cpu_s_per_s": (
-                round((broker1 - broker0) / elapsed, 3)
-                if broker0 is not None and broker1 is not None
-                else None
+                None if spent.broker is None else round(spent.broker / elapsed, 3)
             ),
         }
+
+    def _reading(self) -> tuple[Mapping[str, float], float | None]:
+        """CPU so far: each bus process's, and the broker's."""
+        return self.cpu(), self.broker_cpu()
+
+    def _spent(
+        self,
+        before: tuple[Mapping[str, float], float | None],
+        after: tuple[Mapping[str, float], float | None],
+    ) -> CpuSpent:
+        used = cpu_used(before[0], after[0])
+        broker = None if before[1] is None or after[1] is None else after[1] - before[1]
+        return CpuSpent(
+            used=used,
+            parts=cpu_by_part(used) if self.topology == PROCESSES else {},
+            gone=len(set(before[0]) - set(after[0])),
+            broker=broker,
+        )
 
     def store_position(self, agency: str) -> int:
         nodes = getattr(self.bus, "nodes", {})

@@ -137,8 +137,3 @@ def override(compose_file: Path, ports: dict[str, dict[int, int]]) -> dict[str, 
             patch["healthcheck"] = {"test": Override(test)}
         out[name] = patch
     return {"services": out}
-
-
-def write(compose_file: Path, ports: dict[str, dict[int, int]], path: Path) -> Path:
-    path.write_text(yaml.dump(override(compose_file, ports), Dumper=Dumper, sort_keys=False))
-    return path
