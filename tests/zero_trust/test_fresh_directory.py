@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
+import httpx
 import pytest
 
 from contracts.directory_client import DirectoryClient
@@ -95,3 +96,40 @@ def test_a_receiver_with_a_stale_directory_applies_nothing_until_fresh(
     monkeypatch.undo()
     _eventually(lambda: node.store.case_file(case) is not None)
     assert node.inbox.paused is None
+
+
+def _set_status(running: RunningBus, agency: str, status: str) -> None:
+    r = httpx.post(
+        f"{running.bus.registry_url}/v1/agencies/{agency}/status",
+        json={"status": status, "reason": "drill"},
+        headers={"Authorization": f"Bearer {running.bus.operator_token()}"},
+        verify=running.bus.verify,
+        timeout=30,
+    )
+    assert r.status_code == 200, r.text
+
+
+def test_a_recipient_suspended_at_the_registry_is_refused_once_the_sender_refreshes(
+    bus: tuple[RunningBus, str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The directory is refreshed on the node's worker, never while deciding; a request
+    that finds a refresh due still decides on the refreshed directory: a suspension the
+    registry signed is in force for the very next event (R6)."""
+    running, police, authority = bus
+    client = _client(running, police)
+    _set_status(running, authority, "suspended")
+    try:
+        monkeypatch.setattr(client, "refresh_every", timedelta(0))  # due at every request
+        with running.client(police) as c:
+            sent = c.post("/v1/cases", json={"recipients": [authority], "payload": ADULT})
+            assert_problem(sent, "unknown-agency", rule="R6")
+            assert "suspended" in sent.json()["detail"]
+    finally:
+        _set_status(running, authority, "active")
+    with running.client(police) as c:
+        _eventually(
+            lambda: (
+                c.post("/v1/cases", json={"recipients": [authority], "payload": ADULT}).status_code
+                == 201
+            )
+        )
