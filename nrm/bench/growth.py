@@ -12,12 +12,16 @@ at each one the bench measures, with the bus otherwise quiet:
 - the rebuild of the receiver's case views from its store alone: a fresh `CaseStore` on
   the same file replays the whole log in one pass (`CaseStore.replay`), what a node
   restored from a backup does; its time per event is extrapolated to 1,000,000 until a
-  run gets there.
+  run gets there. It runs in a process of its own (`python -m nrm.bench.growth STORE`),
+  as a restored node would: every case file it holds at once is not the bus's memory,
+  and its own peak is reported beside it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -44,6 +48,15 @@ def checkpoints(start: int, max_events: int) -> list[int]:
     return [*out, max_events]
 
 
+def peak_rss_mb() -> float:
+    """This process's peak resident memory (VmHWM). Not `ru_maxrss`: that survives
+    `exec`, so a child would report its parent's peak."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return 0.0
+
+
 def rebuild(store_path: Path) -> dict[str, Any]:
     """Replay every case file of the store at `store_path` from its log; time it."""
     store = CaseStore(env={**sqlite_store_env(store_path), "AGGREGATE_CACHE_MAXSIZE": "0"})
@@ -60,7 +73,25 @@ def rebuild(store_path: Path) -> dict[str, Any]:
         "rebuild_s": round(seconds, 2),
         "rebuild_us_per_event": round(seconds / max(events, 1) * 1e6, 1),
         "rebuild_1m_events_s": round(seconds / max(events, 1) * 1e6, 1),
+        "rebuild_peak_rss_mb": peak_rss_mb(),
     }
+
+
+async def rebuild_apart(store_path: Path) -> dict[str, Any]:
+    """`rebuild` in a process of its own; its answer, one JSON line."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "nrm.bench.growth",
+        str(store_path),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await proc.communicate()
+    if proc.returncode != 0:
+        raise RuntimeError(f"the rebuild failed: {err.decode()[-500:]}")
+    found: dict[str, Any] = json.loads(out)
+    return found
 
 
 async def run(
@@ -85,7 +116,7 @@ async def run(
         seg = await but.run(1, probe, None, 32, None, None, None, "probe")
         sent += seg["accepted"]
         delivered = max(seg["delivered"], 1)
-        rb = await asyncio.to_thread(rebuild, store_of(reader))
+        rb = await rebuild_apart(store_of(reader))
         root = store_of(reader).parent.parent
         rows.append(
             {
@@ -102,6 +133,7 @@ async def run(
                 "rebuild_s": rb["rebuild_s"],
                 "rebuild_us_per_event": rb["rebuild_us_per_event"],
                 "rebuild_1m_events_s": rb["rebuild_1m_events_s"],
+                "rebuild_peak_rss_mb": rb["rebuild_peak_rss_mb"],
             }
         )
     return rows
@@ -123,3 +155,7 @@ def verdicts(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "rebuild_measured_events": last["receiver_events"],
         "flat": cost <= 1.3 and memory <= 1.3,
     }
+
+
+if __name__ == "__main__":
+    print(json.dumps(rebuild(Path(sys.argv[1]))))

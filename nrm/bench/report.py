@@ -136,12 +136,13 @@ def text(doc: dict[str, Any]) -> str:
                 "Growth (one recipient; filled in batches; a probe of single requests at "
                 "each checkpoint)",
                 ["sent", "probe ev/s", "cpu µs/ev", "p99 ms", "stores MB", "rcv MB", "RSS MB",
-                 "rcv events", "rebuild s", "µs/event", "1M s"],
+                 "rcv events", "rebuild s", "µs/event", "1M s", "rebuild MB"],
                 [
                     [g["events_sent"], g["probe_events_per_s"], g["probe_cpu_us_per_event"],
                      g["probe_p99_ms"], g["store_mb"], g["receiver_store_mb"],
                      " / ".join(f"{v:,.0f}" for v in g["rss_mb"].values()), g["receiver_events"],
-                     g["rebuild_s"], g["rebuild_us_per_event"], g["rebuild_1m_events_s"]]
+                     g["rebuild_s"], g["rebuild_us_per_event"], g["rebuild_1m_events_s"],
+                     g.get("rebuild_peak_rss_mb", "")]
                     for g in doc["growth"]["rows"]
                 ],
             )

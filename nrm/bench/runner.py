@@ -34,8 +34,9 @@ class Options:
     profile: bool | None = None  # None: on in full runs
     out: Path = Path("results")
     progress: bool = True
-    #: end to end also on a process per piece (`nrm up --processes`) over Kafka
-    processes: bool = False
+    #: the buses measured end to end: "embedded", "kafka" (one process) and "processes"
+    #: (a process per piece, as `nrm up --processes`, over Kafka)
+    buses: tuple[str, ...] = ("embedded", "kafka")
     stages: tuple[str, ...] = field(
         default=("crypto", "store", "transport", "e2e", "growth", "audit")
     )
@@ -125,21 +126,23 @@ async def _transports_and_bus(
                 rows.append(await tb.kafka_loop(kafka, 3000, 3, 1000.0))
         doc["transport_baseline"] = rows
     if "e2e" in opts.stages:
-        buses: list[tuple[str, Callable[[], end_to_end.BusUnderTest]]] = [
-            ("embedded", lambda: end_to_end.BusUnderTest.embedded(work / "bus-embedded", None))
-        ]
-        if kafka:
+        buses: list[tuple[str, Callable[[], end_to_end.BusUnderTest]]] = []
+        if "embedded" in opts.buses:
+            buses.append(
+                ("embedded", lambda: end_to_end.BusUnderTest.embedded(work / "bus-embedded", None))
+            )
+        if kafka and "kafka" in opts.buses:
             buses.append(
                 ("kafka", lambda: end_to_end.BusUnderTest.embedded(work / "bus-kafka", kafka))
             )
-        if opts.processes and kafka:
+        if "processes" in opts.buses and kafka:
             buses.append(
                 (
                     "kafka, a process per piece",
                     lambda: end_to_end.BusUnderTest.processes(work / "bus-processes", kafka),
                 )
             )
-        elif opts.processes:
+        elif "processes" in opts.buses:
             doc["skipped"].append("process topology (it runs on Kafka only)")
         doc["end_to_end"] = []
         profile = opts.profile if opts.profile is not None else not q
