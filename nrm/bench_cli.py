@@ -72,7 +72,7 @@ def _bench(args: argparse.Namespace) -> int:
     asked = set(args.bus or ()) | ({"processes"} if args.processes else set())
     if args.no_kafka and asked - {"embedded"}:
         raise CliError("the kafka and processes buses run on Kafka: they contradict --no-kafka")
-    buses = tuple(args.bus or ("embedded", "kafka", *sorted(asked)))
+    buses = tuple(dict.fromkeys([*(args.bus or ("embedded", "kafka")), *sorted(asked)]))
     if args.kafka and not args.kafka_pki:
         raise CliError("--kafka needs --kafka-pki: the broker speaks TLS with certificates only")
     logging.basicConfig(level=logging.ERROR)

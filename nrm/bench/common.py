@@ -39,17 +39,31 @@ def ratio(value: float, baseline: float) -> float:
     return round(value / baseline, 3) if baseline else 0.0
 
 
-def rss_mb() -> float:
-    """Resident memory of this process now (Linux /proc; falls back to the peak)."""
+def _status_mb(field: str) -> float | None:
+    """A memory figure of this process from /proc/self/status, in MB (None off Linux)."""
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+            if line.startswith(f"{field}:"):
                 return round(int(line.split()[1]) / 1024, 1)
     except OSError:
         pass
+    return None
+
+
+def rss_mb() -> float:
+    """Resident memory of this process now (Linux /proc; falls back to the peak)."""
+    now = _status_mb("VmRSS")
+    if now is not None:
+        return now
     import resource
 
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory (VmHWM). Not `ru_maxrss`: that survives
+    `exec`, so a child would report its parent's peak."""
+    return _status_mb("VmHWM") or 0.0
 
 
 def folder_mb(folder: Path, patterns: Iterable[str] = ("*.db", "*.db-wal", "*.db-shm")) -> float:

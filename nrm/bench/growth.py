@@ -27,7 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from nrm.bench.common import folder_mb, rss_mb
+from nrm.bench.common import folder_mb, peak_rss_mb, rss_mb
 from nrm.bench.end_to_end import BusUnderTest
 from nrm.bench.workload import EVENTS_PER_CASE, RECIPIENTS
 from referral_router.runtime.node import sqlite_store_env
@@ -46,15 +46,6 @@ def checkpoints(start: int, max_events: int) -> list[int]:
         out.append(point)
         point *= 2
     return [*out, max_events]
-
-
-def peak_rss_mb() -> float:
-    """This process's peak resident memory (VmHWM). Not `ru_maxrss`: that survives
-    `exec`, so a child would report its parent's peak."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return round(int(line.split()[1]) / 1024, 1)
-    return 0.0
 
 
 def rebuild(store_path: Path) -> dict[str, Any]:

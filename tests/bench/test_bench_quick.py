@@ -140,3 +140,11 @@ def test_bench_without_kafka_says_so(tmp_path: Path) -> None:
     assert "skipped: Kafka stages (--no-kafka)" in out.getvalue()
     assert all(r["transport"] == "embedded" for r in doc["transport_baseline"])
     assert (tmp_path / "bench.json").exists()
+
+
+@pytest.mark.parametrize("buses", [["--processes"], ["--bus", "kafka"], ["--bus", "processes"]])
+def test_buses_on_kafka_contradict_no_kafka(
+    buses: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["bench", "--no-kafka", *buses]) == 2
+    assert "contradict --no-kafka" in capsys.readouterr().err
