@@ -162,7 +162,8 @@ CODES: dict[str, ProblemKind] = {
     ),
     "overloaded": ProblemKind(
         503,
-        "The service has as much work in hand as it takes",
+        "The service has as much work in hand as it takes, or runs too far behind to read "
+        "more in time",
         "retry after the seconds the Retry-After header gives: nothing was recorded",
     ),
 }

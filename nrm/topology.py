@@ -69,12 +69,32 @@ def nrm_command(*args: str) -> tuple[str, ...]:
     return (sys.executable, "-m", "nrm.cli", *args)
 
 
+#: Telemetry settings every process takes from ours (`nrm up --processes` with
+#: `NRM_OTEL_EXPORTER=otlp` traces every node); see referral_router.telemetry.
+_TELEMETRY = (
+    "NRM_OTEL_EXPORTER",
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_PROTOCOL",
+    "OTEL_METRIC_EXPORT_INTERVAL",
+)
+
+
 def base_env(extra: Mapping[str, str]) -> dict[str, str]:
     """A process's whole environment: what any process needs to run, nothing secret
     from ours, and its own settings."""
     import os
 
-    keep = ("PATH", "LANG", "LC_ALL", "TZ", "HOME", "TMPDIR", "PYTHONPATH", "VIRTUAL_ENV")
+    keep = (
+        "PATH",
+        "LANG",
+        "LC_ALL",
+        "TZ",
+        "HOME",
+        "TMPDIR",
+        "PYTHONPATH",
+        "VIRTUAL_ENV",
+        *_TELEMETRY,
+    )
     return {
         **{k: os.environ[k] for k in keep if k in os.environ},
         "PYTHONUNBUFFERED": "1",

@@ -2,13 +2,15 @@
 not (a gap: another writer), wakes those waiting for an entry; the log API serves the
 same page from it as from the store, and a long poll answers as soon as an entry comes.
 A forwarding (R10) goes the same way to the relay, published once whichever way it is
-read, and a rebuilt case file keeps it."""
+read, and a rebuilt case file keeps it. The relay writes its position once the log falls
+quiet after a publication, never for what the node received."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from uuid import uuid4
 
@@ -18,8 +20,8 @@ from contracts.kafka_binding import FORWARDING_CONTENT_TYPE, content_type
 from contracts.node_api import InboxPage
 from contracts.sealing import Forwarding
 from contracts.vocabulary import Role
-from referral_router.sending.relay import OutboxRelay
-from referral_router.store.case_store import RECEIVED, SENT, CaseStore
+from referral_router.sending.relay import RELAY_TRACKING, OutboxRelay
+from referral_router.store.case_store import RECEIVED, SENT, CaseStore, Cursor
 from referral_router.store.feed import FORWARDED, LogFeed
 from referral_router.transport.base import Message, Position
 from tests.agencies import clear_envelope, new_case
@@ -216,3 +218,48 @@ def test_a_rebuilt_case_file_keeps_its_forwardings(store: CaseStore) -> None:
     assert rebuilt.version == cached.version
     assert rebuilt.forwardings == cached.forwardings and len(rebuilt.forwardings) == 2
     assert rebuilt.state.forwarded_to == {"clinic", "asylum-office"} == cached.state.forwarded_to
+
+
+@dataclass(frozen=True)
+class CountedCursor(Cursor):
+    """The relay's real cursor, counting its writes."""
+
+    writes: list[int] = field(default_factory=list)
+
+    def advance(self, to: int, *written: object) -> bool:
+        self.writes.append(to)
+        return super().advance(to, *written)  # type: ignore[arg-type]
+
+
+async def test_the_relay_writes_its_position_after_a_lull_never_for_what_was_received(
+    store: CaseStore,
+) -> None:
+    feed = LogFeed(store)
+    transport = Published()
+    relay = OutboxRelay(
+        store,
+        transport,
+        lambda _: "XA",
+        NoGrants(),
+        feed=feed,
+        keep_interval=0.2,  # type: ignore[arg-type]
+    )
+    relay.cursor = cursor = CountedCursor(store, RELAY_TRACKING)
+    stop = asyncio.Event()
+    running = asyncio.create_task(relay.run(stop))
+    try:
+        for _ in range(8):  # a receiving node: its relay passes over, writes nothing
+            record(store, RECEIVED)
+            await asyncio.sleep(0.03)
+        await asyncio.sleep(0.4)
+        assert relay.position == store.max_position() and cursor.writes == []
+        for _ in range(8):  # a light load: one write per lull, not one per event
+            record(store)
+            await asyncio.sleep(0.03)
+        await asyncio.sleep(0.4)
+        assert len(transport.messages) == 8
+        assert 1 <= len(cursor.writes) <= 3, cursor.writes
+        assert cursor.writes[-1] == store.max_position() == cursor.position
+    finally:
+        stop.set()
+        await running

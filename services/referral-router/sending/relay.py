@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import os
+from asyncio import FIRST_COMPLETED
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
@@ -83,6 +84,8 @@ class OutboxRelay:
     #: The position last written to the store, and when.
     _kept: int = field(init=False)
     _kept_at: float = field(init=False, default=0.0)
+    #: Published since the position was last written.
+    _unkept: bool = field(init=False, default=False)
     #: Topics created already: no admin round trip per batch.
     _topics: set[str] = field(init=False, default_factory=set)
 
@@ -138,6 +141,7 @@ class OutboxRelay:
                 await self.transport.publish_many(messages)
             if os.environ.get(CRASH_AFTER_PUBLISH_ENV) == "1":
                 os._exit(9)
+            self._unkept = True
         self.position = end
         now = asyncio.get_running_loop().time()
         if (messages and now - self._kept_at >= self.keep_interval) or (
@@ -155,6 +159,7 @@ class OutboxRelay:
         if end != self._kept:
             await self._run(self.cursor.advance, end)
             self._kept = end
+        self._unkept = False
         self._kept_at = asyncio.get_running_loop().time()
 
     def _published(self, sent: int) -> int:
@@ -177,7 +182,13 @@ class OutboxRelay:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Publish as the log grows (woken by each commit), until `stop`; a failure is
-        logged and retried after a pause, never fatal."""
+        logged and retried after a pause, never fatal.
+
+        The position is written once the log has been quiet for `keep_interval` after a
+        publication, not after each one: at a light load that is one transaction per lull
+        instead of one per event. Passing over what this node received is never a reason
+        to write (a receiving node would otherwise commit twice per delivery), except
+        every `_KEEP_EVERY` positions."""
         grown = asyncio.Event()
         loop = asyncio.get_running_loop()
         if self.feed is not None:
@@ -190,18 +201,20 @@ class OutboxRelay:
                 log.exception("relay failed; retrying")
                 await _pause(stop, 0.5)
                 continue
-            if self.pending():
-                continue
-            with contextlib.suppress(Exception):  # idle: write the position now
-                await self.keep_position()
             grown.clear()
             if self.pending():
                 continue
+            lull = self._unkept
             waits = [asyncio.ensure_future(grown.wait()), asyncio.ensure_future(stop.wait())]
             # Without a feed, or for commits it could not see, look again now and then.
-            await asyncio.wait(waits, timeout=1.0, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait(
+                waits, timeout=self.keep_interval if lull else 1.0, return_when=FIRST_COMPLETED
+            )
             for w in waits:
                 w.cancel()
+            if lull and not done:  # quiet since the last publication: write the position
+                with contextlib.suppress(Exception):
+                    await self.keep_position()
         with contextlib.suppress(Exception):  # stopping: what was published is kept
             await self.keep_position()
 
