@@ -116,7 +116,10 @@ class NodeSeal:
         self.signer = SigningKey(agency_id, signing.key_id, signing.ed25519())
         #: Clock skew tolerated between the transport and the registry at a key's start.
         self.skew = ARRIVAL_SKEW
-        self._granted: set[tuple[str, str, str]] = set()
+        #: (case, recipient, case key id) granted by this process, most recent last; at
+        #: most `GRANTS_REMEMBERED`: one forgotten is granted once more, which a receiver
+        #: takes harmlessly (as after a restart).
+        self._granted: OrderedDict[tuple[str, str, str], None] = OrderedDict()
         #: (case, reader) -> the key in use, most recently used last; at most
         #: `KEYS_IN_MEMORY`, the rest are read back from the case key store.
         self._current: OrderedDict[tuple[str, str], CaseKey] = OrderedDict()
@@ -127,7 +130,11 @@ class NodeSeal:
         self._lock = threading.Lock()
 
     #: How many (case, reader) keys stay in memory: memory stays flat as cases pile up.
-    KEYS_IN_MEMORY = 50_000
+    #: About the working set of the node's case-file cache (1,000 cases, a few readers
+    #: each); 50,000 grew the growth bench's node by ~1 KB per case until 250,000 events.
+    KEYS_IN_MEMORY = 4_000
+    #: How many grants this process remembers having sent (see `_granted`).
+    GRANTS_REMEMBERED = 10_000
 
     # --- sending -------------------------------------------------------------------
 
@@ -211,6 +218,7 @@ class NodeSeal:
             return None
         marker = (case, recipient, kid)
         if marker in self._granted:
+            self._granted.move_to_end(marker)
             return None
         key = self._key_in_use(*marker) or self.case_keys.get(
             case, self.agency_id, recipient, marker[2]
@@ -221,7 +229,9 @@ class NodeSeal:
         if record is None:
             return None
         grant = self.grant(key, record)
-        self._granted.add(marker)
+        self._granted[marker] = None
+        while len(self._granted) > self.GRANTS_REMEMBERED:
+            self._granted.popitem(last=False)
         return grant
 
     def _key_in_use(self, case: str, reader: str, kid: str) -> CaseKey | None:
@@ -389,7 +399,8 @@ class NodeSeal:
         if self.forwardings is not None:
             self.forwardings.delete_case(case)
         with self._lock:
-            self._granted = {m for m in self._granted if m[0] != case}
+            for m in [m for m in self._granted if m[0] == case]:
+                del self._granted[m]
             for k in [k for k in self._current if k[0] == case]:
                 del self._current[k]
             self._unsaved = {k: v for k, v in self._unsaved.items() if k[0] != case}
