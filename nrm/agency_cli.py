@@ -341,8 +341,6 @@ def cmd_public(args: argparse.Namespace) -> int:
 
 
 def cmd_registry_serve(args: argparse.Namespace) -> int:
-    import asyncio
-
     from nrm import serving
     from registry import Registry, RegistryConfig, create_app
 
@@ -371,7 +369,7 @@ def cmd_registry_serve(args: argparse.Namespace) -> int:
     print(f"registry {args.country} on {where} (anchor {signing.key_id})", flush=True)
     served = serving.server(create_app(registry), args.host, args.port, tls, args.max_body)
     try:  # until SIGTERM/SIGINT; then the store is closed (and its WAL checkpointed)
-        asyncio.run(serving.serve_until_stopped(served))
+        serving.run(serving.serve_until_stopped(served))
     except RuntimeError as exc:
         raise CliError(str(exc)) from None
     finally:

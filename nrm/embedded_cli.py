@@ -118,7 +118,7 @@ def _up(args: argparse.Namespace) -> int:
 
     try:
         with kafka_from_args(args.kafka, args.kafka_pki, args.data, args.country) as kafka:
-            asyncio.run(run(kafka))
+            serving.run(run(kafka))
     except KeyboardInterrupt:  # a Ctrl-C before the handlers were installed
         return 0
     print("stopped", flush=True)

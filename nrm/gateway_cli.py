@@ -128,7 +128,7 @@ async def _pinned_peer(gateway: GatewayRuntime, timeout: float) -> str:
 def cmd_gateway_serve(args: argparse.Namespace) -> int:
     logs.setup_from(args)
     try:
-        asyncio.run(serve(env_with_options(args)))
+        serving.run(serve(env_with_options(args)))
     except KeyboardInterrupt:
         return 0
     return 0

@@ -492,7 +492,7 @@ def cmd_node_serve(args: argparse.Namespace) -> int:
     logs.setup_from(args)
     cfg = config_from_env(env_with_options(args))
     try:
-        asyncio.run(serve(cfg))
+        serving.run(serve(cfg))
     except KeyboardInterrupt:
         return 0
     return 0

@@ -125,7 +125,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     where = f"{serving.scheme(tls)}://{args.host}:{args.port}"
     print(f"notifier for {served} on {where} (store {args.db})", flush=True)
     try:
-        asyncio.run(main())
+        serving.run(main())
     except RuntimeError as exc:
         raise CliError(str(exc)) from None
     return 0

@@ -172,8 +172,10 @@ async def _provision(args: argparse.Namespace) -> int:
 
 
 def _kafka_provision(args: argparse.Namespace) -> int:
+    from nrm import serving
+
     try:
-        return asyncio.run(_provision(args))
+        return serving.run(_provision(args))
     except KeyboardInterrupt:
         return 0
     except Exception as exc:

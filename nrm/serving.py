@@ -7,6 +7,9 @@
   the system's CAs (a registry behind a public certificate).
 - `BodyLimit`: every request body (POST, PUT, PATCH) above the limit gets 413 before the
   application reads a byte of it, whether the client announced its length or streams it.
+- `run`: a service's main coroutine on uvloop (`NRM_EVENT_LOOP=asyncio` for the standard
+  loop): its TLS transport and callbacks are compiled, the standard loop's are Python, and
+  every piece of the bus speaks TLS all day (HTTPS between processes, Kafka).
 - Signals: uvicorn, left to itself, installs its own signal handlers in whichever server
   started last and re-raises the signal once it stopped serving, which kills the process
   before stores are closed (SQLite's WAL left behind, a Kafka consumer group not left, a
@@ -23,16 +26,22 @@ import json
 import os
 import signal
 import ssl
-from collections.abc import Awaitable, Callable, Iterator, MutableMapping
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import uvicorn
 
 from contracts.problems import MEDIA_TYPE, problem
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+#: `asyncio` runs a service on the standard event loop instead of uvloop.
+EVENT_LOOP_ENV = "NRM_EVENT_LOOP"
+EVENT_LOOPS = ("uvloop", "asyncio")
+
+T = TypeVar("T")
 
 #: Case events and registry records are small; a megabyte is generous and bounded.
 DEFAULT_MAX_BODY = 1024 * 1024
@@ -210,6 +219,33 @@ def server(
         config.ssl.verify_mode = ssl.CERT_REQUIRED
         pin(config.ssl, tls.client_pins)
     return QuietServer(config)
+
+
+def event_loop(env: MutableMapping[str, str] | None = None) -> str:
+    """The event loop a service runs on: `NRM_EVENT_LOOP`, uvloop unless said."""
+    chosen = (os.environ if env is None else env).get(EVENT_LOOP_ENV) or "uvloop"
+    if chosen not in EVENT_LOOPS:
+        raise ValueError(f"{EVENT_LOOP_ENV}={chosen!r}: one of {', '.join(EVENT_LOOPS)}")
+    return chosen
+
+
+def run(main: Coroutine[Any, Any, T]) -> T:
+    """`asyncio.run` for a service's process, on the event loop `event_loop` names."""
+    try:
+        factory = _loop_factory(event_loop())
+    except ValueError:
+        main.close()  # never started: no "coroutine was never awaited" warning
+        raise
+    with asyncio.Runner(loop_factory=factory) as runner:
+        return runner.run(main)
+
+
+def _loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    if name == "asyncio":
+        return None
+    import uvloop
+
+    return uvloop.new_event_loop
 
 
 def stop_on_signals(stop: asyncio.Event) -> None:

@@ -93,6 +93,7 @@ def base_env(extra: Mapping[str, str]) -> dict[str, str]:
         "TMPDIR",
         "PYTHONPATH",
         "VIRTUAL_ENV",
+        "NRM_EVENT_LOOP",
         *_TELEMETRY,
     )
     return {

@@ -97,6 +97,8 @@ def machine_facts() -> dict[str, Any]:
         "nproc": os.cpu_count(),
         "cpu": cpu,
         "python": platform.python_version(),
+        # the services' event loop (and this process's): NRM_EVENT_LOOP, uvloop unless said
+        "event_loop": os.environ.get("NRM_EVENT_LOOP") or "uvloop",
         "platform": platform.platform(),
         "versions": versions,
     }

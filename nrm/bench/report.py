@@ -44,7 +44,8 @@ def text(doc: dict[str, Any]) -> str:
     m = doc["machine"]
     parts = [
         f"nrm bench ({'quick' if doc['quick'] else 'full'}) on {m['nproc']} cores, {m['cpu']}, "
-        f"Python {m['python']}; " + ", ".join(f"{k} {v}" for k, v in m["versions"].items())
+        f"Python {m['python']} on {m.get('event_loop', 'asyncio')}; "
+        + ", ".join(f"{k} {v}" for k, v in m["versions"].items())
     ]
     if doc.get("crypto_floor"):
         parts.append(

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from nrm import serving
 from nrm.bench import audit, crypto_floor, end_to_end, growth, store_append, targets
 from nrm.bench import transport_baseline as tb
 from nrm.bench.common import Progress, machine_facts, ratio
@@ -44,7 +45,7 @@ class Options:
 
 def run(opts: Options, out: TextIO = sys.stdout) -> dict[str, Any]:
     """Run every selected stage; print the table; write JSON and SVG; return the doc."""
-    return asyncio.run(_run(opts, out))
+    return serving.run(_run(opts, out))
 
 
 async def _run(opts: Options, out: TextIO) -> dict[str, Any]:
