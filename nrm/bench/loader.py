@@ -29,6 +29,7 @@ import httpx
 
 from contracts.agency_token import issue_token
 from contracts.directory import KeyUse
+from nrm import serving
 from nrm.bench.workload import EVENTS_PER_CASE, follow_up, screened_payload
 from nrm.embedded import Keychain
 from nrm.serving import verify_context
@@ -38,10 +39,12 @@ Result = list[Any]
 
 
 #: Lanes per HTTP client. httpcore's pool re-scans every connection against every
-#: queued request on each request it starts or ends (quadratic in its size): one pool of
-#: 500 lanes cost the loader ~10 ms of CPU per request at the overload row, on the same
-#: two cores as the bus it measures. Small pools keep that bookkeeping flat.
-LANES_PER_CLIENT = 16
+#: queued request on each request it starts or ends, asking each TLS connection whether
+#: it expired (quadratic in the pool's size): one pool of 500 lanes cost the loader ~10
+#: ms of CPU per request at the overload row, on the same two cores as the bus it
+#: measures, and pools of 16 still spent a third of the loader's samples there. A pool
+#: of one keeps that bookkeeping to one connection.
+LANES_PER_CLIENT = 1
 
 
 class _Slot:
@@ -74,8 +77,9 @@ class Loader:
         self.private = pair.ed25519()
         self.audience = audience
         self.base_url = base_url
-        #: an HTTPS node (the process topology) is trusted through the country's CA
-        self.verify = verify_context(ca_file) if ca_file else True
+        #: an HTTPS node (the process topology) is trusted through the country's CA; one
+        #: context for every lane's client (each would otherwise load the system's CAs)
+        self.verify = verify_context(ca_file) if ca_file else httpx.create_ssl_context()
         self.seq = 0
 
     def _token(self) -> str:
@@ -222,4 +226,4 @@ async def _serve(config: dict[str, Any]) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(_serve(json.loads(sys.argv[1])))
+    serving.run(_serve(json.loads(sys.argv[1])))  # the services' loop (NRM_EVENT_LOOP)
