@@ -32,7 +32,7 @@ test: $(STAMP)
 	bash deploy/test-services.sh
 	npm ci --prefix deploy/ajv --no-audit --no-fund --silent
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=25
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
