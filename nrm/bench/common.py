@@ -14,6 +14,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, TextIO
 
+from nrm import serving
+
 
 def percentile(values: Sequence[float], q: float) -> float:
     """Nearest-rank percentile (q in 0..100); 0.0 for no values."""
@@ -97,8 +99,7 @@ def machine_facts() -> dict[str, Any]:
         "nproc": os.cpu_count(),
         "cpu": cpu,
         "python": platform.python_version(),
-        # the services' event loop (and this process's): NRM_EVENT_LOOP, uvloop unless said
-        "event_loop": os.environ.get("NRM_EVENT_LOOP") or "uvloop",
+        "event_loop": serving.event_loop(),  # the services' (and this process's)
         "platform": platform.platform(),
         "versions": versions,
     }

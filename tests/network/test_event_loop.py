@@ -6,7 +6,6 @@ answered, a body refused (the topology tests run every piece this way)."""
 from __future__ import annotations
 
 import asyncio
-import socket
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,7 @@ import pytest
 import uvloop
 
 from nrm import pki, serving
+from tests.network.served import served
 
 
 async def _loop_type() -> type:
@@ -57,28 +57,17 @@ async def _echo_length(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": answer})
 
 
-async def _serve_and_ask(ca: pki.LocalCA, cert: Path, port: int) -> tuple[int, str, int]:
-    tls = serving.ServerTls(cert)
-    server = serving.server(_echo_length, "127.0.0.1", port, tls, max_body=1000)
-    task = asyncio.create_task(server.serve())
-    try:
-        while not server.started:
-            await asyncio.sleep(0.02)
+async def _serve_and_ask(ca: pki.LocalCA, cert: Path) -> tuple[int, str, int]:
+    async with served(_echo_length, serving.ServerTls(cert), max_body=1000) as port:
         verify = serving.verify_context(ca.ca_file)
         async with httpx.AsyncClient(base_url=f"https://127.0.0.1:{port}", verify=verify) as c:
             small = await c.post("/", content=b"x" * 600)
             large = await c.post("/", content=b"x" * 1001)
         return small.status_code, small.text, large.status_code
-    finally:
-        server.should_exit = True
-        await task
 
 
 def test_https_on_uvloop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(serving.EVENT_LOOP_ENV, raising=False)
     ca = pki.LocalCA.init(tmp_path / "ca", "XA")
     cert = ca.issue(pki.service("probe"))
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    assert serving.run(_serve_and_ask(ca, cert, port)) == (200, "600", 413)
+    assert serving.run(_serve_and_ask(ca, cert)) == (200, "600", 413)

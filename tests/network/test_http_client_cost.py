@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import importlib.abc
-import socket
 import sys
 from collections.abc import Sequence
 from types import ModuleType
@@ -15,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from nrm import serving
+from tests.network.served import served
 
 
 class _ImportsSeen(importlib.abc.MetaPathFinder):
@@ -37,24 +36,16 @@ async def _ok(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 
 async def test_a_request_imports_nothing() -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = serving.server(_ok, "127.0.0.1", port)
-    task = asyncio.create_task(server.serve())
     seen = _ImportsSeen()
-    try:
-        while not server.started:
-            await asyncio.sleep(0.02)
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
-            assert (await client.get("/")).status_code == 200  # whatever loads once, now
-            sys.meta_path.insert(0, seen)
-            try:
-                answers = await asyncio.gather(*(client.get("/") for _ in range(20)))
-            finally:
-                sys.meta_path.remove(seen)
-        assert [a.status_code for a in answers] == [200] * 20
-        assert seen.names == [], f"{len(seen.names)} imports attempted: {sorted(set(seen.names))}"
-    finally:
-        server.should_exit = True
-        await task
+    async with (
+        served(_ok) as port,
+        httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client,
+    ):
+        assert (await client.get("/")).status_code == 200  # whatever loads once, now
+        sys.meta_path.insert(0, seen)
+        try:
+            answers = await asyncio.gather(*(client.get("/") for _ in range(20)))
+        finally:
+            sys.meta_path.remove(seen)
+    assert [a.status_code for a in answers] == [200] * 20
+    assert seen.names == [], f"{len(seen.names)} imports attempted: {sorted(set(seen.names))}"

@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 
 from nrm import serving
+from tests.network.served import served
 
 
 async def _hello(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -36,14 +37,7 @@ def _get(conn: socket.socket) -> bytes:
 async def test_an_idle_connection_outlives_the_clients_expiry() -> None:
     client_expiry = httpx.Limits().keepalive_expiry or 5.0
     assert client_expiry < serving.KEEP_ALIVE_S
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = serving.server(_hello, "127.0.0.1", port)
-    task = asyncio.create_task(server.serve())
-    try:
-        while not server.started:
-            await asyncio.sleep(0.02)
+    async with served(_hello) as port:
         conn = socket.create_connection(("127.0.0.1", port))
         try:
             first = await asyncio.to_thread(_get, conn)
@@ -53,6 +47,3 @@ async def test_an_idle_connection_outlives_the_clients_expiry() -> None:
             assert second.startswith(b"HTTP/1.1 200"), "the server closed the idle connection"
         finally:
             conn.close()
-    finally:
-        server.should_exit = True
-        await task
