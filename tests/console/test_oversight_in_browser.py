@@ -128,6 +128,20 @@ def test_the_browser_checks_an_inclusion_proof_itself(page: Page, demo: Demo) ->
     expect(result).to_contain_text("not the one you entered")
 
 
+def test_check_buttons_wait_for_the_script_that_runs_the_check(page: Page, demo: Demo) -> None:
+    """Served disabled, enabled by proof.js once its listeners exist: a click that came
+    before them (a slow script, or none) would otherwise do nothing, silently."""
+    _oversight(page, demo)
+    page.route(re.compile(r"/static/proof\.js$"), lambda route: route.abort())
+    page.get_by_role("link", name="Decisions", exact=True).click()
+    expect(page.locator("button.check-event").first).to_be_disabled()
+    expect(page.get_by_role("button", name="Check in this browser")).to_be_disabled()
+    page.unroute(re.compile(r"/static/proof\.js$"))
+    page.reload()
+    expect(page.locator("button.check-event").first).to_be_enabled()
+    expect(page.get_by_role("button", name="Check in this browser")).to_be_enabled()
+
+
 PROOF = re.compile(r"/console/oversight/proof\?")
 
 

@@ -218,5 +218,9 @@
     for (const button of document.querySelectorAll("button.check-event")) {
       button.addEventListener("click", () => run(button.dataset.agency, button.dataset.event));
     }
+    // served disabled: a click before the listeners above exist would do nothing at all
+    for (const button of document.querySelectorAll("button.check-event, #proof-form button")) {
+      button.disabled = false;
+    }
   });
 })();
