@@ -33,6 +33,7 @@ from typing import Any, TypeVar
 
 import uvicorn
 
+from contracts.connections import SERVER_IDLE_S
 from contracts.problems import MEDIA_TYPE, problem
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -175,11 +176,8 @@ class BodyLimit:
         await send({"type": "http.response.body", "body": body})
 
 
-#: How long a server keeps an idle connection open. Longer than any client's own idle
-#: expiry (httpx: 5 s), so the client is always the one to close: with equal timeouts a
-#: request sent as the server closes is lost with "Server disconnected without sending a
-#: response" (seen once in 2,164 requests of the bench's overload row).
-KEEP_ALIVE_S = 75
+#: How long a server keeps an idle connection open (`contracts.connections`).
+KEEP_ALIVE_S = SERVER_IDLE_S
 
 
 class QuietServer(uvicorn.Server):

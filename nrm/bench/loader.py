@@ -28,6 +28,7 @@ from typing import Any
 import httpx
 
 from contracts.agency_token import issue_token
+from contracts.connections import CLIENT_IDLE_S
 from contracts.directory import KeyUse
 from nrm import serving
 from nrm.bench.workload import EVENTS_PER_CASE, follow_up, screened_payload
@@ -135,7 +136,9 @@ class Loader:
         results: list[Result] = []
         free: asyncio.Queue[_Slot] = asyncio.Queue()
         pool = min(concurrency, LANES_PER_CLIENT)
-        limits = httpx.Limits(max_connections=pool, max_keepalive_connections=pool)
+        limits = httpx.Limits(
+            max_connections=pool, max_keepalive_connections=pool, keepalive_expiry=CLIENT_IDLE_S
+        )
         cpu0 = os.times()
         async with contextlib.AsyncExitStack() as stack:
             clients = [

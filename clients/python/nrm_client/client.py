@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 
+from contracts.connections import CLIENT_IDLE_S
 from contracts.endpoints import router_audience
 from contracts.node_api import CaseView, EventReceipt, ForwardReceipt, InboxItem, InboxPage
 from nrm_client.credentials import Credentials
@@ -59,7 +60,11 @@ class AgencyClient:
         self.notifier_url = notifier_url.rstrip("/") if notifier_url else None
         self.notifier_audience = notifier_audience
         self.retry = retry or RetryPolicy()
-        self._http = httpx.Client(timeout=timeout, transport=transport)
+        self._http = httpx.Client(
+            timeout=timeout,
+            transport=transport,
+            limits=httpx.Limits(keepalive_expiry=CLIENT_IDLE_S),
+        )
         self._sleep = sleep
 
     @property

@@ -26,6 +26,7 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 
+from contracts.connections import CLIENT_IDLE_S
 from contracts.directory import TrustAnchor
 from contracts.federation import BorderRefused
 from referral_router.api.errors import install_error_handlers
@@ -110,7 +111,8 @@ class GatewayRuntime:
             ctx.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
             ctx.minimum_version = ssl.TLSVersion.TLSv1_2
             ctx.load_cert_chain(str(self.tls))
-            client = self._peers[pem] = httpx.Client(timeout=10, verify=ctx)
+            idle = httpx.Limits(keepalive_expiry=CLIENT_IDLE_S)
+            client = self._peers[pem] = httpx.Client(timeout=10, verify=ctx, limits=idle)
         return client
 
     def _send(self, base_url: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
