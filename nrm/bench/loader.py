@@ -20,17 +20,16 @@ import asyncio
 import contextlib
 import json
 import os
+import ssl
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from contracts.agency_token import issue_token
-from contracts.connections import CLIENT_IDLE_S
 from contracts.directory import KeyUse
 from nrm import serving
+from nrm.bench.lane import Lane
 from nrm.bench.workload import EVENTS_PER_CASE, follow_up, screened_payload
 from nrm.embedded import Keychain
 from nrm.serving import verify_context
@@ -39,28 +38,19 @@ from nrm.serving import verify_context
 Result = list[Any]
 
 
-#: Lanes per HTTP client. httpcore's pool re-scans every connection against every
-#: queued request on each request it starts or ends, asking each TLS connection whether
-#: it expired (quadratic in the pool's size): one pool of 500 lanes cost the loader ~10
-#: ms of CPU per request at the overload row, on the same two cores as the bus it
-#: measures, and pools of 16 still spent a third of the loader's samples there. A pool
-#: of one keeps that bookkeeping to one connection.
-LANES_PER_CLIENT = 1
-
-
 class _Slot:
     """One lane of traffic: the case it is filling, how many events it holds, and the
-    client (connection pool) it sends through."""
+    connection it sends through."""
 
-    def __init__(self, client: httpx.AsyncClient) -> None:
-        self.client = client
+    def __init__(self, lane: Lane) -> None:
+        self.lane = lane
         self.case: str | None = None
         self.count = 0
 
 
-async def _open(client: httpx.AsyncClient) -> None:
-    with contextlib.suppress(httpx.HTTPError):  # a lane that fails to open opens later
-        await client.get("/healthz")
+async def _open(lane: Lane) -> None:
+    with contextlib.suppress(Exception):  # a lane that fails to open opens later
+        await lane.request("GET", "/healthz")
 
 
 class Loader:
@@ -79,8 +69,8 @@ class Loader:
         self.audience = audience
         self.base_url = base_url
         #: an HTTPS node (the process topology) is trusted through the country's CA; one
-        #: context for every lane's client (each would otherwise load the system's CAs)
-        self.verify = verify_context(ca_file) if ca_file else httpx.create_ssl_context()
+        #: context for every lane (each would otherwise load the system's CAs)
+        self.verify = verify_context(ca_file) if ca_file else ssl.create_default_context()
         self.seq = 0
 
     def _token(self) -> str:
@@ -135,38 +125,25 @@ class Loader:
         max_seconds: float = cmd.get("max_seconds") or float("inf")
         results: list[Result] = []
         free: asyncio.Queue[_Slot] = asyncio.Queue()
-        pool = min(concurrency, LANES_PER_CLIENT)
-        limits = httpx.Limits(
-            max_connections=pool, max_keepalive_connections=pool, keepalive_expiry=CLIENT_IDLE_S
-        )
         cpu0 = os.times()
-        async with contextlib.AsyncExitStack() as stack:
-            clients = [
-                await stack.enter_async_context(
-                    httpx.AsyncClient(
-                        base_url=self.base_url, timeout=60, limits=limits, verify=self.verify
-                    )
-                )
-                for _ in range(-(-concurrency // pool))
-            ]
-            lanes = [_Slot(clients[lane // pool]) for lane in range(concurrency)]
+        lanes = [_Slot(Lane(self.base_url, self.verify)) for _ in range(concurrency)]
+        try:
             # Every lane's connection is opened before the clock starts, as an agency's
-            # client keeps its pool: the row times requests, not TLS handshakes.
-            await asyncio.gather(*(_open(lane.client) for lane in lanes))
-            for lane in lanes:
-                free.put_nowait(lane)
+            # client keeps its connections: the row times requests, not TLS handshakes.
+            await asyncio.gather(*(_open(slot.lane) for slot in lanes))
+            for slot in lanes:
+                free.put_nowait(slot)
 
             async def one(slot: _Slot, due: float) -> None:
-                headers = {"Authorization": f"Bearer {self._token()}"}
+                headers = (("authorization", f"Bearer {self._token()}"),)
                 if batch:
                     url, body = "/v1/events:batch", self._batch(batch, recipients)
                 else:
                     url, body = self._single(slot, recipients)
                 t_send = time.monotonic()
                 try:
-                    resp = await slot.client.post(url, json=body, headers=headers)
-                    status, data = resp.status_code, resp.json()
-                    retry_after = resp.headers.get("retry-after")
+                    status, answer, data = await slot.lane.request("POST", url, body, headers)
+                    retry_after = answer.get("retry-after")
                 except Exception as exc:  # a failed request is a result, not a crash
                     status, data, retry_after = 599, {"detail": repr(exc)}, None
                 t_done = time.monotonic()
@@ -199,6 +176,9 @@ class Loader:
                 task.add_done_callback(tasks.discard)
             while tasks:
                 await asyncio.gather(*list(tasks))
+        finally:
+            for slot in lanes:
+                slot.lane.close()
         cpu1 = os.times()
         return {
             "results": results,

@@ -1,0 +1,101 @@
+"""The loader's lane (h11 over a kept-open TLS stream): what it reports is what the node
+answered, it keeps one connection while the node lets it, opens a new one when the node
+closes, and a node that hangs up without answering is an error, never a made-up status."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from nrm import pki, serving
+from nrm.bench.lane import Lane, LaneClosed
+from tests.network.served import served
+
+
+async def _node(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Echoes the request: its body, its connection's port, and one header; answers 503
+    with Retry-After on /busy, closes after answering on /last, hangs up on /drop."""
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            break
+    if scope["path"] == "/drop":  # a promised body never sent: the connection is cut
+        start = {
+            "type": "http.response.start",
+            "status": 201,
+            "headers": [(b"content-length", b"99")],
+        }
+        await send(start)
+        raise RuntimeError("hang up")
+    if scope["path"] == "/fail":
+        raise RuntimeError("a bug")  # uvicorn answers 500 in text
+    echo = {
+        "port": scope["client"][1],
+        "body": json.loads(body) if body else None,
+        "authorization": dict(scope["headers"]).get(b"authorization", b"").decode(),
+    }
+    data = json.dumps(echo).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]
+    status = 201
+    if scope["path"] == "/busy":
+        status, headers = 503, [*headers, (b"retry-after", b"2")]
+    if scope["path"] == "/last":
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": data})
+
+
+@pytest.fixture(scope="module")
+def tls(tmp_path_factory: pytest.TempPathFactory) -> tuple[pki.LocalCA, Path]:
+    ca = pki.LocalCA.init(tmp_path_factory.mktemp("ca"), "XA")
+    return ca, ca.issue(pki.service("probe"))
+
+
+async def test_a_lane_reports_the_answer_and_keeps_its_connection(tls: Any) -> None:
+    ca, cert = tls
+    async with served(_node, serving.ServerTls(cert)) as port:
+        lane = Lane(f"https://127.0.0.1:{port}", serving.verify_context(ca.ca_file))
+        try:
+            status, _, first = await lane.request(
+                "POST", "/v1/cases", {"a": 1}, (("authorization", "Bearer t"),)
+            )
+            assert status == 201
+            assert first["body"] == {"a": 1} and first["authorization"] == "Bearer t"
+            status, headers, second = await lane.request("POST", "/busy", {"b": 2})
+            assert status == 503 and headers["retry-after"] == "2"
+            assert second["port"] == first["port"], "a new connection for the second request"
+            # the node closes after this answer: the next request opens a new connection
+            _, _, last = await lane.request("POST", "/last", {})
+            _, _, after = await lane.request("POST", "/v1/cases", {})
+            assert last["port"] == first["port"] and after["port"] != first["port"]
+        finally:
+            lane.close()
+
+
+async def test_a_node_that_hangs_up_is_an_error(tls: Any) -> None:
+    ca, cert = tls
+    async with served(_node, serving.ServerTls(cert)) as port:
+        lane = Lane(f"https://127.0.0.1:{port}", serving.verify_context(ca.ca_file))
+        try:
+            with pytest.raises(LaneClosed):
+                await lane.request("POST", "/drop", {})
+            status, _, _ = await lane.request("POST", "/v1/cases", {})
+            assert status == 201  # the lane opened a new connection
+            status, _, text = await lane.request("POST", "/fail", {})
+            assert status == 500 and text == "Internal Server Error"
+        finally:
+            lane.close()
+
+
+async def test_a_lane_refuses_a_node_it_does_not_trust(tls: Any, tmp_path: Path) -> None:
+    _, cert = tls
+    other = pki.LocalCA.init(tmp_path / "other", "XA")
+    async with served(_node, serving.ServerTls(cert)) as port:
+        lane = Lane(f"https://127.0.0.1:{port}", serving.verify_context(other.ca_file))
+        with pytest.raises(OSError):
+            await lane.request("POST", "/v1/cases", {})
