@@ -12,18 +12,13 @@ import pytest
 
 from nrm import pki, serving
 from nrm.bench.lane import Lane, LaneClosed
-from tests.network.served import served
+from tests.network.served import body_of, served
 
 
 async def _node(scope: dict[str, Any], receive: Any, send: Any) -> None:
     """Echoes the request: its body, its connection's port, and one header; answers 503
     with Retry-After on /busy, closes after answering on /last, hangs up on /drop."""
-    body = b""
-    while True:
-        message = await receive()
-        body += message.get("body", b"")
-        if not message.get("more_body"):
-            break
+    body = await body_of(receive)
     if scope["path"] == "/drop":  # a promised body never sent: the connection is cut
         start = {
             "type": "http.response.start",

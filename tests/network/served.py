@@ -27,3 +27,13 @@ async def served(app: Any, tls: serving.ServerTls | None = None, **kw: Any) -> A
     finally:
         server.should_exit = True
         await task
+
+
+async def body_of(receive: Any) -> bytes:
+    """The whole body of the request an ASGI app is answering."""
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            return body

@@ -14,7 +14,7 @@ import pytest
 import uvloop
 
 from nrm import pki, serving
-from tests.network.served import served
+from tests.network.served import body_of, served
 
 
 async def _loop_type() -> type:
@@ -45,12 +45,7 @@ def test_an_unknown_loop_is_refused_before_anything_runs(
 
 
 async def _echo_length(scope: dict[str, Any], receive: Any, send: Any) -> None:
-    body = b""
-    while True:
-        message = await receive()
-        body += message.get("body", b"")
-        if not message.get("more_body"):
-            break
+    body = await body_of(receive)
     answer = str(len(body)).encode()
     headers = [(b"content-length", str(len(answer)).encode())]
     await send({"type": "http.response.start", "status": 200, "headers": headers})
