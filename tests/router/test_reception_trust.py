@@ -136,3 +136,28 @@ def test_the_origin_side_remembers_a_refused_asylum_case_across_a_restart(
     assert node(store, consulate).apply(record(elsewhere, 2)).outcome is Outcome.APPLIED
     assert logged(store) == [("received", str(elsewhere.id))]
     store.close()
+
+
+class _CountingStore(CaseStore):
+    """A real store that counts the R4 marker's lookups."""
+
+    asked = 0
+
+    def origin_barred(self, pseudonym: str) -> bool:
+        self.asked += 1
+        return super().origin_barred(pseudonym)
+
+
+def test_only_the_origin_side_looks_up_the_r4_marker(tmp_path: Path) -> None:
+    """The marker matters on the country of origin's side only: elsewhere its lookup (a
+    store read per delivery that finds nothing) is not made."""
+    store = _CountingStore(
+        env={"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(tmp_path / "s.db")}
+    )
+    responder = node(store, frozenset({Role.FIRST_RESPONDER}))
+    assert responder.apply(record(envelope(new_case()), 0)).outcome is Outcome.APPLIED
+    assert store.asked == 0
+    consulate = node(store, frozenset({Role.CONSULATE}))
+    assert consulate.apply(record(envelope(new_case()), 1)).outcome is Outcome.APPLIED
+    assert store.asked == 1
+    store.close()
