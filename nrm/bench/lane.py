@@ -69,9 +69,21 @@ class Lane:
         target: str,
         body: Any = None,
         headers: tuple[tuple[str, str], ...] = (),
+        timeout: float = 60.0,
     ) -> tuple[int, dict[str, str], Any]:
         """Status, headers (lower-case names) and body of one exchange: the body parsed
-        when it is JSON, else its text (a proxy's or a server's error page)."""
+        when it is JSON, else its text (a proxy's or a server's error page). No answer
+        within `timeout` seconds (connecting included) is `LaneClosed`, as a hang-up is."""
+        try:
+            async with asyncio.timeout(timeout):
+                return await self._exchange(method, target, body, headers)
+        except TimeoutError:
+            self.close()
+            raise LaneClosed(f"no answer within {timeout} s") from None
+
+    async def _exchange(
+        self, method: str, target: str, body: Any, headers: tuple[tuple[str, str], ...]
+    ) -> tuple[int, dict[str, str], Any]:
         await self.open()
         assert self._reader is not None and self._writer is not None
         content = b"" if body is None else json.dumps(body).encode()

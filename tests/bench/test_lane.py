@@ -4,6 +4,7 @@ closes, and a node that hangs up without answering is an error, never a made-up 
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,8 @@ from tests.network.served import body_of, served
 
 async def _node(scope: dict[str, Any], receive: Any, send: Any) -> None:
     """Echoes the request: its body, its connection's port, and one header; answers 503
-    with Retry-After on /busy, closes after answering on /last, hangs up on /drop."""
+    with Retry-After on /busy, closes after answering on /last, hangs up on /drop, says
+    nothing for 3 s on /silent and fails on /fail."""
     body = await body_of(receive)
     if scope["path"] == "/drop":  # a promised body never sent: the connection is cut
         start = {
@@ -27,6 +29,8 @@ async def _node(scope: dict[str, Any], receive: Any, send: Any) -> None:
         }
         await send(start)
         raise RuntimeError("hang up")
+    if scope["path"] == "/silent":
+        await asyncio.sleep(3)  # answers nothing within the client's patience
     if scope["path"] == "/fail":
         raise RuntimeError("a bug")  # uvicorn answers 500 in text
     echo = {
@@ -83,6 +87,8 @@ async def test_a_node_that_hangs_up_is_an_error(tls: Any) -> None:
             assert status == 201  # the lane opened a new connection
             status, _, text = await lane.request("POST", "/fail", {})
             assert status == 500 and text == "Internal Server Error"
+            with pytest.raises(LaneClosed, match=r"no answer within 0\.5 s"):
+                await lane.request("POST", "/silent", {}, timeout=0.5)
         finally:
             lane.close()
 
