@@ -91,13 +91,13 @@ class Lane:
         if body is not None:
             head.append(("content-type", "application/json"))
         http = self._http
+        status, answer, parts = 0, {}, []
         try:
             out = http.send(h11.Request(method=method, target=target, headers=head)) or b""
             if content:
                 out += http.send(h11.Data(data=content)) or b""
             out += http.send(h11.EndOfMessage()) or b""
             self._writer.write(out)
-            status, answer, parts = 0, {}, []
             while True:
                 event = http.next_event()
                 if event is h11.NEED_DATA:
@@ -110,10 +110,11 @@ class Lane:
                 elif isinstance(event, h11.EndOfMessage):
                     break
                 elif isinstance(event, h11.ConnectionClosed):
-                    raise LaneClosed("the node closed the connection before answering")
+                    raise ConnectionResetError("end of stream")
         except (OSError, h11.ProtocolError) as exc:
             self.close()
-            raise LaneClosed(str(exc) or type(exc).__name__) from exc
+            why = "cut off its answer" if status else "closed the connection before answering"
+            raise LaneClosed(f"the node {why}: {exc or type(exc).__name__}") from exc
         if http.our_state is h11.DONE and http.their_state is h11.DONE:
             http.start_next_cycle()
         else:  # the node asked to close (or did): the next request opens anew

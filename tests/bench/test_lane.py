@@ -81,7 +81,7 @@ async def test_a_node_that_hangs_up_is_an_error(tls: Any) -> None:
     async with served(_node, serving.ServerTls(cert)) as port:
         lane = Lane(f"https://127.0.0.1:{port}", serving.verify_context(ca.ca_file))
         try:
-            with pytest.raises(LaneClosed):
+            with pytest.raises(LaneClosed, match="cut off its answer"):
                 await lane.request("POST", "/drop", {})
             status, _, _ = await lane.request("POST", "/v1/cases", {})
             assert status == 201  # the lane opened a new connection
@@ -100,3 +100,26 @@ async def test_a_lane_refuses_a_node_it_does_not_trust(tls: Any, tmp_path: Path)
         lane = Lane(f"https://127.0.0.1:{port}", serving.verify_context(other.ca_file))
         with pytest.raises(OSError):
             await lane.request("POST", "/v1/cases", {})
+
+
+async def test_a_connection_closed_before_any_answer_is_an_error_and_reopened() -> None:
+    accepted = 0
+
+    async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal accepted
+        accepted += 1
+        await reader.read(1)  # the request has begun: close without a byte of answer
+        writer.close()
+
+    server = await asyncio.start_server(hang_up, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    lane = Lane(f"http://127.0.0.1:{port}", None)
+    try:
+        for _ in range(2):
+            with pytest.raises(LaneClosed, match="closed the connection before answering"):
+                await lane.request("POST", "/v1/cases", {})
+        assert accepted == 2  # the second request came on a new connection
+    finally:
+        lane.close()
+        server.close()
+        await server.wait_closed()
