@@ -4,7 +4,9 @@ When the node's intake is saturated (`Intake.saturated`), or its event loop runs
 (`LoopLag`), a request that would append is answered at once with 503 `overloaded` and
 `Retry-After`, before its token is checked or its body parsed: under an overload the
 node spends its time on what it accepted, and a client learns at once when to come back
-instead of waiting in an unbounded queue or losing its connection. Reads are never shed.
+instead of waiting in an unbounded queue or losing its connection. Reads are never shed,
+nor is an append while no other is in work (a loop made late by other processes on the
+machine is no backlog of this node's).
 """
 
 from __future__ import annotations
@@ -64,14 +66,25 @@ class Shedding:
         self.app = app
         self.intake = intake
         self.lag = lag or LoopLag(limit=intake.max_wait_s / 2)
+        #: Appends passed on to the app and not answered yet.
+        self.appending = 0
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST" and _APPENDS.match(scope["path"]):
-            self.lag.append_seen()
-            if self.intake.saturated() or self.lag.behind():
-                await self._refuse(send)
-                return
-        await self.app(scope, receive, send)
+        append = scope["type"] == "http" and scope["method"] == "POST"
+        if not (append and _APPENDS.match(scope["path"])):
+            await self.app(scope, receive, send)
+            return
+        self.lag.append_seen()
+        # A late loop with no other append in work is not this node's backlog (other
+        # processes took the cores): a request alone is taken, as the intake takes it.
+        if self.intake.saturated() or (self.appending and self.lag.behind()):
+            await self._refuse(send)
+            return
+        self.appending += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.appending -= 1
 
     async def _refuse(self, send: Any) -> None:
         wait = self.intake.retry_after()
