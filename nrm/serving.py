@@ -176,10 +176,6 @@ class BodyLimit:
         await send({"type": "http.response.body", "body": body})
 
 
-#: How long a server keeps an idle connection open (`contracts.connections`).
-KEEP_ALIVE_S = SERVER_IDLE_S
-
-
 class QuietServer(uvicorn.Server):
     """A uvicorn server that leaves the signals to the command running it."""
 
@@ -200,7 +196,7 @@ def server(
     pseudonyms in paths), the process's logging configuration kept (`nrm.logs`)."""
     if tls is not None:
         options = {**tls.uvicorn_options(), **options}
-    options.setdefault("timeout_keep_alive", KEEP_ALIVE_S)
+    options.setdefault("timeout_keep_alive", SERVER_IDLE_S)  # contracts.connections
     config = uvicorn.Config(
         BodyLimit(app, max_body),
         host=host,

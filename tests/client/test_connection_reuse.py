@@ -14,10 +14,12 @@ from contracts.keystore import generate_agency_keys
 from nrm_client import AgencyClient, Credentials
 from tests.network.served import served
 
+#: httpx's own idle expiry, what a client without `CLIENT_IDLE_S` keeps a connection.
+HTTPX_IDLE_S = httpx.Limits().keepalive_expiry or 5.0
+
 
 def test_clients_close_before_servers_and_outlast_httpx_default() -> None:
-    default = httpx.Limits().keepalive_expiry or 5.0
-    assert default < CLIENT_IDLE_S < SERVER_IDLE_S
+    assert HTTPX_IDLE_S < CLIENT_IDLE_S < SERVER_IDLE_S
 
 
 async def test_the_client_library_reuses_its_connection_after_a_quiet_gap() -> None:
@@ -36,7 +38,7 @@ async def test_the_client_library_reuses_its_connection_after_a_quiet_gap() -> N
         )
         try:
             await asyncio.to_thread(client.request, "GET", "/v1/health")
-            await asyncio.sleep((httpx.Limits().keepalive_expiry or 5.0) + 0.5)
+            await asyncio.sleep(HTTPX_IDLE_S + 0.5)
             await asyncio.to_thread(client.request, "GET", "/v1/health")
         finally:
             client.close()

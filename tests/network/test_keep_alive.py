@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from nrm import serving
+from contracts.connections import SERVER_IDLE_S
 from tests.network.served import served
 
 
@@ -36,7 +36,7 @@ def _get(conn: socket.socket) -> bytes:
 
 async def test_an_idle_connection_outlives_the_clients_expiry() -> None:
     client_expiry = httpx.Limits().keepalive_expiry or 5.0
-    assert client_expiry < serving.KEEP_ALIVE_S
+    assert client_expiry < SERVER_IDLE_S
     async with served(_hello) as port:
         conn = socket.create_connection(("127.0.0.1", port))
         try:

@@ -42,8 +42,8 @@ def node(store: CaseStore, roles: frozenset[Role], policy: bool = False) -> Rece
     )
 
 
-def open_store(path: Path) -> CaseStore:
-    return CaseStore(env={"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(path)})
+def open_store(path: Path, kind: type[CaseStore] = CaseStore) -> CaseStore:
+    return kind(env={"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(path)})
 
 
 def test_a_record_without_the_transports_arrival_stamp_is_refused(tmp_path: Path) -> None:
@@ -151,9 +151,8 @@ class _CountingStore(CaseStore):
 def test_only_the_origin_side_looks_up_the_r4_marker(tmp_path: Path) -> None:
     """The marker matters on the country of origin's side only: elsewhere its lookup (a
     store read per delivery that finds nothing) is not made."""
-    store = _CountingStore(
-        env={"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(tmp_path / "s.db")}
-    )
+    store = open_store(tmp_path / "s.db", _CountingStore)
+    assert isinstance(store, _CountingStore)
     responder = node(store, frozenset({Role.FIRST_RESPONDER}))
     assert responder.apply(record(envelope(new_case()), 0)).outcome is Outcome.APPLIED
     assert store.asked == 0

@@ -70,8 +70,8 @@ class Shedding:
         self.appending = 0
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        append = scope["type"] == "http" and scope["method"] == "POST"
-        if not (append and _APPENDS.match(scope["path"])):
+        post = scope["type"] == "http" and scope["method"] == "POST"
+        if not (post and _APPENDS.match(scope["path"])):
             await self.app(scope, receive, send)
             return
         self.lag.append_seen()
