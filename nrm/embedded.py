@@ -99,8 +99,34 @@ DEMO_AGENCIES: tuple[AgencySpec, ...] = (
 )
 
 
+#: Where `free_port` looks for a port: from here to below the kernel's ephemeral range.
+LISTEN_PORTS_FROM = 20000
+
+
+def ephemeral_low(path: Path = Path("/proc/sys/net/ipv4/ip_local_port_range")) -> int:
+    """The lowest port the kernel hands an outgoing connection (Linux; 32768 elsewhere)."""
+    try:
+        return int(path.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port() -> int:
-    with socket.socket() as s:
+    """A port nobody listens on now, for a server that binds it a few seconds later (a
+    process of the topology). It is taken from below the kernel's ephemeral range: a port
+    of that range may meanwhile be handed to an outgoing connection (a Kafka or HTTPS
+    client's), and the server's bind then fails with "address already in use", as a
+    gateway's did in a rehearsal of the suite, 10 s after its port was chosen."""
+    high = ephemeral_low()
+    for _ in range(100 if high > LISTEN_PORTS_FROM else 0):
+        port = secrets.randbelow(high - LISTEN_PORTS_FROM) + LISTEN_PORTS_FROM
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue  # someone listens there (or just did)
+            return port
+    with socket.socket() as s:  # no room below the range: the kernel's choice
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
