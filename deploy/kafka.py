@@ -30,6 +30,7 @@ import argparse
 import atexit
 import base64
 import contextlib
+import importlib.util
 import json
 import os
 import shutil
@@ -62,10 +63,15 @@ class BrokerError(RuntimeError):
 
 
 def free_port() -> int:
-    """A port nobody listens on right now (the kernel's choice)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A port nobody listens on now, below the kernel's ephemeral range: the server binds
+    it seconds later, when a client's outgoing connection could have taken a port of that
+    range (contracts/ports.py, loaded by its path: this script runs uninstalled)."""
+    path = Path(__file__).resolve().parents[1] / "contracts" / "ports.py"
+    spec = importlib.util.spec_from_file_location("deploy_contracts_ports", path)
+    assert spec is not None and spec.loader is not None, path
+    ports = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ports)
+    return int(ports.free_port())
 
 
 def find_libs(fetch: bool = True) -> tuple[str, Path]:

@@ -12,11 +12,11 @@ lives in a directory that user can reach.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import pwd
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -54,9 +54,15 @@ def find_bindir() -> Path:
 
 
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A port nobody listens on now, below the kernel's ephemeral range: the server binds
+    it seconds later, when a client's outgoing connection could have taken a port of that
+    range (contracts/ports.py, loaded by its path: this script runs uninstalled)."""
+    path = Path(__file__).resolve().parents[1] / "contracts" / "ports.py"
+    spec = importlib.util.spec_from_file_location("deploy_contracts_ports", path)
+    assert spec is not None and spec.loader is not None, path
+    ports = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ports)
+    return int(ports.free_port())
 
 
 def _service_user() -> str | None:

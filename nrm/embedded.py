@@ -29,7 +29,6 @@ import contextlib
 import logging
 import os
 import secrets
-import socket
 import ssl
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -46,6 +45,7 @@ from contracts.directory import KeyUse, TrustAnchor
 from contracts.directory_client import DirectoryClient
 from contracts.endpoints import router_audience
 from contracts.keystore import AgencyKeys, generate_agency_keys, open_keystore, seal_keystore
+from contracts.ports import free_port
 from contracts.vocabulary import Role, ServiceKind
 from notifier.runtime import NotifierRuntime, NotifierSettings, ServedAgency
 from nrm import serving
@@ -97,38 +97,6 @@ DEMO_AGENCIES: tuple[AgencySpec, ...] = (
     AgencySpec("consulate-xb", "Consulate of country XB", (Role.CONSULATE,)),
     AgencySpec("rapporteur", "National Rapporteur", (Role.OVERSIGHT,)),
 )
-
-
-#: Where `free_port` looks for a port: from here to below the kernel's ephemeral range.
-LISTEN_PORTS_FROM = 20000
-
-
-def ephemeral_low(path: Path = Path("/proc/sys/net/ipv4/ip_local_port_range")) -> int:
-    """The lowest port the kernel hands an outgoing connection (Linux; 32768 elsewhere)."""
-    try:
-        return int(path.read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return 32768
-
-
-def free_port() -> int:
-    """A port nobody listens on now, for a server that binds it a few seconds later (a
-    process of the topology). It is taken from below the kernel's ephemeral range: a port
-    of that range may meanwhile be handed to an outgoing connection (a Kafka or HTTPS
-    client's), and the server's bind then fails with "address already in use", as a
-    gateway's did in a rehearsal of the suite, 10 s after its port was chosen."""
-    high = ephemeral_low()
-    for _ in range(100 if high > LISTEN_PORTS_FROM else 0):
-        port = secrets.randbelow(high - LISTEN_PORTS_FROM) + LISTEN_PORTS_FROM
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue  # someone listens there (or just did)
-            return port
-    with socket.socket() as s:  # no room below the range: the kernel's choice
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def register_agencies(

@@ -1,12 +1,16 @@
-"""The ports the topology's processes are given lie below the kernel's ephemeral range,
-where no outgoing connection can take one between the choice and the server's bind."""
+"""The ports the topology's processes, brokers and databases are given lie below the
+kernel's ephemeral range, where no outgoing connection can take one between the choice
+and the server's bind."""
 
 from __future__ import annotations
 
 import socket
 from pathlib import Path
 
-from nrm.embedded import LISTEN_PORTS_FROM, ephemeral_low, free_port
+import pytest
+
+from contracts.ports import LISTEN_PORTS_FROM, ephemeral_low, free_port
+from nrm.broker import deploy_module
 
 
 def test_ports_are_free_and_below_the_ephemeral_range() -> None:
@@ -31,3 +35,11 @@ def test_the_ephemeral_range_is_read_from_the_kernel(tmp_path: Path) -> None:
     (tmp_path / "range").write_text("40000\t60999\n")
     assert ephemeral_low(tmp_path / "range") == 40000
     assert ephemeral_low(tmp_path / "missing") == 32768
+
+
+@pytest.mark.parametrize("script", ["kafka", "postgres"])
+def test_brokers_and_databases_get_ports_below_the_ephemeral_range(script: str) -> None:
+    """deploy/'s scripts run uninstalled and load contracts/ports.py by its path."""
+    ports = {deploy_module(script).free_port() for _ in range(20)}
+    assert len(ports) > 15
+    assert all(LISTEN_PORTS_FROM <= port < ephemeral_low() for port in ports)
