@@ -65,9 +65,9 @@ class BrokerError(RuntimeError):
 def free_port() -> int:
     """A port nobody listens on now, below the kernel's ephemeral range: the server binds
     it seconds later, when a client's outgoing connection could have taken a port of that
-    range (contracts/ports.py, loaded by its path: this script runs uninstalled)."""
-    path = Path(__file__).resolve().parents[1] / "contracts" / "ports.py"
-    spec = importlib.util.spec_from_file_location("deploy_contracts_ports", path)
+    range (nrm/ports.py, loaded by its path: this script runs uninstalled)."""
+    path = Path(__file__).resolve().parents[1] / "nrm" / "ports.py"
+    spec = importlib.util.spec_from_file_location("deploy_nrm_ports", path)
     assert spec is not None and spec.loader is not None, path
     ports = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(ports)

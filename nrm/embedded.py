@@ -45,12 +45,12 @@ from contracts.directory import KeyUse, TrustAnchor
 from contracts.directory_client import DirectoryClient
 from contracts.endpoints import router_audience
 from contracts.keystore import AgencyKeys, generate_agency_keys, open_keystore, seal_keystore
-from contracts.ports import free_port
 from contracts.vocabulary import Role, ServiceKind
 from notifier.runtime import NotifierRuntime, NotifierSettings, ServedAgency
 from nrm import serving
 from nrm.broker import SecuredKafka, keep_provisioned
 from nrm.pki import LOCAL_NAMES, OPERATOR, LocalCA, agency, service
+from nrm.ports import free_port
 from nrm.serving import ServerTls, verify_context
 from referral_router.console.officers import OfficerBook
 from referral_router.console.settings import ConsoleSettings

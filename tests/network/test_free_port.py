@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from contracts.ports import LISTEN_PORTS_FROM, ephemeral_low, free_port
 from nrm.broker import deploy_module
+from nrm.ports import LISTEN_PORTS_FROM, ephemeral_low, free_port
 
 
 def test_ports_are_free_and_below_the_ephemeral_range() -> None:
@@ -39,7 +39,7 @@ def test_the_ephemeral_range_is_read_from_the_kernel(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("script", ["kafka", "postgres"])
 def test_brokers_and_databases_get_ports_below_the_ephemeral_range(script: str) -> None:
-    """deploy/'s scripts run uninstalled and load contracts/ports.py by its path."""
+    """deploy/'s scripts run uninstalled and load nrm/ports.py by its path."""
     ports = {deploy_module(script).free_port() for _ in range(20)}
     assert len(ports) > 15
     assert all(LISTEN_PORTS_FROM <= port < ephemeral_low() for port in ports)
