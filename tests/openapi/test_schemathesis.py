@@ -115,6 +115,10 @@ def _one(operation: Any, service: Service, statuses: dict[str, set[int]]) -> Cal
         phases=[Phase.explicit, Phase.generate],
         suppress_health_check=list(HealthCheck),
         database=None,
+        # The same examples every run: a random draw now and then produced 25 bodies
+        # for `POST /v1/cases` that all failed validation, and the check that the fuzzer
+        # gets past validation into the rules failed CI's rehearsal by chance.
+        derandomize=True,
     )
     def conforms(case: Any) -> None:
         if label.endswith("/v1/notifications/stream"):
