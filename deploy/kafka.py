@@ -30,9 +30,9 @@ import argparse
 import atexit
 import base64
 import contextlib
-import importlib.util
 import json
 import os
+import runpy
 import shutil
 import signal
 import socket
@@ -62,16 +62,11 @@ class BrokerError(RuntimeError):
     """The broker could not be prepared, started or stopped."""
 
 
-def free_port() -> int:
-    """A port nobody listens on now, below the kernel's ephemeral range: the server binds
-    it seconds later, when a client's outgoing connection could have taken a port of that
-    range (nrm/ports.py, loaded by its path: this script runs uninstalled)."""
-    path = Path(__file__).resolve().parents[1] / "nrm" / "ports.py"
-    spec = importlib.util.spec_from_file_location("deploy_nrm_ports", path)
-    assert spec is not None and spec.loader is not None, path
-    ports = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(ports)
-    return int(ports.free_port())
+#: The port chooser, loaded by its path (this script runs before the project is installed).
+PORTS = Path(__file__).resolve().parents[1] / "nrm" / "ports.py"
+#: A free port below the kernel's ephemeral range, which no client's outgoing connection
+#: can take between the choice and the server's bind, seconds later.
+free_port = runpy.run_path(str(PORTS))["free_port"]
 
 
 def find_libs(fetch: bool = True) -> tuple[str, Path]:

@@ -12,9 +12,9 @@ lives in a directory that user can reach.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import os
 import pwd
+import runpy
 import secrets
 import shutil
 import subprocess
@@ -53,16 +53,11 @@ def find_bindir() -> Path:
     raise PostgresError("PostgreSQL server binaries not found: run deploy/ensure-postgres.sh")
 
 
-def free_port() -> int:
-    """A port nobody listens on now, below the kernel's ephemeral range: the server binds
-    it seconds later, when a client's outgoing connection could have taken a port of that
-    range (nrm/ports.py, loaded by its path: this script runs uninstalled)."""
-    path = Path(__file__).resolve().parents[1] / "nrm" / "ports.py"
-    spec = importlib.util.spec_from_file_location("deploy_nrm_ports", path)
-    assert spec is not None and spec.loader is not None, path
-    ports = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(ports)
-    return int(ports.free_port())
+#: The port chooser, loaded by its path (this script runs before the project is installed).
+PORTS = Path(__file__).resolve().parents[1] / "nrm" / "ports.py"
+#: A free port below the kernel's ephemeral range, which no client's outgoing connection
+#: can take between the choice and the server's bind, seconds later.
+free_port = runpy.run_path(str(PORTS))["free_port"]
 
 
 def _service_user() -> str | None:
