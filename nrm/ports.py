@@ -45,7 +45,7 @@ def reservations() -> Path:
     return folder
 
 
-def reserve(port: int, folder: Path, now: float | None = None) -> bool:
+def reserve(port: int, folder: Path) -> bool:
     """Hold `port` for `HELD_S` seconds; False when another chooser holds it now."""
     held = folder / str(port)
     for _ in range(2):
@@ -54,7 +54,7 @@ def reserve(port: int, folder: Path, now: float | None = None) -> bool:
             return True
         except FileExistsError:
             with contextlib.suppress(FileNotFoundError):
-                if (now or time.time()) - held.stat().st_mtime < HELD_S:
+                if time.time() - held.stat().st_mtime < HELD_S:
                     return False
                 held.unlink()  # an old reservation: its server bound long ago, or never
     return False

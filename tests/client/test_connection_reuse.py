@@ -7,15 +7,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import httpx
-
 from contracts.connections import CLIENT_IDLE_S, SERVER_IDLE_S
 from contracts.keystore import generate_agency_keys
 from nrm_client import AgencyClient, Credentials
-from tests.network.served import served
-
-#: httpx's own idle expiry, what a client without `CLIENT_IDLE_S` keeps a connection.
-HTTPX_IDLE_S = httpx.Limits().keepalive_expiry or 5.0
+from tests.network.served import HTTPX_IDLE_S, served
 
 
 def test_clients_close_before_servers_and_outlast_httpx_default() -> None:

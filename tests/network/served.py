@@ -9,7 +9,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import httpx
+
 from nrm import serving
+
+#: httpx's own idle expiry: how long a client without `CLIENT_IDLE_S` keeps a connection.
+HTTPX_IDLE_S = httpx.Limits().keepalive_expiry or 5.0
 
 
 @asynccontextmanager

@@ -19,9 +19,9 @@ from nrm.ports import HELD_S, LISTEN_PORTS_FROM, ephemeral_low, free_port, reser
 
 def test_ports_are_free_and_below_the_ephemeral_range() -> None:
     high = ephemeral_low()
-    ports = {free_port() for _ in range(50)}
-    assert len(ports) > 40  # spread, not one port over and over
-    for port in ports:
+    given = {free_port() for _ in range(50)}
+    assert len(given) > 40  # spread, not one port over and over
+    for port in given:
         assert LISTEN_PORTS_FROM <= port < high
         with socket.socket() as s:
             s.bind(("127.0.0.1", port))  # free indeed
@@ -44,9 +44,9 @@ def test_the_ephemeral_range_is_read_from_the_kernel(tmp_path: Path) -> None:
 @pytest.mark.parametrize("script", ["kafka", "postgres"])
 def test_brokers_and_databases_get_ports_below_the_ephemeral_range(script: str) -> None:
     """deploy/'s scripts run uninstalled and load nrm/ports.py by its path."""
-    ports = {deploy_module(script).free_port() for _ in range(20)}
-    assert len(ports) > 15
-    assert all(LISTEN_PORTS_FROM <= port < ephemeral_low() for port in ports)
+    given = {deploy_module(script).free_port() for _ in range(20)}
+    assert len(given) > 15
+    assert all(LISTEN_PORTS_FROM <= port < ephemeral_low() for port in given)
 
 
 def test_no_two_choosers_hand_out_the_same_port_while_it_is_held(

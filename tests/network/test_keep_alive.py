@@ -9,10 +9,8 @@ import asyncio
 import socket
 from typing import Any
 
-import httpx
-
 from contracts.connections import SERVER_IDLE_S
-from tests.network.served import served
+from tests.network.served import HTTPX_IDLE_S, served
 
 
 async def _hello(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -35,14 +33,13 @@ def _get(conn: socket.socket) -> bytes:
 
 
 async def test_an_idle_connection_outlives_the_clients_expiry() -> None:
-    client_expiry = httpx.Limits().keepalive_expiry or 5.0
-    assert client_expiry < SERVER_IDLE_S
+    assert HTTPX_IDLE_S < SERVER_IDLE_S
     async with served(_hello) as port:
         conn = socket.create_connection(("127.0.0.1", port))
         try:
             first = await asyncio.to_thread(_get, conn)
             assert first.startswith(b"HTTP/1.1 200")
-            await asyncio.sleep(client_expiry + 0.5)  # idle past the client's own expiry
+            await asyncio.sleep(HTTPX_IDLE_S + 0.5)  # idle past the client's own expiry
             second = await asyncio.to_thread(_get, conn)
             assert second.startswith(b"HTTP/1.1 200"), "the server closed the idle connection"
         finally:
