@@ -130,6 +130,15 @@ async def run(
     return rows
 
 
+def memory_slope(before: dict[str, Any], after: dict[str, Any]) -> float:
+    """Bytes of resident memory per event sent between two checkpoints (the largest of
+    the processes measured): a ratio from the first checkpoint also counts bounded caches
+    filling once; the slope of the last stretch says whether memory still grows."""
+    events = max(after["events_sent"] - before["events_sent"], 1)
+    grown = max(after["rss_mb"][k] - before["rss_mb"].get(k, 0.0) for k in after["rss_mb"])
+    return grown * 2**20 / events
+
+
 def verdicts(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Flat: the last checkpoint's append cost and memory within 1.3× of the first's
     (the first taken once the bus is warm), and the rebuild of 1,000,000 events, as
@@ -142,6 +151,7 @@ def verdicts(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "to_events": last["events_sent"],
         "append_cost_ratio": round(cost, 2),
         "memory_ratio": round(memory, 2),
+        "memory_bytes_per_event_last": round(memory_slope(rows[max(len(rows) - 2, 0)], last)),
         "rebuild_1m_s": last["rebuild_1m_events_s"],
         "rebuild_measured_events": last["receiver_events"],
         "flat": cost <= 1.3 and memory <= 1.3,

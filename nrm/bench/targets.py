@@ -146,7 +146,8 @@ def verdicts(doc: dict[str, Any]) -> list[dict[str, Any]]:
             _target(
                 f"append cost and memory flat from {growth['from_events']:,} to "
                 f"{growth['to_events']:,} events",
-                f"append cost x{growth['append_cost_ratio']}, memory x{growth['memory_ratio']}",
+                f"append cost x{growth['append_cost_ratio']}, memory x{growth['memory_ratio']}"
+                f" (last stretch: {growth.get('memory_bytes_per_event_last', '?')} bytes/event)",
                 growth["flat"],
             )
         )
