@@ -144,6 +144,7 @@ def verdicts(rows: list[dict[str, Any]]) -> dict[str, Any]:
     (the first taken once the bus is warm), and the rebuild of 1,000,000 events, as
     measured or extrapolated, under two minutes."""
     first, last = rows[0], rows[-1]
+    before_last = rows[-2] if len(rows) > 1 else last
     cost = last["probe_cpu_us_per_event"] / max(first["probe_cpu_us_per_event"], 1)
     memory = max(last["rss_mb"][k] / max(first["rss_mb"].get(k, 0.0), 1.0) for k in last["rss_mb"])
     return {
@@ -151,7 +152,7 @@ def verdicts(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "to_events": last["events_sent"],
         "append_cost_ratio": round(cost, 2),
         "memory_ratio": round(memory, 2),
-        "memory_bytes_per_event_last": round(memory_slope(rows[max(len(rows) - 2, 0)], last)),
+        "memory_bytes_per_event_last": round(memory_slope(before_last, last)),
         "rebuild_1m_s": last["rebuild_1m_events_s"],
         "rebuild_measured_events": last["receiver_events"],
         "flat": cost <= 1.3 and memory <= 1.3,

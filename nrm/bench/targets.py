@@ -147,7 +147,7 @@ def verdicts(doc: dict[str, Any]) -> list[dict[str, Any]]:
                 f"append cost and memory flat from {growth['from_events']:,} to "
                 f"{growth['to_events']:,} events",
                 f"append cost x{growth['append_cost_ratio']}, memory x{growth['memory_ratio']}"
-                f" (last stretch: {growth.get('memory_bytes_per_event_last', '?')} bytes/event)",
+                f" (last stretch: {growth['memory_bytes_per_event_last']} bytes/event)",
                 growth["flat"],
             )
         )
