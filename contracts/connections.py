@@ -17,3 +17,11 @@ SERVER_IDLE_S = 75.0
 #: How long a client of the bus (the client library, the cross-border gateway, the
 #: bench's loader) keeps an idle connection, in seconds: under `SERVER_IDLE_S`.
 CLIENT_IDLE_S = 60.0
+
+#: A node writes an empty line on a log stream (`GET /v1/log/stream`) this often while
+#: nothing is recorded, so that its readers and any proxy see the connection alive.
+LOG_STREAM_KEEP_ALIVE_S = 15.0
+
+#: How long a reader of a log stream waits for a line before it takes the stream for
+#: dead and opens another: three keep-alives missed.
+LOG_STREAM_SILENCE_S = 3 * LOG_STREAM_KEEP_ALIVE_S

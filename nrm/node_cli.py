@@ -470,6 +470,7 @@ async def run_until_stopped(
     try:
         await stop.wait()
     finally:
+        node.runtime.feed.close()  # long polls and log streams end now: no server waits
         for server in servers:
             server.should_exit = True
         for http in https:

@@ -5,11 +5,11 @@ The load comes from a separate process (`loader`), on the machine's monotonic cl
 arrival is the moment a receiver's store committed the envelope: on the embedded bus a
 commit listener on each receiving node's store notes it (the store's own API, no change
 to the path measured); on the process topology the bench follows each receiver's log
-with long polls, as a notifier does, and notes when the entry shows (an upper bound: the
-poll's answer is included). A delivery's latency is arrival minus the moment the
-request was due, so it includes the HTTP accept, sealing, the group commit, the outbox
-relay, the transport, verification and the receiver's append, and any queue the bus
-built (no coordinated omission).
+stream (`GET /v1/log/stream`), as a notifier does, and notes when the entry shows (an
+upper bound: the stream's write and its reading are included). A delivery's latency is
+arrival minus the moment the request was due, so it includes the HTTP accept, sealing,
+the group commit, the outbox relay, the transport, verification and the receiver's
+append, and any queue the bus built (no coordinated omission).
 
 CPU is the bus's own: this process's time on the embedded bus (the loader is another
 process), the sum over every process of the bus (registry, nodes, notifier, the broker's
@@ -34,6 +34,7 @@ from typing import Any, Protocol
 
 import httpx
 
+from contracts.connections import LOG_STREAM_SILENCE_S
 from contracts.endpoints import router_audience
 from nrm.bench.common import latency_summary, percentile, rss_mb
 from nrm.bench.workload import COUNTRY, RECIPIENTS, SENDER, agencies
@@ -76,28 +77,31 @@ class Arrivals:
         return committed
 
     async def follow(self, bus: Bus, agency: str, stop: asyncio.Event) -> None:
-        """Long-poll `agency`'s log for received entries until `stop`."""
+        """Follow `agency`'s log stream for received entries until `stop` (a stream
+        ends with its token: the next opens where it ended)."""
         after = 0
+        timeout = httpx.Timeout(10.0, read=LOG_STREAM_SILENCE_S)
         async with httpx.AsyncClient(
-            base_url=bus.urls[agency], timeout=40, verify=bus.verify
+            base_url=bus.urls[agency], timeout=timeout, verify=bus.verify
         ) as client:
             while not stop.is_set():
                 try:
-                    r = await client.get(
-                        "/v1/log",
-                        params={"after": after, "limit": 500, "wait": 10, "direction": RECEIVED},
+                    async with client.stream(
+                        "GET",
+                        "/v1/log/stream",
+                        params={"after": after, "direction": RECEIVED},
                         headers={"Authorization": f"Bearer {bus.token(agency)}"},
-                    )
+                    ) as r:
+                        if r.status_code != 200:
+                            await asyncio.sleep(0.2)
+                            continue
+                        async for line in r.aiter_lines():
+                            if line:  # not a keep-alive
+                                item = json.loads(line)
+                                self.at.setdefault((agency, item["event_id"]), time.monotonic())
+                                after = max(after, int(item["position"]))
                 except httpx.HTTPError:
                     await asyncio.sleep(0.2)
-                    continue
-                now = time.monotonic()
-                if r.status_code != 200:
-                    await asyncio.sleep(0.2)
-                    continue
-                for item in r.json()["items"]:
-                    self.at.setdefault((agency, item["event_id"]), now)
-                    after = max(after, int(item["position"]))
 
 
 #: CPU seconds used so far by each process of a bus, by "<piece>:<pid>".

@@ -2,8 +2,9 @@
 watches deadlines and escalates. All I/O lives here and in `api.py`; what to notify, when
 to retry and which deadlines are open are decided by the pure modules.
 
-Two loops run until `stop()`: the follower (subscriptions from the registry, the node's
-`GET /v1/log` from the stored cursor, deadlines due) and the deliverer (webhooks due).
+Three loops run until `stop()`: the follower (subscriptions from the registry, the node's
+log stream, `GET /v1/log/stream`, from the stored cursor), the deadlines due, and the
+deliverer (webhooks due).
 The injected `clock` is domain time: deadlines, reminders and the retry schedule. Tokens
 and signature timestamps use the system clock, since other parties check them against
 theirs.
@@ -19,12 +20,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import random
 import ssl
 import time
+from asyncio import FIRST_COMPLETED
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -37,6 +40,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from contracts.agency_token import ReplayCache, TokenVerifier, issue_token, system_clock
+from contracts.connections import LOG_STREAM_SILENCE_S
 from contracts.directory import AgencyStatus, Directory, KeyUse, PublicKeyRecord
 from contracts.keystore import AgencyKeys
 from contracts.legal_basis import ErasureBasis
@@ -93,13 +97,11 @@ class NotifierSettings:
     #: How often due deadlines and deliveries are looked for (new log entries and new
     #: notifications wake the notifier at once; this bounds the wait for the clock).
     poll_interval: float = 0.5
-    #: How long one read of a node's log waits for a new entry (a long poll): the
-    #: notifier follows a node with one open request, not a request per poll interval.
-    follow_wait: float = 8.0
-    #: After each read of a node's log, how long before the next: a busy node's entries
-    #: then come in one page and one transaction of the notifier's store, not one each
-    #: (its fsync and a token per read were a fifth of a busy bus's CPU). Notifications are
-    #: at most this much later; deadlines, hours or days away, do not notice.
+    #: How long the notifier gathers what a node's log stream brings after an entry
+    #: before it ingests them: a busy node's entries then take one transaction of the
+    #: notifier's store, not one each (its fsync per read was a fifth of a busy bus's CPU).
+    #: Notifications are at most this much later; deadlines, hours or days away, do not
+    #: notice.
     follow_linger: float = 0.2
     page_size: int = 200
     subscription_refresh_seconds: float = 60.0
@@ -219,11 +221,10 @@ class NotifierRuntime:
 
     # -- following the node's log ---------------------------------------------------------
 
-    async def follow_once(self, agency_id: str, wait: float = 0.0) -> int:
-        """Reads the node's log from the stored cursor to its end; returns how many new
-        notifications it made. With `wait`, the first read waits up to that long for a
-        new entry (the node answers as soon as one is recorded). Refuses to move before
-        subscriptions were ever loaded, so no event passes unnotified."""
+    async def follow_once(self, agency_id: str) -> int:
+        """Pages the node's log from the stored cursor to its end; returns how many new
+        notifications it made. Refuses to move before subscriptions were ever loaded, so
+        no event passes unnotified (as `follow_stream`)."""
         if not self.store.known(agency_id):
             raise RuntimeError(f"subscriptions of {agency_id} not loaded yet")
         agency = self.agencies[agency_id]
@@ -231,56 +232,111 @@ class NotifierRuntime:
         audience = agency.router_audience or agency.router_url
         after, created = self.store.cursor(agency_id), 0
         while True:
-            params: dict[str, Any] = {"after": after, "limit": self.settings.page_size}
-            if wait:
-                params["wait"] = wait
-                wait = 0.0  # only the first read waits; the rest page what is there
-            read = client.get(
+            r = await client.get(
                 f"{base}/v1/log",
-                params=params,
+                params={"after": after, "limit": self.settings.page_size},
                 headers=self._token(audience, LOG_READ),
-                timeout=max(10.0, float(params.get("wait", 0)) + 10.0),
             )
-            r = await self._unless_stopping(read) if "wait" in params else await read
-            if r is None:
-                break  # stopping: the cursor stays where it was
             r.raise_for_status()
             page = r.json()
             items: list[dict[str, Any]] = page["items"]
             if items:
-                notes = []
-                for it in items:
-                    if it.get("direction") == "received":
-                        notes.append(event_notification(agency_id, it))
-                        self._remember_trace(notes[-1].id, it.get("traceparent"))
-                roles = await asyncio.to_thread(self._roles, agency_id)
-                changes = [c for it in items for c in plan(it, roles)]
-                last = max(int(it["position"]) for it in items)
-                subs = self.store.subscriptions(agency_id)
-                created += self.store.ingest(agency_id, last, notes, changes, subs, self.now())
-                after = last
+                created += await self._ingest(agency_id, items)
+                after = max(int(it["position"]) for it in items)
             if page.get("next_after") is None or not items:
                 break
-        if created:
-            self._wake.set()
-            log.debug("%s: %d new notification(s), log read to %d", agency_id, created, after)
         return created
 
-    async def _unless_stopping(self, read: Awaitable[httpx.Response]) -> httpx.Response | None:
-        """A long poll that `stop()` ends at once (None): it only reads, so dropping it
-        loses nothing, and a stopping notifier need not wait out the poll."""
-        answer = asyncio.ensure_future(read)
+    async def follow_stream(self, agency_id: str) -> int:
+        """Follows the node's log on one request (`GET /v1/log/stream`) from the stored
+        cursor, until the stream ends (with the token that opened it) or the notifier
+        stops, reading the subscriptions again as often as set; returns how many
+        notifications it made. What arrives within `follow_linger` of an entry is
+        ingested with it, in one transaction of the notifier's store. A node without the
+        stream (404: an older version) has its log paged instead, once per call."""
+        if not self.store.known(agency_id):
+            raise RuntimeError(f"subscriptions of {agency_id} not loaded yet")
+        agency = self.agencies[agency_id]
+        client, base = self._router(agency)
+        audience = agency.router_audience or agency.router_url
+        lines: asyncio.Queue[bytes | None] = asyncio.Queue()
+        created = 0
+        async with client.stream(
+            "GET",
+            f"{base}/v1/log/stream",
+            params={"after": self.store.cursor(agency_id)},
+            headers=self._token(audience, LOG_READ),
+            timeout=httpx.Timeout(10.0, read=LOG_STREAM_SILENCE_S),
+        ) as r:
+            if r.status_code == 404:  # a node from before the stream: paged instead
+                return await self.follow_once(agency_id)
+            if r.status_code != 200:
+                await r.aread()
+                r.raise_for_status()
+            reading = asyncio.create_task(_read_lines(r, lines))
+            try:
+                every = self.settings.subscription_refresh_seconds
+                refresh_at = time.monotonic() + every
+                while not self._stopping.is_set():
+                    if time.monotonic() >= refresh_at:  # as often as set, busy or idle
+                        await self._refreshed(agency_id)
+                        refresh_at = time.monotonic() + every
+                    first = await self._next_line(lines, refresh_at - time.monotonic())
+                    if first is None:
+                        break  # the stream ended
+                    if not first:
+                        continue  # a refresh is due, or the notifier stops
+                    await self._pause(self.settings.follow_linger)
+                    got = [first, *_drain(lines)]
+                    items = [json.loads(line) for line in got if line]
+                    created += await self._ingest(agency_id, items)
+                    await self.check_deadlines(agency_id)
+                    if None in got:
+                        break
+            finally:
+                reading.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await reading
+        return created
+
+    async def _next_line(self, lines: asyncio.Queue[bytes | None], timeout: float) -> bytes | None:
+        """The stream's next entry; None when it ended, empty when `timeout` passed
+        first or the notifier stops."""
+        getting = asyncio.ensure_future(lines.get())
         stopping = asyncio.ensure_future(self._stopping.wait())
         try:
-            await asyncio.wait({answer, stopping}, return_when=asyncio.FIRST_COMPLETED)
-            if answer.done():
-                return answer.result()
+            await asyncio.wait(
+                {getting, stopping}, timeout=max(timeout, 0.0), return_when=FIRST_COMPLETED
+            )
+            return getting.result() if getting.done() else b""
         finally:
+            getting.cancel()
             stopping.cancel()
-            answer.cancel()  # no-op when it is done
-        with contextlib.suppress(asyncio.CancelledError, httpx.HTTPError):
-            await answer
-        return None
+
+    async def _pause(self, seconds: float) -> None:
+        if seconds > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), seconds)
+
+    async def _ingest(self, agency_id: str, items: list[dict[str, Any]]) -> int:
+        """Notifications and deadline changes of log items, and the cursor past them,
+        in one transaction; wakes the deliverer when there is something to deliver."""
+        if not items:
+            return 0
+        notes = []
+        for it in items:
+            if it.get("direction") == "received":
+                notes.append(event_notification(agency_id, it))
+                self._remember_trace(notes[-1].id, it.get("traceparent"))
+        roles = await asyncio.to_thread(self._roles, agency_id)
+        changes = [c for it in items for c in plan(it, roles)]
+        last = max(int(it["position"]) for it in items)
+        subs = self.store.subscriptions(agency_id)
+        created = self.store.ingest(agency_id, last, notes, changes, subs, self.now())
+        if created:
+            self._wake.set()
+            log.debug("%s: %d new notification(s), log read to %d", agency_id, created, last)
+        return created
 
     def _remember_trace(self, notification_id: str, traceparent: Any) -> None:
         if isinstance(traceparent, str) and traceparent:
@@ -559,22 +615,14 @@ class NotifierRuntime:
 
     # -- loops --------------------------------------------------------------------------
 
-    async def step(self, agency_id: str, wait: float = 0.0) -> int:
-        """One follower pass for one agency (its log read waiting up to `wait` for a new
-        entry); failures are recorded, never raised."""
+    async def step(self, agency_id: str, stream: bool = False) -> int:
+        """One follower pass for one agency: its log paged to the end, or with `stream`
+        followed until its stream ends; failures are recorded, never raised."""
         try:
-            loaded = self._subs_loaded.get(agency_id)
-            if (
-                loaded is None
-                or time.monotonic() - loaded > self.settings.subscription_refresh_seconds
-            ):
-                try:
-                    await self.refresh_subscriptions(agency_id)
-                except (httpx.HTTPError, RuntimeError) as exc:
-                    self.errors[f"{agency_id}:subscriptions"] = f"{type(exc).__name__}: {exc}"
-                    if not self.store.known(agency_id):
-                        return 0
-            worked = await self.follow_once(agency_id, wait)
+            if self._refresh_due(agency_id) and not await self._refreshed(agency_id):
+                return 0
+            follow = self.follow_stream if stream else self.follow_once
+            worked = await follow(agency_id)
             worked += await self.check_deadlines(agency_id)
             self.errors.pop(agency_id, None)
             return worked
@@ -582,6 +630,20 @@ class NotifierRuntime:
             log.warning("notifier step for %s failed: %s", agency_id, exc)
             self.errors[agency_id] = f"{type(exc).__name__}: {exc}"
             return 0
+
+    def _refresh_due(self, agency_id: str) -> bool:
+        loaded = self._subs_loaded.get(agency_id)
+        every = self.settings.subscription_refresh_seconds
+        return loaded is None or time.monotonic() - loaded > every
+
+    async def _refreshed(self, agency_id: str) -> bool:
+        """Refresh the agency's subscriptions (a failure is recorded, not raised); whether
+        any were ever loaded: without them nothing may be ingested."""
+        try:
+            await self.refresh_subscriptions(agency_id)
+        except (httpx.HTTPError, RuntimeError) as exc:
+            self.errors[f"{agency_id}:subscriptions"] = f"{type(exc).__name__}: {exc}"
+        return self.store.known(agency_id)
 
     async def run_once(self) -> int:
         worked = 0
@@ -591,20 +653,16 @@ class NotifierRuntime:
         return worked
 
     async def _follow_loop(self) -> None:
-        """One follower per served node, each waiting on its node's log (long poll)."""
+        """One follower per served node, each on its node's log stream."""
         await asyncio.gather(*(self._follow(a) for a in self.agencies))
 
     async def _follow(self, agency_id: str) -> None:
         while not self._stopping.is_set():
             started = time.monotonic()
-            await self.step(agency_id, self.settings.follow_wait)
-            pause = self.settings.follow_linger
+            await self.step(agency_id, stream=True)
             if agency_id in self.errors or time.monotonic() - started < 0.01:
-                # A failing node (or one that does not wait): do not spin on it.
-                pause = max(pause, self.settings.poll_interval)
-            if pause > 0:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), pause)
+                # A failing node (or a stream that ends at once): do not spin on it.
+                await self._pause(self.settings.poll_interval)
 
     async def _deadline_loop(self) -> None:
         """Deadlines fall due with the clock, not with the log: looked for every
@@ -653,6 +711,24 @@ class NotifierRuntime:
             await client.aclose()
         self._clients.clear()
         self.store.close()
+
+
+async def _read_lines(r: httpx.Response, lines: asyncio.Queue[bytes | None]) -> None:
+    """The stream's entries into `lines`, then None at its end (or its failure, which
+    the reading task raises)."""
+    try:
+        async for line in r.aiter_lines():
+            if line:  # not a keep-alive
+                lines.put_nowait(line.encode())
+    finally:
+        lines.put_nowait(None)
+
+
+def _drain(lines: asyncio.Queue[bytes | None]) -> list[bytes | None]:
+    got: list[bytes | None] = []
+    while not lines.empty():
+        got.append(lines.get_nowait())
+    return got
 
 
 def _problem(r: httpx.Response) -> dict[str, Any]:

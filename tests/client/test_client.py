@@ -21,6 +21,7 @@ from nrm_client import (
     Unavailable,
     verify_webhook,
 )
+from referral_router.api import log_stream
 from tests.bus.running import RunningBus
 from tests.client.conftest import ADULT, CONSENT, REFERRAL, referred_case
 
@@ -143,6 +144,38 @@ def test_inbox_pages_resume_from_a_durable_cursor(
     assert FileCursor(cursor.path).position == seen[-1].position
     with pytest.raises(ValueError, match="move back"):
         cursor.save(before)
+
+
+def test_following_the_log_as_it_is_recorded_across_streams(
+    bus: RunningBus, police: AgencyClient, local: LocalBus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The node's log stream yields each referral as it is recorded. Streams here end
+    after a second (as each does with its token): the next resumes after the last
+    position, so nothing comes twice and nothing is missed."""
+    monkeypatch.setattr(log_stream, "STREAM_MAX_S", 1.0)
+    bus.settle()
+    cases: list[str] = []
+
+    def refer_twice() -> None:
+        for _ in range(2):
+            time.sleep(1.5)
+            cases.append(referred_case(police))
+
+    with local.client("safe-house") as shelter:
+        start = max((i.position for i in shelter.inbox()), default=0)
+        referring = threading.Thread(target=refer_twice)
+        began = time.monotonic()
+        referring.start()
+        seen = []
+        for item in shelter.follow_log(after=start, direction="received"):
+            seen.append(item)
+            if len(seen) == 2 or time.monotonic() - began > 30:
+                break
+        lasted = time.monotonic() - began
+        referring.join()
+    assert [(i.case, i.type) for i in seen] == [(c, "referral.requested") for c in cases]
+    assert start < seen[0].position < seen[1].position
+    assert lasted > 2.5  # both came on later streams than the first
 
 
 def test_following_the_notifier_stream_and_resuming(

@@ -1,18 +1,20 @@
 """Real HTTP all the way: a registry, a router test double, receivers and the notifier
 each served by uvicorn on 127.0.0.1 (random ports), with real keys and tokens.
 
-The router double (`RouterDouble`) is a small FastAPI app that implements the two parts
-of the router's HTTP contract the notifier uses — `GET /v1/log` (same paging, cursor and
-item shape as services/referral-router/api/cases.py) and `POST /v1/cases/{case}/events`
-(Idempotency-Key replays the first answer, refusals as problems) — and records what it
-gets. Like a node, it accepts the notifier's own identity with the scope each route needs
-(`log:read`, `escalate`), never an agency key the notifier would have to hold. It stands
-in for a full node so these tests need no bus.
+The router double (`RouterDouble`) is a small FastAPI app that implements the parts of
+the router's HTTP contract the notifier uses — `GET /v1/log` and `GET /v1/log/stream`
+(same paging, cursor and item shape as services/referral-router/api/) and
+`POST /v1/cases/{case}/events` (Idempotency-Key replays the first answer, refusals as
+problems) — and records what it gets. Like a node, it accepts the notifier's own
+identity with the scope each route needs (`log:read`, `escalate`), never an agency key
+the notifier would have to hold. It stands in for a full node so these tests need no
+bus.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -26,7 +28,7 @@ import httpx
 import pytest
 import uvicorn
 from fastapi import FastAPI, Header, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 
 from contracts.agency_token import (
     AuthError,
@@ -102,8 +104,13 @@ class RouterDouble:
     posted: list[dict[str, Any]] = field(default_factory=list)
     answers: dict[str, dict[str, Any]] = field(default_factory=dict)
     url: str = ""
-    #: how many times the log was read
+    #: how many times the log was read (paged), and how many streams of it were opened
     reads: int = 0
+    streams: int = 0
+    #: how long a stream of the log stays open (a node's ends with the reader's token)
+    stream_seconds: float = 5.0
+    #: False: a node from before the stream (it answers 404)
+    streaming: bool = True
 
     def add(
         self,
@@ -131,6 +138,17 @@ class RouterDouble:
         }
         self.items.append(item)
         return item
+
+    async def _lines(self, after: int) -> AsyncIterator[bytes]:
+        """What is there after `after`, then each new entry as it comes (as a node
+        streams its log), until `stream_seconds` have passed (as its token would)."""
+        ends = time.monotonic() + self.stream_seconds
+        while time.monotonic() < ends:
+            batch = [i for i in self.items if i["position"] > after]
+            if batch:
+                yield b"".join(json.dumps(i).encode() + b"\n" for i in batch)
+                after = batch[-1]["position"]
+            await asyncio.sleep(0.01)
 
     def escalations(self) -> list[dict[str, Any]]:
         return [i for i in self.items if i["type"] == "case.escalated"]
@@ -172,6 +190,17 @@ class RouterDouble:
                 "items": batch,
                 "next_after": batch[-1]["position"] if len(batch) == limit else None,
             }
+
+        @app.get("/v1/log/stream")
+        async def log_stream(
+            after: int = Query(0, ge=0), authorization: str | None = Header(None)
+        ) -> Any:
+            if not self.streaming:
+                return JSONResponse({"detail": "Not Found"}, 404)
+            if (refused := check(authorization, "log:read")) is not None:
+                return refused
+            self.streams += 1
+            return StreamingResponse(self._lines(after), media_type="application/x-ndjson")
 
         @app.post("/v1/cases/{case}/events", status_code=201)
         async def append(

@@ -121,7 +121,7 @@ def _one(operation: Any, service: Service, statuses: dict[str, set[int]]) -> Cal
         derandomize=True,
     )
     def conforms(case: Any) -> None:
-        if label.endswith("/v1/notifications/stream"):
+        if label.endswith(("/v1/notifications/stream", "/v1/log/stream")):
             case.query = {**(case.query or {}), "idle_timeout": 0}  # then the stream ends
         if isinstance(case.query, dict) and "wait" in case.query:
             case.query["wait"] = 0  # a long poll of the log waits by design; answer at once

@@ -1,5 +1,6 @@
 """An agency system's client of its own node: screen and append events, pass a case on,
-read a case and its disclosure record, page the inbox, follow the notifier's stream.
+read a case and its disclosure record, page the inbox, follow the node's log and the
+notifier's stream.
 
 Writes carry an Idempotency-Key, made here when the caller gives none and kept across
 retries, so a write whose answer was lost is repeated safely: the node answers the
@@ -18,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from contracts.connections import CLIENT_IDLE_S
+from contracts.connections import CLIENT_IDLE_S, LOG_STREAM_SILENCE_S
 from contracts.endpoints import router_audience
 from contracts.node_api import CaseView, EventReceipt, ForwardReceipt, InboxItem, InboxPage
 from nrm_client.credentials import Credentials
@@ -30,6 +31,7 @@ from nrm_client.sse import EventStreamParser, Notification
 Payload = Mapping[str, Any] | Any
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 STREAM_PATH = "/v1/notifications/stream"
+LOG_STREAM_PATH = "/v1/log/stream"
 
 
 def _payload(payload: Payload) -> dict[str, Any]:
@@ -158,6 +160,53 @@ class AgencyClient:
             if page.next_after is None or page.next_after <= after:
                 return
             after = page.next_after
+
+    def follow_log(
+        self, after: int = 0, *, direction: str | None = None, reconnect: bool = True
+    ) -> Iterator[InboxItem]:
+        """Every event the node records after position `after` (only those it "sent" or
+        "received", with `direction`), as each is recorded: the node's log stream, one
+        request for many events. A stream ends with its token; the next opens with a new
+        one after the last position yielded, as after a broken connection (unless
+        `reconnect` is False). Keep that position (`FileCursor`) to resume after a
+        restart."""
+        url = self.node_url + LOG_STREAM_PATH
+        renewed = False
+        while True:
+            params: dict[str, Any] = {"after": after}
+            if direction is not None:
+                params["direction"] = direction
+            opened = time.monotonic()
+            headers = self.credentials.headers("GET", url, self.node_audience)
+            try:
+                with self._http.stream(
+                    "GET",
+                    url,
+                    params=params,
+                    headers=headers,
+                    timeout=httpx.Timeout(10.0, read=LOG_STREAM_SILENCE_S),
+                ) as response:
+                    if response.status_code != 200:
+                        response.read()
+                        error = error_from(response)
+                        if not isinstance(error, Unauthenticated) or renewed:
+                            raise error
+                        renewed = True  # a token the node saw expire: one try with a new one
+                        self.credentials.forget(self.node_audience)
+                        continue
+                    renewed = False
+                    for line in response.iter_lines():
+                        if line:  # not a keep-alive
+                            item = InboxItem.model_validate_json(line)
+                            after = item.position
+                            yield item
+            except (httpx.TransportError, httpx.StreamError):
+                if not reconnect:
+                    raise Unavailable(f"the log stream from {url} broke") from None
+            if not reconnect:
+                return
+            if time.monotonic() - opened < 1.0:
+                self._sleep(1.0)  # one that ended at once (a stopping node): no spinning
 
     def notifications(
         self, *, last_event_id: int | None = None, reconnect: bool = True

@@ -12,6 +12,7 @@ from referral_router.api.cases import cases
 from referral_router.api.disclosures import PeerParts, disclosures
 from referral_router.api.errors import install_error_handlers
 from referral_router.api.health import health
+from referral_router.api.log_stream import OpenStreams, log_stream
 from referral_router.api.oversight import oversight_router
 from referral_router.api.shedding import Shedding
 from referral_router.audit.log import AuditLog
@@ -50,6 +51,7 @@ def create_app(
     app.state.node = node
     app.state.intake = intake = intake or Intake(node, StoreThread(node.agency_id))
     app.state.feed = feed
+    app.state.log_streams = OpenStreams()
     app.state.forwarder = forwarder
     app.state.peer_parts = peer_parts
     app.state.check_token = check_token
@@ -58,6 +60,7 @@ def create_app(
         app.state.notifier_id, app.state.check_notifier = notifier
     app.state.directory = lambda: node.roster.directory
     app.include_router(cases)
+    app.include_router(log_stream)
     app.include_router(disclosures)
     app.include_router(health)
     if audit is not None:  # the node's verifiable log, for oversight bodies (R7)

@@ -6,6 +6,7 @@ log's clear parts (`log:read`) and appending escalations (`escalate`), nothing e
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated, Protocol
 
 from fastapi import Depends, Header, Request
@@ -81,10 +82,15 @@ async def own_agency(
 
 
 def _own(request: Request, authorization: str | None, proof: str | None) -> str:
-    agency = authenticated_agency(request, authorization, proof)
-    if agency != node_of(request).agency_id:
-        raise AuthError(403, f"this node serves {node_of(request).agency_id}, not {agency}")
-    return agency
+    return _own_token(request, authorization, proof).agency_id
+
+
+def _own_token(request: Request, authorization: str | None, proof: str | None) -> VerifiedToken:
+    verified = _verified(request.app.state.check_token, request, authorization, proof)
+    if verified.agency_id != node_of(request).agency_id:
+        served = node_of(request).agency_id
+        raise AuthError(403, f"this node serves {served}, not {verified.agency_id}")
+    return verified
 
 
 def any_agency(request: Request, authorization: Authorization = None, proof: Proof = None) -> str:
@@ -103,6 +109,8 @@ class Submitter:
     notifier: bool = False
     #: The notifier token's scopes (none for the agency itself).
     scopes: frozenset[str] = frozenset()
+    #: When the caller's token expires: nothing it opened (a stream of the log) outlives it.
+    expires_at: datetime | None = None
 
 
 def _own_or_notifier(
@@ -114,11 +122,13 @@ def _own_or_notifier(
     notifier: str | None = getattr(request.app.state, "notifier_id", None)
     token = (authorization or "").partition(" ")[2].strip()
     if check is None or notifier is None or token_issuer(token) != notifier:
-        return Submitter(_own(request, authorization, proof))
+        own = _own_token(request, authorization, proof)
+        return Submitter(own.agency_id, expires_at=own.expires_at)
     verified = _verified(check, request, authorization, proof)
     if verified.scope.isdisjoint(scopes):
         raise AuthError(403, f"the notifier's token lacks the scope {' or '.join(scopes)!r}")
-    return Submitter(node_of(request).agency_id, notifier=True, scopes=verified.scope)
+    agency = node_of(request).agency_id
+    return Submitter(agency, True, verified.scope, verified.expires_at)
 
 
 async def log_reader(

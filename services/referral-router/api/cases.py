@@ -1,5 +1,5 @@
 """The routes an agency's own systems call: screen, append (one event or a batch), pass a
-case on, read a case, page (or follow) the log.
+case on, read a case, page (or long-poll) the log; its stream is `api.log_stream`.
 
 Every route is async: commands are decided on the event loop and appended through the
 node's group commit (`sending.intake`), reads of the store and passing a case on run on
@@ -73,6 +73,10 @@ Wait = Annotated[
         description="Seconds to wait for an entry after `after` when there is none yet "
         "(a long poll: the answer comes as soon as one is recorded); 0 answers at once.",
     ),
+]
+Direction = Annotated[
+    Literal["sent", "received"] | None,
+    Query(description="Only the events this node sent, or only those it received."),
 ]
 
 #: Request bodies with an example of every event type (contracts.examples).
@@ -224,7 +228,7 @@ async def node_log(
     _: LogReader,
     after: After = 0,
     limit: Limit = 100,
-    direction: Annotated[Literal["sent", "received"] | None, Query()] = None,
+    direction: Direction = None,
     wait: Wait = 0,
 ) -> Any:
     """Every event this node recorded (sent and received) after `after`: the clear
@@ -274,20 +278,19 @@ _JSON = "application/json"
 
 def _page_json(agency_id: str, items: list[FeedEntry], next_after: int | None) -> bytes:
     """The page as `InboxPage` JSON: each item as encoded at commit, with its trace."""
-    parts = [
-        e.item
-        + b',"traceparent":'
-        + json.dumps(telemetry.trace_of(agency_id, e.event_id, e.direction)).encode()
-        + b"}"
-        for e in items
-    ]
     return (
         b'{"items":['
-        + b",".join(parts)
+        + b",".join(item_json(agency_id, e) for e in items)
         + b'],"next_after":'
         + json.dumps(next_after).encode()
         + b"}"
     )
+
+
+def item_json(agency_id: str, e: FeedEntry) -> bytes:
+    """A log item as encoded at commit, with its trace."""
+    trace = telemetry.trace_of(agency_id, e.event_id, e.direction)
+    return e.item + b',"traceparent":' + json.dumps(trace).encode() + b"}"
 
 
 @cases.get("/dead-letters", response_model=DeadLetterPage)

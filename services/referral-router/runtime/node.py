@@ -264,7 +264,7 @@ class NodeRuntime:
 
     async def stop(self) -> None:
         self._stopping.set()
-        self.feed.close()  # long polls answer now, so the server stops without waiting
+        self.feed.close()  # long polls answer and log streams end now: no server waits
         running = getattr(self, "_running", None)
         if running is not None and running is not asyncio.current_task():
             with contextlib.suppress(asyncio.CancelledError, Exception):

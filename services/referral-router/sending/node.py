@@ -406,13 +406,28 @@ class AgencyNode:
         """Events this node recorded after a cursor, oldest first: received ones by
         default (the inbox), or sent ones, or both (None). Clear parts only."""
         batch = self.store.log(after=after, limit=limit)
-        items = [
+        next_after = batch[-1].position if len(batch) == limit else None
+        return {"items": self._log_items(batch, direction), "next_after": next_after}
+
+    def log_items(
+        self, after: int, limit: int, direction: str | None = RECEIVED
+    ) -> tuple[list[dict[str, Any]], int]:
+        """Up to `limit` envelopes of the log after `after` (those of `direction`), and
+        the position read to: the last envelope's when the page is full, else the log's
+        end when it was read (a follower resumes there and misses nothing)."""
+        end = self.store.max_position()
+        batch = self.store.log(after=after, limit=limit, upto=end)
+        read_to = batch[-1].position if len(batch) == limit else max(end, after)
+        return self._log_items(batch, direction), read_to
+
+    def _log_items(
+        self, batch: list[LoggedEnvelope], direction: str | None
+    ) -> list[dict[str, Any]]:
+        return [
             {**_inbox_item(e), "traceparent": telemetry.trace_of(self.agency_id, *_ids(e))}
             for e in batch
             if direction is None or e.direction == direction
         ]
-        next_after = batch[-1].position if len(batch) == limit else None
-        return {"items": items, "next_after": next_after}
 
 
 def _receipt_body(env: Envelope, shared: Mapping[str, frozenset[DataCategory]]) -> dict[str, Any]:

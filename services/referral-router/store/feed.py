@@ -2,11 +2,11 @@
 
 Every transaction of the store tells the feed what it committed (`Committed`); the feed
 keeps the most recent entries, in log order, for the readers that follow the log: the
-outbox relay and the log API (`GET /v1/log`, which a notifier long-polls). They read
-from memory what the store has just written, and sleep until the next commit instead of
-polling. A reader further behind than the feed remembers reads the store, as it would
-after a restart; so does every reader when a transaction the feed could not see (another
-process on the same store) leaves a gap.
+outbox relay and the log API (`GET /v1/log` and `/v1/log/stream`, which a notifier
+follows). They read from memory what the store has just written, and sleep until the
+next commit instead of polling. A reader further behind than the feed remembers reads
+the store, as it would after a restart; so does every reader when a transaction the feed
+could not see (another process on the same store) leaves a gap.
 
 An entry is kept as its readers need it, encoded once when it is committed: the log
 API's item as JSON, and for an envelope this node sent, the record the relay publishes
