@@ -127,8 +127,12 @@ def _own_or_notifier(
     verified = _verified(check, request, authorization, proof)
     if verified.scope.isdisjoint(scopes):
         raise AuthError(403, f"the notifier's token lacks the scope {' or '.join(scopes)!r}")
-    agency = node_of(request).agency_id
-    return Submitter(agency, True, verified.scope, verified.expires_at)
+    return Submitter(
+        node_of(request).agency_id,
+        notifier=True,
+        scopes=verified.scope,
+        expires_at=verified.expires_at,
+    )
 
 
 async def log_reader(
