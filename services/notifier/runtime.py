@@ -79,6 +79,11 @@ class ServedAgency:
     router_audience: str | None = None  # default: the router URL
     router_transport: httpx.AsyncBaseTransport | None = None  # e.g. ASGI, in-process
 
+    @property
+    def audience(self) -> str:
+        """What the notifier's tokens for this agency's node name as their audience."""
+        return self.router_audience or self.router_url
+
 
 @dataclass
 class NotifierSettings:
@@ -221,15 +226,20 @@ class NotifierRuntime:
 
     # -- following the node's log ---------------------------------------------------------
 
-    async def follow_once(self, agency_id: str) -> int:
-        """Pages the node's log from the stored cursor to its end; returns how many new
-        notifications it made. Refuses to move before subscriptions were ever loaded, so
-        no event passes unnotified (as `follow_stream`)."""
+    def _log_of(self, agency_id: str) -> tuple[httpx.AsyncClient, str, str]:
+        """The client, base URL and token audience to read the agency's node's log with;
+        refused before subscriptions were ever loaded, so no event passes unnotified."""
         if not self.store.known(agency_id):
             raise RuntimeError(f"subscriptions of {agency_id} not loaded yet")
         agency = self.agencies[agency_id]
         client, base = self._router(agency)
-        audience = agency.router_audience or agency.router_url
+        return client, base, agency.audience
+
+    async def follow_once(self, agency_id: str) -> int:
+        """Pages the node's log from the stored cursor to its end; returns how many new
+        notifications it made. Refuses to move before subscriptions were ever loaded, so
+        no event passes unnotified (as `follow_stream`)."""
+        client, base, audience = self._log_of(agency_id)
         after, created = self.store.cursor(agency_id), 0
         while True:
             r = await client.get(
@@ -254,11 +264,7 @@ class NotifierRuntime:
         notifications it made. What arrives within `follow_linger` of an entry is
         ingested with it, in one transaction of the notifier's store. A node without the
         stream (404: an older version) has its log paged instead, once per call."""
-        if not self.store.known(agency_id):
-            raise RuntimeError(f"subscriptions of {agency_id} not loaded yet")
-        agency = self.agencies[agency_id]
-        client, base = self._router(agency)
-        audience = agency.router_audience or agency.router_url
+        client, base, audience = self._log_of(agency_id)
         lines: asyncio.Queue[bytes | None] = asyncio.Queue()
         created = 0
         async with client.stream(
@@ -486,7 +492,7 @@ class NotifierRuntime:
         `scope`: the token's, which lets the node accept that event from its notifier."""
         agency = self.agencies[agency_id]
         client, base = self._router(agency)
-        headers = self._token(agency.router_audience or agency.router_url, scope)
+        headers = self._token(agency.audience, scope)
         headers[IDEMPOTENCY_HEADER] = idempotency_key
         try:
             r = await client.post(f"{base}/v1/cases/{d.case}/events", json=body, headers=headers)
@@ -675,8 +681,7 @@ class NotifierRuntime:
                     except Exception as exc:
                         log.warning("deadlines of %s: %s", agency_id, exc)
                         self.errors[f"{agency_id}:deadlines"] = f"{type(exc).__name__}: {exc}"
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), self.settings.poll_interval)
+            await self._pause(self.settings.poll_interval)
 
     async def _delivery_loop(self) -> None:
         while not self._stopping.is_set():

@@ -25,15 +25,15 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import StreamingResponse
 
 from contracts.connections import LOG_STREAM_KEEP_ALIVE_S
 from contracts.node_api import InboxItem
-from contracts.problems import MEDIA_TYPE, openapi_responses, problem
+from contracts.problems import openapi_responses
 from referral_router.api.auth import LogReader, Node
 from referral_router.api.cases import After, Direction, Taking, item_json
 from referral_router.api.errors import ERROR_RESPONSES
-from referral_router.sending.intake import Intake
+from referral_router.sending.intake import Intake, Overloaded
 from referral_router.sending.node import AgencyNode
 from referral_router.store.feed import LogFeed
 
@@ -95,14 +95,14 @@ async def follow_log(
     after: After = 0,
     direction: Direction = None,
     idle_timeout: IdleTimeout = None,
-) -> Response:
+) -> StreamingResponse:
     """Every event this node records after `after`, as it is recorded (the items of
     `GET /v1/log`, one per line). Open it again from the last `position` seen when it
     ends: it ends with the caller's token (two minutes at most), when the node stops,
     and after `idle_timeout`."""
     streams: OpenStreams = request.app.state.log_streams
     if streams.count >= MAX_STREAMS:
-        return _refused(f"this node holds {streams.count} log streams open, its most")
+        raise Overloaded(_RETRY_AFTER_S, f"this node holds {streams.count} log streams open")
     loop = asyncio.get_running_loop()
     lasts = STREAM_MAX_S
     if reader.expires_at is not None:
@@ -128,16 +128,6 @@ class OpenStreams:
                 yield chunk
         finally:
             self.count -= 1
-
-
-def _refused(detail: str) -> Response:
-    found = problem("overloaded", detail)
-    return JSONResponse(
-        found.body(),
-        status_code=found.status,
-        media_type=MEDIA_TYPE,
-        headers={"Retry-After": str(_RETRY_AFTER_S)},
-    )
 
 
 async def stream_lines(

@@ -35,8 +35,8 @@ _DECIDE_SLICE = 16
 class Overloaded(Exception):
     """More work in hand than the node will queue: retry after `retry_after` seconds."""
 
-    def __init__(self, retry_after: int) -> None:
-        super().__init__(f"the node is at capacity; retry after {retry_after} s")
+    def __init__(self, retry_after: int, why: str = "the node is at capacity") -> None:
+        super().__init__(f"{why}; retry after {retry_after} s")
         self.retry_after = retry_after
         #: Sent with the answer (HTTP 503).
         self.headers = {"Retry-After": str(retry_after)}
