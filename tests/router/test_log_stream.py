@@ -13,12 +13,13 @@ import asyncio
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
+from starlette.requests import ClientDisconnect
 
 from contracts.agency_token import issue_token
 from contracts.directory import KeyUse
@@ -186,6 +187,56 @@ def test_a_node_holds_few_streams_open_and_refuses_more(
         assert until(lambda: streams.count == held)  # the node saw both readers leave
         again = streamed(bus, AUTHORITY, own(bus, AUTHORITY), idle_timeout=0)
         assert again == logged(bus, AUTHORITY)
+
+
+def test_a_burst_of_readers_cannot_overshoot_the_cap(
+    bus: RunningBus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Twelve streams asked for at once, two places: two are served, ten refused (a
+    stream is counted at its check, not at its first write, which comes later)."""
+    streams = bus.bus.nodes[AUTHORITY].app.state.log_streams
+    held = streams.count
+    monkeypatch.setattr(log_stream, "MAX_STREAMS", held + 2)
+    tokens = [own(bus, AUTHORITY) for _ in range(12)]  # one-time tokens: one each
+
+    async def burst() -> list[int]:
+        async with httpx.AsyncClient(base_url=bus.bus.urls[AUTHORITY], timeout=30) as c:
+
+            async def one(headers: dict[str, str]) -> int:
+                params = {"after": 2**40, "idle_timeout": 1}  # past the end: each waits 1 s
+                async with c.stream("GET", "/v1/log/stream", params=params, headers=headers) as r:
+                    await r.aread()
+                    return r.status_code
+
+            return await asyncio.gather(*(one(h) for h in tokens))
+
+    statuses = asyncio.run(burst())
+    assert sorted(statuses) == [200, 200] + [503] * 10, statuses
+    assert until(lambda: streams.count == held)
+
+
+def test_a_stream_that_never_started_gives_its_place_back() -> None:
+    """A reader gone before the body's first write: the body never runs (so it has no
+    `finally`), and the place is given back all the same."""
+    streams = log_stream.OpenStreams()
+    started = []
+
+    async def lines() -> AsyncIterator[bytes]:
+        started.append(True)
+        yield b"{}\n"
+
+    async def gone(message: Any) -> None:
+        raise OSError("the reader hung up")
+
+    async def disconnected() -> dict[str, str]:
+        return {"type": "http.disconnect"}
+
+    response = log_stream.CountedStream(streams, lines())
+    assert streams.count == 1
+    with pytest.raises(ClientDisconnect):  # starlette's word for the OSError
+        asyncio.run(response({"type": "http", "asgi": {"spec_version": "2.4"}}, disconnected, gone))
+    assert streams.count == 0
+    assert not started
 
 
 def until(condition: Callable[[], bool], seconds: float = 10) -> bool:

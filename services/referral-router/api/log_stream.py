@@ -26,6 +26,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from contracts.connections import LOG_STREAM_KEEP_ALIVE_S
 from contracts.node_api import InboxItem
@@ -101,33 +102,44 @@ async def follow_log(
     ends: it ends with the caller's token (two minutes at most), when the node stops,
     and after `idle_timeout`."""
     streams: OpenStreams = request.app.state.log_streams
-    if streams.count >= MAX_STREAMS:
-        raise Overloaded(_RETRY_AFTER_S, f"this node holds {streams.count} log streams open")
     loop = asyncio.get_running_loop()
     lasts = STREAM_MAX_S
     if reader.expires_at is not None:
         lasts = min(lasts, (reader.expires_at - datetime.now(UTC)).total_seconds())
     until = Until(loop.time() + lasts, idle_timeout)
     lines = stream_lines(node, intake, request.app.state.feed, after, direction, until)
-    return StreamingResponse(
-        streams.counted(lines), media_type=NDJSON, headers={"Cache-Control": "no-store"}
-    )
+    return CountedStream(streams, lines)
 
 
 @dataclass
 class OpenStreams:
-    """How many log streams the node is writing."""
+    """How many log streams the node holds, each counted from its request's check."""
 
     count: int = 0
 
-    async def counted(self, lines: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-        """`lines`, counted from their first write to their end (however it ends)."""
+    def take(self) -> None:
+        """A place for one more stream, or `Overloaded` (no await between the check and
+        the count, so a burst of requests cannot all pass the check first)."""
+        if self.count >= MAX_STREAMS:
+            raise Overloaded(_RETRY_AFTER_S, f"this node holds {self.count} log streams open")
         self.count += 1
+
+
+class CountedStream(StreamingResponse):
+    """A log stream that takes its place when made and gives it back when it ends,
+    however it ends: written to its end, its reader gone, or never started (a body
+    that never ran has no `finally` to count on, its response's call does)."""
+
+    def __init__(self, streams: OpenStreams, lines: AsyncIterator[bytes]) -> None:
+        streams.take()
+        super().__init__(lines, media_type=NDJSON, headers={"Cache-Control": "no-store"})
+        self.streams = streams
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
-            async for chunk in lines:
-                yield chunk
+            await super().__call__(scope, receive, send)
         finally:
-            self.count -= 1
+            self.streams.count -= 1
 
 
 async def stream_lines(
