@@ -145,7 +145,12 @@ class NotifierRuntime:
         self.store = NotifierStore(settings.db_path)
         self.errors: dict[str, str] = {}
         self._secrets: dict[str, str] = {}
-        self._subs_loaded: dict[str, float] = {}
+        #: When each agency's subscriptions were last asked for (loaded or not), the
+        #: lists last stored, and each subscription's sealed secret last opened.
+        self._subs_asked: dict[str, float] = {}
+        self._listed: dict[str, list[dict[str, Any]]] = {}
+        self._sealed: dict[str, str] = {}
+        self._refreshing = asyncio.Lock()
         self._clients: dict[str, httpx.AsyncClient] = {}
         self._stopping = asyncio.Event()
         self._wake = asyncio.Event()
@@ -195,34 +200,76 @@ class NotifierRuntime:
 
     # -- subscriptions ------------------------------------------------------------------
 
-    async def refresh_subscriptions(self, agency_id: str) -> int:
-        """The agency's subscriptions, from configuration or the registry; secrets opened
-        with the notifier's own key and held in memory only."""
-        agency = self.agencies[agency_id]
-        if agency.subscriptions is not None:
-            listing = [s.listing() for s in agency.subscriptions]
-            self._secrets.update({s.id: s.secret for s in agency.subscriptions})
-        else:
-            if not self.settings.registry_url:
-                raise RuntimeError("no registry_url and no configured subscriptions")
-            client = self._client("registry", self.settings.registry_transport)
-            audience = self.settings.registry_audience or self.settings.registry_url
-            url = f"{self.settings.registry_url.rstrip('/')}/v1/agencies/{agency_id}/subscriptions"
-            r = await client.get(url, headers=self._token(audience, SUBSCRIPTIONS_READ))
-            r.raise_for_status()
-            listing = []
-            for item in r.json()["items"]:
-                try:
-                    self._secrets[item["id"]] = open_secret(
-                        item["secret_sealed"], self.identity, agency_id, item["id"]
-                    )
-                except SecretUnavailable as exc:
-                    log.error("%s", exc)
-                    item = {**item, "status": "secret-unavailable"}
-                listing.append(item)
-        self.store.replace_subscriptions(agency_id, listing, self.now())
-        self._subs_loaded[agency_id] = time.monotonic()
-        return len(listing)
+    async def refresh_subscriptions(self) -> None:
+        """Every served agency's subscriptions: from configuration, or from the registry
+        in one request for all (`GET /v1/subscriptions`); secrets opened with the
+        notifier's own key and held in memory only. A failure is recorded per agency,
+        not raised; an agency's list is stored only when it changed."""
+        asked = time.monotonic()
+        from_registry = [a for a, served in self.agencies.items() if served.subscriptions is None]
+        listings: dict[str, list[dict[str, Any]]] = {
+            a: [s.listing() for s in served.subscriptions]
+            for a, served in self.agencies.items()
+            if served.subscriptions is not None
+        }
+        for served in self.agencies.values():
+            self._secrets.update({s.id: s.secret for s in served.subscriptions or ()})
+        if from_registry:
+            try:
+                listings.update(await self._registry_subscriptions(from_registry))
+            except (httpx.HTTPError, RuntimeError, KeyError, ValueError) as exc:
+                for agency_id in from_registry:
+                    self.errors[f"{agency_id}:subscriptions"] = f"{type(exc).__name__}: {exc}"
+        for agency_id, listing in listings.items():
+            self._load(agency_id, listing)
+            self.errors.pop(f"{agency_id}:subscriptions", None)
+        self._subs_asked.update(dict.fromkeys(self.agencies, asked))
+
+    async def _registry_subscriptions(self, agency_ids: list[str]) -> dict[str, list[Any]]:
+        """The registry's lists for `agency_ids`, each subscription's secret opened; an
+        agency it does not know is recorded as an error."""
+        if not self.settings.registry_url:
+            raise RuntimeError("no registry_url and no configured subscriptions")
+        client = self._client("registry", self.settings.registry_transport)
+        audience = self.settings.registry_audience or self.settings.registry_url
+        r = await client.get(
+            f"{self.settings.registry_url.rstrip('/')}/v1/subscriptions",
+            params={"agency_id": agency_ids},
+            headers=self._token(audience, SUBSCRIPTIONS_READ),
+        )
+        r.raise_for_status()
+        answer = r.json()
+        for agency_id in answer["unknown"]:
+            self.errors[f"{agency_id}:subscriptions"] = "the registry does not know this agency"
+        return {
+            agency_id: [self._opened(agency_id, item) for item in items]
+            for agency_id, items in answer["agencies"].items()
+            if agency_id in self.agencies
+        }
+
+    def _opened(self, agency_id: str, item: dict[str, Any]) -> dict[str, Any]:
+        """The listing of one subscription, its secret opened once (and again only if
+        the registry sealed a new one)."""
+        sealed = json.dumps(item.get("secret_sealed"), sort_keys=True)
+        if self._sealed.get(item["id"]) != sealed:
+            try:
+                self._secrets[item["id"]] = open_secret(
+                    item["secret_sealed"], self.identity, agency_id, item["id"]
+                )
+            except SecretUnavailable as exc:
+                log.error("%s", exc)
+                self._secrets.pop(item["id"], None)
+            self._sealed[item["id"]] = sealed
+        if item["id"] not in self._secrets:
+            return {**item, "status": "secret-unavailable"}
+        return item
+
+    def _load(self, agency_id: str, listing: list[dict[str, Any]]) -> None:
+        """Store the agency's list if it changed since it was last stored (a write per
+        agency per refresh, every second on the demo topology, otherwise)."""
+        if self._listed.get(agency_id) != listing:
+            self.store.replace_subscriptions(agency_id, listing, self.now())
+            self._listed[agency_id] = listing
 
     # -- following the node's log ---------------------------------------------------------
 
@@ -281,13 +328,11 @@ class NotifierRuntime:
                 r.raise_for_status()
             reading = asyncio.create_task(_read_lines(r, lines))
             try:
-                every = self.settings.subscription_refresh_seconds
-                refresh_at = time.monotonic() + every
                 while not self._stopping.is_set():
-                    if time.monotonic() >= refresh_at:  # as often as set, busy or idle
+                    if time.monotonic() >= self._refresh_at(agency_id):  # busy or idle
                         await self._refreshed(agency_id)
-                        refresh_at = time.monotonic() + every
-                    first = await self._next_line(lines, refresh_at - time.monotonic())
+                    wait = self._refresh_at(agency_id) - time.monotonic()
+                    first = await self._next_line(lines, wait)
                     if first is None:
                         break  # the stream ended
                     if not first:
@@ -638,17 +683,20 @@ class NotifierRuntime:
             return 0
 
     def _refresh_due(self, agency_id: str) -> bool:
-        loaded = self._subs_loaded.get(agency_id)
+        return not self.store.known(agency_id) or time.monotonic() >= self._refresh_at(agency_id)
+
+    def _refresh_at(self, agency_id: str) -> float:
+        """When the agency's subscriptions are next due (monotonic clock)."""
         every = self.settings.subscription_refresh_seconds
-        return loaded is None or time.monotonic() - loaded > every
+        return self._subs_asked.get(agency_id, -every) + every
 
     async def _refreshed(self, agency_id: str) -> bool:
-        """Refresh the agency's subscriptions (a failure is recorded, not raised); whether
-        any were ever loaded: without them nothing may be ingested."""
-        try:
-            await self.refresh_subscriptions(agency_id)
-        except (httpx.HTTPError, RuntimeError) as exc:
-            self.errors[f"{agency_id}:subscriptions"] = f"{type(exc).__name__}: {exc}"
+        """Refresh the subscriptions if the agency's are (still) due: followers due
+        together share one read of them all. Whether the agency's were ever loaded:
+        without them nothing may be ingested."""
+        async with self._refreshing:
+            if self._refresh_due(agency_id):
+                await self.refresh_subscriptions()
         return self.store.known(agency_id)
 
     async def run_once(self) -> int:

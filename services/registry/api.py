@@ -18,6 +18,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, FastAPI, Header, Path, Query
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from pydantic import StringConstraints
 
 from contracts import openapi_auth
 from contracts.directory import KEY_ID_PATTERN
@@ -27,7 +28,14 @@ from contracts.need_to_know import CaseContext
 from contracts.problems import ProblemError, openapi_responses, problem
 from contracts.vocabulary import DataCategory
 from registry.application import Registry
-from registry.callers import AgencyId, Operator, OwnOrOperator, Reader, TheRegistry
+from registry.callers import (
+    AgencyId,
+    NotifierOrOperator,
+    Operator,
+    OwnOrOperator,
+    Reader,
+    TheRegistry,
+)
 from registry.errors import install_error_handlers
 from registry.federation_api import router as federation_router
 from registry.models import (
@@ -52,7 +60,21 @@ agreement = APIRouter(prefix="/v1/agreement", tags=["agreement"], responses=_REF
 subscriptions = APIRouter(
     prefix="/v1/agencies/{agency_id}/subscriptions", tags=["subscriptions"], responses=_REFUSALS
 )
+every_subscription = APIRouter(
+    prefix="/v1/subscriptions", tags=["subscriptions"], responses=_REFUSALS
+)
 history_router = APIRouter(responses=_REFUSALS)
+#: Agencies one request may ask about: more than one country's bus registers.
+MAX_AGENCIES_ASKED = 500
+AgencyIds = Annotated[
+    list[Annotated[str, StringConstraints(pattern=AGENCY_ID_PATTERN)]],
+    Query(
+        alias="agency_id",
+        min_length=1,
+        max_length=MAX_AGENCIES_ASKED,
+        description="The agencies whose subscriptions to list (the parameter repeated).",
+    ),
+]
 public = APIRouter(responses=openapi_responses(422, 503))
 
 
@@ -189,6 +211,24 @@ def list_subscriptions(
     return {"items": registry.subscriptions(agency_id, include_deleted)}
 
 
+@every_subscription.get("")
+def subscriptions_of(
+    agency_ids: AgencyIds,
+    registry: TheRegistry,
+    _: NotifierOrOperator,
+    include_deleted: Annotated[bool, Query()] = False,
+) -> dict[str, Any]:
+    """Several agencies' subscriptions in one answer, for the notifier that serves them
+    (or the operator). An agency the registry does not know is listed under `unknown`,
+    so one stale name does not hide the others' subscriptions."""
+    asked = list(dict.fromkeys(agency_ids))
+    known = [a for a in asked if registry.directory().agency(a) is not None]
+    return {
+        "agencies": registry.subscriptions_of(known, include_deleted),
+        "unknown": [a for a in asked if a not in known],
+    }
+
+
 @subscriptions.get("/{subscription_id}")
 def get_subscription(
     agency_id: AgencyId, subscription_id: SubscriptionId, registry: TheRegistry, _: OwnOrOperator
@@ -261,6 +301,7 @@ def create_app(registry: Registry) -> FastAPI:
         agencies,
         agreement,
         subscriptions,
+        every_subscription,
         history_router,
         public,
         federation_router,

@@ -10,7 +10,7 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Path, Request
 
-from contracts.agency_token import AuthError
+from contracts.agency_token import AuthError, VerifiedToken
 from contracts.envelope import AGENCY_ID_PATTERN
 from registry.application import Registry
 
@@ -57,14 +57,32 @@ def own_or_operator(
     """The agency the path names, the operator, or the notifier (its own identity, with
     the scope subscriptions:read)."""
     token = registry.token_verifier.authenticate(authorization)
-    notifier = registry.config.notifier
-    if notifier is not None and token.agency_id == notifier.id:
-        if "subscriptions:read" not in token.scope:
-            raise AuthError(403, "the notifier's token lacks the scope subscriptions:read")
+    if _is_notifier(registry, token):
         return token.agency_id
     if token.agency_id not in (agency_id, registry.config.operator_id):
         raise AuthError(403, "only the agency itself or the operator may read this")
     return token.agency_id
+
+
+def notifier_or_operator(registry: TheRegistry, authorization: Authorization = None) -> str:
+    """The notifier (its own identity, with the scope subscriptions:read) or the
+    operator: whoever may read every agency's subscriptions."""
+    token = registry.token_verifier.authenticate(authorization)
+    if _is_notifier(registry, token):
+        return token.agency_id
+    if token.agency_id != registry.config.operator_id:
+        raise AuthError(403, "only the notifier or the operator may read these")
+    return token.agency_id
+
+
+def _is_notifier(registry: Registry, token: VerifiedToken) -> bool:
+    """Whether the token is the notifier's; refused (403) if it lacks the scope."""
+    notifier = registry.config.notifier
+    if notifier is None or token.agency_id != notifier.id:
+        return False
+    if "subscriptions:read" not in token.scope:
+        raise AuthError(403, "the notifier's token lacks the scope subscriptions:read")
+    return True
 
 
 def own(agency_id: AgencyId, caller: Annotated[str, Depends(reader)]) -> str:
@@ -77,4 +95,5 @@ def own(agency_id: AgencyId, caller: Annotated[str, Depends(reader)]) -> str:
 Reader = Annotated[str, Depends(reader)]
 Operator = Annotated[str, Depends(operator)]
 OwnOrOperator = Annotated[str, Depends(own_or_operator)]
+NotifierOrOperator = Annotated[str, Depends(notifier_or_operator)]
 Own = Annotated[str, Depends(own)]

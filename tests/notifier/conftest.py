@@ -17,7 +17,7 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -325,7 +325,11 @@ class World:
         retry: RetryPolicy | None = None,
         db: str = "notifier.sqlite",
         follow_linger: float = 0.0,
+        also_serves: Sequence[str] = (),
+        registry_transport: httpx.AsyncBaseTransport | None = None,
     ) -> NotifierRuntime:
+        """A notifier for the router double's agency (and `also_serves`, whose nodes it
+        is never asked to follow here)."""
         settings = NotifierSettings(
             db_path=self.tmp / db,
             audience=NOTIFIER_AUDIENCE,
@@ -339,10 +343,14 @@ class World:
             escalation_retry_seconds=0.05,
             sse_poll_seconds=0.05,
             follow_linger=follow_linger,
+            registry_transport=registry_transport,
         )
-        served = ServedAgency(self.router.agency_id, self.router.url)
+        served = [
+            ServedAgency(agency, self.router.url)
+            for agency in (self.router.agency_id, *also_serves)
+        ]
         return NotifierRuntime(
-            settings, [served], self.registry.directory, self.notifier_keys, clock=self.clock
+            settings, served, self.registry.directory, self.notifier_keys, clock=self.clock
         )
 
 

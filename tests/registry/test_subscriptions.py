@@ -100,3 +100,25 @@ def test_delete_keeps_the_record_for_audit(bus: Bus) -> None:
     assert [s["status"] for s in listed["items"]] == ["deleted"]
     reopened = bus.reopen()  # survives a restart: it is events in the store
     assert reopened.subscription("xa-shelter", created["id"])["status"] == "deleted"
+
+
+def test_several_agencies_in_one_answer_for_the_operator_only(bus: Bus) -> None:
+    """`GET /v1/subscriptions` (the notifier's read, tested with it in
+    `tests/notifier`): each agency asked, its own list; an unknown one named apart."""
+    shelter, police = _setup(bus)
+    url = "/v1/agencies/xa-shelter/subscriptions"
+    created = bus.client.post(url, json=HOOK, headers=bus.operator.auth()).json()
+    asked = {"agency_id": ["xa-shelter", "xa-police", "xa-nobody", "xa-shelter"]}
+    r = bus.client.get("/v1/subscriptions", params=asked, headers=bus.operator.auth())
+    assert r.status_code == 200, r.text
+    answer = r.json()
+    assert [s["id"] for s in answer["agencies"]["xa-shelter"]] == [created["id"]]
+    assert answer["agencies"]["xa-police"] == [] and answer["unknown"] == ["xa-nobody"]
+    assert "secret" not in answer["agencies"]["xa-shelter"][0]
+    for who, status in ((None, 401), (shelter, 403), (police, 403)):
+        headers = who.auth() if who is not None else {}
+        refused = bus.client.get("/v1/subscriptions", params=asked, headers=headers)
+        assert refused.status_code == status, (who, refused.text)
+    for bad in ({}, {"agency_id": "Not An Id!"}, {"agency_id": [f"xa-a{i}" for i in range(501)]}):
+        refused = bus.client.get("/v1/subscriptions", params=bad, headers=bus.operator.auth())
+        assert refused.status_code == 422, (bad, refused.text)
