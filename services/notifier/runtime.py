@@ -265,8 +265,8 @@ class NotifierRuntime:
         return item
 
     def _load(self, agency_id: str, listing: list[dict[str, Any]]) -> None:
-        """Store the agency's list if it changed since it was last stored (a write per
-        agency per refresh, every second on the demo topology, otherwise)."""
+        """Store the agency's list only if it changed since it was last stored: each
+        refresh (every second on the process topology) would otherwise write it again."""
         if self._listed.get(agency_id) != listing:
             self.store.replace_subscriptions(agency_id, listing, self.now())
             self._listed[agency_id] = listing

@@ -64,7 +64,7 @@ every_subscription = APIRouter(
     prefix="/v1/subscriptions", tags=["subscriptions"], responses=_REFUSALS
 )
 history_router = APIRouter(responses=_REFUSALS)
-#: Agencies one request may ask about: more than one country's bus registers.
+#: Agencies one request may ask about (a country's bus registers tens to hundreds).
 MAX_AGENCIES_ASKED = 500
 AgencyIds = Annotated[
     list[Annotated[str, StringConstraints(pattern=AGENCY_ID_PATTERN)]],
