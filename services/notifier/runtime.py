@@ -227,18 +227,22 @@ class NotifierRuntime:
 
     async def _registry_subscriptions(self, agency_ids: list[str]) -> dict[str, list[Any]]:
         """The registry's lists for `agency_ids`, each subscription's secret opened; an
-        agency it does not know is recorded as an error."""
+        agency it does not know is recorded as an error. A registry from before
+        `GET /v1/subscriptions` (404: upgraded after its notifier) is asked per agency."""
         if not self.settings.registry_url:
             raise RuntimeError("no registry_url and no configured subscriptions")
         client = self._client("registry", self.settings.registry_transport)
-        audience = self.settings.registry_audience or self.settings.registry_url
+        base = self.settings.registry_url.rstrip("/")
         r = await client.get(
-            f"{self.settings.registry_url.rstrip('/')}/v1/subscriptions",
+            f"{base}/v1/subscriptions",
             params={"agency_id": agency_ids},
-            headers=self._token(audience, SUBSCRIPTIONS_READ),
+            headers=self._registry_token(),
         )
-        r.raise_for_status()
-        answer = r.json()
+        if r.status_code == 404:  # the route itself: an unknown agency is not a 404 here
+            answer = await self._each_agencys_subscriptions(client, base, agency_ids)
+        else:
+            r.raise_for_status()
+            answer = r.json()
         for agency_id in answer["unknown"]:
             self.errors[f"{agency_id}:subscriptions"] = "the registry does not know this agency"
         return {
@@ -246,6 +250,27 @@ class NotifierRuntime:
             for agency_id, items in answer["agencies"].items()
             if agency_id in self.agencies
         }
+
+    async def _each_agencys_subscriptions(
+        self, client: httpx.AsyncClient, base: str, agency_ids: list[str]
+    ) -> dict[str, Any]:
+        """The answer of `GET /v1/subscriptions`, from an older registry's per-agency
+        route (`GET /v1/agencies/{id}/subscriptions`, 404 for an unknown agency)."""
+        answer: dict[str, Any] = {"agencies": {}, "unknown": []}
+        for agency_id in agency_ids:
+            r = await client.get(
+                f"{base}/v1/agencies/{agency_id}/subscriptions", headers=self._registry_token()
+            )
+            if r.status_code == 404:
+                answer["unknown"].append(agency_id)
+                continue
+            r.raise_for_status()
+            answer["agencies"][agency_id] = r.json()["items"]
+        return answer
+
+    def _registry_token(self) -> dict[str, str]:
+        audience = self.settings.registry_audience or self.settings.registry_url or ""
+        return self._token(audience, SUBSCRIPTIONS_READ)
 
     def _opened(self, agency_id: str, item: dict[str, Any]) -> dict[str, Any]:
         """The listing of one subscription, its secret opened once (and again only if

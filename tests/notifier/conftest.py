@@ -29,6 +29,7 @@ import pytest
 import uvicorn
 from fastapi import FastAPI, Header, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.types import ASGIApp
 
 from contracts.agency_token import (
     AuthError,
@@ -54,7 +55,7 @@ CANARY = "CANARY-Zq81"
 
 
 @asynccontextmanager
-async def serve(app: FastAPI) -> AsyncIterator[str]:
+async def serve(app: ASGIApp) -> AsyncIterator[str]:
     """A real uvicorn server on 127.0.0.1 and a free port, in this event loop."""
     config = uvicorn.Config(
         app, host="127.0.0.1", port=0, log_level="warning", timeout_graceful_shutdown=1

@@ -13,10 +13,13 @@ import sqlite3
 from pathlib import Path
 
 import httpx
+from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from contracts.agency_token import issue_token
 from contracts.directory import KeyUse
-from tests.notifier.conftest import REGISTRY_AUDIENCE, World, token, world
+from registry import create_app as registry_app
+from tests.notifier.conftest import REGISTRY_AUDIENCE, World, serve, token, world
 
 
 class CountedTransport(httpx.AsyncHTTPTransport):
@@ -129,3 +132,39 @@ async def test_the_registry_answers_the_notifier_only_with_its_scope(tmp: Path) 
             )
             r = await w.http.get(url, params=asked, headers={"Authorization": f"Bearer {jwt}"})
             assert r.status_code == status, (scope, r.text)
+
+
+def before_the_one_read(app: ASGIApp) -> ASGIApp:
+    """The registry as it was before `GET /v1/subscriptions`: that route is not found."""
+
+    async def older(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == "/v1/subscriptions":
+            await JSONResponse({"error": "not-found"}, 404)(scope, receive, send)
+            return
+        await app(scope, receive, send)
+
+    return older
+
+
+async def test_a_registry_from_before_the_one_read_is_asked_per_agency(tmp: Path) -> None:
+    """A notifier upgraded before its registry keeps its subscriptions: it asks per agency,
+    and an agency that registry does not know is still an error of its own."""
+    async with world(tmp) as w:
+        sub = await w.subscribe("hook", ["referral.requested"])
+        counted = CountedTransport()
+        rt = w.notifier(also_serves=("xa-police", "xa-gone"), registry_transport=counted)
+        async with serve(before_the_one_read(registry_app(w.registry))) as older:
+            rt.settings.registry_url = older
+            await rt.refresh_subscriptions()
+        assert [u.path for u in counted.sent] == [
+            "/v1/subscriptions",
+            "/v1/agencies/xa-shelter/subscriptions",
+            "/v1/agencies/xa-police/subscriptions",
+            "/v1/agencies/xa-gone/subscriptions",
+        ]
+        assert [s.id for s in rt.store.subscriptions("xa-shelter")] == [sub["id"]]
+        assert rt.store.known("xa-police") and not rt.store.known("xa-gone")
+        assert set(k for k in rt.errors if k.endswith(":subscriptions")) == {
+            "xa-gone:subscriptions"
+        }
+        await rt.stop()
