@@ -149,7 +149,7 @@ class NotifierRuntime:
         #: lists last stored, and each subscription's sealed secret last opened.
         self._subs_asked: dict[str, float] = {}
         self._listed: dict[str, list[dict[str, Any]]] = {}
-        self._sealed: dict[str, str] = {}
+        self._sealed: dict[str, Any] = {}
         self._refreshing = asyncio.Lock()
         self._clients: dict[str, httpx.AsyncClient] = {}
         self._stopping = asyncio.Event()
@@ -275,8 +275,8 @@ class NotifierRuntime:
     def _opened(self, agency_id: str, item: dict[str, Any]) -> dict[str, Any]:
         """The listing of one subscription, its secret opened once (and again only if
         the registry sealed a new one)."""
-        sealed = json.dumps(item.get("secret_sealed"), sort_keys=True)
-        if self._sealed.get(item["id"]) != sealed:
+        sealed = item.get("secret_sealed")
+        if item["id"] not in self._sealed or self._sealed[item["id"]] != sealed:
             try:
                 self._secrets[item["id"]] = open_secret(
                     item["secret_sealed"], self.identity, agency_id, item["id"]

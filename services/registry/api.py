@@ -222,7 +222,8 @@ def subscriptions_of(
     (or the operator). An agency the registry does not know is listed under `unknown`,
     so one stale name does not hide the others' subscriptions."""
     asked = list(dict.fromkeys(agency_ids))
-    known = [a for a in asked if registry.directory().agency(a) is not None]
+    directory = registry.directory()
+    known = [a for a in asked if directory.agency(a) is not None]
     return {
         "agencies": registry.subscriptions_of(known, include_deleted),
         "unknown": [a for a in asked if a not in known],

@@ -124,6 +124,9 @@ class OpenStreams:
             raise Overloaded(_RETRY_AFTER_S, f"this node holds {self.count} log streams open")
         self.count += 1
 
+    def give_back(self) -> None:
+        self.count -= 1
+
 
 class CountedStream(StreamingResponse):
     """A log stream that takes its place when made and gives it back when it ends,
@@ -139,7 +142,7 @@ class CountedStream(StreamingResponse):
         try:
             await super().__call__(scope, receive, send)
         finally:
-            self.streams.count -= 1
+            self.streams.give_back()
 
 
 async def stream_lines(
