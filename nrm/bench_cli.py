@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-STAGES = ("crypto", "store", "transport", "e2e", "growth", "audit")
+STAGES = ("crypto", "store", "stack", "transport", "e2e", "growth", "audit")
 BUSES = ("embedded", "kafka", "processes")
 
 

@@ -69,6 +69,19 @@ def text(doc: dict[str, Any]) -> str:
                   s["raw_sqlite_us"], s["ratio_to_raw_sqlite"]]],
             )
         )  # fmt: skip
+    stack = doc.get("stack_floor") or {}
+    if "stack_us" in stack:
+        parts.append(
+            _table(
+                "Stack floor (CPU µs per event, 3 recipients: the parts every node is built "
+                "from, bare, with no bus logic)",
+                ["https request", "kafka client", "durable commits", "stack", "crypto floor",
+                 "stack + crypto × crypto"],
+                [[stack["https_request_us"], stack["kafka_client_us"],
+                  stack["durable_commits_us"], stack["stack_us"], stack["crypto_floor_us"],
+                  stack["ratio_with_crypto_to_crypto_floor"]]],
+            )
+        )  # fmt: skip
     if doc.get("transport_baseline"):
         parts.append(
             _table(

@@ -17,7 +17,15 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from nrm import serving
-from nrm.bench import audit, crypto_floor, end_to_end, growth, store_append, targets
+from nrm.bench import (
+    audit,
+    crypto_floor,
+    end_to_end,
+    growth,
+    stack_floor,
+    store_append,
+    targets,
+)
 from nrm.bench import transport_baseline as tb
 from nrm.bench.common import Progress, machine_facts, ratio
 from nrm.bench.report import svg, text, write_json
@@ -39,7 +47,7 @@ class Options:
     #: (a process per piece, as `nrm up --processes`, over Kafka)
     buses: tuple[str, ...] = ("embedded", "kafka")
     stages: tuple[str, ...] = field(
-        default=("crypto", "store", "transport", "e2e", "growth", "audit")
+        default=("crypto", "store", "stack", "transport", "e2e", "growth", "audit")
     )
 
 
@@ -59,6 +67,9 @@ async def _run(opts: Options, out: TextIO) -> dict[str, Any]:
     if "store" in opts.stages:
         say("store append")
         doc["store_append"] = store_append.run(200 if q else 3000)
+    if "stack" in opts.stages:
+        say("a bare HTTPS request (the stack's floor)")
+        doc["stack_floor"] = await stack_floor.https_request_us(300 if q else 3000)
 
     with tempfile.TemporaryDirectory(prefix="nrm-bench-") as tmp:
         work = Path(tmp)
@@ -227,4 +238,10 @@ def _ratios(doc: dict[str, Any]) -> None:
                 )
         if row.get("sender_cpu_s") is not None and row["accepted"]:
             row["sender_cpu_us_per_event"] = round(row["sender_cpu_s"] / row["accepted"] * 1e6)
+    stack = stack_floor.floor(doc)
+    if stack is not None:
+        crypto = crypto_floor.floor_us(floor, stack["recipients"])
+        stack["crypto_floor_us"] = round(crypto, 1)
+        stack["ratio_with_crypto_to_crypto_floor"] = ratio(stack["stack_us"] + crypto, crypto)
+        doc["stack_floor"].update(stack)
     doc["targets"] = targets.verdicts(doc)

@@ -57,10 +57,14 @@ def verdicts(doc: dict[str, Any]) -> list[dict[str, Any]]:
     if sat is not None:
         x = sat.get("ratio_cpu_to_crypto_floor")
         if x:
+            measured = f"{sat['cpu_us_per_event']:,} us = {x:.1f}x"
+            bare = (doc.get("stack_floor") or {}).get("ratio_with_crypto_to_crypto_floor")
+            if bare:
+                measured += f" (the bare stack with the crypto: {bare:.1f}x)"
             out.append(
                 _target(
                     f"CPU per event <= {CPU_TIMES_FLOOR:g}x crypto floor ({where}, 3 recip.)",
-                    f"{sat['cpu_us_per_event']:,} us = {x:.1f}x",
+                    measured,
                     x <= CPU_TIMES_FLOOR,
                 )
             )

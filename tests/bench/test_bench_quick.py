@@ -57,7 +57,16 @@ def test_quick_bench_writes_every_stage(
     assert {r["recipients"] for r in doc["crypto_floor"]} == {1, 3, 10}
     for r in doc["crypto_floor"]:
         _positive(r, "seal_us", "open_us", "floor_seal_us", "floor_open_us", "seal_ratio")
-    _positive(doc["store_append"], "append_us", "raw_sqlite_us", "ratio_to_raw_sqlite")
+    store = doc["store_append"]
+    _positive(store, "append_us", "raw_sqlite_us", "raw_sqlite_cpu_us", "ratio_to_raw_sqlite")
+    # The stack's floor: its three parts measured in this run, and their sum.
+    stack = doc["stack_floor"]
+    _positive(stack, "https_request_us", "kafka_client_us", "durable_commits_us", "stack_us")
+    assert stack["stack_us"] == round(
+        stack["https_request_us"] + stack["kafka_client_us"] + stack["durable_commits_us"], 1
+    )
+    assert stack["ratio_with_crypto_to_crypto_floor"] > 1
+    assert "Stack floor" in printed
 
     raw = doc["transport_baseline"]
     assert {(r["transport"], r["recipients"]) for r in raw} >= {
@@ -65,6 +74,8 @@ def test_quick_bench_writes_every_stage(
     }
     for r in raw:
         _positive(r, "events_per_s", "p99_ms", "record_bytes_mean")
+        if r["transport"] == "kafka":
+            _positive(r, "client_cpu_us_per_event")
         assert r["delivered"] == r["events"] * r["recipients"]
 
     e2e = doc["end_to_end"]
@@ -133,12 +144,15 @@ def test_bench_without_kafka_says_so(tmp_path: Path) -> None:
             no_kafka=True,
             out=tmp_path,
             progress=False,
-            stages=("crypto", "store", "transport", "audit"),
+            stages=("crypto", "store", "stack", "transport", "audit"),
         ),
         out,
     )
     assert "skipped: Kafka stages (--no-kafka)" in out.getvalue()
     assert all(r["transport"] == "embedded" for r in doc["transport_baseline"])
+    # Without Kafka's part the request is measured, and no floor is claimed.
+    assert doc["stack_floor"]["https_request_us"] > 0
+    assert "stack_us" not in doc["stack_floor"] and "Stack floor" not in out.getvalue()
     assert (tmp_path / "bench.json").exists()
 
 
