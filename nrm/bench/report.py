@@ -75,11 +75,25 @@ def text(doc: dict[str, Any]) -> str:
             _table(
                 "Stack floor (CPU µs per event, 3 recipients: the parts every node is built "
                 "from, bare, with no bus logic)",
-                ["https request", "kafka client", "durable commits", "stack", "crypto floor",
-                 "stack + crypto × crypto"],
+                ["https request", "kafka client", "of it producing", "durable commits",
+                 "stack", "crypto floor", "stack + crypto × crypto"],
                 [[stack["https_request_us"], stack["kafka_client_us"],
-                  stack["durable_commits_us"], stack["stack_us"], stack["crypto_floor_us"],
+                  stack.get("kafka_producer_us", ""), stack["durable_commits_us"],
+                  stack["stack_us"], stack["crypto_floor_us"],
                   stack["ratio_with_crypto_to_crypto_floor"]]],
+            )
+        )  # fmt: skip
+    if "batch_share_at_floor" in stack:
+        parts.append(
+            _table(
+                "The sending node at the stack's floor (µs per event, bare; what the CPU "
+                "target would leave it, recipients at their floor and the notifier free)",
+                ["single", "batched", "batch share", "single at most", "batched at most",
+                 "CPU and batch targets together"],
+                [[stack["sender_single_us"], stack["sender_batched_us"],
+                  stack["batch_share_at_floor"], stack["sender_single_at_most_us"],
+                  stack["batched_at_most_us"],
+                  "possible" if stack["cpu_and_batch_targets_together"] else "impossible"]],
             )
         )  # fmt: skip
     if doc.get("transport_baseline"):

@@ -9,6 +9,8 @@ each recipient (the store stage's raw loop). Here each is timed bare, as CPU: an
 parses the body and answers 201, a loop that only produces and consumes, a table with
 one column. Their sum beside the crypto floor says how much of the CPU-per-event target
 is left for the bus's own work (rules, tokens, the audit log, the notifier) on this stack.
+With the producing side timed alone (`transport_baseline.kafka_producer_us`), the sending
+node's floor, single and batched, says whether the CPU and batch targets can hold together.
 
 Run as a module, it is the bare server: ``python -m nrm.bench.stack_floor CERT PORT``.
 """
@@ -148,6 +150,42 @@ def floor(doc: dict[str, Any], recipients: int = 3) -> dict[str, Any] | None:
         "kafka_client_us": kafka,
         "durable_commits_us": commits,
         "stack_us": round(https + kafka + commits, 1),
+    }
+
+
+def at_the_floor(
+    doc: dict[str, Any], recipients: int = 3, size: int = 200
+) -> dict[str, Any] | None:
+    """The sending node's bare cost per event, single and in a batch of `size`, and what
+    the CPU target would leave it: the batch target's ratio at the floor, and whether the
+    two targets can hold together on this stack. None when a part was not measured.
+
+    Bare, a single request costs the sender one request, sealing's crypto, one commit and
+    producing its records; a batched event the same but a `size`-th of the request and
+    the commit. Were the CPU target met, the sender could spend at most 4 crypto floors
+    less what the recipients cannot go below (opening, a commit each, consuming), with the
+    notifier free; the batch target allows a batched event a fifth of that."""
+    from nrm.bench.targets import BATCH_SHARE, CPU_TIMES_FLOOR
+
+    bare = floor(doc, recipients)
+    producing = (doc.get("stack_floor") or {}).get("kafka_producer_us")
+    crypto = next((r for r in doc.get("crypto_floor", []) if r["recipients"] == recipients), None)
+    if not (bare and producing and crypto):
+        return None
+    https, client = bare["https_request_us"], bare["kafka_client_us"]
+    commit = doc["store_append"]["raw_sqlite_cpu_us"]
+    seal, opening = crypto["floor_seal_us"], crypto["floor_open_us"]
+    single = https + seal + commit + producing
+    batched = seal + producing + (https + commit) / size
+    receivers = recipients * (opening + commit) + max(client - producing, 0.0)
+    single_at_most = CPU_TIMES_FLOOR * (seal + recipients * opening) - receivers
+    return {
+        "sender_single_us": round(single, 1),
+        "sender_batched_us": round(batched, 1),
+        "batch_share_at_floor": round(batched / single, 3),
+        "sender_single_at_most_us": round(single_at_most, 1),
+        "batched_at_most_us": round(BATCH_SHARE * single_at_most, 1),
+        "cpu_and_batch_targets_together": batched <= BATCH_SHARE * single_at_most,
     }
 
 

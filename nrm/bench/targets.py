@@ -124,12 +124,18 @@ def verdicts(doc: dict[str, Any]) -> list[dict[str, Any]]:
     if batch is not None and sat is not None:
         if batch.get("sender_cpu_us_per_event") and sat.get("sender_cpu_us_per_event"):
             share = batch["sender_cpu_us_per_event"] / sat["sender_cpu_us_per_event"]
+            measured = (
+                f"{batch['sender_cpu_us_per_event']:,} vs "
+                f"{sat['sender_cpu_us_per_event']:,} us = {share:.0%}"
+            )
+            bare = (doc.get("stack_floor") or {}).get("batch_share_at_floor")
+            if bare:
+                measured += f" (at the stack's floor: {bare:.0%})"
             out.append(
                 _target(
                     f"batch intake: accept cost per event <= {BATCH_SHARE:.0%} of a single "
                     f"request's (the sending node's own CPU; {where})",
-                    f"{batch['sender_cpu_us_per_event']:,} vs "
-                    f"{sat['sender_cpu_us_per_event']:,} us = {share:.0%}",
+                    measured,
                     share <= BATCH_SHARE,
                 )
             )

@@ -159,6 +159,38 @@ async def kafka_loop(
     return row
 
 
+async def kafka_producer_us(kafka: SecuredKafka, n_events: int, recipients: int) -> float:
+    """The producing side alone: CPU per event of publishing the same records (one per
+    recipient topic, batches of 200, acks=all) with no consumer in the process."""
+    from aiokafka import AIOKafkaProducer
+
+    from nrm.pki import OPERATOR
+
+    topics = [f"bench-produce-{uuid.uuid4().hex[:8]}-{r}" for r in RECIPIENTS[:recipients]]
+    operator = kafka.transport(OPERATOR)
+    try:
+        await operator.ensure_topics(topics, partitions=4)
+    finally:
+        await operator.close()
+    recs = records(n_events, recipients)
+    producer = AIOKafkaProducer(
+        **kafka.client_options(OPERATOR), enable_idempotence=True, acks="all", linger_ms=5
+    )
+    await producer.start()
+    try:
+        cpu0 = time.process_time()
+        for start in range(0, n_events, 200):
+            futures = [
+                await producer.send(t, value, key=key, headers=list(headers))
+                for key, value, headers in recs[start : start + 200]
+                for t in topics
+            ]
+            await asyncio.gather(*futures)
+        return (time.process_time() - cpu0) / n_events * 1e6
+    finally:
+        await producer.stop()
+
+
 async def embedded_loop(
     n_events: int, recipients: int, rate: float | None = None
 ) -> dict[str, Any]:

@@ -66,7 +66,10 @@ def test_quick_bench_writes_every_stage(
         stack["https_request_us"] + stack["kafka_client_us"] + stack["durable_commits_us"], 1
     )
     assert stack["ratio_with_crypto_to_crypto_floor"] > 1
-    assert "Stack floor" in printed
+    assert stack["kafka_producer_us"] > 0 and 0 < stack["batch_share_at_floor"] < 1
+    assert stack["sender_batched_us"] < stack["sender_single_us"]
+    assert stack["cpu_and_batch_targets_together"] in (True, False)
+    assert "Stack floor" in printed and "CPU and batch targets together" in printed
 
     raw = doc["transport_baseline"]
     assert {(r["transport"], r["recipients"]) for r in raw} >= {
