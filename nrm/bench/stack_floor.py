@@ -164,7 +164,9 @@ def at_the_floor(
     producing its records; a batched event the same but a `size`-th of the request and
     the commit. Were the CPU target met, the sender could spend at most 4 crypto floors
     less what the recipients cannot go below (opening, a commit each, consuming), with the
-    notifier free; the batch target allows a batched event a fifth of that."""
+    notifier free; the batch target allows a batched event a fifth of that. Producing is
+    counted because the batch target is judged on the sending node's whole CPU, its
+    relay's publishing included (`targets`)."""
     from nrm.bench.targets import BATCH_SHARE, CPU_TIMES_FLOOR
 
     bare = floor(doc, recipients)
