@@ -85,25 +85,39 @@ async def _drive(
     }
 
 
-async def kafka_loop(
-    kafka: SecuredKafka, n_events: int, recipients: int, rate: float | None = None
-) -> dict[str, Any]:
-    """Raw aiokafka: one producer, one consumer group per recipient topic; TLS with the
-    operator's certificate, as the bus itself never speaks plaintext."""
-    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+async def _topics_and_producer(
+    kafka: SecuredKafka, what: str, recipients: int
+) -> tuple[list[str], Any]:
+    """Fresh topics, one per recipient (4 partitions), and a producer (not started) set as
+    the baseline is: idempotent, acks=all, linger 5 ms, TLS with the operator's
+    certificate."""
+    from aiokafka import AIOKafkaProducer
 
     from nrm.pki import OPERATOR
 
     run_id = uuid.uuid4().hex[:8]
-    topics = [f"bench-raw-{run_id}-{r}" for r in RECIPIENTS[:recipients]]
+    topics = [f"bench-{what}-{run_id}-{r}" for r in RECIPIENTS[:recipients]]
     operator = kafka.transport(OPERATOR)
     try:
         await operator.ensure_topics(topics, partitions=4)
     finally:
         await operator.close()
+    options = kafka.client_options(OPERATOR)
+    return topics, AIOKafkaProducer(**options, enable_idempotence=True, acks="all", linger_ms=5)
+
+
+async def kafka_loop(
+    kafka: SecuredKafka, n_events: int, recipients: int, rate: float | None = None
+) -> dict[str, Any]:
+    """Raw aiokafka: one producer, one consumer group per recipient topic; TLS with the
+    operator's certificate, as the bus itself never speaks plaintext."""
+    from aiokafka import AIOKafkaConsumer
+
+    from nrm.pki import OPERATOR
+
+    topics, producer = await _topics_and_producer(kafka, "raw", recipients)
     connection = kafka.client_options(OPERATOR)
     recs = records(n_events, recipients)
-    producer = AIOKafkaProducer(**connection, enable_idempotence=True, acks="all", linger_ms=5)
     consumers = [
         AIOKafkaConsumer(
             t,
@@ -162,20 +176,8 @@ async def kafka_loop(
 async def kafka_producer_us(kafka: SecuredKafka, n_events: int, recipients: int) -> float:
     """The producing side alone: CPU per event of publishing the same records (one per
     recipient topic, batches of 200, acks=all) with no consumer in the process."""
-    from aiokafka import AIOKafkaProducer
-
-    from nrm.pki import OPERATOR
-
-    topics = [f"bench-produce-{uuid.uuid4().hex[:8]}-{r}" for r in RECIPIENTS[:recipients]]
-    operator = kafka.transport(OPERATOR)
-    try:
-        await operator.ensure_topics(topics, partitions=4)
-    finally:
-        await operator.close()
+    topics, producer = await _topics_and_producer(kafka, "produce", recipients)
     recs = records(n_events, recipients)
-    producer = AIOKafkaProducer(
-        **kafka.client_options(OPERATOR), enable_idempotence=True, acks="all", linger_ms=5
-    )
     await producer.start()
     try:
         cpu0 = time.process_time()
