@@ -139,7 +139,7 @@ async def _transports_and_bus(
             if not q:
                 rows.append(await tb.kafka_loop(kafka, 3000, 3, 1000.0))
         doc["transport_baseline"] = rows
-    if "stack" in opts.stages and kafka:
+    if "stack" in opts.stages and "transport" in opts.stages and kafka:  # with its loop
         producing = await tb.kafka_producer_us(kafka, 300 if q else 3000, 3)
         doc.setdefault("stack_floor", {})["kafka_producer_us"] = round(producing, 1)
     if "e2e" in opts.stages:

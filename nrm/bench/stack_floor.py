@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from nrm.bench.lane import Lane
+from nrm.bench.targets import BATCH_SHARE, CPU_TIMES_FLOOR
 from nrm.bench.workload import RECIPIENTS, follow_up
 from nrm.supervisor import cpu_seconds
 
@@ -171,8 +172,6 @@ def at_the_floor(
     notifier free; the batch target allows a batched event a fifth of that. Producing is
     counted because the batch target is judged on the sending node's whole CPU, its
     relay's publishing included (`targets`)."""
-    from nrm.bench.targets import BATCH_SHARE, CPU_TIMES_FLOOR
-
     bare = floor(doc, recipients)
     producing = (doc.get("stack_floor") or {}).get("kafka_producer_us")
     crypto = next((r for r in doc.get("crypto_floor", []) if r["recipients"] == recipients), None)

@@ -275,11 +275,11 @@ class NotifierRuntime:
     def _opened(self, agency_id: str, item: dict[str, Any]) -> dict[str, Any]:
         """The listing of one subscription, its secret opened once (and again only if
         the registry sealed a new one)."""
-        sealed = item.get("secret_sealed")
+        sealed = item["secret_sealed"]
         if item["id"] not in self._sealed or self._sealed[item["id"]] != sealed:
             try:
                 self._secrets[item["id"]] = open_secret(
-                    item["secret_sealed"], self.identity, agency_id, item["id"]
+                    sealed, self.identity, agency_id, item["id"]
                 )
             except SecretUnavailable as exc:
                 log.error("%s", exc)
